@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The bpffs semantics as a pure in-memory core: the tree, names, the terminal-directory rule,
+// modes and owners, xattrs, the inode table with lookup counts, and the two bpf(2) commands
+// BPF_PIN_FD / BPF_NEW_FD (pin, get). No FUSE, no syscalls, no fds: a pinned object is an
+// ObjHandle that the broker resolves.
+//
+// Layering, as in the kernel: the VFS (with FUSE's default_permissions) does the permission
+// checks of mkdir/rmdir/unlink/setattr (W+X on the parent, owner/CAP_FOWNER/CAP_CHOWN, sticky)
+// before the daemon sees a request; the core is the filesystem below it (the seed's inode
+// operations), so those calls apply what they are given. Where the spec's result depends on the
+// caller at the filesystem level (open, getxattr, get) or emulates a syscall the kernel does not
+// check for us (pin, get), the core takes a Caller and checks.
+//
+// Inode numbers are never reused. A node the kernel knows (nlookup > 0) outlives its unlink
+// until forget() drops the count to 0, as FUSE requires; its kernel object is released at
+// unlink (the handle is returned to the caller), not at forget.
+//
+// Thread safety: every public member takes the one internal mutex; calls may come from any
+// thread. Callbacks (the readdir sink) run under that mutex and must not call back into the core.
+#pragma once
+
+#include "fsops/mount_options.hpp"
+#include "fsops/result.hpp"
+#include "fsops/types.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace bpffs::fsops {
+
+using Clock = std::function<Timespec()>;
+Timespec system_clock_now();
+
+// Switches for the rules that differ between the seed and today's kernel (spec section 7).
+// Only the seed's values are implemented today; the fields name where compat=linux will hook in.
+struct Policy {
+    bool terminal_dirs = true;         // seed: a dir with objects is terminal
+    bool mkdir_copies_parent_mode = true;
+};
+
+// One directory entry as readdir hands it to a sink.
+struct DirEntry {
+    std::string_view name;
+    Attr attr;            // full attributes (readdirplus); readdir uses ino and the type bits
+    std::uint64_t next_off;  // the offset to resume after this entry
+};
+
+// Accepts entries until full; returns false (and keeps nothing) when the entry does not fit.
+using DirSink = std::function<bool(const DirEntry&)>;
+
+// Result of an unlink: the kernel object the name held, to release at once.
+struct Unlinked {
+    std::optional<ObjHandle> released;
+};
+
+class Filesystem {
+public:
+    explicit Filesystem(MountOptions opts = {}, Clock clock = system_clock_now,
+                        Policy policy = {});
+    ~Filesystem();
+    Filesystem(const Filesystem&) = delete;
+    Filesystem& operator=(const Filesystem&) = delete;
+
+    // --- inode table --------------------------------------------------------------------
+    // lookup: ENOENT, ENOTDIR (parent not a dir), ENAMETOOLONG. Success counts one lookup.
+    Result<Attr> lookup(Ino parent, std::string_view name);
+    // Drops n lookups; a removed node with no lookups left is freed. Unknown inos are ignored.
+    void forget(Ino ino, std::uint64_t n);
+    Result<Attr> getattr(Ino ino) const;
+    // Lookup count of a live node (tests, status).
+    std::uint64_t nlookup(Ino ino) const;
+    bool exists(Ino ino) const;  // still in the table (live, or removed but referenced)
+
+    // --- namespace operations (VFS checks done by the kernel) ----------------------------
+    // mkdir: ENOTDIR, ENAMETOOLONG, EEXIST (also "." and ".."), EPERM (dotted name, terminal
+    // parent), ENOENT (parent removed). Mode = the parent's full mode; owner = caller uid; gid =
+    // parent's if it is setgid, else caller gid. Counts one lookup (the entry reply).
+    Result<Attr> mkdir(const Caller& c, Ino parent, std::string_view name);
+    // rmdir: ENOENT, ENOTDIR (not a dir), ENOTEMPTY.
+    Result<void> rmdir(Ino parent, std::string_view name);
+    // unlink: ENOENT, EISDIR. Returns the object's handle, which the caller releases.
+    Result<Unlinked> unlink(Ino parent, std::string_view name);
+    // rename, link, symlink: EPERM (the seed has none of these operations).
+    Result<void> rename(Ino parent, std::string_view name, Ino newparent,
+                        std::string_view newname);
+    Result<void> link(Ino ino, Ino newparent, std::string_view newname);
+    Result<void> symlink(Ino parent, std::string_view name);
+    // mknod: EEXIST if the name exists; S_IFREG or 0: EACCES; anything else: EPERM.
+    Result<void> mknod(Ino parent, std::string_view name, std::uint32_t mode);
+    // create (open O_CREAT of a new name): EEXIST if it exists, else EACCES.
+    Result<void> create(Ino parent, std::string_view name);
+
+    Result<Attr> setattr(Ino ino, const SetAttr& s);
+
+    // --- files and directories -----------------------------------------------------------
+    // open of a non-directory: the permission for the access mode (EACCES), then ENXIO.
+    // acc_mode is a MAY_* mask (read/write from O_ACCMODE, write for O_TRUNC).
+    Result<void> open(const Caller& c, Ino ino, int acc_mode) const;
+    // opendir: ENOTDIR on a non-directory.
+    Result<void> opendir(Ino ino) const;
+    // Lists from `off` (0 = start; "." and ".." first). Offsets are cookies: an entry keeps its
+    // offset for life and new entries get larger ones, so a listing that goes on while the
+    // directory changes lists no entry twice and skips none that stayed. With plus, each entry
+    // the sink accepts (not "." and "..") counts one lookup. ENOTDIR, ENOENT.
+    Result<void> readdir(Ino dir, std::uint64_t off, bool plus, const DirSink& sink);
+    Statfs statfs() const { return {}; }
+
+    // --- xattrs (seed: only "bpf.type" on objects) ---------------------------------------
+    // size 0 asks for the length. Returns the bytes (a value or a length-only query result:
+    // `value` empty and `length` set).
+    struct XattrReply {
+        std::string value;  // filled when size > 0
+        std::size_t length = 0;
+    };
+    // getxattr: EACCES (no MAY_READ), EOPNOTSUPP (directory), ENODATA (other names on an object;
+    // names are matched by the 8-byte prefix "bpf.type" as the seed's strncmp does), ERANGE.
+    Result<XattrReply> getxattr(const Caller& c, Ino ino, std::string_view name,
+                                std::size_t size) const;
+    // listxattr: object "bpf.type\0", directory empty; ERANGE on a short buffer.
+    Result<XattrReply> listxattr(Ino ino, std::size_t size) const;
+    // setxattr, removexattr: EOPNOTSUPP everywhere.
+    Result<void> setxattr(Ino ino, std::string_view name) const;
+    Result<void> removexattr(Ino ino, std::string_view name) const;
+
+    // --- the bpf(2) commands, for the broker ----------------------------------------------
+    // pin (BPF_PIN_FD) into directory `parent`, after the broker checked the fd. Order: EPERM
+    // (no CAP_SYS_ADMIN), ENOENT (parent removed), ENOTDIR, ENAMETOOLONG, EEXIST, EPERM (dotted
+    // name), EBUSY (parent has subdirectories). The node: S_IFREG 0600, owner = caller uid, gid by
+    // the setgid rule, nlink 1, size 0. The parent's write permission is not checked (the seed
+    // bypasses may_create). Does not count a lookup (no reply to the kernel carries it).
+    Result<Attr> pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
+                     ObjHandle handle);
+    // get (BPF_NEW_FD) of node `ino` (resolved by the kernel's path walk): ENOENT (removed),
+    // EACCES (no write permission), EACCES (not an object). Updates atime.
+    Result<Fetched> get(const Caller& c, Ino ino);
+
+    // --- permissions ----------------------------------------------------------------------
+    // generic_permission(): owner/group/other bits, then CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.
+    Result<void> permission(const Caller& c, Ino ino, int mask) const;
+
+    // --- mount options ----------------------------------------------------------------------
+    MountOptions options() const;
+    // Applies already-validated options to the root (remount): mode, uid, gid.
+    Attr apply_options(const MountOptions& opts);
+    Counts counts() const;
+    std::size_t node_count() const;  // nodes in the inode table, removed-but-referenced too
+
+    // Drops every object and returns their handles (unmount releases everything).
+    std::vector<ObjHandle> release_all();
+
+private:
+    struct Node;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bpffs::fsops

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Mount option parsing with the kernel's number rules (match_int / match_octal use kstrtoll:
+// optional sign, base 0 or 8, the whole value must be digits, the result must fit an int).
+#include "fsops/mount_options.hpp"
+
+#include <array>
+#include <climits>
+#include <optional>
+
+namespace bpffs::fsops {
+namespace {
+
+// kstrtoll-like: optional '+' or '-', then digits of `base` (0: "0x" hex, "0" octal, else
+// decimal). Nothing else is accepted; the value must fit an int.
+std::optional<long long> parse_int(std::string_view s, int base) {
+    if (s.empty()) return std::nullopt;
+    bool neg = false;
+    if (s.front() == '+' || s.front() == '-') {
+        neg = s.front() == '-';
+        s.remove_prefix(1);
+    }
+    if (base == 0) {
+        if (s.size() > 1 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+            base = 16;
+            s.remove_prefix(2);
+        } else if (s.size() > 1 && s[0] == '0') {
+            base = 8;
+        } else {
+            base = 10;
+        }
+    }
+    if (s.empty()) return std::nullopt;
+    unsigned long long v = 0;
+    for (char ch : s) {
+        int d;
+        if (ch >= '0' && ch <= '9') d = ch - '0';
+        else if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
+        else return std::nullopt;
+        if (d >= base) return std::nullopt;
+        v = v * static_cast<unsigned>(base) + static_cast<unsigned>(d);
+        if (v > static_cast<unsigned long long>(INT_MAX) + 1) return std::nullopt;
+    }
+    long long r = neg ? -static_cast<long long>(v) : static_cast<long long>(v);
+    if (r < INT_MIN || r > INT_MAX) return std::nullopt;
+    return r;
+}
+
+// An id as make_kuid() in the initial user namespace takes it: (uid_t)-1 is invalid.
+std::optional<std::uint32_t> parse_id(std::string_view s) {
+    auto v = parse_int(s, 0);
+    if (!v) return std::nullopt;
+    auto id = static_cast<std::uint32_t>(static_cast<int>(*v));
+    if (id == UINT32_MAX) return std::nullopt;
+    return id;
+}
+
+std::optional<std::uint32_t> parse_mode(std::string_view s) {
+    auto v = parse_int(s, 8);
+    if (!v) return std::nullopt;
+    return static_cast<std::uint32_t>(static_cast<int>(*v)) & 07777u;
+}
+
+// Options that belong to libfuse or mount(8), not to us. Keys end with '=' when they take a
+// value. This is the set libfuse 3.14's fuse_session_new accepts, plus the generic mount flags
+// mount(8) and mount.fuse3 pass on for fstab lines.
+constexpr std::array<std::string_view, 37> kPassthrough = {
+    "rw", "ro", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync",
+    "dirsync", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
+    "strictatime", "nostrictatime", "lazytime", "nolazytime", "default_permissions",
+    "allow_other", "allow_root", "auto_unmount", "blkdev", "debug", "fsname=", "subtype=",
+    "max_read=", "blksize=", "context=", "fscontext=", "defcontext=", "rootcontext=",
+    "max_idle_threads=", "clone_fd",
+};
+
+OptionError bad_value(std::string_view element, std::string_view key, std::string_view value) {
+    return {std::string(element),
+            "invalid value for " + std::string(key) + ": '" + std::string(value) + "'"};
+}
+
+struct Parsed {
+    std::optional<std::uint32_t> uid, gid, mode;
+    std::vector<std::string> passthrough;
+};
+
+Result<Parsed, OptionError> parse_list(std::string_view list) {
+    Parsed p;
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        std::string_view el = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        if (el.empty()) continue;
+        auto eq = el.find('=');
+        std::string_view key = el.substr(0, eq);
+        std::string_view val = eq == std::string_view::npos ? std::string_view{} : el.substr(eq + 1);
+        bool has_val = eq != std::string_view::npos;
+        if (has_val && (key == "uid" || key == "gid")) {
+            auto id = parse_id(val);
+            if (!id) return Unexpected{bad_value(el, key, val)};
+            (key == "uid" ? p.uid : p.gid) = *id;
+        } else if (has_val && key == "mode") {
+            auto m = parse_mode(val);
+            if (!m) return Unexpected{bad_value(el, key, val)};
+            p.mode = *m;
+        } else if (is_passthrough_option(el)) {
+            p.passthrough.emplace_back(el);
+        } else {
+            return Unexpected{OptionError{std::string(el),
+                                          "unknown option '" + std::string(el) + "'"}};
+        }
+    }
+    return p;
+}
+
+}  // namespace
+
+bool is_passthrough_option(std::string_view element) {
+    auto eq = element.find('=');
+    for (std::string_view k : kPassthrough) {
+        if (k.back() == '=') {
+            if (eq != std::string_view::npos && element.substr(0, eq + 1) == k) return true;
+        } else if (element == k) {
+            return true;
+        }
+    }
+    return false;
+}
+
+Result<ParsedOptions, OptionError> parse_mount_options(std::string_view list,
+                                                       const MountOptions& base) {
+    auto p = parse_list(list);
+    if (!p) return Unexpected{p.error()};
+    ParsedOptions out{base, std::move(p->passthrough)};
+    if (p->uid) out.ours.uid = *p->uid;
+    if (p->gid) out.ours.gid = *p->gid;
+    if (p->mode) out.ours.mode = *p->mode;
+    return out;
+}
+
+Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
+                                                        const MountOptions& current) {
+    auto p = parse_list(list);
+    if (!p) return Unexpected{p.error()};
+    if (!p->passthrough.empty()) {
+        const auto& el = p->passthrough.front();
+        return Unexpected{OptionError{el, "option '" + el + "' cannot be changed by remount"}};
+    }
+    MountOptions out = current;
+    out.mode = p->mode.value_or(kDefaultRootMode);
+    if (p->uid) out.uid = *p->uid;
+    if (p->gid) out.gid = *p->gid;
+    return out;
+}
+
+std::string show_options(const MountOptions& opts) {
+    std::string s;
+    auto add = [&s](const std::string& item) {
+        if (!s.empty()) s += ',';
+        s += item;
+    };
+    if (opts.uid != 0) add("uid=" + std::to_string(opts.uid));
+    if (opts.gid != 0) add("gid=" + std::to_string(opts.gid));
+    if (opts.mode != kDefaultRootMode) {
+        char buf[16];
+        int n = 0;
+        std::uint32_t m = opts.mode;
+        do {
+            buf[n++] = static_cast<char>('0' + (m & 7));
+            m >>= 3;
+        } while (m != 0);
+        std::string oct;  // "%o", as the kernel's show_options prints it
+        while (n > 0) oct += buf[--n];
+        add("mode=" + oct);
+    }
+    return s;
+}
+
+}  // namespace bpffs::fsops

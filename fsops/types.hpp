@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Value types shared by the core's callers: who asks (Caller), what a node looks like (Attr),
+// what to change (SetAttr). No FUSE, no syscalls: the adapters fill these in.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace bpffs::fsops {
+
+using Ino = std::uint64_t;
+inline constexpr Ino kRootIno = 1;
+inline constexpr std::size_t kNameMax = 255;
+
+// Opaque token for a pinned kernel object; the broker's registry resolves it to a kernel fd.
+using ObjHandle = std::uint64_t;
+enum class ObjType : std::uint8_t { map, prog };
+
+struct Timespec {
+    std::int64_t sec = 0;
+    std::int64_t nsec = 0;
+    friend bool operator==(const Timespec&, const Timespec&) = default;
+};
+
+// Capabilities the core's checks look at, as the kernel would see them for this caller.
+struct Caps {
+    bool sys_admin = false;        // pin
+    bool dac_override = false;     // permission(): read/write anything, search any dir
+    bool dac_read_search = false;  // permission(): read anything, search any dir
+};
+
+// The requesting process: fsuid/fsgid, supplementary groups and capabilities.
+struct Caller {
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    std::vector<std::uint32_t> groups;
+    Caps caps;
+
+    bool in_group(std::uint32_t g) const;
+    static Caller root();  // uid 0 with every capability (tests, the daemon's own requests)
+};
+
+// Permission masks, the kernel's MAY_* values.
+inline constexpr int kMayExec = 1;
+inline constexpr int kMayWrite = 2;
+inline constexpr int kMayRead = 4;
+
+// File type bits, the values of <sys/stat.h>, which the core does not include.
+inline constexpr std::uint32_t kIfMt = 0170000;
+inline constexpr std::uint32_t kIfDir = 0040000;
+inline constexpr std::uint32_t kIfReg = 0100000;
+inline constexpr std::uint32_t kIfSock = 0140000;
+inline constexpr std::uint32_t kIsGid = 02000;
+
+struct Attr {
+    Ino ino = 0;
+    std::uint32_t mode = 0;  // type and permission bits
+    std::uint32_t nlink = 0;
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    std::uint64_t size = 0;
+    Timespec atime, mtime, ctime;
+    bool is_dir() const { return (mode & kIfMt) == kIfDir; }
+};
+
+// A time to set: explicit, or "now" (UTIME_NOW / utimes(NULL)).
+struct TimeSet {
+    bool now = false;
+    Timespec at;
+};
+
+// What setattr changes; unset fields stay. Permission checks are the VFS's (default_permissions),
+// so the core applies what it is given, as the seed's simple_setattr does.
+struct SetAttr {
+    std::optional<std::uint32_t> mode;  // permission bits (07777); the type bits are kept
+    std::optional<std::uint32_t> uid;
+    std::optional<std::uint32_t> gid;
+    std::optional<std::uint64_t> size;
+    std::optional<TimeSet> atime;
+    std::optional<TimeSet> mtime;
+    std::optional<Timespec> ctime;  // FUSE_SET_ATTR_CTIME (rare): set explicitly
+};
+
+struct Statfs {
+    std::uint32_t bsize = 4096;
+    std::uint32_t namelen = 255;
+};
+
+// What a successful get gives the broker: the object and its type.
+struct Fetched {
+    ObjHandle handle = 0;
+    ObjType type = ObjType::map;
+};
+
+struct Counts {
+    std::uint64_t dirs = 0;  // including the root
+    std::uint64_t maps = 0;
+    std::uint64_t progs = 0;
+};
+
+}  // namespace bpffs::fsops
