@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Callbacks of the low-level API. Two things are subtle:
+//  - Negative lookups are answered as cached entries (ino 0 with a timeout), so a name created
+//    behind the kernel's back (a pin through the broker) must be invalidated by the creator.
+//  - readdirplus entries count as lookups (the core counts the ones that fit the buffer), and
+//    forget can arrive long after unlink: the core keeps such nodes until their count is 0.
+// Who asks: uid/gid come with every request; supplementary groups and capabilities are read from
+// /proc/<tid>/status only for the operations whose answer depends on them at the filesystem
+// level (open, getxattr). If the caller's status cannot be read (it exited, or lives in a pid
+// namespace the daemon cannot see: pid 0), it gets no groups and no capabilities.
+#include "daemon/fuse_adapter.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace bpffs::daemon {
+namespace {
+
+using fsops::Attr;
+using fsops::Caller;
+using fsops::Ino;
+
+FuseState& state(fuse_req_t req) { return *static_cast<FuseState*>(fuse_req_userdata(req)); }
+
+// Errnos that are answers, not faults: logged at debug level. Anything else at error level.
+bool is_expected_errno(int e) {
+    switch (e) {
+        case ENOENT: case EEXIST: case EPERM: case EACCES: case ENOTDIR: case EISDIR:
+        case ENOTEMPTY: case ENAMETOOLONG: case ENXIO: case EOPNOTSUPP: case ENODATA:
+        case ERANGE: case EBUSY: case EINVAL: case EBADF: case EROFS:
+            return true;
+        default:
+            return false;
+    }
+}
+
+void reply_error(fuse_req_t req, const char* op, Errno e) {
+    if (is_expected_errno(e.value)) spdlog::debug("op={} -> {}", op, strerrorname_np(e.value));
+    else spdlog::error("op={} -> {} ({})", op, strerrorname_np(e.value), std::strerror(e.value));
+    fuse_reply_err(req, e.value);
+}
+
+// Runs one callback body; exceptions never cross into libfuse.
+template <class F>
+void guarded(fuse_req_t req, const char* op, F&& body) {
+    try {
+        body();
+    } catch (const std::bad_alloc&) {
+        reply_error(req, op, Errno{ENOMEM});
+    } catch (const std::exception& ex) {
+        spdlog::error("op={} failed: {}", op, ex.what());
+        fuse_reply_err(req, EIO);
+    }
+}
+
+struct stat to_stat(const Attr& a) {
+    struct stat st {};
+    st.st_ino = a.ino;
+    st.st_mode = a.mode;
+    st.st_nlink = a.nlink;
+    st.st_uid = a.uid;
+    st.st_gid = a.gid;
+    st.st_size = static_cast<off_t>(a.size);
+    st.st_blksize = 4096;
+    st.st_atim = {a.atime.sec, a.atime.nsec};
+    st.st_mtim = {a.mtime.sec, a.mtime.nsec};
+    st.st_ctim = {a.ctime.sec, a.ctime.nsec};
+    return st;
+}
+
+fuse_entry_param to_entry(const FuseState& st, const Attr& a) {
+    fuse_entry_param e{};
+    e.ino = a.ino;
+    e.generation = 1;  // inode numbers are never reused
+    e.attr = to_stat(a);
+    e.attr_timeout = st.attr_timeout;
+    e.entry_timeout = st.entry_timeout;
+    return e;
+}
+
+Caller caller_ids(fuse_req_t req) {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    Caller c;
+    c.uid = ctx->uid;
+    c.gid = ctx->gid;
+    return c;
+}
+
+// Groups and effective capabilities of the requesting thread, from /proc/<tid>/status.
+Caller caller_full(fuse_req_t req) {
+    Caller c = caller_ids(req);
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    if (ctx->pid <= 0) return c;
+    std::ifstream in("/proc/" + std::to_string(ctx->pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("Groups:", 0) == 0) {
+            std::istringstream is(line.substr(7));
+            std::uint32_t g;
+            while (is >> g) c.groups.push_back(g);
+        } else if (line.rfind("CapEff:", 0) == 0) {
+            std::uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
+            constexpr int kCapDacOverride = 1, kCapDacReadSearch = 2, kCapSysAdmin = 21;
+            c.caps.dac_override = (caps >> kCapDacOverride) & 1;
+            c.caps.dac_read_search = (caps >> kCapDacReadSearch) & 1;
+            c.caps.sys_admin = (caps >> kCapSysAdmin) & 1;
+        }
+    }
+    return c;
+}
+
+void reply_entry(fuse_req_t req, const char* op, const Result<Attr>& r) {
+    if (!r) return reply_error(req, op, r.error());
+    auto e = to_entry(state(req), *r);
+    fuse_reply_entry(req, &e);
+}
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+    (void)userdata;
+    // The core answers readdirplus in one pass; let the kernel use it for ls -l style walks.
+    if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+    // O_TRUNC on open is an open flag to us (objects cannot be opened anyway).
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+    spdlog::info("FUSE session initialised (protocol {}.{})", conn->proto_major,
+                 conn->proto_minor);
+}
+
+void op_destroy(void* userdata) {
+    auto* st = static_cast<FuseState*>(userdata);
+    // Unmount releases every pinned object (the spec's departure 2).
+    auto handles = st->fs.release_all();
+    if (st->release_object) {
+        for (auto h : handles) st->release_object(h);
+    }
+    spdlog::info("FUSE session ended; released {} pinned object(s)", handles.size());
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    guarded(req, "lookup", [&] {
+        auto& st = state(req);
+        auto r = st.fs.lookup(parent, name);
+        spdlog::debug("op=lookup parent={} name=\"{}\" -> {}", parent, name,
+                      r ? std::to_string(r->ino) : strerrorname_np(r.error().value));
+        if (!r && r.error().value == ENOENT && st.negative_timeout > 0) {
+            fuse_entry_param e{};
+            e.ino = 0;  // a cached negative entry
+            e.entry_timeout = st.negative_timeout;
+            fuse_reply_entry(req, &e);
+            return;
+        }
+        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        auto e = to_entry(st, *r);
+        fuse_reply_entry(req, &e);
+    });
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    state(req).fs.forget(ino, nlookup);
+    fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    auto& fs = state(req).fs;
+    for (size_t i = 0; i < count; ++i) fs.forget(forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    guarded(req, "getattr", [&] {
+        auto& st = state(req);
+        auto r = st.fs.getattr(ino);
+        if (!r) return reply_error(req, "getattr", r.error());
+        auto s = to_stat(*r);
+        fuse_reply_attr(req, &s, st.attr_timeout);
+    });
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+    guarded(req, "setattr", [&] {
+        auto& st = state(req);
+        fsops::SetAttr s;
+        if (to_set & FUSE_SET_ATTR_MODE) s.mode = attr->st_mode & 07777;
+        if (to_set & FUSE_SET_ATTR_UID) s.uid = attr->st_uid;
+        if (to_set & FUSE_SET_ATTR_GID) s.gid = attr->st_gid;
+        if (to_set & FUSE_SET_ATTR_SIZE) s.size = static_cast<std::uint64_t>(attr->st_size);
+        if (to_set & FUSE_SET_ATTR_ATIME_NOW) s.atime = fsops::TimeSet{true, {}};
+        else if (to_set & FUSE_SET_ATTR_ATIME)
+            s.atime = fsops::TimeSet{false, {attr->st_atim.tv_sec, attr->st_atim.tv_nsec}};
+        if (to_set & FUSE_SET_ATTR_MTIME_NOW) s.mtime = fsops::TimeSet{true, {}};
+        else if (to_set & FUSE_SET_ATTR_MTIME)
+            s.mtime = fsops::TimeSet{false, {attr->st_mtim.tv_sec, attr->st_mtim.tv_nsec}};
+        if (to_set & FUSE_SET_ATTR_CTIME)
+            s.ctime = fsops::Timespec{attr->st_ctim.tv_sec, attr->st_ctim.tv_nsec};
+        auto r = st.fs.setattr(ino, s);
+        spdlog::debug("op=setattr ino={} to_set={:#x} -> {}", ino, to_set,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        auto out = to_stat(*r);
+        fuse_reply_attr(req, &out, st.attr_timeout);
+    });
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
+    guarded(req, "mkdir", [&] {
+        // The requested mode and the umask are ignored: the seed copies the parent's mode.
+        auto r = state(req).fs.mkdir(caller_ids(req), parent, name);
+        spdlog::debug("op=mkdir parent={} name=\"{}\" -> {}", parent, name,
+                      r ? std::to_string(r->ino) : strerrorname_np(r.error().value));
+        reply_entry(req, "mkdir", r);
+    });
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    guarded(req, "rmdir", [&] {
+        auto r = state(req).fs.rmdir(parent, name);
+        spdlog::debug("op=rmdir parent={} name=\"{}\" -> {}", parent, name,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        fuse_reply_err(req, r ? 0 : r.error().value);
+    });
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    guarded(req, "unlink", [&] {
+        auto& st = state(req);
+        auto r = st.fs.unlink(parent, name);
+        spdlog::debug("op=unlink parent={} name=\"{}\" -> {}", parent, name,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        if (r && r->released && st.release_object) st.release_object(*r->released);
+        fuse_reply_err(req, r ? 0 : r.error().value);
+    });
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int) {
+    auto r = state(req).fs.rename(parent, name, newparent, newname);
+    spdlog::debug("op=rename parent={} name=\"{}\" -> {}", parent, name,
+                  r ? "ok" : strerrorname_np(r.error().value));
+    fuse_reply_err(req, r ? 0 : r.error().value);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+    auto r = state(req).fs.link(ino, newparent, newname);
+    spdlog::debug("op=link ino={} name=\"{}\" -> {}", ino, newname,
+                  r ? "ok" : strerrorname_np(r.error().value));
+    fuse_reply_err(req, r ? 0 : r.error().value);
+}
+
+void op_symlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
+    auto r = state(req).fs.symlink(parent, name);
+    spdlog::debug("op=symlink parent={} name=\"{}\" -> {}", parent, name,
+                  r ? "ok" : strerrorname_np(r.error().value));
+    fuse_reply_err(req, r ? 0 : r.error().value);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+    guarded(req, "mknod", [&] {
+        auto r = state(req).fs.mknod(parent, name, mode);
+        spdlog::debug("op=mknod parent={} name=\"{}\" mode={:o} -> {}", parent, name, mode,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        fuse_reply_err(req, r ? 0 : r.error().value);
+    });
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info*) {
+    guarded(req, "create", [&] {
+        auto r = state(req).fs.create(parent, name);
+        spdlog::debug("op=create parent={} name=\"{}\" -> {}", parent, name,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        fuse_reply_err(req, r ? EIO : r.error().value);  // create never succeeds in the seed
+    });
+}
+
+int acc_mode(int flags) {
+    int mask = 0;
+    switch (flags & O_ACCMODE) {
+        case O_RDONLY: mask = fsops::kMayRead; break;
+        case O_WRONLY: mask = fsops::kMayWrite; break;
+        default: mask = fsops::kMayRead | fsops::kMayWrite; break;
+    }
+    if (flags & O_TRUNC) mask |= fsops::kMayWrite;
+    return mask;
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    guarded(req, "open", [&] {
+        auto r = state(req).fs.open(caller_full(req), ino, acc_mode(fi->flags));
+        spdlog::debug("op=open ino={} flags={:#o} -> {}", ino, fi->flags,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        if (r) return (void)fuse_reply_open(req, fi);
+        fuse_reply_err(req, r.error().value);
+    });
+}
+
+// Objects can never be opened, so no file handle reaches read or write.
+void op_read(fuse_req_t req, fuse_ino_t, size_t, off_t, fuse_file_info*) {
+    fuse_reply_err(req, EBADF);
+}
+void op_write(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) {
+    fuse_reply_err(req, EBADF);
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    guarded(req, "opendir", [&] {
+        auto r = state(req).fs.opendir(ino);
+        if (!r) return reply_error(req, "opendir", r.error());
+        fi->cache_readdir = 0;
+        fuse_reply_open(req, fi);
+    });
+}
+
+void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+    const char* op = plus ? "readdirplus" : "readdir";
+    guarded(req, op, [&] {
+        auto& st = state(req);
+        std::vector<char> buf(size);
+        size_t used = 0;
+        auto r = st.fs.readdir(ino, static_cast<std::uint64_t>(off), plus,
+                               [&](const fsops::DirEntry& de) {
+            std::string name(de.name);
+            size_t left = size - used;
+            size_t need;
+            if (plus) {
+                auto e = to_entry(st, de.attr);
+                need = fuse_add_direntry_plus(req, buf.data() + used, left, name.c_str(), &e,
+                                              static_cast<off_t>(de.next_off));
+            } else {
+                struct stat s {};
+                s.st_ino = de.attr.ino;
+                s.st_mode = de.attr.mode;
+                need = fuse_add_direntry(req, buf.data() + used, left, name.c_str(), &s,
+                                         static_cast<off_t>(de.next_off));
+            }
+            if (need > left) return false;
+            used += need;
+            return true;
+        });
+        spdlog::debug("op={} ino={} off={} -> {}", op, ino, off,
+                      r ? std::to_string(used) + " bytes" : strerrorname_np(r.error().value));
+        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        fuse_reply_buf(req, buf.data(), used);
+    });
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    readdir_common(req, ino, size, off, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    readdir_common(req, ino, size, off, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+    auto s = state(req).fs.statfs();
+    struct statvfs v {};
+    v.f_bsize = s.bsize;
+    v.f_frsize = s.bsize;
+    v.f_namemax = s.namelen;
+    fuse_reply_statfs(req, &v);  // f_type is the kernel's (FUSE_SUPER_MAGIC), whatever we say
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    guarded(req, "getxattr", [&] {
+        auto r = state(req).fs.getxattr(caller_full(req), ino, name, size);
+        spdlog::debug("op=getxattr ino={} name=\"{}\" size={} -> {}", ino, name, size,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        if (size == 0) return (void)fuse_reply_xattr(req, r->length);
+        fuse_reply_buf(req, r->value.data(), r->value.size());
+    });
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    guarded(req, "listxattr", [&] {
+        auto r = state(req).fs.listxattr(ino, size);
+        spdlog::debug("op=listxattr ino={} size={} -> {}", ino, size,
+                      r ? "ok" : strerrorname_np(r.error().value));
+        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        if (size == 0) return (void)fuse_reply_xattr(req, r->length);
+        fuse_reply_buf(req, r->value.data(), r->value.size());
+    });
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char*, size_t, int) {
+    auto r = state(req).fs.setxattr(ino, name);
+    fuse_reply_err(req, r ? 0 : r.error().value);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    auto r = state(req).fs.removexattr(ino, name);
+    fuse_reply_err(req, r ? 0 : r.error().value);
+}
+
+constexpr fuse_lowlevel_ops kOps = {
+    .init = op_init,
+    .destroy = op_destroy,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .create = op_create,
+    .forget_multi = op_forget_multi,
+    .readdirplus = op_readdirplus,
+};
+
+}  // namespace
+
+const fuse_lowlevel_ops& fuse_ops() { return kOps; }
+
+void invalidate_entry(FuseState& st, fsops::Ino parent, std::string_view name) {
+    fuse_session* se = st.session.load();
+    if (se == nullptr) return;
+    std::string n(name);
+    int rc = fuse_lowlevel_notify_inval_entry(se, parent, n.c_str(), n.size());
+    if (rc != 0 && rc != -ENOENT) {
+        spdlog::warn("invalidate entry parent={} name=\"{}\": {}", parent, n, std::strerror(-rc));
+    }
+}
+
+void invalidate_inode(FuseState& st, fsops::Ino ino) {
+    fuse_session* se = st.session.load();
+    if (se == nullptr) return;
+    int rc = fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+    if (rc != 0 && rc != -ENOENT) {
+        spdlog::warn("invalidate inode {}: {}", ino, std::strerror(-rc));
+    }
+}
+
+}  // namespace bpffs::daemon

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The libfuse3 low-level adapter: one op_<name> per fuse_lowlevel_ops member, each unpacking the
+// request, calling the fsops core and replying. No semantics live here.
+//
+// State: one FuseState reached through fuse_req_userdata(); no globals.
+// Threads: callbacks run on libfuse's worker threads; the core serialises them. The notify
+// functions (invalidate_*) must be called from outside any request handler (libfuse's rule:
+// a notify in the path of a related operation can deadlock), e.g. from the broker's thread.
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_lowlevel.h>
+
+#include "fsops/filesystem.hpp"
+
+#include <atomic>
+#include <functional>
+#include <string_view>
+
+namespace bpffs::daemon {
+
+struct FuseState {
+    fsops::Filesystem& fs;
+    // Every change passes through the daemon, so the kernel may cache entries and attributes
+    // for long; changes the kernel did not ask for are invalidated explicitly.
+    double entry_timeout = 3600.0;
+    double attr_timeout = 3600.0;
+    double negative_timeout = 3600.0;
+    // Called with the handle of an object whose last name went (unlink): drop the kernel ref.
+    std::function<void(fsops::ObjHandle)> release_object;
+    std::atomic<fuse_session*> session{nullptr};
+};
+
+const fuse_lowlevel_ops& fuse_ops();
+
+// Cache invalidation for changes made behind the kernel's back (a pin, a remount).
+// Not from inside a request handler.
+void invalidate_entry(FuseState& st, fsops::Ino parent, std::string_view name);
+void invalidate_inode(FuseState& st, fsops::Ino ino);
+
+}  // namespace bpffs::daemon

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/logging.hpp"
+
+#include <fuse3/fuse_log.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <syslog.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace bpffs::daemon {
+namespace {
+
+void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) {
+    char buf[1024];
+    int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n <= 0) return;
+    std::string_view msg(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+    while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+    spdlog::level::level_enum l = spdlog::level::debug;
+    if (level <= FUSE_LOG_ERR) l = spdlog::level::err;
+    else if (level == FUSE_LOG_WARNING) l = spdlog::level::warn;
+    else if (level <= FUSE_LOG_INFO) l = spdlog::level::info;
+    spdlog::log(l, "libfuse: {}", msg);
+}
+
+}  // namespace
+
+void setup_logging(const std::string& level) {
+    std::string name = level;
+    if (name.empty()) {
+        const char* env = std::getenv("SPDLOG_LEVEL");
+        name = env != nullptr && *env != '\0' ? env : "info";
+    }
+    auto lvl = spdlog::level::from_str(name);
+    if (lvl == spdlog::level::off && name != "off") {
+        throw std::invalid_argument("unknown log level '" + name + "'");
+    }
+    auto logger = spdlog::stderr_logger_mt("bpffs-fuse");
+    if (std::getenv("JOURNAL_STREAM") != nullptr) logger->set_pattern("%l: %v");
+    else logger->set_pattern("%Y-%m-%d %H:%M:%S.%e bpffs-fuse[%P] %l: %v");
+    logger->set_level(lvl);
+    logger->flush_on(spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+    fuse_set_log_func(fuse_log_to_spdlog);
+}
+
+void switch_logging_to_syslog() {
+    auto old = spdlog::default_logger();
+    auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("bpffs-fuse", LOG_PID, LOG_DAEMON,
+                                                                true);
+    auto logger = std::make_shared<spdlog::logger>("bpffs-fuse-syslog", sink);
+    logger->set_pattern("%v");
+    logger->set_level(old->level());
+    spdlog::set_default_logger(logger);
+}
+
+}  // namespace bpffs::daemon

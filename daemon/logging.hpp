@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Logging set-up, done once in main: spdlog to stderr (plain, without timestamps, when systemd's
+// journal reads it: $JOURNAL_STREAM), or to syslog once the daemon has detached from its
+// terminal. libfuse's own messages are routed into the same logger.
+#pragma once
+
+#include <string>
+
+namespace bpffs::daemon {
+
+// Throws std::invalid_argument for an unknown level name. An empty name takes $SPDLOG_LEVEL,
+// else "info".
+void setup_logging(const std::string& level);
+// After fuse_daemonize(): stderr is /dev/null, so send everything to syslog instead.
+void switch_logging_to_syslog();
+
+}  // namespace bpffs::daemon

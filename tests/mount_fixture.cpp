@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "tests/mount_fixture.hpp"
+
+#include "common/unique_fd.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace bpffs::test {
+namespace {
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Decodes the octal escapes (\040) mountinfo uses for spaces and the like.
+std::string unescape_mountinfo(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 3 < s.size()) {
+            out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
+            i += 3;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    dup2(devnull, 0);
+    dup2(out_fd, 1);
+    dup2(out_fd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+}
+
+// waitpid with a timeout; returns the status or -1 on timeout.
+int wait_child(pid_t pid, int timeout_ms) {
+    int status = -1;
+    bool done = wait_for([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms);
+    return done ? status : -1;
+}
+
+}  // namespace
+
+bool wait_for(const std::function<bool()>& pred, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto pause = std::chrono::microseconds(200);
+    while (true) {
+        if (pred()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return pred();
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(20000));
+    }
+}
+
+bool is_bpffs_mounted(const std::string& path) {
+    std::istringstream in(read_file("/proc/self/mountinfo"));
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string id, parent, devno, root, mnt;
+        ls >> id >> parent >> devno >> root >> mnt;
+        std::string f;
+        while (ls >> f && f != "-") {
+        }
+        std::string fstype;
+        ls >> fstype;
+        if (unescape_mountinfo(mnt) == path && fstype == "fuse.bpffs-fuse") return true;
+    }
+    return false;
+}
+
+Mount::Mount(const std::string& opts, const std::vector<std::string>& extra) {
+    char tmpl[] = "/tmp/bpffs-test-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    base_ = tmpl;
+    chmod(base_.c_str(), 0755);  // unprivileged test users must reach the mount point
+    dir_ = base_ + "/mnt";
+    mkdir(dir_.c_str(), 0755);
+    UniqueFd log(open((base_ + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0644));
+    std::vector<std::string> argv = {BPFFS_FUSE_BIN, "-f", dir_};
+    if (!opts.empty()) {
+        argv.push_back("-o");
+        argv.push_back(opts);
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    pid_ = spawn(argv, log.get());
+    bool up = wait_for([&] {
+        if (is_bpffs_mounted(dir_)) return true;
+        int status;
+        return waitpid(pid_, &status, WNOHANG) == pid_ && (pid_ = -1, true);
+    });
+    if (!up || pid_ < 0 || !is_bpffs_mounted(dir_)) {
+        std::string msg = "bpffs-fuse did not mount: " + this->log();
+        this->~Mount();
+        throw std::runtime_error(msg);
+    }
+}
+
+std::string Mount::log() const { return read_file(base_ + "/daemon.log"); }
+
+int Mount::stop() {
+    if (pid_ < 0) return -1;
+    kill(pid_, SIGTERM);
+    int status = wait_child(pid_, 10000);
+    if (status == -1) {
+        kill(pid_, SIGKILL);
+        wait_child(pid_, 10000);
+    }
+    pid_ = -1;
+    return status;
+}
+
+Mount::~Mount() {
+    stop();
+    if (!dir_.empty() && is_bpffs_mounted(dir_)) umount2(dir_.c_str(), MNT_DETACH);
+    if (!dir_.empty()) rmdir(dir_.c_str());
+    if (!base_.empty()) {
+        unlink((base_ + "/daemon.log").c_str());
+        rmdir(base_.c_str());
+    }
+    dir_.clear();
+    base_.clear();
+}
+
+int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn,
+           const std::vector<gid_t>& groups) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (setgroups(groups.size(), groups.data()) != 0 || setresgid(gid, gid, gid) != 0 ||
+            setresuid(uid, uid, uid) != 0) {
+            _exit(254);
+        }
+        _exit(fn() & 0xff);
+    }
+    int status = wait_child(pid, 30000);
+    if (status == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+CmdResult run_cmd(const std::vector<std::string>& argv) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return {};
+    UniqueFd rd(fds[0]), wr(fds[1]);
+    pid_t pid = spawn(argv, wr.get());
+    wr.reset();
+    CmdResult r;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(rd.get(), buf, sizeof buf)) > 0) r.out.append(buf, static_cast<size_t>(n));
+    int status = wait_child(pid, 30000);
+    if (status == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return r;
+    }
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+}  // namespace bpffs::test
