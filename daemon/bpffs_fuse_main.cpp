@@ -5,6 +5,8 @@
 // fsname. uid=, gid= and mode= are ours (parsed by the core); standard FUSE/mount options pass
 // through to libfuse; anything else refuses to mount. default_permissions and allow_other are
 // always on. Start-up errors are exceptions caught here; nothing is left mounted on failure.
+#include "broker/broker.hpp"
+#include "broker/registry.hpp"
 #include "daemon/fuse_adapter.hpp"
 #include "daemon/logging.hpp"
 #include "fsops/filesystem.hpp"
@@ -12,10 +14,20 @@
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -72,14 +84,71 @@ struct SessionDeleter {
     void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
 
+// Detaching from the terminal: the parent waits on a pipe until the child reports that the
+// mount serves requests (the broker listens), so `bpffs-fuse MNT && use MNT` is safe and
+// start-up errors still reach the terminal with a non-zero exit.
+class Detacher {
+public:
+    // In the foreground: nothing. Else forks; only the child returns.
+    explicit Detacher(bool foreground) {
+        if (foreground) return;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) throw StartupError("pipe: " + std::string(std::strerror(errno)), 1);
+        pid_t pid = fork();
+        if (pid < 0) throw StartupError("fork: " + std::string(std::strerror(errno)), 1);
+        if (pid > 0) {
+            ::close(p[1]);
+            char ok = 0;
+            ssize_t n;
+            while ((n = read(p[0], &ok, 1)) < 0 && errno == EINTR) {
+            }
+            if (n == 1) _exit(0);
+            int status = 0;
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            _exit(WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1);
+        }
+        ::close(p[0]);
+        ready_fd_ = p[1];
+        setsid();
+    }
+    // Called once the mount serves requests: detach stdio, tell the parent.
+    void ready() {
+        if (ready_fd_ < 0) return;
+        daemon::switch_logging_to_syslog();
+        if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            ::close(devnull);
+        }
+        char ok = 1;
+        (void)!write(ready_fd_, &ok, 1);
+        ::close(ready_fd_);
+        ready_fd_ = -1;
+    }
+
+private:
+    int ready_fd_ = -1;
+};
+
+// Every pinned object arrives as an fd: allow as many as the hard limit does.
+void raise_nofile_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int run(const Options& cli) {
     std::string source = cli.positional.size() == 2 ? cli.positional[0] : "bpffs";
     std::string mountpoint = cli.positional.back();
 
     auto parsed = fsops::parse_mount_options(join(cli.o, ','));
-    if (!parsed) {
-        throw StartupError(parsed.error().message, 2);
-    }
+    if (!parsed) throw StartupError(parsed.error().message, 2);
     struct stat st {};
     if (::stat(mountpoint.c_str(), &st) != 0) {
         int e = errno;
@@ -87,6 +156,17 @@ int run(const Options& cli) {
     }
     if (!S_ISDIR(st.st_mode)) {
         throw StartupError("mountpoint " + mountpoint + ": " + std::strerror(ENOTDIR), 1);
+    }
+    char real[PATH_MAX];
+    if (realpath(mountpoint.c_str(), real) == nullptr) {
+        int e = errno;
+        throw StartupError("mountpoint " + mountpoint + ": " + std::strerror(e), 1);
+    }
+    mountpoint = real;
+    bool read_only = false;
+    for (const auto& p : parsed->passthrough) {
+        if (p == "ro") read_only = true;
+        if (p == "rw") read_only = false;
     }
 
     std::vector<std::string> fuse_opts = {"default_permissions", "allow_other",
@@ -98,8 +178,23 @@ int run(const Options& cli) {
     fa.add(join(fuse_opts, ','));
     if (cli.debug) fa.add("-d");
 
+    raise_nofile_limit();
+    Detacher detacher(cli.foreground);
+
     fsops::Filesystem fs(parsed->ours);
+    broker::Registry registry;
     daemon::FuseState state{fs};
+    state.release_object = [&registry](fsops::ObjHandle h) { registry.release(h); };
+    broker::Broker broker(
+        fs, registry,
+        broker::BrokerHooks{
+            [&state](fsops::Ino parent, std::string_view name) {
+                daemon::invalidate_entry(state, parent, name);
+            },
+            [&state](fsops::Ino ino) { daemon::invalidate_inode(state, ino); },
+            [] { kill(getpid(), SIGTERM); }},
+        broker::BrokerConfig{.version = BPFFS_VERSION, .read_only = read_only});
+
     std::unique_ptr<fuse_session, SessionDeleter> se(
         fuse_session_new(&fa.args, &daemon::fuse_ops(), sizeof(fuse_lowlevel_ops), &state));
     if (!se) throw StartupError("cannot create the FUSE session (see the message above)", 1);
@@ -114,15 +209,23 @@ int run(const Options& cli) {
     spdlog::info("mounted {} on {} ({})", source, mountpoint,
                  fsops::show_options(parsed->ours).empty() ? "defaults"
                                                            : fsops::show_options(parsed->ours));
-    if (!cli.foreground) {
-        daemon::switch_logging_to_syslog();
-        if (fuse_daemonize(0) != 0) {
-            spdlog::error("cannot daemonize");
-            fuse_session_unmount(se.get());
-            fuse_remove_signal_handlers(se.get());
-            return 1;
+
+    // The broker binds its socket inside the mount, which is a FUSE request: it needs the
+    // session loop running, so it starts in its own thread and the loop runs here.
+    std::atomic<int> broker_error{0};
+    std::thread broker_thread([&] {
+        state.socket_creator.store(static_cast<pid_t>(syscall(SYS_gettid)));
+        int e = broker.bind_and_listen(mountpoint);
+        if (e != 0) {
+            spdlog::error("broker: cannot listen in {}: {}", mountpoint, std::strerror(e));
+            broker_error.store(e);
+            kill(getpid(), SIGTERM);  // ends the session loop
+            return;
         }
-    }
+        spdlog::info("ready: serving {}", mountpoint);
+        detacher.ready();
+        broker.run();
+    });
 
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(cfg, 0);
@@ -130,10 +233,13 @@ int run(const Options& cli) {
     int rc = fuse_session_loop_mt(se.get(), cfg);
     fuse_loop_cfg_destroy(cfg);
 
+    broker.stop();
+    broker_thread.join();
     state.session.store(nullptr);
     fuse_session_unmount(se.get());
     fuse_remove_signal_handlers(se.get());
     spdlog::info("unmounted {}", mountpoint);
+    if (broker_error.load() != 0) return 1;
     return rc == 0 ? 0 : 1;
 }
 

@@ -150,7 +150,9 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         auto r = st.fs.lookup(parent, name);
         spdlog::debug("op=lookup parent={} name=\"{}\" -> {}", parent, name,
                       r ? std::to_string(r->ino) : strerrorname_np(r.error().value));
-        if (!r && r.error().value == ENOENT && st.negative_timeout > 0) {
+        // The socket name is never cached as missing: it appears when the broker binds.
+        if (!r && r.error().value == ENOENT && st.negative_timeout > 0 &&
+            name != fsops::kSocketName) {
             fuse_entry_param e{};
             e.ino = 0;  // a cached negative entry
             e.entry_timeout = st.negative_timeout;
@@ -263,7 +265,12 @@ void op_symlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
     guarded(req, "mknod", [&] {
-        auto r = state(req).fs.mknod(parent, name, mode);
+        auto& st = state(req);
+        if (S_ISSOCK(mode) && name == fsops::kSocketName &&
+            fuse_req_ctx(req)->pid == st.socket_creator.load()) {
+            return reply_entry(req, "mknod", st.fs.make_socket_node());  // the broker's bind()
+        }
+        auto r = st.fs.mknod(parent, name, mode);
         spdlog::debug("op=mknod parent={} name=\"{}\" mode={:o} -> {}", parent, name, mode,
                       r ? "ok" : strerrorname_np(r.error().value));
         fuse_reply_err(req, r ? 0 : r.error().value);

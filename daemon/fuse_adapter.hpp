@@ -29,6 +29,8 @@ struct FuseState {
     // Called with the handle of an object whose last name went (unlink): drop the kernel ref.
     std::function<void(fsops::ObjHandle)> release_object;
     std::atomic<fuse_session*> session{nullptr};
+    // The thread allowed to create the broker's socket node (its bind() arrives as MKNOD).
+    std::atomic<pid_t> socket_creator{0};
 };
 
 const fuse_lowlevel_ops& fuse_ops();

@@ -70,6 +70,7 @@ struct Filesystem::Impl {
     Clock clock;
     Policy policy;
     Counts counts{1, 0, 0};
+    Ino socket_ino = 0;  // the broker's socket node, once bound
 
     Node* find(Ino ino) {
         auto it = nodes.find(ino);
@@ -89,6 +90,7 @@ struct Filesystem::Impl {
     }
 
     Node* child(Node& dir, std::string_view name) {
+        if (name == kSocketName && socket_ino != 0) return find(socket_ino);
         auto it = dir.dir->by_name.find(name);
         return it == dir.dir->by_name.end() ? nullptr : find(it->second);
     }
@@ -248,6 +250,7 @@ Result<Unlinked> Filesystem::unlink(Ino parent, std::string_view name) {
     Node* n = impl_->child(p, name);
     if (n == nullptr) return fail(ENOENT);
     if (n->is_dir()) return fail(EISDIR);
+    if (n->ino == impl_->socket_ino) return fail(EPERM);  // generated, not the user's
     Unlinked out;
     if (n->handle) {
         out.released = n->handle;
@@ -355,6 +358,7 @@ Result<Filesystem::XattrReply> Filesystem::getxattr(const Caller& c, Ino ino,
     auto p = impl_->permission(c, *n, kMayRead);
     if (!p) return p.error();
     if (n->is_dir()) return fail(EOPNOTSUPP);
+    if ((n->attr.mode & kIfMt) != kIfReg) return fail(ENODATA);  // the socket node
     // The seed compares with strncmp(name, "bpf.type", 8): a prefix match.
     if (name.substr(0, 8) != "bpf.type") return fail(ENODATA);
     std::string value = n->type == ObjType::map ? std::string("map", 4) : std::string("prog", 5);
@@ -371,7 +375,7 @@ Result<Filesystem::XattrReply> Filesystem::listxattr(Ino ino, std::size_t size) 
     const Node* n = impl_->find(ino);
     if (n == nullptr) return fail(ENOENT);
     XattrReply r;
-    if (n->is_dir()) return r;
+    if ((n->attr.mode & kIfMt) != kIfReg) return r;  // directories and the socket node
     static constexpr std::string_view kList{"bpf.type\0", 9};
     r.length = kList.size();
     if (size == 0) return r;
@@ -393,7 +397,7 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view) const {
 }
 
 Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
-                             ObjHandle handle) {
+                             ObjHandle handle, bool read_only) {
     if (!c.caps.sys_admin) return fail(EPERM);
     std::lock_guard lock(impl_->mu);
     auto d = impl_->live_dir(parent);
@@ -403,6 +407,7 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
     if (name.empty()) return fail(ENOENT);  // a path ending in '/'
     if (is_bad_name(name)) return fail(EINVAL);
     if (name == "." || name == ".." || impl_->child(p, name) != nullptr) return fail(EEXIST);
+    if (read_only) return fail(EROFS);
     if (is_dotted(name)) return fail(EPERM);
     if (impl_->policy.terminal_dirs && p.dir->nsubdirs > 0) return fail(EBUSY);
     Node& n = impl_->link_new(p, name, kIfReg | 0600, c);
@@ -423,6 +428,31 @@ Result<Fetched> Filesystem::get(const Caller& c, Ino ino) {
     if (n->is_dir() || !n->handle) return fail(EACCES);
     n->attr.atime = impl_->clock();  // touch_atime()
     return Fetched{*n->handle, n->type};
+}
+
+Result<Attr> Filesystem::make_socket_node() {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->socket_ino == 0) {
+        Ino ino = impl_->next_ino++;
+        Node& n = impl_->nodes[ino];
+        n.ino = ino;
+        n.parent = kRootIno;
+        n.name = std::string(kSocketName);
+        Timespec now = impl_->clock();
+        n.attr.ino = ino;
+        n.attr.mode = kIfSock | 0666;
+        n.attr.nlink = 1;
+        n.attr.atime = n.attr.mtime = n.attr.ctime = now;
+        impl_->socket_ino = ino;
+    }
+    Node& n = impl_->nodes.at(impl_->socket_ino);
+    ++n.nlookup;
+    return n.attr;
+}
+
+Ino Filesystem::socket_ino() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->socket_ino;
 }
 
 Result<void> Filesystem::permission(const Caller& c, Ino ino, int mask) const {

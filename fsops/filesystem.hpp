@@ -130,15 +130,24 @@ public:
 
     // --- the bpf(2) commands, for the broker ----------------------------------------------
     // pin (BPF_PIN_FD) into directory `parent`, after the broker checked the fd. Order: EPERM
-    // (no CAP_SYS_ADMIN), ENOENT (parent removed), ENOTDIR, ENAMETOOLONG, EEXIST, EPERM (dotted
-    // name), EBUSY (parent has subdirectories). The node: S_IFREG 0600, owner = caller uid, gid by
+    // (no CAP_SYS_ADMIN), ENOENT (parent removed), ENOTDIR, ENAMETOOLONG, EEXIST, EROFS (when
+    // `read_only`: the mount the client walked is read-only), EPERM (dotted name), EBUSY (parent
+    // has subdirectories). The node: S_IFREG 0600, owner = caller uid, gid by
     // the setgid rule, nlink 1, size 0. The parent's write permission is not checked (the seed
     // bypasses may_create). Does not count a lookup (no reply to the kernel carries it).
     Result<Attr> pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
-                     ObjHandle handle);
+                     ObjHandle handle, bool read_only = false);
     // get (BPF_NEW_FD) of node `ino` (resolved by the kernel's path walk): ENOENT (removed),
     // EACCES (no write permission), EACCES (not an object). Updates atime.
     Result<Fetched> get(const Caller& c, Ino ino);
+
+    // --- the broker's socket node -----------------------------------------------------------
+    // Creates (once) the node that lookup(any live dir, kSocketName) returns: S_IFSOCK 0666,
+    // owner root, nlink 1, never listed by readdir, never removed (unlink: EPERM, rmdir:
+    // ENOTDIR), an existing name to mkdir and pin (EEXIST). Counts one lookup (the mknod reply).
+    // Only the daemon's own bind() may create it; the adapter checks who asks.
+    Result<Attr> make_socket_node();
+    Ino socket_ino() const;  // 0 until created
 
     // --- permissions ----------------------------------------------------------------------
     // generic_permission(): owner/group/other bits, then CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.

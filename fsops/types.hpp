@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 namespace bpffs::fsops {
@@ -12,6 +13,9 @@ namespace bpffs::fsops {
 using Ino = std::uint64_t;
 inline constexpr Ino kRootIno = 1;
 inline constexpr std::size_t kNameMax = 255;
+// The broker's socket: a generated entry (names with '.' are reserved for those) that the lookup
+// of this name finds in every directory, so a socket bound once answers from all of them.
+inline constexpr std::string_view kSocketName = ".bpffs.sock";
 
 // Opaque token for a pinned kernel object; the broker's registry resolves it to a kernel fd.
 using ObjHandle = std::uint64_t;

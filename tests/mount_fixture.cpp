@@ -111,12 +111,15 @@ Mount::Mount(const std::string& opts, const std::vector<std::string>& extra) {
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = spawn(argv, log.get());
+    // Ready when the broker's socket is bound (the daemon has mounted and serves requests).
+    std::string sock = dir_ + "/.bpffs.sock";
     bool up = wait_for([&] {
-        if (is_bpffs_mounted(dir_)) return true;
+        struct stat st {};
+        if (is_bpffs_mounted(dir_) && stat(sock.c_str(), &st) == 0) return true;
         int status;
         return waitpid(pid_, &status, WNOHANG) == pid_ && (pid_ = -1, true);
     });
-    if (!up || pid_ < 0 || !is_bpffs_mounted(dir_)) {
+    if (!up || pid_ < 0) {
         std::string msg = "bpffs-fuse did not mount: " + this->log();
         this->~Mount();
         throw std::runtime_error(msg);

@@ -20,7 +20,7 @@ bool is_bpffs_mounted(const std::string& path);
 class Mount {
 public:
     // Starts `bpffs-fuse -f <dir> [-o opts] [extra...]` and waits (10 s at most) until the mount
-    // appears. Throws std::runtime_error, with the daemon's log, if it does not.
+    // serves requests (its broker socket exists). Throws std::runtime_error, with the daemon's log, if it does not.
     explicit Mount(const std::string& opts = "", const std::vector<std::string>& extra = {});
     ~Mount();
     Mount(const Mount&) = delete;

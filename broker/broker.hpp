@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The broker: a Unix SOCK_SEQPACKET server inside the daemon that pins and hands out kernel
+// objects (protocol.hpp, docs/protocol.md). It runs one thread with an epoll loop over
+// non-blocking sockets; each request is answered at once (no request blocks: fstat, bpf(2) and
+// the core's lock). The kernel walks the client's path (the client sends O_PATH fds); the broker
+// identifies nodes by (st_dev, st_ino) and checks the last step itself with the credentials the
+// kernel recorded at connect time (SO_PEERCRED, SO_PEERGROUPS) and the peer's capabilities.
+//
+// Misbehaving peers: a malformed, truncated or oversized message, or the wrong number of fds,
+// gets an error reply or the connection is closed; received fds are always closed; a peer that
+// never speaks is dropped after an idle timeout; connections beyond the limit are refused.
+#pragma once
+
+#include "broker/protocol.hpp"
+#include "broker/registry.hpp"
+#include "common/unique_fd.hpp"
+#include "fsops/filesystem.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace bpffs::broker {
+
+struct BrokerConfig {
+    std::size_t max_connections = 4096;
+    std::chrono::milliseconds idle_timeout{30000};
+    std::string version;
+    bool read_only = false;  // the superblock is read-only (-o ro): get is EROFS, as in the seed
+};
+
+// What the broker needs from the daemon, without knowing FUSE.
+struct BrokerHooks {
+    // A name appeared behind the kernel's back (pin): drop any cached negative entry.
+    std::function<void(fsops::Ino parent, std::string_view name)> invalidate_entry;
+    // An inode changed behind the kernel's back (remount of the root).
+    std::function<void(fsops::Ino ino)> invalidate_inode;
+    // The mount disappeared from the daemon's mount table (umount from outside): shut down.
+    std::function<void()> unmounted;
+};
+
+class Broker {
+public:
+    Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg);
+    ~Broker();
+
+    // Binds the socket at "<mount_root_path>/.bpffs.sock" (creating the mount's socket node),
+    // records the mount's st_dev and listens. Call from the broker's thread once the FUSE
+    // session loop runs (the bind is a FUSE request). Returns 0 or a positive errno.
+    int bind_and_listen(const std::string& mountpoint);
+    // Serves until stop(). Returns 0, or a positive errno on a fatal epoll failure.
+    int run();
+    // Thread-safe; makes run() return.
+    void stop();
+    // The thread that does bind_and_listen (the adapter lets only it create the socket node).
+    pid_t bind_tid() const { return bind_tid_.load(); }
+
+private:
+    struct Conn;
+    void accept_all();
+    void on_readable(int fd);
+    void close_conn(int fd);
+    void sweep_idle();
+    bool still_mounted() const;
+    protocol::Reply handle(Conn& c, const protocol::Request& req, std::vector<UniqueFd>& fds,
+                           UniqueFd& out_fd);
+    protocol::Reply do_pin(Conn& c, const std::string& name, std::vector<UniqueFd>& fds);
+    protocol::Reply do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd);
+    protocol::Reply do_status();
+    protocol::Reply do_remount(Conn& c, const std::string& list);
+
+    fsops::Filesystem& fs_;
+    Registry& registry_;
+    BrokerHooks hooks_;
+    BrokerConfig cfg_;
+    UniqueFd listen_;
+    UniqueFd epoll_;
+    UniqueFd stop_event_;
+    UniqueFd tree_;       // the detached clone of the mount the socket is bound through
+    UniqueFd mountinfo_;  // polled: the mount table changed
+    dev_t mount_dev_ = 0;
+    std::atomic<pid_t> bind_tid_{0};
+    std::unordered_map<int, std::unique_ptr<Conn>> conns_;
+};
+
+}  // namespace bpffs::broker

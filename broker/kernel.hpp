@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The few bpf(2) facts the broker needs, through libbpf: what an fd is (map or program, and its
+// kernel id), and a new fd for an object the broker holds.
+#pragma once
+
+#include "common/unique_fd.hpp"
+#include "fsops/result.hpp"
+#include "fsops/types.hpp"
+
+#include <cstdint>
+
+namespace bpffs::broker {
+
+struct KernelObject {
+    fsops::ObjType type = fsops::ObjType::map;
+    std::uint32_t id = 0;
+};
+
+// EBADF: not an open fd; EINVAL: open, but not a BPF map or program (links are not objects of
+// the seed's filesystem).
+Result<KernelObject> identify(int fd);
+
+// A new open file (O_RDWR) for the object with this id (BPF_*_GET_FD_BY_ID; needs
+// CAP_SYS_ADMIN). The caller holds a reference, so the id cannot have been reused.
+Result<UniqueFd> open_by_id(const KernelObject& obj);
+
+}  // namespace bpffs::broker

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "broker/protocol.hpp"
+
+#include <cstring>
+
+namespace bpffs::protocol {
+namespace {
+
+class Writer {
+public:
+    template <class T>
+    void put(T v) {
+        std::uint8_t b[sizeof(T)];
+        std::memcpy(b, &v, sizeof(T));
+        out_.insert(out_.end(), b, b + sizeof(T));
+    }
+    void bytes(std::string_view s) { out_.insert(out_.end(), s.begin(), s.end()); }
+    std::vector<std::uint8_t> finish_with_header(std::uint16_t op, std::uint32_t word) {
+        std::vector<std::uint8_t> msg;
+        Writer h;
+        h.put(kMagic);
+        h.put(kVersion);
+        h.put(op);
+        h.put(word);
+        h.put(static_cast<std::uint32_t>(out_.size()));
+        msg = std::move(h.out_);
+        msg.insert(msg.end(), out_.begin(), out_.end());
+        return msg;
+    }
+
+private:
+    std::vector<std::uint8_t> out_;
+};
+
+class Reader {
+public:
+    explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
+    template <class T>
+    bool get(T& v) {
+        if (in_.size() - pos_ < sizeof(T)) return false;
+        std::memcpy(&v, in_.data() + pos_, sizeof(T));
+        pos_ += sizeof(T);
+        return true;
+    }
+    bool bytes(std::size_t n, std::string& s) {
+        if (in_.size() - pos_ < n) return false;
+        s.assign(reinterpret_cast<const char*>(in_.data() + pos_), n);
+        pos_ += n;
+        return true;
+    }
+    bool done() const { return pos_ == in_.size(); }
+
+private:
+    std::span<const std::uint8_t> in_;
+    std::size_t pos_ = 0;
+};
+
+struct Header {
+    std::uint16_t op = 0;
+    std::uint32_t word = 0;  // flags (request) or error (reply)
+    std::uint32_t len = 0;
+};
+
+Result<Header> read_header(Reader& r, std::size_t total) {
+    if (total > kMaxMessage) return fail(EMSGSIZE);
+    std::uint32_t magic = 0;
+    std::uint16_t version = 0;
+    Header h;
+    if (!r.get(magic) || !r.get(version) || !r.get(h.op) || !r.get(h.word) || !r.get(h.len)) {
+        return fail(EPROTO);
+    }
+    if (magic != kMagic || version != kVersion) return fail(EPROTO);
+    if (h.len != total - kHeaderSize) return fail(EPROTO);
+    if (h.op < static_cast<std::uint16_t>(Op::pin) || h.op > static_cast<std::uint16_t>(Op::remount)) {
+        return fail(EPROTO);
+    }
+    return h;
+}
+
+bool valid_name(std::string_view n) {
+    return !n.empty() && n.size() <= 255 && n.find('/') == std::string_view::npos &&
+           n.find('\0') == std::string_view::npos;
+}
+
+}  // namespace
+
+std::size_t expected_fds(Op op) {
+    switch (op) {
+        case Op::pin: return 2;
+        case Op::get: return 1;
+        default: return 0;
+    }
+}
+
+std::vector<std::uint8_t> encode(const Request& r) {
+    Writer w;
+    if (r.op == Op::pin || r.op == Op::remount) w.bytes(r.name);
+    return w.finish_with_header(static_cast<std::uint16_t>(r.op), 0);
+}
+
+std::vector<std::uint8_t> encode(const Reply& r) {
+    Writer w;
+    if (r.error == 0 && r.op == Op::get && r.get) {
+        w.put(static_cast<std::uint8_t>(r.get->kind));
+        w.put(std::uint8_t{0});
+        w.put(std::uint16_t{0});
+        w.put(r.get->id);
+    } else if (r.error == 0 && r.op == Op::status && r.status) {
+        const auto& s = *r.status;
+        w.put(s.pid);
+        w.put(s.uid);
+        w.put(s.gid);
+        w.put(s.mode);
+        w.put(s.dirs);
+        w.put(s.maps);
+        w.put(s.progs);
+        w.put(static_cast<std::uint32_t>(s.version.size()));
+        w.bytes(s.version);
+    }
+    return w.finish_with_header(static_cast<std::uint16_t>(r.op),
+                                static_cast<std::uint32_t>(r.error));
+}
+
+Result<Request> decode_request(std::span<const std::uint8_t> msg) {
+    Reader rd(msg);
+    auto h = read_header(rd, msg.size());
+    if (!h) return h.error();
+    if (h->word != 0) return fail(EPROTO);  // no flags are defined in version 1
+    Request req;
+    req.op = static_cast<Op>(h->op);
+    switch (req.op) {
+        case Op::pin:
+            if (!rd.bytes(h->len, req.name) || !valid_name(req.name)) return fail(EPROTO);
+            break;
+        case Op::remount:
+            if (!rd.bytes(h->len, req.name)) return fail(EPROTO);
+            if (req.name.find('\0') != std::string::npos) return fail(EPROTO);
+            break;
+        default:
+            if (h->len != 0) return fail(EPROTO);
+    }
+    if (!rd.done()) return fail(EPROTO);
+    return req;
+}
+
+Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
+    Reader rd(msg);
+    auto h = read_header(rd, msg.size());
+    if (!h) return h.error();
+    Reply rep;
+    rep.op = static_cast<Op>(h->op);
+    if (h->word > 4095) return fail(EPROTO);
+    rep.error = static_cast<int>(h->word);
+    if (rep.error == 0 && rep.op == Op::get) {
+        std::uint8_t kind = 0, pad8 = 0;
+        std::uint16_t pad16 = 0;
+        GetReply g;
+        if (!rd.get(kind) || !rd.get(pad8) || !rd.get(pad16) || !rd.get(g.id)) return fail(EPROTO);
+        if (kind != 1 && kind != 2) return fail(EPROTO);
+        g.kind = static_cast<ObjKind>(kind);
+        rep.get = g;
+    } else if (rep.error == 0 && rep.op == Op::status) {
+        StatusInfo s;
+        std::uint32_t vlen = 0;
+        if (!rd.get(s.pid) || !rd.get(s.uid) || !rd.get(s.gid) || !rd.get(s.mode) ||
+            !rd.get(s.dirs) || !rd.get(s.maps) || !rd.get(s.progs) || !rd.get(vlen) ||
+            vlen > 256 || !rd.bytes(vlen, s.version)) {
+            return fail(EPROTO);
+        }
+        rep.status = std::move(s);
+    }
+    if (!rd.done()) return fail(EPROTO);
+    return rep;
+}
+
+}  // namespace bpffs::protocol

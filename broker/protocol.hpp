@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The broker's wire protocol, version 1 (docs/protocol.md): pure encode/decode of one
+// SOCK_SEQPACKET message, length-checked, every field validated. No sockets, no fds here: the
+// fds that travel with a message (SCM_RIGHTS) are counted by the transport and checked against
+// expected_fds().
+//
+// All integers are in host byte order (both ends are on one machine).
+//   request:  magic u32 | version u16 | op u16 | flags u32 | payload_len u32 | payload
+//   reply:    magic u32 | version u16 | op u16 | error u32 | payload_len u32 | payload
+#pragma once
+
+#include "fsops/result.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bpffs::protocol {
+
+inline constexpr std::uint32_t kMagic = 0x53465042;  // "BPFS" in little-endian memory order
+inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::size_t kHeaderSize = 16;
+inline constexpr std::size_t kMaxMessage = 4096;  // header + payload, either direction
+inline constexpr std::size_t kMaxFds = 2;         // per message
+// The name clients connect to in any directory of a mount: reserved ('.'), so no user name
+// can clash with it.
+inline constexpr std::string_view kSocketName = ".bpffs.sock";
+
+enum class Op : std::uint16_t {
+    pin = 1,      // fds: object, O_PATH parent dir; payload: the name
+    get = 2,      // fds: O_PATH node; payload: empty
+    status = 3,   // fds: none; payload: empty. Reply: StatusInfo
+    remount = 4,  // fds: none; payload: the option list (uid=,gid=,mode=)
+};
+
+enum class ObjKind : std::uint8_t { map = 1, prog = 2 };
+
+struct Request {
+    Op op = Op::get;
+    std::string name;  // pin: the new name; remount: the option list
+};
+
+struct GetReply {
+    ObjKind kind = ObjKind::map;
+    std::uint32_t id = 0;  // kernel object id
+};
+
+struct StatusInfo {
+    std::uint32_t pid = 0;
+    std::uint32_t uid = 0, gid = 0, mode = 0;  // options in effect
+    std::uint64_t dirs = 0, maps = 0, progs = 0;
+    std::string version;
+};
+
+struct Reply {
+    Op op = Op::get;
+    int error = 0;  // 0 or a positive errno
+    std::optional<GetReply> get;
+    std::optional<StatusInfo> status;
+};
+
+// How many fds must travel with a request of this op.
+std::size_t expected_fds(Op op);
+
+std::vector<std::uint8_t> encode(const Request& r);
+std::vector<std::uint8_t> encode(const Reply& r);
+// EPROTO: bad magic, version, op, flags, lengths or payload; EMSGSIZE: longer than kMaxMessage.
+Result<Request> decode_request(std::span<const std::uint8_t> msg);
+Result<Reply> decode_reply(std::span<const std::uint8_t> msg);
+
+}  // namespace bpffs::protocol

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "broker/registry.hpp"
+
+#include <fcntl.h>
+
+#include <cerrno>
+
+namespace bpffs::broker {
+namespace {
+std::pair<int, std::uint32_t> key(const KernelObject& o) {
+    return {static_cast<int>(o.type), o.id};
+}
+}  // namespace
+
+Result<fsops::ObjHandle> Registry::add(int fd, const KernelObject& obj) {
+    std::lock_guard lock(mu_);
+    if (auto it = by_id_.find(key(obj)); it != by_id_.end()) {
+        ++entries_.at(it->second).refs;
+        return it->second;
+    }
+    UniqueFd dup(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    if (!dup) return fail(errno);
+    fsops::ObjHandle h = next_++;
+    entries_.emplace(h, Entry{std::move(dup), obj, 1});
+    by_id_.emplace(key(obj), h);
+    return h;
+}
+
+void Registry::release(fsops::ObjHandle h) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(h);
+    if (it == entries_.end()) return;
+    if (--it->second.refs > 0) return;
+    by_id_.erase(key(it->second.obj));
+    entries_.erase(it);  // closes the fd
+}
+
+Result<UniqueFd> Registry::open(fsops::ObjHandle h) const {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(h);
+    if (it == entries_.end()) return fail(ENOENT);
+    auto fresh = open_by_id(it->second.obj);
+    if (fresh) return std::move(*fresh);
+    UniqueFd dup(fcntl(it->second.fd.get(), F_DUPFD_CLOEXEC, 3));
+    if (!dup) return fail(errno);
+    return dup;
+}
+
+Result<KernelObject> Registry::object(fsops::ObjHandle h) const {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(h);
+    if (it == entries_.end()) return fail(ENOENT);
+    return it->second.obj;
+}
+
+std::size_t Registry::size() const {
+    std::lock_guard lock(mu_);
+    return entries_.size();
+}
+
+}  // namespace bpffs::broker

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The registry: the only owner of the kernel fds of pinned objects. One entry per distinct kernel
+// object (keyed by type and kernel id), reference-counted by the names that pin it, so a million
+// names of a few objects hold a few fds. Handles are what the fsops core stores.
+// Thread safety: all members lock the registry's mutex (a leaf lock: nothing is called with it
+// held), so FUSE workers (unlink) and the broker thread (pin, get) may call concurrently.
+#pragma once
+
+#include "broker/kernel.hpp"
+#include "common/unique_fd.hpp"
+#include "fsops/result.hpp"
+#include "fsops/types.hpp"
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+namespace bpffs::broker {
+
+class Registry {
+public:
+    // Takes one more reference on `obj`, keeping a duplicate of `fd` (borrowed) the first time.
+    Result<fsops::ObjHandle> add(int fd, const KernelObject& obj);
+    // Drops one reference; the last one closes the broker's fd (the kernel may then free it).
+    void release(fsops::ObjHandle h);
+    // A new fd for the object: a fresh open file by id, or a duplicate of the held fd when the
+    // daemon may not open by id (no CAP_SYS_ADMIN in the initial namespace). ENOENT: released.
+    Result<UniqueFd> open(fsops::ObjHandle h) const;
+    Result<KernelObject> object(fsops::ObjHandle h) const;
+    std::size_t size() const;  // distinct objects held
+
+private:
+    struct Entry {
+        UniqueFd fd;
+        KernelObject obj;
+        std::uint64_t refs = 0;
+    };
+    mutable std::mutex mu_;
+    std::unordered_map<fsops::ObjHandle, Entry> entries_;
+    std::map<std::pair<int, std::uint32_t>, fsops::ObjHandle> by_id_;
+    fsops::ObjHandle next_ = 1;
+};
+
+}  // namespace bpffs::broker
