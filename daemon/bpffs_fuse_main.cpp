@@ -9,6 +9,7 @@
 #include "broker/registry.hpp"
 #include "daemon/fuse_adapter.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/notify.hpp"
 #include "fsops/filesystem.hpp"
 #include "fsops/mount_options.hpp"
 
@@ -224,6 +225,9 @@ int run(const Options& cli) {
         }
         spdlog::info("ready: serving {}", mountpoint);
         detacher.ready();
+        if (int ne = daemon::sd_notify_state("READY=1\nSTATUS=serving " + mountpoint); ne != 0) {
+            spdlog::warn("sd_notify READY=1: {}", std::strerror(ne));
+        }
         broker.run();
     });
 
@@ -233,6 +237,7 @@ int run(const Options& cli) {
     int rc = fuse_session_loop_mt(se.get(), cfg);
     fuse_loop_cfg_destroy(cfg);
 
+    daemon::sd_notify_state("STOPPING=1");
     broker.stop();
     broker_thread.join();
     state.session.store(nullptr);
