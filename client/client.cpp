@@ -107,7 +107,10 @@ Result<Response> exchange(int sock, const protocol::Request& req, std::span<cons
     Received r = recv_with_fds(sock, buf, 1);
     if (r.error != 0) return fail(r.error == EAGAIN ? ETIMEDOUT : r.error);
     if (r.size == 0) return fail(ECONNRESET);
-    if (r.truncated || r.ctruncated) return fail(EPROTO);
+    // A reply fd that could not be installed (the caller is at its fd limit) arrives as
+    // MSG_CTRUNC: the kernel's BPF_OBJ_GET would have failed with EMFILE.
+    if (r.ctruncated) return fail(EMFILE);
+    if (r.truncated) return fail(EPROTO);
     auto rep = protocol::decode_reply(std::span(buf.data(), r.size));
     if (!rep) return rep.error();
     if (rep->op != req.op) return fail(EPROTO);
@@ -130,6 +133,7 @@ int obj_pin(int fd, const char* pathname) {
     UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dirfd) return errno;
     if (name.empty()) return ENOENT;  // a path that ends in '/'
+    if (name.size() > 255) return ENAMETOOLONG;  // the kernel's lookup of the last component
     auto sock = connect_broker(dir, dirfd.get());
     if (!sock) {
         if (sock.error().value != ENOENT && sock.error().value != ECONNREFUSED) {

@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// bpffsctl's verbs. pin/get/exec go through the public C API (bpffs_obj_pin / bpffs_obj_get),
+// exactly as any program would; status/remount talk to the broker with the internal client
+// helpers, since the C API has no such calls.
+//
+// exec places the fetched fds at 3, 4, ... without clobbering: a fetched fd may itself already
+// be numbered inside the target range (fd 3 for the second PATH while the first PATH's fd must
+// go there), so every fd inside the range is first duplicated above it and the original closed;
+// only then are all dup2()ed down, from sources that are all outside the range. dup2 clears
+// close-on-exec on the target; the sources keep it and vanish at exec.
+//
+// Remount options are validated here with the core's parser against the options in force
+// (fetched with status), so a typo prints the same one-line message the daemon would log, and
+// exits 2 (usage) instead of the broker's bare EINVAL.
+#include "client/bpffsctl_commands.hpp"
+
+#include "bpffs/bpffs.h"
+#include "broker/protocol.hpp"
+#include "client/client.hpp"
+#include "common/unique_fd.hpp"
+#include "fsops/mount_options.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bpffs::ctl {
+namespace {
+
+int report(const std::string& what, int e) {
+    std::fprintf(stderr, "bpffsctl: error: %s: %s\n", what.c_str(), std::strerror(e));
+    return kExitFailure;
+}
+
+std::string join(const std::vector<std::string>& v, char sep) {
+    std::string s;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i != 0) s += sep;
+        s += v[i];
+    }
+    return s;
+}
+
+std::string octal_mode(std::uint32_t mode) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0%03o", mode & 07777u);
+    return buf;
+}
+
+// A JSON string literal. Bytes >= 0x80 are escaped as code points U+0080..U+00FF, so the
+// output is valid UTF-8 whatever the bytes are (kernel object names are ASCII in practice).
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20 || c >= 0x7f) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out + "\"";
+}
+
+// One line of output: `key: value`, or a member of one JSON object.
+struct Field {
+    std::string key;
+    std::string value;
+    bool is_string;  // JSON: quoted and escaped; else a number, printed as is
+};
+
+Field str(std::string key, std::string value) {
+    return {std::move(key), std::move(value), true};
+}
+Field num(std::string key, unsigned long long value) {
+    return {std::move(key), std::to_string(value), false};
+}
+
+void print_fields(const std::vector<Field>& fields, bool json) {
+    if (!json) {
+        for (const auto& f : fields) std::printf("%s: %s\n", f.key.c_str(), f.value.c_str());
+        return;
+    }
+    std::string out = "{";
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        if (i != 0) out += ", ";
+        out += json_string(fields[i].key) + ": " +
+               (fields[i].is_string ? json_string(fields[i].value) : fields[i].value);
+    }
+    out += "}\n";
+    std::fputs(out.c_str(), stdout);
+}
+
+// The kernel's name field: NUL-padded, not necessarily NUL-terminated.
+std::string obj_name(const char* name, std::size_t size) {
+    return std::string(name, strnlen(name, size));
+}
+
+enum class Kind { map, prog, other };
+
+// What the fd is, as /proc shows it. Positive errno when /proc cannot tell.
+Result<Kind> fd_kind(int fd) {
+    char link[64];
+    std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
+    if (n < 0) return fail(errno);
+    std::string_view l(link, static_cast<std::size_t>(n));
+    if (l == "anon_inode:bpf-map") return Kind::map;
+    if (l == "anon_inode:bpf-prog") return Kind::prog;
+    return Kind::other;
+}
+
+Result<std::vector<Field>> map_fields(int fd) {
+    bpf_map_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return fail(errno);
+    std::vector<Field> f = {str("type", "map"), num("id", info.id),
+                            str("name", obj_name(info.name, sizeof info.name))};
+    // As bpftool does: the type's name when libbpf knows it, else its number.
+    if (const char* t = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(info.type))) {
+        f.push_back(str("map_type", t));
+    } else {
+        f.push_back(num("map_type", info.type));
+    }
+    f.push_back(num("key_size", info.key_size));
+    f.push_back(num("value_size", info.value_size));
+    f.push_back(num("max_entries", info.max_entries));
+    f.push_back(num("map_flags", info.map_flags));
+    return f;
+}
+
+Result<std::vector<Field>> prog_fields(int fd) {
+    bpf_prog_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return fail(errno);
+    std::vector<Field> f = {str("type", "prog"), num("id", info.id),
+                            str("name", obj_name(info.name, sizeof info.name))};
+    if (const char* t = libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(info.type))) {
+        f.push_back(str("prog_type", t));
+    } else {
+        f.push_back(num("prog_type", info.type));
+    }
+    std::string tag;
+    for (unsigned char b : info.tag) {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%02x", b);
+        tag += buf;
+    }
+    f.push_back(str("tag", tag));
+    return f;
+}
+
+// A connection to the broker serving directory `dir`. Errors are positive errnos; a directory
+// without a broker is ENOENT or ECONNREFUSED, as connect() says.
+Result<UniqueFd> connect_to(const std::string& dir) {
+    UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dirfd) return fail(errno);
+    return client::connect_broker(dir, dirfd.get());
+}
+
+// Prints the failure of connect_to for `verb dir`.
+int report_connect(const std::string& verb, const std::string& dir, int e) {
+    if (e == ENOENT || e == ECONNREFUSED) {
+        if (const char* env = std::getenv("BPFFS_SOCKET"); env != nullptr && *env != '\0') {
+            return report(verb + " " + dir + ": no broker at $BPFFS_SOCKET (" + env + ")", e);
+        }
+        // The directory exists (it was opened): it has no broker.
+        struct stat st {};
+        if (stat(dir.c_str(), &st) == 0) {
+            return report(verb + " " + dir + ": not on a bpffs-fuse mount (no " +
+                              std::string(protocol::kSocketName) + ")",
+                          e);
+        }
+    }
+    return report(verb + " " + dir, e);
+}
+
+Result<protocol::StatusInfo> fetch_status(int sock) {
+    auto rep = client::exchange(sock, protocol::Request{protocol::Op::status, {}}, {});
+    if (!rep) return rep.error();
+    if (rep->reply.error != 0) return fail(rep->reply.error);
+    if (!rep->reply.status) return fail(EPROTO);
+    return std::move(*rep->reply.status);
+}
+
+}  // namespace
+
+int run_pin(const PinOptions& o) {
+    UniqueFd obj;
+    std::string what;
+    switch (o.source) {
+        case PinOptions::Source::map_id:
+            what = "map id " + std::to_string(o.id);
+            obj.reset(bpf_map_get_fd_by_id(o.id));
+            break;
+        case PinOptions::Source::prog_id:
+            what = "prog id " + std::to_string(o.id);
+            obj.reset(bpf_prog_get_fd_by_id(o.id));
+            break;
+        case PinOptions::Source::kernel_path:
+            what = "bpf_obj_get " + o.from;
+            obj.reset(bpf_obj_get(o.from.c_str()));
+            break;
+    }
+    if (!obj) return report(what, errno);
+    if (bpffs_obj_pin(obj.get(), o.path.c_str()) != 0) return report("pin " + o.path, errno);
+    return kExitOk;
+}
+
+int run_get(const GetOptions& o) {
+    UniqueFd fd(bpffs_obj_get(o.path.c_str()));
+    if (!fd) return report("get " + o.path, errno);
+    auto kind = fd_kind(fd.get());
+    if (!kind) {
+        return report("get " + o.path + ": cannot tell a map from a program", kind.error().value);
+    }
+    Result<std::vector<Field>> fields = fail(EINVAL);
+    switch (*kind) {
+        case Kind::map: fields = map_fields(fd.get()); break;
+        case Kind::prog: fields = prog_fields(fd.get()); break;
+        case Kind::other: return report("get " + o.path + ": not a map or program", EINVAL);
+    }
+    if (!fields) return report("get " + o.path + ": object info", fields.error().value);
+    print_fields(*fields, o.json);
+    return kExitOk;
+}
+
+int run_exec(const ExecOptions& o) {
+    if (o.command.empty()) {
+        std::fprintf(stderr, "bpffsctl: error: exec: no command after '--'\n");
+        return kExitUsage;
+    }
+    std::vector<UniqueFd> fetched;
+    for (const auto& p : o.paths) {
+        UniqueFd fd(bpffs_obj_get(p.c_str()));
+        if (!fd) return report("get " + p, errno);
+        fetched.push_back(std::move(fd));
+    }
+    const int first = 3;
+    const int above = first + static_cast<int>(fetched.size());
+    std::vector<UniqueFd> staged;
+    for (auto& fd : fetched) {
+        if (fd.get() < first || fd.get() >= above) {
+            staged.push_back(std::move(fd));  // no dup2 below can land on it
+            continue;
+        }
+        UniqueFd s(fcntl(fd.get(), F_DUPFD_CLOEXEC, above));
+        if (!s) {
+            return report("exec: cannot place " + std::to_string(o.paths.size()) + " fds", errno);
+        }
+        staged.push_back(std::move(s));
+    }
+    fetched.clear();  // closes the originals that sat in the target range
+    std::string list;
+    for (std::size_t i = 0; i < staged.size(); ++i) {
+        int target = first + static_cast<int>(i);
+        if (dup2(staged[i].get(), target) < 0) {
+            return report("exec: dup2 to fd " + std::to_string(target), errno);
+        }
+        if (i != 0) list += ' ';
+        list += std::to_string(target);
+    }
+    if (setenv("BPFFS_FDS", list.c_str(), 1) != 0) return report("exec: setenv BPFFS_FDS", errno);
+    std::vector<char*> argv;
+    for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    execvp(argv[0], argv.data());
+    report("exec " + o.command.front(), errno);
+    return kExitCannotExec;
+}
+
+int run_status(const StatusOptions& o) {
+    auto sock = connect_to(o.mountpoint);
+    if (!sock) return report_connect("status", o.mountpoint, sock.error().value);
+    auto st = fetch_status(sock->get());
+    if (!st) return report("status " + o.mountpoint, st.error().value);
+    std::string shown = fsops::show_options(fsops::MountOptions{st->uid, st->gid, st->mode});
+    print_fields({str("options", shown.empty() && !o.json ? "defaults" : shown),
+                  num("uid", st->uid), num("gid", st->gid), str("mode", octal_mode(st->mode)),
+                  num("directories", st->dirs), num("maps", st->maps), num("programs", st->progs),
+                  num("pid", st->pid), str("version", st->version)},
+                 o.json);
+    return kExitOk;
+}
+
+int run_remount(const RemountOptions& o) {
+    std::string list = join(o.options, ',');
+    const std::string what = "remount " + o.mountpoint;
+    auto sock = connect_to(o.mountpoint);
+    if (!sock) return report_connect("remount", o.mountpoint, sock.error().value);
+    auto st = fetch_status(sock->get());
+    if (!st) return report(what, st.error().value);
+    auto parsed =
+        fsops::parse_remount_options(list, fsops::MountOptions{st->uid, st->gid, st->mode});
+    if (!parsed) {
+        std::fprintf(stderr, "bpffsctl: error: %s\n", parsed.error().message.c_str());
+        return kExitUsage;
+    }
+    if (list.size() > protocol::kMaxMessage - protocol::kHeaderSize) {
+        report(what + ": option list too long", E2BIG);
+        return kExitUsage;
+    }
+    auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::remount, list}, {});
+    if (!rep) return report(what, rep.error().value);
+    if (rep->reply.error != 0) return report(what, rep->reply.error);
+    return kExitOk;
+}
+
+}  // namespace bpffs::ctl

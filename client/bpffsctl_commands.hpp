@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// bpffsctl's verbs: one options struct and one function per subcommand. Each function prints
+// its own messages ("bpffsctl: error: <what>: <strerror>" on stderr, results on stdout) and
+// returns the process exit code: 0 ok, 1 failure, 2 usage (exec: 127 when CMD cannot be run;
+// on success it does not return). The command line itself is parsed in bpffsctl_main.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bpffs::ctl {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitCannotExec = 127;  // as shells report a command that cannot be run
+
+struct PinOptions {
+    enum class Source { map_id, prog_id, kernel_path };
+    Source source = Source::map_id;
+    std::uint32_t id = 0;  // map_id, prog_id
+    std::string from;      // kernel_path: an object pinned on a kernel bpffs
+    std::string path;      // where to pin it on a bpffs-fuse mount
+};
+
+struct GetOptions {
+    std::string path;
+    bool json = false;
+};
+
+struct ExecOptions {
+    std::vector<std::string> paths;    // fetched in order onto fds 3, 4, ...
+    std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
+};
+
+struct StatusOptions {
+    std::string mountpoint;
+    bool json = false;
+};
+
+struct RemountOptions {
+    std::string mountpoint;
+    std::vector<std::string> options;  // every -o list, joined with ','
+};
+
+int run_pin(const PinOptions& o);
+int run_get(const GetOptions& o);
+int run_exec(const ExecOptions& o);  // returns only on failure
+int run_status(const StatusOptions& o);
+int run_remount(const RemountOptions& o);
+
+}  // namespace bpffs::ctl

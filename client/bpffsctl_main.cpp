@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// bpffsctl: pin, fetch and inspect eBPF objects on bpffs-fuse mounts; show and change a
+// mount's options.
+//   bpffsctl pin (--map-id N | --prog-id N | --from KERNEL_BPFFS_PATH) PATH
+//   bpffsctl get PATH [--json]
+//   bpffsctl exec PATH... -- CMD [ARGS...]
+//   bpffsctl status MOUNTPOINT [--json]
+//   bpffsctl remount MOUNTPOINT -o OPTIONS
+// Exit status: 0 ok, 1 failure, 2 usage; exec: 127 when CMD cannot be run, else CMD's own.
+//
+// CLI11 cannot split "PATH... -- CMD ARGS..." into two lists (after "--" everything is one more
+// positional), so for exec the command line is cut at the first "--" before CLI11 sees it.
+// Exceptions are used for command-line errors only; anything that escapes a verb is caught
+// here and reported, never a crash.
+#include "client/bpffsctl_commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace bpffs::ctl;
+
+int usage_error(const std::string& message) {
+    std::fprintf(stderr, "bpffsctl: error: %s\n", message.c_str());
+    std::fprintf(stderr, "Run with --help for more information.\n");
+    return kExitUsage;
+}
+
+// The index of the verb: the first argument that is not an option (the top level has no
+// options that take a value); args.size() when there is none.
+std::size_t verb_index(const std::vector<std::string>& args) {
+    std::size_t i = 1;
+    while (i < args.size() && args[i].size() > 1 && args[i][0] == '-') ++i;
+    return i;
+}
+
+// For exec: moves everything after the first "--" that follows the subcommand into `command`,
+// and returns the arguments left for CLI11.
+std::vector<std::string> split_exec_command(int argc, char** argv,
+                                            std::vector<std::string>& command,
+                                            bool& has_separator) {
+    std::vector<std::string> args(argv, argv + argc);
+    has_separator = false;
+    std::size_t sub = verb_index(args);
+    if (sub >= args.size() || args[sub] != "exec") return args;
+    for (std::size_t i = sub + 1; i < args.size(); ++i) {
+        if (args[i] != "--") continue;
+        command.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+        args.resize(i);
+        has_separator = true;
+        break;
+    }
+    return args;
+}
+
+int run_main(int argc, char** argv) {
+    CLI::App app{
+        "bpffsctl: pin, fetch and inspect eBPF maps and programs on bpffs-fuse mounts,\n"
+        "and show or change a mount's options.",
+        "bpffsctl"};
+    app.set_version_flag("--version", std::string("bpffsctl ") + BPFFS_VERSION);
+    app.require_subcommand(1);
+    app.footer(
+        "Exit status: 0 ok, 1 failure, 2 usage error. Run 'bpffsctl VERB --help' for a verb.");
+
+    PinOptions pin_o;
+    std::uint32_t map_id = 0, prog_id = 0;
+    auto* pin = app.add_subcommand("pin",
+                                   "pin a kernel map or program at PATH on a bpffs-fuse "
+                                   "mount (needs CAP_SYS_ADMIN)");
+    auto* source = pin->add_option_group("source", "where the object comes from (exactly one)");
+    auto* opt_map = source->add_option("--map-id", map_id, "the map with this kernel id");
+    auto* opt_prog = source->add_option("--prog-id", prog_id, "the program with this kernel id");
+    auto* opt_from = source->add_option("--from", pin_o.from,
+                                        "the object pinned at this path on a kernel bpffs "
+                                        "(e.g. /sys/fs/bpf/NAME)");
+    pin->add_option("PATH", pin_o.path, "the new name, on a bpffs-fuse mount")->required();
+
+    GetOptions get_o;
+    auto* get = app.add_subcommand("get",
+                                   "fetch the object pinned at PATH and print its kernel "
+                                   "info, one 'key: value' per line");
+    get->add_option("PATH", get_o.path, "a pinned map or program")->required();
+    get->add_flag("--json", get_o.json, "print one JSON object instead");
+    get->footer(
+        "Keys: type (map or prog), id, name; maps: map_type, key_size, value_size,\n"
+        "max_entries, map_flags; programs: prog_type, tag. map_type and prog_type are\n"
+        "libbpf's names, or numbers for types libbpf does not know.");
+
+    ExecOptions exec_o;
+    auto* exec = app.add_subcommand("exec",
+                                    "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
+                                    "CMD with the objects open on fds 3, 4, ...");
+    exec->add_option("PATH", exec_o.paths, "pinned maps or programs, in fd order")->required();
+    exec->footer(
+        "The fetched objects are open (not close-on-exec) on fds 3, 4, ... in the order\n"
+        "of the PATHs, and $BPFFS_FDS lists them (\"3 4 ...\"). CMD is looked up in\n"
+        "$PATH. Exit status: CMD's own; 1 if a PATH cannot be fetched, 2 on a usage\n"
+        "error, 127 if CMD cannot be run (not found, not executable: execvp failed).");
+
+    StatusOptions status_o;
+    auto* status = app.add_subcommand("status",
+                                      "show a mount's options, object counts, daemon "
+                                      "pid and version");
+    status
+        ->add_option("MOUNTPOINT", status_o.mountpoint,
+                     "a bpffs-fuse mount (or any directory in it)")
+        ->required();
+    status->add_flag("--json", status_o.json, "print one JSON object instead");
+    status->footer(
+        "Keys: options (as /proc/mounts shows them; 'defaults' when none, \"\" in\n"
+        "JSON), uid, gid, mode (octal), directories, maps, programs, pid, version.");
+
+    RemountOptions remount_o;
+    auto* remount = app.add_subcommand("remount",
+                                       "change a mount's options, as 'mount -o "
+                                       "remount' would (needs CAP_SYS_ADMIN)");
+    remount->add_option("MOUNTPOINT", remount_o.mountpoint, "a bpffs-fuse mount")->required();
+    remount
+        ->add_option("-o", remount_o.options,
+                     "uid=N, gid=N, mode=OCTAL; as in the kernel's bpffs, mode goes back to "
+                     "0700 when not given, uid and gid keep their values")
+        ->required();
+
+    std::vector<std::string> command;
+    bool has_separator = false;
+    std::vector<std::string> args = split_exec_command(argc, argv, command, has_separator);
+    std::size_t verb = verb_index(args);
+    if (verb < args.size() && args[verb] != "--" &&
+        app.get_subcommands([&](CLI::App* s) { return s->check_name(args[verb]); }).empty()) {
+        return usage_error("unknown verb '" + args[verb] + "'");
+    }
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(a.data());
+    try {
+        app.parse(static_cast<int>(cargs.size()), cargs.data());
+    } catch (const CLI::Success& e) {
+        return app.exit(e);  // --help, --version
+    } catch (const CLI::ParseError& e) {
+        return usage_error(e.what());
+    }
+
+    if (*pin) {
+        std::size_t given = opt_map->count() + opt_prog->count() + opt_from->count();
+        if (given != 1) return usage_error("pin: give exactly one of --map-id, --prog-id, --from");
+        if (opt_map->count() != 0) {
+            pin_o.source = PinOptions::Source::map_id;
+            pin_o.id = map_id;
+        } else if (opt_prog->count() != 0) {
+            pin_o.source = PinOptions::Source::prog_id;
+            pin_o.id = prog_id;
+        } else {
+            pin_o.source = PinOptions::Source::kernel_path;
+        }
+        return run_pin(pin_o);
+    }
+    if (*get) return run_get(get_o);
+    if (*exec) {
+        if (!has_separator || command.empty())
+            return usage_error("exec: expected '-- CMD [ARGS...]'");
+        exec_o.command = std::move(command);
+        return run_exec(exec_o);
+    }
+    if (*status) return run_status(status_o);
+    if (*remount) return run_remount(remount_o);
+    return usage_error("no verb given");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int rc;
+    try {
+        rc = run_main(argc, argv);
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "bpffsctl: error: %s\n", std::strerror(ENOMEM));
+        return kExitFailure;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bpffsctl: error: %s\n", e.what());
+        return kExitFailure;
+    } catch (...) {
+        std::fprintf(stderr, "bpffsctl: error: unexpected failure\n");
+        return kExitFailure;
+    }
+    // Output that could not be written (a full disk, a closed pipe) is a failure too.
+    bool flush_failed = std::fflush(stdout) != 0;
+    if (flush_failed || std::ferror(stdout)) {
+        int e = flush_failed ? errno : EIO;
+        std::fprintf(stderr, "bpffsctl: error: write to standard output: %s\n", std::strerror(e));
+        return kExitFailure;
+    }
+    return rc;
+}
