@@ -144,22 +144,30 @@ int Broker::bind_and_listen(const std::string& mountpoint) {
     ev.events = EPOLLPRI | EPOLLERR;
     ev.data.fd = mountinfo_.get();
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, mountinfo_.get(), &ev) != 0) return errno;
+    refresh_mount_state();
     spdlog::info("broker listening at {}/{}", mountpoint, protocol::kSocketName);
     return 0;
 }
 
-bool Broker::still_mounted() const {
-    // Field 3 of each mountinfo line is the st_dev of the mount as major:minor.
+bool Broker::refresh_mount_state() {
+    // mountinfo: "ID PARENT MAJ:MIN ROOT POINT MNTOPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS".
     std::ifstream in("/proc/self/mountinfo");
     std::string line;
     std::string want = std::to_string(major(mount_dev_)) + ":" + std::to_string(minor(mount_dev_));
+    bool found = false;
     while (std::getline(in, line)) {
         std::istringstream ls(line);
-        std::string id, parent, dev;
+        std::string id, parent, dev, field;
         ls >> id >> parent >> dev;
-        if (dev == want) return true;
+        if (dev != want) continue;
+        found = true;
+        while (ls >> field && field != "-") {
+        }
+        std::string fstype, source, superopts;
+        ls >> fstype >> source >> superopts;
+        sb_read_only_ = superopts == "ro" || superopts.rfind("ro,", 0) == 0;
     }
-    return false;
+    return found;
 }
 
 void Broker::stop() {
@@ -186,7 +194,7 @@ int Broker::run() {
                 return 0;
             }
             if (fd == mountinfo_.get()) {
-                if (!still_mounted()) {
+                if (!refresh_mount_state()) {
                     spdlog::info("the mount is gone (unmounted from outside); stopping");
                     conns_.clear();
                     if (hooks_.unmounted) hooks_.unmounted();
@@ -347,9 +355,12 @@ protocol::Reply Broker::do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& ou
     struct stat st {};
     if (fstat(node, &st) != 0) return error_reply(Op::get, errno);
     if (st.st_dev != mount_dev_) return error_reply(Op::get, EACCES);  // not our object
-    // inode_permission(MAY_WRITE) checks the superblock, not the mount: a read-only bind mount
-    // of a writable mount does not make get fail.
-    if (cfg_.read_only && S_ISREG(st.st_mode)) return error_reply(Op::get, EROFS);
+    // inode_permission(MAY_WRITE) checks the superblock (sb_permission), not the mount: a
+    // read-only bind mount of a writable mount does not make get fail; a read-only superblock
+    // does, for objects and directories alike, before any other check.
+    if (sb_read_only_ && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        return error_reply(Op::get, EROFS);
+    }
     auto got = fs_.get(c.caller, st.st_ino);
     if (!got) return error_reply(Op::get, got.error().value);
     auto fd = registry_.open(got->handle);

@@ -32,7 +32,6 @@ struct BrokerConfig {
     std::size_t max_connections = 4096;
     std::chrono::milliseconds idle_timeout{30000};
     std::string version;
-    bool read_only = false;  // the superblock is read-only (-o ro): get is EROFS, as in the seed
 };
 
 // What the broker needs from the daemon, without knowing FUSE.
@@ -67,7 +66,12 @@ private:
     void on_readable(int fd);
     void close_conn(int fd);
     void sweep_idle();
-    bool still_mounted() const;
+public:
+    // Re-reads the mount table: is the mount still there, and is its superblock read-only (get
+    // is EROFS then, as in the seed)? Called on every change of /proc/self/mountinfo.
+    bool refresh_mount_state();
+
+private:
     protocol::Reply handle(Conn& c, const protocol::Request& req, std::vector<UniqueFd>& fds,
                            UniqueFd& out_fd);
     protocol::Reply do_pin(Conn& c, const std::string& name, std::vector<UniqueFd>& fds);
@@ -85,6 +89,7 @@ private:
     UniqueFd tree_;       // the detached clone of the mount the socket is bound through
     UniqueFd mountinfo_;  // polled: the mount table changed
     dev_t mount_dev_ = 0;
+    bool sb_read_only_ = false;  // broker thread only
     std::atomic<pid_t> bind_tid_{0};
     std::unordered_map<int, std::unique_ptr<Conn>> conns_;
 };

@@ -12,6 +12,7 @@
 #include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -129,21 +130,34 @@ int obj_pin(int fd, const char* pathname) {
     if (int e = check_bpf_fd(fd); e != 0) return e;
     std::string path(pathname);
     if (path.empty()) return ENOENT;
+    // Trailing slashes: the kernel's filename_create() still looks the name up, so an existing
+    // name is EEXIST; a new one is ENOENT.
+    bool trailing_slash = false;
+    while (path.size() > 1 && path.back() == '/') {
+        path.pop_back();
+        trailing_slash = true;
+    }
     std::string dir = dir_part(path), name = name_part(path);
+    if (name.empty() || name == "/") return EEXIST;  // "/" itself
     UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dirfd) return errno;
-    if (name.empty()) return ENOENT;  // a path that ends in '/'
-    if (name.size() > 255) return ENAMETOOLONG;  // the kernel's lookup of the last component
+    if (name.size() > 255) return ENAMETOOLONG;
+    // The lookup of the last component: search permission on the parent (EACCES) and EEXIST,
+    // before anything the filesystem says.
+    struct stat st {};
+    if (fstatat(dirfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+    if (errno != ENOENT) return errno;
+    if (trailing_slash) return ENOENT;
     auto sock = connect_broker(dir, dirfd.get());
     if (!sock) {
-        if (sock.error().value != ENOENT && sock.error().value != ECONNREFUSED) {
-            return sock.error().value;
+        // No broker there: not a bpffs-fuse directory (after EROFS, as mnt_want_write()
+        // comes first in the kernel).
+        if (sock.error().value == ENOENT || sock.error().value == ECONNREFUSED) {
+            struct statvfs vfs {};
+            if (fstatvfs(dirfd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) return EROFS;
+            return EACCES;
         }
-        // Not a bpffs-fuse directory: an existing name still says EEXIST first, as in the
-        // kernel, where the lookup of the new name comes before the filesystem check.
-        struct stat st {};
-        if (fstatat(dirfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
-        return EACCES;
+        return sock.error().value;
     }
     protocol::Request req{protocol::Op::pin, name};
     std::array<int, 2> fds{fd, dirfd.get()};

@@ -17,7 +17,9 @@
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -135,6 +137,23 @@ private:
     int ready_fd_ = -1;
 };
 
+// Makes the mount's superblock read-only, keeping its per-mount flags (a remount without
+// MS_BIND sets them too). Returns 0 or a positive errno.
+int remount_read_only(const std::string& mountpoint) {
+    struct statvfs v {};
+    if (statvfs(mountpoint.c_str(), &v) != 0) return errno;
+    unsigned long flags = MS_REMOUNT | MS_RDONLY;
+    const std::pair<unsigned long, unsigned long> map[] = {
+        {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},       {ST_NOEXEC, MS_NOEXEC},
+        {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
+        {ST_RELATIME, MS_RELATIME}, {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
+    for (auto [st, ms] : map) {
+        if (v.f_flag & st) flags |= ms;
+    }
+    if (mount(nullptr, mountpoint.c_str(), nullptr, flags, nullptr) != 0) return errno;
+    return 0;
+}
+
 // Every pinned object arrives as an fd: allow as many as the hard limit does.
 void raise_nofile_limit() {
     rlimit rl{};
@@ -172,7 +191,11 @@ int run(const Options& cli) {
 
     std::vector<std::string> fuse_opts = {"default_permissions", "allow_other",
                                           "fsname=" + escape_opt(source), "subtype=bpffs-fuse"};
-    for (const auto& p : parsed->passthrough) fuse_opts.push_back(p);
+    // A read-only mount is made read-write and turned read-only once the broker's socket
+    // exists: binding it is a mknod, which a read-only filesystem refuses.
+    for (const auto& p : parsed->passthrough) {
+        if (p != "ro" && p != "rw") fuse_opts.push_back(p);
+    }
     FuseArgs fa;
     fa.add("bpffs-fuse");
     fa.add("-o");
@@ -194,7 +217,7 @@ int run(const Options& cli) {
             },
             [&state](fsops::Ino ino) { daemon::invalidate_inode(state, ino); },
             [] { kill(getpid(), SIGTERM); }},
-        broker::BrokerConfig{.version = BPFFS_VERSION, .read_only = read_only});
+        broker::BrokerConfig{.version = BPFFS_VERSION});
 
     std::unique_ptr<fuse_session, SessionDeleter> se(
         fuse_session_new(&fa.args, &daemon::fuse_ops(), sizeof(fuse_lowlevel_ops), &state));
@@ -217,6 +240,10 @@ int run(const Options& cli) {
     std::thread broker_thread([&] {
         state.socket_creator.store(static_cast<pid_t>(syscall(SYS_gettid)));
         int e = broker.bind_and_listen(mountpoint);
+        if (e == 0 && read_only) {
+            e = remount_read_only(mountpoint);
+            broker.refresh_mount_state();
+        }
         if (e != 0) {
             spdlog::error("broker: cannot listen in {}: {}", mountpoint, std::strerror(e));
             broker_error.store(e);

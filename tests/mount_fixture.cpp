@@ -7,7 +7,9 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +67,15 @@ int wait_child(pid_t pid, int timeout_ms) {
     return done ? status : -1;
 }
 
+bool can_connect(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return false;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    return s && connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
 }  // namespace
 
 bool wait_for(const std::function<bool()>& pred, int timeout_ms) {
@@ -111,17 +122,16 @@ Mount::Mount(const std::string& opts, const std::vector<std::string>& extra) {
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = spawn(argv, log.get());
-    // Ready when the broker's socket is bound (the daemon has mounted and serves requests).
+    // Ready when the broker accepts connections (the daemon has mounted and serves requests).
     std::string sock = dir_ + "/.bpffs.sock";
     bool up = wait_for([&] {
-        struct stat st {};
-        if (is_bpffs_mounted(dir_) && stat(sock.c_str(), &st) == 0) return true;
+        if (is_bpffs_mounted(dir_) && can_connect(sock)) return true;
         int status;
         return waitpid(pid_, &status, WNOHANG) == pid_ && (pid_ = -1, true);
     });
     if (!up || pid_ < 0) {
         std::string msg = "bpffs-fuse did not mount: " + this->log();
-        this->~Mount();
+        cleanup();
         throw std::runtime_error(msg);
     }
 }
@@ -140,7 +150,9 @@ int Mount::stop() {
     return status;
 }
 
-Mount::~Mount() {
+Mount::~Mount() { cleanup(); }
+
+void Mount::cleanup() {
     stop();
     if (!dir_.empty() && is_bpffs_mounted(dir_)) umount2(dir_.c_str(), MNT_DETACH);
     if (!dir_.empty()) rmdir(dir_.c_str());

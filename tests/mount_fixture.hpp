@@ -34,6 +34,7 @@ public:
     int stop();
 
 private:
+    void cleanup();  // stops the daemon, unmounts, removes the temp dir; idempotent
     std::string base_;  // the temp dir holding the mount point and the log
     std::string dir_;
     pid_t pid_ = -1;
