@@ -79,10 +79,15 @@ Result<UniqueFd> connect_broker(const std::string& dir, int dirfd) {
         path = env;
     } else {
         path = (dir == "/" ? std::string() : dir) + "/" + std::string(protocol::kSocketName);
-        if (path.size() >= sizeof addr.sun_path) {
-            path = "/proc/self/fd/" + std::to_string(dirfd) + "/" +
-                   std::string(protocol::kSocketName);
+    }
+    UniqueFd own_dirfd;
+    if (path.size() >= sizeof addr.sun_path && std::getenv("BPFFS_SOCKET") == nullptr) {
+        if (dirfd < 0) {
+            own_dirfd.reset(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+            if (!own_dirfd) return fail(errno);
+            dirfd = own_dirfd.get();
         }
+        path = "/proc/self/fd/" + std::to_string(dirfd) + "/" + std::string(protocol::kSocketName);
     }
     if (path.size() >= sizeof addr.sun_path) return fail(ENAMETOOLONG);
     std::memcpy(addr.sun_path, path.data(), path.size());
@@ -181,12 +186,13 @@ int obj_get(const char* pathname, int* out) {
         path = resolved;
         node.reset(open(path.c_str(), O_PATH | O_CLOEXEC));
         if (!node) return errno;
+        if (fstat(node.get(), &st) != 0) return errno;
     }
     while (path.size() > 1 && path.back() == '/') path.pop_back();
-    std::string dir = dir_part(path);
-    UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dirfd) return errno;
-    auto sock = connect_broker(dir, dirfd.get());
+    // The broker beside the node: in its directory, or in the node itself when it is a
+    // directory (the mount's root has no parent on the mount).
+    std::string dir = S_ISDIR(st.st_mode) ? path : dir_part(path);
+    auto sock = connect_broker(dir, -1);
     if (!sock) {
         // No broker beside it: not an object of a bpffs-fuse mount.
         if (sock.error().value == ENOENT || sock.error().value == ECONNREFUSED) return EACCES;

@@ -18,8 +18,8 @@ struct Response {
 };
 
 // Connects to the broker that serves directory `dir` ($BPFFS_SOCKET if set, else
-// "<dir>/.bpffs.sock"; `dirfd`, an O_PATH fd of `dir`, is used through /proc/self/fd when the
-// path is too long for a socket address). ENOENT: no broker there (not a bpffs-fuse directory).
+// "<dir>/.bpffs.sock"; when that is too long for a socket address, `dir` is reached through
+// /proc/self/fd/<dirfd>, with `dirfd` an O_PATH fd of it, or one opened here when it is -1). ENOENT: no broker there (not a bpffs-fuse directory).
 Result<UniqueFd> connect_broker(const std::string& dir, int dirfd);
 
 // One request/reply exchange on a connected socket. Protocol errors: EPROTO.

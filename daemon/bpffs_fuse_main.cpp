@@ -272,7 +272,8 @@ int run(const Options& cli) {
     fuse_remove_signal_handlers(se.get());
     spdlog::info("unmounted {}", mountpoint);
     if (broker_error.load() != 0) return 1;
-    return rc == 0 ? 0 : 1;
+    // libfuse's signal handler leaves the signal number as the loop's result: a requested stop.
+    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 }
 
 }  // namespace

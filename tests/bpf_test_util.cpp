@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "tests/bpf_test_util.hpp"
+
+#include "tests/mount_fixture.hpp"
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/bpf.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string_view>
+
+namespace bpffs::test {
+
+std::string ename(int e) {
+    if (e == 0) return "ok";
+    const char* n = strerrorname_np(e);
+    return n != nullptr ? n : std::to_string(e);
+}
+
+UniqueFd create_hash_map(const char* name) {
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name, sizeof(std::uint32_t), sizeof(std::uint64_t),
+                            16, nullptr);
+    if (fd < 0) errno = -fd;
+    return UniqueFd(fd < 0 ? -1 : fd);
+}
+
+UniqueFd load_trivial_prog(const char* name) {
+    // r0 = 0; exit
+    const bpf_insn insns[2] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K,
+         .dst_reg = BPF_REG_0,
+         .src_reg = 0,
+         .off = 0,
+         .imm = 0},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, name, "GPL", insns, 2, nullptr);
+    if (fd < 0) errno = -fd;
+    return UniqueFd(fd < 0 ? -1 : fd);
+}
+
+std::string fd_kind(int fd) {
+    char link[256];
+    std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
+    if (n < 0) return "";
+    std::string s(link, static_cast<std::size_t>(n));
+    if (s == "anon_inode:bpf-map") return "map";
+    if (s == "anon_inode:bpf-prog") return "prog";
+    return s;
+}
+
+std::uint32_t kernel_id(int fd) {
+    std::string kind = fd_kind(fd);
+    if (kind != "map" && kind != "prog") return 0;
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string key = kind + "_id:";
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(key, 0) == 0)
+            return static_cast<std::uint32_t>(std::stoul(line.substr(key.size())));
+    }
+    return 0;
+}
+
+namespace {
+bool id_alive(int fd) {
+    if (fd >= 0) {
+        ::close(fd);
+        return true;
+    }
+    // Anything but ENOENT (EPERM without privileges, say) must not read as "freed".
+    return -fd != ENOENT;
+}
+}  // namespace
+
+bool map_id_alive(std::uint32_t id) {
+    return id_alive(bpf_map_get_fd_by_id(id));
+}
+bool prog_id_alive(std::uint32_t id) {
+    return id_alive(bpf_prog_get_fd_by_id(id));
+}
+
+int map_update(int fd, std::uint32_t key, std::uint64_t value) {
+    int rc = bpf_map_update_elem(fd, &key, &value, BPF_ANY);
+    return rc == 0 ? 0 : -rc;
+}
+
+int map_lookup(int fd, std::uint32_t key, std::uint64_t* value) {
+    int rc = bpf_map_lookup_elem(fd, &key, value);
+    return rc == 0 ? 0 : -rc;
+}
+
+namespace {
+// The targets of pid's fds ("socket:[123]", "/dev/fuse", "anon_inode:bpf-map", ...).
+std::vector<std::string> fd_links(pid_t pid, bool* ok) {
+    std::vector<std::string> out;
+    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR* d = opendir(dir.c_str());
+    *ok = d != nullptr;
+    if (d == nullptr) return out;
+    const int own = pid == getpid() ? dirfd(d) : -1;
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        if (own >= 0 && std::to_string(own) == e->d_name) continue;
+        char link[256];
+        ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+        out.emplace_back(link, len > 0 ? static_cast<std::size_t>(len) : 0);
+    }
+    closedir(d);
+    return out;
+}
+}  // namespace
+
+int count_fds(pid_t pid) {
+    bool ok = false;
+    auto links = fd_links(pid, &ok);
+    if (!ok) return -1;
+    int n = 0;
+    for (const auto& l : links) {
+        if (l.rfind("/proc/", 0) != 0) ++n;
+    }
+    return n;
+}
+
+int count_connections(pid_t pid) {
+    // /proc/net/unix: Num RefCount Protocol Flags Type St Inode [Path]; Flags 00010000 is
+    // __SO_ACCEPTCON (listening), Type 0005 SOCK_SEQPACKET.
+    std::set<std::string> conns;
+    std::ifstream in("/proc/net/unix");
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string num, refs, proto, flags, type, st, ino;
+        if (!(ls >> num >> refs >> proto >> flags >> type >> st >> ino)) continue;
+        if (type == "0005" && flags != "00010000") conns.insert("socket:[" + ino + "]");
+    }
+    bool ok = false;
+    auto links = fd_links(pid, &ok);
+    if (!ok) return -1;
+    int n = 0;
+    for (const auto& l : links) n += conns.count(l) ? 1 : 0;
+    return n;
+}
+
+std::vector<int> FdGroup::raw() const {
+    std::vector<int> out;
+    for (const auto& f : fds_) out.push_back(f.get());
+    return out;
+}
+
+FdGroup make_pipes(std::size_t n) {
+    FdGroup g;
+    for (std::size_t i = 0; i < n; ++i) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+        g.add(UniqueFd(p[0]));
+        g.add(UniqueFd(p[1]));
+    }
+    return g;
+}
+
+TempDir::TempDir() {
+    char tmpl[] = "/tmp/bpffs-ktest-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+    chmod(path_.c_str(), 0755);
+}
+
+TempDir::~TempDir() {
+    // FTW_MOUNT: never descend into a mount point left behind (a bpffs-fuse mount, a bind).
+    nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat* st, int, FTW*) {
+            if (S_ISDIR(st->st_mode)) {
+                rmdir(p);
+            } else {
+                unlink(p);
+            }
+            return 0;
+        },
+        16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+BindMount::BindMount(const std::string& source, const std::string& target) : target_(target) {
+    ok_ = mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) == 0;
+    if (!ok_) error_ = errno;
+}
+
+BindMount::~BindMount() {
+    if (ok_) umount2(target_.c_str(), MNT_DETACH);
+}
+
+Child::Child(const std::function<int()>& fn) {
+    pid_ = fork();
+    if (pid_ == 0) {
+        int rc = 255;
+        try {
+            rc = fn();
+        } catch (...) {
+        }
+        _exit(rc & 0xff);
+    }
+}
+
+int Child::wait(int timeout_ms) {
+    if (pid_ <= 0) return -1;
+    int status = 0;
+    bool done = wait_for([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout_ms);
+    if (!done) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return -1;
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Child::~Child() {
+    if (pid_ > 0) {
+        kill(pid_, SIGKILL);
+        int status;
+        waitpid(pid_, &status, 0);
+    }
+}
+
+int run_child(const std::function<int()>& fn) {
+    Child c(fn);
+    return c.wait();
+}
+
+int drop_dac_caps() {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (syscall(SYS_capget, &hdr, data) != 0) return errno;
+    for (int cap : {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER}) {
+        data[cap / 32].effective &= ~(1u << (cap % 32));
+    }
+    if (syscall(SYS_capset, &hdr, data) != 0) return errno;
+    return 0;
+}
+
+namespace {
+void walk(const std::string& dir, const std::string& rel, std::set<std::string>& out) {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) return;
+    std::vector<std::string> subdirs;
+    while (dirent* e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n == "." || n == "..") continue;
+        struct stat st {};
+        std::string full = dir + "/" + n;
+        bool is_dir = lstat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+        out.insert(rel + n + (is_dir ? "/" : ""));
+        if (is_dir) subdirs.push_back(n);
+    }
+    closedir(d);
+    for (const auto& s : subdirs) walk(dir + "/" + s, rel + s + "/", out);
+}
+}  // namespace
+
+std::set<std::string> tree(const std::string& dir) {
+    std::set<std::string> out;
+    walk(dir, "", out);
+    return out;
+}
+
+}  // namespace bpffs::test

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Helpers for the kernel tests: real bpf maps and programs (libbpf), their kernel ids, fd
+// bookkeeping, forked children, temp dirs and bind mounts that clean up after themselves.
+//
+// Ownership: every function that creates something returns an owner (UniqueFd, FdGroup,
+// TempDir, BindMount, Child) that releases it on destruction, so a failed REQUIRE leaks nothing.
+// Creating maps and programs needs CAP_BPF (the tests run as root); using a map fd one was
+// handed (lookup, update, kernel_id) works without privileges.
+#pragma once
+
+#include "common/unique_fd.hpp"
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace bpffs::test {
+
+// "ENOENT" for ENOENT, "ok" for 0: errno values compared by name read well in a failure.
+std::string ename(int e);
+
+// A BPF_MAP_TYPE_HASH map (u32 key, u64 value, 16 entries) named `name` (at most 15 chars).
+// Invalid on failure (errno set).
+UniqueFd create_hash_map(const char* name);
+// The two-instruction socket filter "r0 = 0; exit" (license GPL). Invalid on failure.
+UniqueFd load_trivial_prog(const char* name);
+
+// The kernel id of a bpf map or program fd (from /proc/self/fdinfo, so it works for unprivileged
+// processes too); 0 if `fd` is not a bpf map or program.
+std::uint32_t kernel_id(int fd);
+// "map", "prog", or what else /proc/self/fd/N links to ("" if closed).
+std::string fd_kind(int fd);
+
+// Does the kernel still hold the map (program) with this id? bpf_*_get_fd_by_id: ENOENT once
+// the last reference is gone. Needs CAP_SYS_ADMIN.
+bool map_id_alive(std::uint32_t id);
+bool prog_id_alive(std::uint32_t id);
+
+// 0 or the positive errno of the bpf(2) call.
+int map_update(int fd, std::uint32_t key, std::uint64_t value);
+int map_lookup(int fd, std::uint32_t key, std::uint64_t* value);
+
+// Entries of /proc/<pid>/fd (use getpid() for this process), except those that point into
+// /proc (short-lived reads of /proc/<peer>/status and the like come and go at any time); -1 if
+// unreadable.
+int count_fds(pid_t pid);
+// Those of pid's fds that are connected (not listening) AF_UNIX SOCK_SEQPACKET sockets: for the
+// daemon, the broker's open client connections.
+int count_connections(pid_t pid);
+
+// An RAII owner of many fds (the SCM_RIGHTS tests send hundreds).
+class FdGroup {
+public:
+    void add(UniqueFd fd) { fds_.push_back(std::move(fd)); }
+    std::vector<int> raw() const;
+    std::size_t size() const { return fds_.size(); }
+    void clear() { fds_.clear(); }
+
+private:
+    std::vector<UniqueFd> fds_;
+};
+// n pipes (2n fds).
+FdGroup make_pipes(std::size_t n);
+
+// A fresh directory under /tmp (mode 0755), removed recursively on destruction (it must not
+// contain mount points by then: unmount first).
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    std::string p(const std::string& rel) const { return path_ + "/" + rel; }
+
+private:
+    std::string path_;
+};
+
+// mount(2) MS_BIND of `source` on `target` (an existing directory); detached on destruction.
+// Declare it after the Mount it binds from, so it goes first.
+class BindMount {
+public:
+    BindMount(const std::string& source, const std::string& target);
+    ~BindMount();
+    BindMount(const BindMount&) = delete;
+    BindMount& operator=(const BindMount&) = delete;
+    bool ok() const { return ok_; }
+    int error() const { return error_; }
+
+private:
+    std::string target_;
+    bool ok_ = false;
+    int error_ = 0;
+};
+
+// Runs fn in a forked child that keeps this process's credentials and returns fn's value
+// (0..255), or -1 if the child died otherwise or ran over 60 s (it is killed then).
+int run_child(const std::function<int()>& fn);
+
+// A forked child started now and reaped (killed if still running) on destruction; wait()
+// returns fn's value as run_child does.
+class Child {
+public:
+    explicit Child(const std::function<int()>& fn);
+    ~Child();
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    int wait(int timeout_ms = 60000);
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+};
+
+// Drops CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER from this process's effective set
+// (in a child: a root that keeps CAP_SYS_ADMIN but obeys file modes). 0 or errno.
+int drop_dac_caps();
+
+// Every path under `dir` (relative, directories with a trailing '/'), "." and ".." excepted.
+std::set<std::string> tree(const std::string& dir);
+
+}  // namespace bpffs::test
