@@ -100,7 +100,8 @@ const char* op_name(protocol::Op op) {
 }  // namespace
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
-    : fs_(fs), registry_(registry), hooks_(std::move(hooks)), cfg_(std::move(cfg)) {}
+    : fs_(fs), registry_(registry), hooks_(std::move(hooks)), cfg_(std::move(cfg)),
+      stop_event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 Broker::~Broker() = default;
 
@@ -131,7 +132,6 @@ int Broker::bind_and_listen(const std::string& mountpoint) {
     if (listen(listen_.get(), 512) != 0) return errno;
     tree_ = std::move(tree);
     epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
-    stop_event_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     mountinfo_.reset(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     if (!epoll_ || !stop_event_ || !mountinfo_) return errno;
     for (int fd : {listen_.get(), stop_event_.get()}) {
@@ -171,6 +171,7 @@ bool Broker::refresh_mount_state() {
 }
 
 void Broker::stop() {
+    stopping_.store(true);
     if (stop_event_) {
         std::uint64_t one = 1;
         (void)!write(stop_event_.get(), &one, sizeof one);
@@ -179,7 +180,7 @@ void Broker::stop() {
 
 int Broker::run() {
     std::array<epoll_event, 64> events;
-    while (true) {
+    while (!stopping_.load()) {
         int n = epoll_wait(epoll_.get(), events.data(), events.size(), 1000);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -210,6 +211,8 @@ int Broker::run() {
         }
         sweep_idle();
     }
+    conns_.clear();
+    return 0;
 }
 
 void Broker::accept_all() {

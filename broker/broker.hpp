@@ -55,8 +55,9 @@ public:
     int bind_and_listen(const std::string& mountpoint);
     // Serves until stop(). Returns 0, or a positive errno on a fatal epoll failure.
     int run();
-    // Thread-safe; makes run() return.
+    // Thread-safe, and sticky: run() returns, or returns at once if it starts later.
     void stop();
+    bool stopping() const { return stopping_.load(); }
     // The thread that does bind_and_listen (the adapter lets only it create the socket node).
     pid_t bind_tid() const { return bind_tid_.load(); }
 
@@ -91,6 +92,7 @@ private:
     dev_t mount_dev_ = 0;
     bool sb_read_only_ = false;  // broker thread only
     std::atomic<pid_t> bind_tid_{0};
+    std::atomic<bool> stopping_{false};
     std::unordered_map<int, std::unique_ptr<Conn>> conns_;
 };
 

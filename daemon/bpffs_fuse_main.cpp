@@ -206,6 +206,7 @@ int run(const Options& cli) {
     Detacher detacher(cli.foreground);
 
     fsops::Filesystem fs(parsed->ours);
+    fs.set_read_only(read_only);
     broker::Registry registry;
     daemon::FuseState state{fs};
     state.release_object = [&registry](fsops::ObjHandle h) { registry.release(h); };
@@ -237,6 +238,7 @@ int run(const Options& cli) {
     // The broker binds its socket inside the mount, which is a FUSE request: it needs the
     // session loop running, so it starts in its own thread and the loop runs here.
     std::atomic<int> broker_error{0};
+    std::atomic<bool> bound{false};
     std::thread broker_thread([&] {
         state.socket_creator.store(static_cast<pid_t>(syscall(SYS_gettid)));
         int e = broker.bind_and_listen(mountpoint);
@@ -244,7 +246,9 @@ int run(const Options& cli) {
             e = remount_read_only(mountpoint);
             broker.refresh_mount_state();
         }
+        bound.store(true);
         if (e != 0) {
+            if (broker.stopping()) return;  // a stop during start-up failed the bind: no error
             spdlog::error("broker: cannot listen in {}: {}", mountpoint, std::strerror(e));
             broker_error.store(e);
             kill(getpid(), SIGTERM);  // ends the session loop
@@ -266,10 +270,19 @@ int run(const Options& cli) {
 
     daemon::sd_notify_state("STOPPING=1");
     broker.stop();
-    broker_thread.join();
     state.session.store(nullptr);
-    fuse_session_unmount(se.get());
-    fuse_remove_signal_handlers(se.get());
+    if (!bound.load()) {
+        // Stopped before the broker's bind was answered: that request now waits on a loop that
+        // is gone. Unmounting and closing the FUSE connection fails it, and the thread ends.
+        fuse_session_unmount(se.get());
+        fuse_remove_signal_handlers(se.get());
+        se.reset();
+        broker_thread.join();
+    } else {
+        broker_thread.join();
+        fuse_session_unmount(se.get());
+        fuse_remove_signal_handlers(se.get());
+    }
     spdlog::info("unmounted {}", mountpoint);
     if (broker_error.load() != 0) return 1;
     // libfuse's signal handler leaves the signal number as the loop's result: a requested stop.

@@ -71,6 +71,7 @@ struct Filesystem::Impl {
     Policy policy;
     Counts counts{1, 0, 0};
     Ino socket_ino = 0;  // the broker's socket node, once bound
+    bool read_only = false;
 
     Node* find(Ino ino) {
         auto it = nodes.find(ino);
@@ -212,6 +213,7 @@ Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view nam
     if (name.size() > kNameMax) return fail(ENAMETOOLONG);
     if (name.empty() || is_bad_name(name)) return fail(EINVAL);
     if (name == "." || name == ".." || impl_->child(p, name) != nullptr) return fail(EEXIST);
+    if (impl_->read_only) return fail(EROFS);
     if (is_dotted(name)) return fail(EPERM);
     if (impl_->policy.terminal_dirs && p.dir->nobjects > 0) return fail(EPERM);
     // The seed's bpf_mkdir: the new directory takes the parent's full mode.
@@ -227,6 +229,7 @@ Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view nam
 
 Result<void> Filesystem::rmdir(Ino parent, std::string_view name) {
     std::lock_guard lock(impl_->mu);
+    if (impl_->read_only) return fail(EROFS);
     auto d = impl_->live_dir(parent);
     if (!d) return d.error();
     Node& p = **d;
@@ -244,6 +247,7 @@ Result<void> Filesystem::rmdir(Ino parent, std::string_view name) {
 
 Result<Unlinked> Filesystem::unlink(Ino parent, std::string_view name) {
     std::lock_guard lock(impl_->mu);
+    if (impl_->read_only) return fail(EROFS);
     auto d = impl_->live_dir(parent);
     if (!d) return d.error();
     Node& p = **d;
@@ -275,6 +279,7 @@ Result<void> Filesystem::mknod(Ino parent, std::string_view name, std::uint32_t 
     if (!d) return d.error();
     if (name.size() > kNameMax) return fail(ENAMETOOLONG);
     if (impl_->child(**d, name) != nullptr) return fail(EEXIST);
+    if (impl_->read_only) return fail(EROFS);
     std::uint32_t type = mode & kIfMt;
     // vfs_mknod: a regular file goes through ->create (the seed has none: EACCES); every other
     // type through ->mknod (none either: EPERM).
@@ -288,6 +293,7 @@ Result<void> Filesystem::create(Ino parent, std::string_view name) {
     if (!d) return d.error();
     if (name.size() > kNameMax) return fail(ENAMETOOLONG);
     if (impl_->child(**d, name) != nullptr) return fail(EEXIST);
+    if (impl_->read_only) return fail(EROFS);
     return fail(EACCES);
 }
 
@@ -295,6 +301,7 @@ Result<Attr> Filesystem::setattr(Ino ino, const SetAttr& s) {
     std::lock_guard lock(impl_->mu);
     Node* n = impl_->find(ino);
     if (n == nullptr) return fail(ENOENT);
+    if (impl_->read_only) return fail(EROFS);
     if (s.size && n->is_dir()) return fail(EISDIR);
     Timespec now = impl_->clock();
     Attr& a = n->attr;
@@ -460,6 +467,11 @@ Result<void> Filesystem::permission(const Caller& c, Ino ino, int mask) const {
     const Node* n = impl_->find(ino);
     if (n == nullptr) return fail(ENOENT);
     return impl_->permission(c, *n, mask);
+}
+
+void Filesystem::set_read_only(bool ro) {
+    std::lock_guard lock(impl_->mu);
+    impl_->read_only = ro;
 }
 
 MountOptions Filesystem::options() const {

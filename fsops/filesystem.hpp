@@ -153,6 +153,12 @@ public:
     // generic_permission(): owner/group/other bits, then CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.
     Result<void> permission(const Caller& c, Ino ino, int mask) const;
 
+    // A read-only filesystem: every change through the namespace operations is EROFS (after
+    // EEXIST for the creating ones, as the kernel's filename_create orders them). The kernel does
+    // this itself on a read-only superblock; the core does it too for the moments the kernel
+    // does not know yet (a -o ro mount is read-write until the broker's socket exists).
+    void set_read_only(bool ro);
+
     // --- mount options ----------------------------------------------------------------------
     MountOptions options() const;
     // Applies already-validated options to the root (remount): mode, uid, gid.

@@ -73,9 +73,10 @@ constexpr std::array<std::string_view, 37> kPassthrough = {
     "max_idle_threads=", "clone_fd",
 };
 
-OptionError bad_value(std::string_view element, std::string_view key, std::string_view value) {
-    return {std::string(element),
-            "invalid value for " + std::string(key) + ": '" + std::string(value) + "'"};
+OptionError bad_value(std::string_view element, std::string_view key) {
+    std::string why = key == "mode" ? "mode must be an octal number"
+                                    : std::string(key) + " must be an integer id other than -1";
+    return {std::string(element), "invalid mount option '" + std::string(element) + "': " + why};
 }
 
 struct Parsed {
@@ -96,17 +97,17 @@ Result<Parsed, OptionError> parse_list(std::string_view list) {
         bool has_val = eq != std::string_view::npos;
         if (has_val && (key == "uid" || key == "gid")) {
             auto id = parse_id(val);
-            if (!id) return Unexpected{bad_value(el, key, val)};
+            if (!id) return Unexpected{bad_value(el, key)};
             (key == "uid" ? p.uid : p.gid) = *id;
         } else if (has_val && key == "mode") {
             auto m = parse_mode(val);
-            if (!m) return Unexpected{bad_value(el, key, val)};
+            if (!m) return Unexpected{bad_value(el, key)};
             p.mode = *m;
         } else if (is_passthrough_option(el)) {
             p.passthrough.emplace_back(el);
         } else {
             return Unexpected{OptionError{std::string(el),
-                                          "unknown option '" + std::string(el) + "'"}};
+                                          "unknown mount option '" + std::string(el) + "'"}};
         }
     }
     return p;
@@ -143,7 +144,7 @@ Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
     if (!p) return Unexpected{p.error()};
     if (!p->passthrough.empty()) {
         const auto& el = p->passthrough.front();
-        return Unexpected{OptionError{el, "option '" + el + "' cannot be changed by remount"}};
+        return Unexpected{OptionError{el, "mount option '" + el + "' cannot be changed by remount"}};
     }
     MountOptions out = current;
     out.mode = p->mode.value_or(kDefaultRootMode);

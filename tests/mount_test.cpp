@@ -19,6 +19,7 @@
 
 #include <catch2/catch.hpp>
 #include <dirent.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/mount.h>
@@ -1068,4 +1069,68 @@ TEST_CASE("lifecycle: after the Mount is destroyed nothing is mounted", "[mount]
     }
     CHECK(!is_bpffs_mounted(path));
     CHECK(err(stat_errno(path)) == err(ENOENT));  // and the temp dir is gone
+}
+
+TEST_CASE("lifecycle: SIGTERM during start-up, before the broker listens, still exits 0 and unmounts",
+          "[mount][lifecycle]") {
+    // The broker binds its socket with a FUSE request; a stop that comes first must not leave
+    // that request (and the daemon) waiting on a loop that has ended.
+    for (int round = 0; round < 10; ++round) {
+        char tmpl[] = "/tmp/bpffs-early-XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        std::string dir = tmpl;
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_RDWR);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            execl(BPFFS_FUSE_BIN, BPFFS_FUSE_BIN, "-f", dir.c_str(), static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        bool mounted = bpffs::test::wait_for([&] { return bpffs::test::is_bpffs_mounted(dir); });
+        kill(pid, SIGTERM);
+        int status = -1;
+        bool exited = bpffs::test::wait_for([&] { return waitpid(pid, &status, WNOHANG) == pid; });
+        if (!exited) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
+        if (bpffs::test::is_bpffs_mounted(dir)) umount2(dir.c_str(), MNT_DETACH);
+        rmdir(dir.c_str());
+        CHECK(mounted);
+        REQUIRE(exited);
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}
+
+TEST_CASE("lifecycle: a -o ro mount is read-only from the moment it is visible", "[mount][ro]") {
+    // The daemon mounts read-write and turns the superblock read-only once its socket exists;
+    // in between the daemon itself answers EROFS.
+    char tmpl[] = "/tmp/bpffs-ro-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    std::string dir = tmpl;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(BPFFS_FUSE_BIN, BPFFS_FUSE_BIN, "-f", dir.c_str(), "-o", "ro",
+              static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    bool mounted = bpffs::test::wait_for([&] { return bpffs::test::is_bpffs_mounted(dir); });
+    int e = mkdir((dir + "/x").c_str(), 0755) == 0 ? 0 : errno;
+    kill(pid, SIGTERM);
+    int status = -1;
+    if (!bpffs::test::wait_for([&] { return waitpid(pid, &status, WNOHANG) == pid; })) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    if (bpffs::test::is_bpffs_mounted(dir)) umount2(dir.c_str(), MNT_DETACH);
+    rmdir(dir.c_str());
+    CHECK(mounted);
+    CHECK(e == EROFS);
 }
