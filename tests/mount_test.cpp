@@ -938,7 +938,7 @@ TEST_CASE("xattr: after set/remove/list, getxattr and listxattr still reach the 
 // ---------------------------------------------------------------------------------------------
 // forget, unlink of an open directory
 
-TEST_CASE("forget: an open directory survives its rmdir; fstat works until close",
+TEST_CASE("forget: an open directory survives its rmdir, fstat works until close",
           "[mount][forget]") {
     Mount m;
     must_mkdir(m.p("d"));
