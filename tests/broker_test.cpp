@@ -23,9 +23,11 @@
 #include "common/scm.hpp"
 #include "common/unique_fd.hpp"
 
+#include <bpf/bpf.h>
 #include <bpffs/bpffs.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -40,6 +42,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -1361,4 +1364,72 @@ TEST_CASE("used-by: a root-pinned map handed to uid 1000 by chown is fetched and
         return n == 4 && std::memcmp(b, "map", 4) == 0 ? 0 : 200;
     });
     CHECK(ename(e) == ename(0));
+}
+
+// Runs fn in a forked child (root, same credentials) and returns its exit code (-1: killed).
+static int in_child(const std::function<int()>& fn) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) _exit(fn() & 0xff);
+    int status = -1;
+    if (!bpffs::test::wait_for([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 30000)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_CASE("discovery: from another mount namespace and inside a chroot, the path finds the broker",
+          "[broker][kernel][discovery]") {
+    KMount m("mode=0755");
+    must_mkdir(m.p("sub"));
+    auto map = must_map();
+    must_pin(map.get(), m.p("sub/m"));
+    const std::uint32_t id = kernel_id(map.get());
+    // The mount point's parent holds only the mount: a chroot there sees the mount at /mnt.
+    const std::string base = m.path().substr(0, m.path().rfind('/'));
+    const std::string leaf = m.path().substr(m.path().rfind('/'));
+
+    // A private mount namespace with its own bind mount of a subdirectory.
+    int r = in_child([&] {
+        if (unshare(CLONE_NEWNS) != 0) return 10;
+        if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 11;
+        std::string dst = base + "/ns-bind";
+        if (mkdir(dst.c_str(), 0755) != 0) return 12;
+        if (mount(m.p("sub").c_str(), dst.c_str(), nullptr, MS_BIND, nullptr) != 0) return 13;
+        int fd = bpffs_obj_get((dst + "/m").c_str());
+        if (fd < 0) return 14;
+        int ok = bpffs::test::kernel_id(fd) == id ? 0 : 15;
+        close(fd);
+        auto other = bpffs::test::create_hash_map("bpffs_ns");
+        if (bpffs_obj_pin(other.get(), (dst + "/n").c_str()) != 0) return 16;
+        umount2(dst.c_str(), MNT_DETACH);
+        rmdir(dst.c_str());
+        return ok;
+    });
+    CHECK(r == 0);
+    CHECK(exists(m.p("sub/n")));  // pinned from the other namespace, seen here
+
+    // A chroot: no /proc, the mount at /mnt.
+    r = in_child([&] {
+        if (chroot(base.c_str()) != 0 || chdir("/") != 0) return 20;
+        auto id_of = [](int fd) {  // bpf(2) itself: there is no /proc in the chroot
+            bpf_map_info info{};
+            __u32 len = sizeof info;
+            return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0u;
+        };
+        int fd = bpffs_obj_get((leaf + "/sub/m").c_str());
+        if (fd < 0) return 21;
+        int ok = id_of(fd) == id ? 0 : 22;
+        close(fd);
+        // A relative path from inside the mount works too.
+        if (chdir((leaf + "/sub").c_str()) != 0) return 24;
+        fd = bpffs_obj_get("m");
+        if (fd < 0) return 25;
+        if (id_of(fd) != id) ok = 26;
+        close(fd);
+        return ok;
+    });
+    CHECK(r == 0);
 }
