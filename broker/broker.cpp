@@ -31,12 +31,6 @@
 
 namespace bpffs::broker {
 
-struct Broker::Conn {
-    UniqueFd sock;
-    fsops::Caller caller;
-    pid_t pid = 0;
-    std::chrono::steady_clock::time_point last_active;
-};
 
 namespace {
 
@@ -47,9 +41,8 @@ std::string ns_of(const std::string& pid) {
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
-// The peer as the kernel recorded it at connect time, plus its effective capabilities, which
-// count only when it lives in the daemon's own user namespace.
-fsops::Caller peer_caller(int sock, pid_t* pid_out) {
+// The peer as the kernel recorded it at connect time: uid, gid, groups, pid.
+fsops::Caller peer_ids(int sock, pid_t* pid_out) {
     fsops::Caller c;
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -65,19 +58,28 @@ fsops::Caller peer_caller(int sock, pid_t* pid_out) {
     if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) == 0) {
         c.groups.assign(groups.begin(), groups.begin() + glen / sizeof(gid_t));
     }
-    if (cred.pid <= 0) return c;
-    std::string pid = std::to_string(cred.pid);
-    if (ns_of(pid) != ns_of("self") || ns_of("self").empty()) return c;
-    std::ifstream in("/proc/" + pid + "/status");
+    return c;
+}
+
+// The peer's effective capabilities, which count only when it lives in the daemon's own user
+// namespace. Reading /proc costs more than the rest of a request, so it is done only when an
+// answer depends on it (pin, remount, or a get that the mode bits alone refuse).
+fsops::Caps peer_caps(pid_t pid) {
+    fsops::Caps caps;
+    if (pid <= 0) return caps;
+    std::string p = std::to_string(pid);
+    std::string self_ns = ns_of("self");
+    if (self_ns.empty() || ns_of(p) != self_ns) return caps;
+    std::ifstream in("/proc/" + p + "/status");
     std::string line;
     while (std::getline(in, line)) {
         if (line.rfind("CapEff:", 0) != 0) continue;
-        std::uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
-        c.caps.dac_override = (caps >> 1) & 1;
-        c.caps.dac_read_search = (caps >> 2) & 1;
-        c.caps.sys_admin = (caps >> 21) & 1;
+        std::uint64_t bits = std::stoull(line.substr(7), nullptr, 16);
+        caps.dac_override = (bits >> 1) & 1;
+        caps.dac_read_search = (bits >> 2) & 1;
+        caps.sys_admin = (bits >> 21) & 1;
     }
-    return c;
+    return caps;
 }
 
 protocol::Reply error_reply(protocol::Op op, int e) {
@@ -98,6 +100,22 @@ const char* op_name(protocol::Op op) {
 }
 
 }  // namespace
+
+struct Broker::Conn {
+    UniqueFd sock;
+    fsops::Caller caller;  // caps only once caps_known
+    bool caps_known = false;
+    pid_t pid = 0;
+
+    const fsops::Caller& with_caps() {
+        if (!caps_known) {
+            caller.caps = peer_caps(pid);
+            caps_known = true;
+        }
+        return caller;
+    }
+    std::chrono::steady_clock::time_point last_active;
+};
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
     : fs_(fs), registry_(registry), hooks_(std::move(hooks)), cfg_(std::move(cfg)),
@@ -228,7 +246,7 @@ void Broker::accept_all() {
             continue;  // closes s
         }
         auto c = std::make_unique<Conn>();
-        c->caller = peer_caller(s.get(), &c->pid);
+        c->caller = peer_ids(s.get(), &c->pid);
         c->last_active = std::chrono::steady_clock::now();
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
@@ -322,7 +340,7 @@ protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<Uni
     using protocol::Op;
     // 1. capability, 2. the fd, 3. the path (walked by the kernel; existence, read-only),
     // 4. a bpffs-fuse directory, 5-6. name and terminal rules (the core), 7. create.
-    if (!c.caller.caps.sys_admin) return error_reply(Op::pin, EPERM);
+    if (!c.with_caps().caps.sys_admin) return error_reply(Op::pin, EPERM);
     auto obj = identify(fds[0].get());
     if (!obj) return error_reply(Op::pin, obj.error().value);
     int dirfd = fds[1].get();
@@ -364,7 +382,9 @@ protocol::Reply Broker::do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& ou
     if (sb_read_only_ && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
         return error_reply(Op::get, EROFS);
     }
+    // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).
     auto got = fs_.get(c.caller, st.st_ino);
+    if (!got && got.error().value == EACCES && !c.caps_known) got = fs_.get(c.with_caps(), st.st_ino);
     if (!got) return error_reply(Op::get, got.error().value);
     auto fd = registry_.open(got->handle);
     if (!fd) return error_reply(Op::get, fd.error().value);
@@ -391,7 +411,7 @@ protocol::Reply Broker::do_status() {
 }
 
 protocol::Reply Broker::do_remount(Conn& c, const std::string& list) {
-    if (!c.caller.caps.sys_admin) return error_reply(protocol::Op::remount, EPERM);
+    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::remount, EPERM);
     auto opts = fsops::parse_remount_options(list, fs_.options());
     if (!opts) return error_reply(protocol::Op::remount, EINVAL);
     fs_.apply_options(*opts);
