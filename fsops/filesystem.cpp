@@ -256,11 +256,13 @@ Result<Unlinked> Filesystem::unlink(Ino parent, std::string_view name) {
     if (n->is_dir()) return fail(EISDIR);
     if (n->ino == impl_->socket_ino) return fail(EPERM);  // generated, not the user's
     Unlinked out;
-    if (n->handle) {
-        out.released = n->handle;
-        n->handle.reset();
+    if ((n->attr.mode & kIfMt) == kIfReg) {
         --p.dir->nobjects;  // the parent stops being terminal with its last object
-        --(n->type == ObjType::map ? impl_->counts.maps : impl_->counts.progs);
+        if (n->handle) {     // (release_all may have taken it already)
+            out.released = n->handle;
+            n->handle.reset();
+            --(n->type == ObjType::map ? impl_->counts.maps : impl_->counts.progs);
+        }
     }
     p.attr.mtime = p.attr.ctime = impl_->clock();
     impl_->unlink_node(p, *n);

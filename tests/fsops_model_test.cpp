@@ -78,8 +78,10 @@ struct Model {
 
     std::vector<std::string> children(const std::string& dir) const {
         std::vector<std::string> out;
-        for (const auto& [path, node] : tree)
-            if (path != "/" && parent_of(path) == dir) out.push_back(path.substr(path.rfind('/') + 1));
+        for (const auto& [path, node] : tree) {
+            if (path != "/" && parent_of(path) == dir)
+                out.push_back(path.substr(path.rfind('/') + 1));
+        }
         return out;
     }
 

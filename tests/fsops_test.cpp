@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Unit tests of the pure core (fsops::Filesystem) against the spec (bpffs-semantics.md): sections 1
+// Unit tests of the pure core (fsops::Filesystem) against the spec, bpffs-semantics.md: sections 1
 // (departures 1, 4, 6), 3 (filesystem operations), 4 (xattrs), 5 (pin) and 6 (get), plus the
-// inode table (never-reused numbers, lookup counts, forget) and readdir's stable offsets.
+// inode table (never-reused numbers, lookup counts, forget), readdir's stable offsets and the
+// broker's socket node as filesystem.hpp describes it.
 //
 // The core does not check what the kernel's VFS checks for it (W+X on the parent for mkdir,
 // rmdir, unlink; owner rules for setattr): those calls are made here by any caller. A fake clock
 // that the tests advance makes every timestamp deterministic. Mode and type constants are
-// numeric (no <sys/stat.h>), as the core itself is free of system headers.
+// numeric (no <sys/stat.h>), as the core itself is free of system headers. A directory with a
+// subdirectory refuses pins (EBUSY), so objects go into their own directory, not the root.
 
 #include "fsops/filesystem.hpp"
 
