@@ -167,6 +167,12 @@ int Broker::bind_and_listen(const std::string& mountpoint) {
     return 0;
 }
 
+void Broker::release_mount() {
+    conns_.clear();
+    listen_.reset();
+    tree_.reset();
+}
+
 bool Broker::refresh_mount_state() {
     // mountinfo: "ID PARENT MAJ:MIN ROOT POINT MNTOPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS".
     std::ifstream in("/proc/self/mountinfo");

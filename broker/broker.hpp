@@ -58,6 +58,9 @@ public:
     // Thread-safe, and sticky: run() returns, or returns at once if it starts later.
     void stop();
     bool stopping() const { return stopping_.load(); }
+    // After run() returned: closes the socket and the private clone of the mount, the broker's
+    // references to the mount.
+    void release_mount();
     // The thread that does bind_and_listen (the adapter lets only it create the socket node).
     pid_t bind_tid() const { return bind_tid_.load(); }
 

@@ -9,6 +9,10 @@
 // only then are all dup2()ed down, from sources that are all outside the range. dup2 clears
 // close-on-exec on the target; the sources keep it and vanish at exec.
 //
+// run adds the preload shim to LD_PRELOAD after what is already there: a sanitizer runtime must
+// stay first, and an earlier interposer of syscall() still reaches the shim through RTLD_NEXT.
+// The shim's path is made absolute, since CMD may change its directory before it loads anything.
+//
 // Remount options are validated here with the core's parser against the options in force
 // (fetched with status), so a typo prints the same one-line message the daemon would log, and
 // exits 2 (usage) instead of the broker's bare EINVAL.
@@ -27,6 +31,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +39,10 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#ifndef BPFFS_PRELOAD_PATH
+#error "BPFFS_PRELOAD_PATH (the installed libbpffs-preload.so) is set by preload/CMakeLists.txt"
+#endif
 
 namespace bpffs::ctl {
 namespace {
@@ -289,6 +298,33 @@ int run_exec(const ExecOptions& o) {
     std::fflush(nullptr);
     execvp(argv[0], argv.data());
     report("exec " + o.command.front(), errno);
+    return kExitCannotExec;
+}
+
+int run_run(const RunOptions& o) {
+    if (o.command.empty()) {
+        std::fprintf(stderr, "bpffsctl: error: run: no command after '--'\n");
+        return kExitUsage;
+    }
+    const char* env = std::getenv("BPFFS_PRELOAD");
+    std::string shim = env != nullptr && *env != '\0' ? env : BPFFS_PRELOAD_PATH;
+    char resolved[PATH_MAX];
+    if (realpath(shim.c_str(), resolved) == nullptr || access(resolved, R_OK) != 0) {
+        return report("run: preload library " + shim, errno);
+    }
+    std::string preload = resolved;
+    if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') {
+        preload = std::string(old) + ":" + preload;
+    }
+    if (setenv("LD_PRELOAD", preload.c_str(), 1) != 0) {
+        return report("run: setenv LD_PRELOAD", errno);
+    }
+    std::vector<char*> argv;
+    for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    execvp(argv[0], argv.data());
+    report("run " + o.command.front(), errno);
     return kExitCannotExec;
 }
 

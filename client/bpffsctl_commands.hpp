@@ -34,6 +34,10 @@ struct ExecOptions {
     std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
 };
 
+struct RunOptions {
+    std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
+};
+
 struct StatusOptions {
     std::string mountpoint;
     bool json = false;
@@ -47,6 +51,9 @@ struct RemountOptions {
 int run_pin(const PinOptions& o);
 int run_get(const GetOptions& o);
 int run_exec(const ExecOptions& o);  // returns only on failure
+// Runs CMD with libbpffs-preload.so added to LD_PRELOAD ($BPFFS_PRELOAD, else the installed
+// path): unmodified bpftool and libbpf programs then pin and get on bpffs-fuse mounts.
+int run_run(const RunOptions& o);  // returns only on failure
 int run_status(const StatusOptions& o);
 int run_remount(const RemountOptions& o);
 

@@ -4,12 +4,14 @@
 //   bpffsctl pin (--map-id N | --prog-id N | --from KERNEL_BPFFS_PATH) PATH
 //   bpffsctl get PATH [--json]
 //   bpffsctl exec PATH... -- CMD [ARGS...]
+//   bpffsctl run -- CMD [ARGS...]
 //   bpffsctl status MOUNTPOINT [--json]
 //   bpffsctl remount MOUNTPOINT -o OPTIONS
-// Exit status: 0 ok, 1 failure, 2 usage; exec: 127 when CMD cannot be run, else CMD's own.
+// Exit status: 0 ok, 1 failure, 2 usage; exec, run: 127 when CMD cannot be run, else CMD's own.
 //
 // CLI11 cannot split "PATH... -- CMD ARGS..." into two lists (after "--" everything is one more
-// positional), so for exec the command line is cut at the first "--" before CLI11 sees it.
+// positional), so for exec and run the command line is cut at the first "--" before CLI11
+// sees it.
 // Exceptions are used for command-line errors only; anything that escapes a verb is caught
 // here and reported, never a crash.
 #include "client/bpffsctl_commands.hpp"
@@ -42,15 +44,15 @@ std::size_t verb_index(const std::vector<std::string>& args) {
     return i;
 }
 
-// For exec: moves everything after the first "--" that follows the subcommand into `command`,
-// and returns the arguments left for CLI11.
+// For exec and run: moves everything after the first "--" that follows the subcommand into
+// `command`, and returns the arguments left for CLI11.
 std::vector<std::string> split_exec_command(int argc, char** argv,
                                             std::vector<std::string>& command,
                                             bool& has_separator) {
     std::vector<std::string> args(argv, argv + argc);
     has_separator = false;
     std::size_t sub = verb_index(args);
-    if (sub >= args.size() || args[sub] != "exec") return args;
+    if (sub >= args.size() || (args[sub] != "exec" && args[sub] != "run")) return args;
     for (std::size_t i = sub + 1; i < args.size(); ++i) {
         if (args[i] != "--") continue;
         command.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
@@ -105,6 +107,22 @@ int run_main(int argc, char** argv) {
         "of the PATHs, and $BPFFS_FDS lists them (\"3 4 ...\"). CMD is looked up in\n"
         "$PATH. Exit status: CMD's own; 1 if a PATH cannot be fetched, 2 on a usage\n"
         "error, 127 if CMD cannot be run (not found, not executable: execvp failed).");
+
+    RunOptions run_o;
+    auto* run = app.add_subcommand("run",
+                                   "run -- CMD [ARGS...]: run CMD with the preload shim, so "
+                                   "that unmodified bpftool and libbpf programs pin and get "
+                                   "on bpffs-fuse mounts");
+    run->footer(
+        "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"
+        "when set, else " BPFFS_PRELOAD_PATH ".\n"
+        "Under it, bpf(2)'s BPF_OBJ_PIN and BPF_OBJ_GET of a path on a bpffs-fuse mount\n"
+        "go to the mount's broker, and statfs() there reports the bpf filesystem's magic;\n"
+        "every other call goes to the kernel untouched.\n"
+        "Example: bpffsctl run -- bpftool map create /mnt/bpf/tc/m type hash key 4\n"
+        "value 8 entries 16 name m\n"
+        "Exit status: CMD's own; 1 if the shim is missing, 2 on a usage error, 127 if CMD\n"
+        "cannot be run.");
 
     StatusOptions status_o;
     auto* status = app.add_subcommand("status",
@@ -168,6 +186,12 @@ int run_main(int argc, char** argv) {
             return usage_error("exec: expected '-- CMD [ARGS...]'");
         exec_o.command = std::move(command);
         return run_exec(exec_o);
+    }
+    if (*run) {
+        if (!has_separator || command.empty())
+            return usage_error("run: expected '-- CMD [ARGS...]'");
+        run_o.command = std::move(command);
+        return run_run(run_o);
     }
     if (*status) return run_status(status_o);
     if (*remount) return run_remount(remount_o);

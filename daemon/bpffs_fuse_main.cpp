@@ -209,7 +209,6 @@ int run(const Options& cli) {
     fs.set_read_only(read_only);
     broker::Registry registry;
     daemon::FuseState state{fs};
-    std::atomic<bool> gone{false};  // unmounted from outside: nothing left to unmount
     state.release_object = [&registry](fsops::ObjHandle h) { registry.release(h); };
     broker::Broker broker(
         fs, registry,
@@ -218,10 +217,7 @@ int run(const Options& cli) {
                 daemon::invalidate_entry(state, parent, name);
             },
             [&state](fsops::Ino ino) { daemon::invalidate_inode(state, ino); },
-            [&gone] {
-                gone.store(true);
-                kill(getpid(), SIGTERM);
-            }},
+            [] { kill(getpid(), SIGTERM); }},
         broker::BrokerConfig{.version = BPFFS_VERSION});
 
     std::unique_ptr<fuse_session, SessionDeleter> se(
@@ -284,7 +280,10 @@ int run(const Options& cli) {
         broker_thread.join();
     } else {
         broker_thread.join();
-        if (!gone.load()) fuse_session_unmount(se.get());
+        // Without the broker's own reference, a mount that was unmounted from outside is gone
+        // for good, and libfuse sees that instead of trying to unmount it again.
+        broker.release_mount();
+        fuse_session_unmount(se.get());
         fuse_remove_signal_handlers(se.get());
     }
     spdlog::info("unmounted {}", mountpoint);

@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// libbpffs-preload.so: lets unmodified programs (bpftool, libbpf programs, tc) pin and fetch on a
+// bpffs-fuse mount. Loaded with LD_PRELOAD (or `bpffsctl run -- CMD`), it interposes five libc
+// functions:
+//   syscall(__NR_bpf, BPF_OBJ_PIN | BPF_OBJ_GET, attr, size)  served by bpffs_obj_pin/get when
+//                                  the path lies on a bpffs-fuse mount
+//   statfs, statfs64, fstatfs, fstatfs64                      report f_type BPF_FS_MAGIC there
+// and forwards everything else, arguments and errno untouched, to the next definition (libc).
+//
+// "On a bpffs-fuse mount" is decided from the filesystem, never from the path's text: the kernel
+// walks the path (relative paths, symlinks, bind mounts, mount namespaces, chroots all resolve
+// as they would for the real call), the object's filesystem must report FUSE_SUPER_MAGIC, and
+// the directory that holds it must contain the broker's socket `.bpffs.sock` (a lookup the
+// daemon answers in every directory; readdir never lists it) on the same device. A node that is
+// not a directory is judged by its parent: the lexical one, after following a final symlink as
+// the kernel does (for fstatfs, which has no path: the directory /proc/self/fd names). A
+// directory the caller may not search is judged by its parent (through /proc/self/fd).
+//
+// Constraints, and how they are met:
+// - Thread-safe and async-signal-safe on every path that does not end on a bpffs-fuse mount: no
+//   locks, no allocation, only system calls (open, fstat, fstatat, readlink, close,
+//   process_vm_readv) and stack buffers. A pin or get that *is* served on the mount goes through
+//   the client library, which allocates: that path is thread-safe but not async-signal-safe.
+// - errno: the caller's errno is restored before any forwarded call and after every check, so
+//   the untouched path leaves errno exactly as libc would.
+// - No constructor side effects beyond resolving the real symbols with dlsym(RTLD_NEXT). A call
+//   that arrives before the constructor (from another library's constructor) resolves lazily.
+// - syscall() is variadic: like glibc's own, the interposer reads six long arguments and passes
+//   all six on; the kernel ignores those a system call does not take.
+// - The bpf_attr is read with process_vm_readv on the own process, so a bad pointer ends in the
+//   kernel's EFAULT rather than a crash; where that call is not allowed (a seccomp filter) the
+//   attr is read directly, as the kernel would have.
+//
+// Served calls follow bpffs_obj_pin/bpffs_obj_get's errno rules (the seed filesystem's). The seed
+// bpf(2) had no file_flags (BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_PATH_FD...): any non-zero byte
+// after bpf_fd is EINVAL, as the seed's CHECK_ATTR was, and so is a non-zero bpf_fd for
+// BPF_OBJ_GET.
+#include "bpffs/bpffs.h"
+#include "common/unique_fd.hpp"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+using bpffs::UniqueFd;
+
+constexpr long kFuseMagic = FUSE_SUPER_MAGIC;
+constexpr long kBpfMagic = BPF_FS_MAGIC;
+constexpr const char* kSocketName = ".bpffs.sock";  // broker/protocol.hpp's kSocketName
+constexpr std::uint32_t kBpfFPathFd = 1U << 14;     // BPF_F_PATH_FD (Linux 6.5, not in 6.1)
+constexpr unsigned kMaxAttrSize = 4096;             // the kernel's limit (PAGE_SIZE): E2BIG above
+
+// The next definitions of the interposed functions: the shim's only state, and its only
+// mutable global (an interposed libc function has no object to keep it in). Constant-
+// initialised, so no dynamic initialisation runs at load time; racing resolutions store the
+// same pointer.
+enum class Real { syscall, statfs, statfs64, fstatfs, fstatfs64, count };
+constexpr int kRealCount = static_cast<int>(Real::count);
+constexpr const char* kRealNames[kRealCount] = {"syscall", "statfs", "statfs64", "fstatfs",
+                                                "fstatfs64"};
+constinit std::atomic<void*> g_real[kRealCount] = {};
+
+void* real(Real which) {
+    auto i = static_cast<int>(which);
+    void* p = g_real[i].load(std::memory_order_acquire);
+    if (p == nullptr) {
+        p = dlsym(RTLD_NEXT, kRealNames[i]);
+        g_real[i].store(p, std::memory_order_release);
+    }
+    return p;
+}
+
+__attribute__((constructor)) void resolve_real_symbols() {
+    for (int i = 0; i < kRealCount; ++i) real(static_cast<Real>(i));
+}
+
+// Keeps the caller's errno across the checks and restores it when it goes out of scope.
+class ErrnoGuard {
+public:
+    ErrnoGuard() : saved_(errno) {}
+    ~ErrnoGuard() { errno = saved_; }
+    ErrnoGuard(const ErrnoGuard&) = delete;
+    ErrnoGuard& operator=(const ErrnoGuard&) = delete;
+
+private:
+    int saved_;
+};
+
+bool on_fuse(int fd) {
+    auto real_fstatfs = reinterpret_cast<int (*)(int, struct statfs*)>(real(Real::fstatfs));
+    struct statfs s {};
+    return real_fstatfs != nullptr && real_fstatfs(fd, &s) == 0 && s.f_type == kFuseMagic;
+}
+
+enum class Verdict { no, yes, unknown };
+
+// Does directory `dfd` hold the broker's socket on its own device? unknown: it cannot be
+// searched (or fstat failed).
+Verdict dir_has_broker(int dfd) {
+    struct stat d {};
+    struct stat s {};
+    if (fstat(dfd, &d) != 0) return Verdict::unknown;
+    if (fstatat(dfd, kSocketName, &s, AT_SYMLINK_NOFOLLOW) != 0) {
+        return errno == ENOENT ? Verdict::no : Verdict::unknown;
+    }
+    return S_ISSOCK(s.st_mode) && s.st_dev == d.st_dev ? Verdict::yes : Verdict::no;
+}
+
+// Directory `dir` (relative to `dirfd`): a directory of device `dev` that holds the broker?
+Verdict parent_has_broker(int dirfd, const char* dir, dev_t dev) {
+    UniqueFd pfd(openat(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!pfd) return Verdict::unknown;
+    struct stat st {};
+    if (fstat(pfd.get(), &st) != 0) return Verdict::unknown;
+    if (st.st_dev != dev) return Verdict::no;  // the node is a mount root, or on another mount
+    return dir_has_broker(pfd.get());
+}
+
+// Cuts `buf` (a path of `len` bytes, NUL-terminated) to its directory part in place, as the
+// kernel's walk sees it: "a/b" -> "a", "b" -> ".", "/b" -> "/", trailing slashes ignored.
+// False for "/" itself (no parent).
+bool to_dir_part(char* buf, std::size_t len) {
+    while (len > 1 && buf[len - 1] == '/') buf[--len] = '\0';
+    if (std::strcmp(buf, "/") == 0) return false;
+    char* slash = std::strrchr(buf, '/');
+    if (slash == nullptr) {
+        std::strcpy(buf, ".");
+    } else if (slash == buf) {
+        buf[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    return true;
+}
+
+// The parent directory of the open node `fd` (of device `dev`) through /proc/self/fd: for
+// fstatfs (no path), and for directories that cannot be searched.
+Verdict proc_parent_has_broker(int fd, dev_t dev) {
+    char link[32] = "/proc/self/fd/";
+    char digits[16];
+    int n = 0;
+    for (unsigned v = static_cast<unsigned>(fd); n == 0 || v != 0; v /= 10) {
+        digits[n++] = static_cast<char>('0' + v % 10);
+    }
+    std::size_t at = std::strlen(link);
+    while (n > 0) link[at++] = digits[--n];
+    link[at] = '\0';
+    char path[PATH_MAX];
+    ssize_t len = readlink(link, path, sizeof path - 1);
+    if (len <= 0 || path[0] != '/') return Verdict::unknown;  // no /proc, or not a path
+    path[len] = '\0';
+    if (!to_dir_part(path, static_cast<std::size_t>(len))) return Verdict::no;
+    return parent_has_broker(AT_FDCWD, path, dev);
+}
+
+// The directory that holds what `path` (relative to `dirfd`) names, of device `dev`: the lexical
+// parent, after following a final symlink as the kernel would (at most 40 links, its limit).
+Verdict path_parent_has_broker(int dirfd, const char* path, dev_t dev) {
+    std::size_t len = strnlen(path, PATH_MAX);
+    if (len == 0 || len >= PATH_MAX) return Verdict::unknown;
+    char cur[PATH_MAX];
+    std::memcpy(cur, path, len + 1);
+    for (int links = 0; links <= 40; ++links) {
+        struct stat lst {};
+        if (fstatat(dirfd, cur, &lst, AT_SYMLINK_NOFOLLOW) != 0) return Verdict::unknown;
+        if (!S_ISLNK(lst.st_mode)) {
+            if (!to_dir_part(cur, std::strlen(cur))) return Verdict::no;
+            return parent_has_broker(dirfd, cur, dev);
+        }
+        char target[PATH_MAX];
+        ssize_t n = readlinkat(dirfd, cur, target, sizeof target - 1);
+        if (n <= 0) return Verdict::unknown;
+        target[n] = '\0';
+        if (target[0] == '/') {
+            std::memcpy(cur, target, static_cast<std::size_t>(n) + 1);
+            continue;
+        }
+        // A relative target is relative to the link's directory.
+        std::size_t cur_len = std::strlen(cur);
+        while (cur_len > 0 && cur[cur_len - 1] != '/') --cur_len;  // keep "dir/" (or nothing)
+        if (cur_len + static_cast<std::size_t>(n) >= PATH_MAX) return Verdict::unknown;
+        std::memcpy(cur + cur_len, target, static_cast<std::size_t>(n) + 1);
+    }
+    return Verdict::unknown;  // ELOOP: the kernel's open would have failed already
+}
+
+// Is the open node `fd` (already known to be on a FUSE filesystem) on a bpffs-fuse mount?
+// `path` (relative to `dirfd`), when given, is how the caller named it: the directory holding
+// it is then found from the path, so that no /proc is needed.
+bool node_on_bpffs_fuse(int fd, int dirfd, const char* path) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return false;
+    if (S_ISDIR(st.st_mode)) {
+        Verdict v = dir_has_broker(fd);
+        if (v != Verdict::unknown) return v == Verdict::yes;
+    } else if (path != nullptr) {
+        Verdict v = path_parent_has_broker(dirfd, path, st.st_dev);
+        if (v != Verdict::unknown) return v == Verdict::yes;
+    }
+    return proc_parent_has_broker(fd, st.st_dev) == Verdict::yes;
+}
+
+// statfs(path) follows symlinks, and so does this.
+bool path_on_bpffs_fuse(const char* path) {
+    UniqueFd fd(open(path, O_PATH | O_CLOEXEC));
+    return fd && node_on_bpffs_fuse(fd.get(), AT_FDCWD, path);
+}
+
+bool fd_on_bpffs_fuse(int fd) { return node_on_bpffs_fuse(fd, AT_FDCWD, nullptr); }
+
+// The target of a pin: its parent directory must be a bpffs-fuse directory. `path` has been read
+// by the kernel already (it is a valid string shorter than PATH_MAX).
+bool pin_target_on_bpffs_fuse(int dirfd, const char* path) {
+    std::size_t len = strnlen(path, PATH_MAX);
+    if (len == 0 || len >= PATH_MAX) return false;
+    char dir[PATH_MAX];
+    std::memcpy(dir, path, len + 1);
+    if (!to_dir_part(dir, len)) return false;
+    UniqueFd dfd(openat(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    return dfd && on_fuse(dfd.get()) && node_on_bpffs_fuse(dfd.get(), dirfd, nullptr);
+}
+
+// Copies `n` bytes of the caller's memory at `addr`. False when the memory is not readable (the
+// kernel would answer EFAULT).
+bool read_user(void* dst, std::uintptr_t addr, std::size_t n) {
+    iovec local{dst, n};
+    iovec remote{reinterpret_cast<void*>(addr), n};
+    ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (r == static_cast<ssize_t>(n)) return true;
+    if (r >= 0 || errno == EFAULT) return false;
+    std::memcpy(dst, reinterpret_cast<const void*>(addr), n);  // not allowed here (seccomp)
+    return true;
+}
+
+// The arguments of a BPF_OBJ_PIN / BPF_OBJ_GET call that bpffs-fuse serves.
+struct ObjCall {
+    int cmd;
+    const char* path;
+    std::uint32_t bpf_fd;
+    bool extra;  // a non-zero byte after bpf_fd (file_flags, path_fd, ...)
+};
+
+// Is this bpf(2) call a BPF_OBJ_PIN / BPF_OBJ_GET of a path on a bpffs-fuse mount? Then true,
+// with its arguments in *call. False when the kernel should have it: another command, an attr
+// or path the kernel must judge (bad pointer, size, length), a path elsewhere. errno is kept.
+bool is_bpffs_fuse_call(long cmd_arg, long attr_arg, long size_arg, ObjCall* call) {
+    int cmd = static_cast<int>(cmd_arg);  // the kernel's bpf(int cmd, union bpf_attr*, unsigned)
+    unsigned size = static_cast<unsigned>(size_arg);
+    if (cmd != BPF_OBJ_PIN && cmd != BPF_OBJ_GET) return false;
+    if (size < sizeof(std::uint64_t) || size > kMaxAttrSize) return false;
+    auto addr = static_cast<std::uintptr_t>(attr_arg);
+
+    ErrnoGuard keep_errno;
+    // pathname (u64) at 0, bpf_fd (u32) at 8, file_flags (u32) at 12, path_fd (s32) at 16.
+    unsigned char head[20] = {};
+    std::size_t head_len = size < sizeof head ? size : sizeof head;
+    if (!read_user(head, addr, head_len)) return false;
+    std::uint64_t pathname;
+    std::uint32_t file_flags;
+    std::int32_t path_fd;
+    std::memcpy(&pathname, head, 8);
+    std::memcpy(&call->bpf_fd, head + 8, 4);
+    std::memcpy(&file_flags, head + 12, 4);
+    std::memcpy(&path_fd, head + 16, 4);
+    call->cmd = cmd;
+    call->extra = file_flags != 0 || path_fd != 0;
+    for (unsigned off = sizeof head; !call->extra && off < size; off += 64) {
+        unsigned char chunk[64];
+        std::size_t n = size - off < sizeof chunk ? size - off : sizeof chunk;
+        if (!read_user(chunk, addr + off, n)) return false;
+        for (std::size_t i = 0; i < n; ++i) call->extra = call->extra || chunk[i] != 0;
+    }
+    int dirfd = (file_flags & kBpfFPathFd) != 0 ? path_fd : AT_FDCWD;
+    call->path = reinterpret_cast<const char*>(static_cast<std::uintptr_t>(pathname));
+    if (call->path == nullptr) return false;
+
+    // The kernel reads the string first: a bad pointer or a too long path stays its answer.
+    if (cmd == BPF_OBJ_GET) {
+        UniqueFd node(openat(dirfd, call->path, O_PATH | O_CLOEXEC));
+        return node && on_fuse(node.get()) && node_on_bpffs_fuse(node.get(), dirfd, call->path);
+    }
+    struct stat st {};
+    if (fstatat(dirfd, call->path, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+        (errno == EFAULT || errno == ENAMETOOLONG || errno == EBADF)) {
+        return false;
+    }
+    return pin_target_on_bpffs_fuse(dirfd, call->path);
+}
+
+// Serves a call is_bpffs_fuse_call accepted, as the system call would answer: 0 or a new fd,
+// or -1 with errno set. On success errno is left as the caller had it.
+long serve(const ObjCall& call) {
+    // The seed's CHECK_ATTR(BPF_OBJ): nothing after bpf_fd; BPF_OBJ_GET takes no fd.
+    if (call.extra || (call.cmd == BPF_OBJ_GET && call.bpf_fd != 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int saved = errno;
+    long r = call.cmd == BPF_OBJ_PIN ? bpffs_obj_pin(static_cast<int>(call.bpf_fd), call.path)
+                                     : bpffs_obj_get(call.path);
+    if (r < 0) return -1;  // errno set by the client library
+    errno = saved;
+    return r;
+}
+
+// statfs/statfs64 by path and fstatfs/fstatfs64 by fd: the next definition's answer, with the
+// bpf magic where it is a bpffs-fuse mount.
+template <typename Buf>
+int statfs_by_path(Real which, const char* path, Buf* buf) {
+    auto next = reinterpret_cast<int (*)(const char*, Buf*)>(real(which));
+    if (next == nullptr) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int r = next(path, buf);
+    if (r == 0 && buf->f_type == kFuseMagic) {
+        ErrnoGuard keep;
+        if (path_on_bpffs_fuse(path)) buf->f_type = kBpfMagic;
+    }
+    return r;
+}
+
+template <typename Buf>
+int statfs_by_fd(Real which, int fd, Buf* buf) {
+    auto next = reinterpret_cast<int (*)(int, Buf*)>(real(which));
+    if (next == nullptr) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int r = next(fd, buf);
+    if (r == 0 && buf->f_type == kFuseMagic) {
+        ErrnoGuard keep;
+        if (fd_on_bpffs_fuse(fd)) buf->f_type = kBpfMagic;
+    }
+    return r;
+}
+
+}  // namespace
+
+#define BPFFS_INTERPOSE extern "C" __attribute__((visibility("default")))
+
+BPFFS_INTERPOSE long syscall(long number, ...) noexcept {
+    va_list ap;
+    va_start(ap, number);
+    long a[6];
+    for (long& x : a) x = va_arg(ap, long);
+    va_end(ap);
+    if (number == SYS_bpf) {
+        ObjCall call{};
+        if (is_bpffs_fuse_call(a[0], a[1], a[2], &call)) return serve(call);
+    }
+    auto next = reinterpret_cast<long (*)(long, ...)>(real(Real::syscall));
+    if (next == nullptr) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return next(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+BPFFS_INTERPOSE int statfs(const char* path, struct statfs* buf) noexcept {
+    return statfs_by_path(Real::statfs, path, buf);
+}
+
+BPFFS_INTERPOSE int statfs64(const char* path, struct statfs64* buf) noexcept {
+    return statfs_by_path(Real::statfs64, path, buf);
+}
+
+BPFFS_INTERPOSE int fstatfs(int fd, struct statfs* buf) noexcept {
+    return statfs_by_fd(Real::fstatfs, fd, buf);
+}
+
+BPFFS_INTERPOSE int fstatfs64(int fd, struct statfs64* buf) noexcept {
+    return statfs_by_fd(Real::fstatfs64, fd, buf);
+}
