@@ -308,6 +308,16 @@ int run_run(const RunOptions& o) {
     }
     const char* env = std::getenv("BPFFS_PRELOAD");
     std::string shim = env != nullptr && *env != '\0' ? env : BPFFS_PRELOAD_PATH;
+    if (env == nullptr || *env == '\0') {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+            std::string dir(self, static_cast<std::size_t>(n));
+            dir = dir.substr(0, dir.rfind('/'));
+            std::string beside = dir + "/" + BPFFS_PRELOAD_RELPATH;
+            if (access(beside.c_str(), R_OK) == 0) shim = beside;
+        }
+    }
     char resolved[PATH_MAX];
     if (realpath(shim.c_str(), resolved) == nullptr || access(resolved, R_OK) != 0) {
         return report("run: preload library " + shim, errno);

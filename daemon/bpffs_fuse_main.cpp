@@ -167,7 +167,14 @@ int run(const Options& cli) {
     std::string source = cli.positional.size() == 2 ? cli.positional[0] : "bpffs";
     std::string mountpoint = cli.positional.back();
 
-    auto parsed = fsops::parse_mount_options(join(cli.o, ','));
+    std::string list = join(cli.o, ',');
+    if (("," + list + ",").find(",remount,") != std::string::npos) {
+        // mount -o remount starts a new helper instead of reaching the running daemon.
+        throw StartupError("remount does not reach a FUSE daemon; use: bpffsctl remount " +
+                               mountpoint + " -o uid=N,gid=N,mode=OCTAL",
+                           2);
+    }
+    auto parsed = fsops::parse_mount_options(list);
     if (!parsed) throw StartupError(parsed.error().message, 2);
     struct stat st {};
     if (::stat(mountpoint.c_str(), &st) != 0) {
