@@ -6,7 +6,8 @@
 //    forget can arrive long after unlink: the core keeps such nodes until their count is 0.
 // Who asks: uid/gid come with every request; supplementary groups and capabilities are read from
 // /proc/<tid>/status only for the operations whose answer depends on them at the filesystem
-// level (open, getxattr). If the caller's status cannot be read (it exited, or lives in a pid
+// level (open, getxattr), and only when the uid/gid alone are refused (the read costs more than
+// the rest of the request). If the caller's status cannot be read (it exited, or lives in a pid
 // namespace the daemon cannot see: pid 0), it gets no groups and no capabilities.
 #include "daemon/fuse_adapter.hpp"
 
@@ -299,7 +300,10 @@ int acc_mode(int flags) {
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "open", [&] {
-        auto r = state(req).fs.open(caller_full(req), ino, acc_mode(fi->flags));
+        // Groups and capabilities (a /proc read) only when the ids alone are refused.
+        auto& fs = state(req).fs;
+        auto r = fs.open(caller_ids(req), ino, acc_mode(fi->flags));
+        if (!r && r.error().value == EACCES) r = fs.open(caller_full(req), ino, acc_mode(fi->flags));
         spdlog::debug("op=open ino={} flags={:#o} -> {}", ino, fi->flags,
                       r ? "ok" : strerrorname_np(r.error().value));
         if (r) return (void)fuse_reply_open(req, fi);
@@ -378,7 +382,9 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     guarded(req, "getxattr", [&] {
-        auto r = state(req).fs.getxattr(caller_full(req), ino, name, size);
+        auto& fs = state(req).fs;
+        auto r = fs.getxattr(caller_ids(req), ino, name, size);
+        if (!r && r.error().value == EACCES) r = fs.getxattr(caller_full(req), ino, name, size);
         spdlog::debug("op=getxattr ino={} name=\"{}\" size={} -> {}", ino, name, size,
                       r ? "ok" : strerrorname_np(r.error().value));
         if (!r) return (void)fuse_reply_err(req, r.error().value);

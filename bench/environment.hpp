@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// What a benchmark run sets up and must always take down: a private mount namespace, a temp
+// directory, a bpffs-fuse daemon, a minimal FUSE daemon, a kernel bpffs, forked helper processes.
+//
+// Cleanup on every exit path:
+//  - The run lives in its own mount namespace (unshare(CLONE_NEWNS), / made private), so every
+//    mount it makes vanishes with its last process even after a SIGKILL, and none is seen from
+//    outside.
+//  - Every child is started with PR_SET_PDEATHSIG: daemons get SIGTERM (and unmount), helpers
+//    SIGKILL, when the benchmark dies.
+//  - The owners below undo their part on destruction; SIGINT/SIGTERM/SIGHUP run an
+//    async-signal-safe handler that kills the registered children, detaches the registered
+//    mounts, removes the registered paths and re-raises the signal. That handler's list is the
+//    program's one mutable global (a signal handler can reach nothing else).
+#pragma once
+
+#include "common/unique_fd.hpp"
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bpffs::bench {
+
+// Enters a private mount namespace and installs the signal handlers. Throws on failure.
+void enter_private_namespace();
+void install_signal_cleanup();
+
+// Registration for the signal handler (the owners below register and unregister themselves).
+void cleanup_register_pid(pid_t pid);
+void cleanup_unregister_pid(pid_t pid);
+void cleanup_register_mount(const std::string& path);
+void cleanup_unregister_mount(const std::string& path);
+
+// A fresh directory /tmp/bpffs-bench-XXXXXX; on destruction removes the files and directories
+// that were made through it (never recursively into what might still be a mount).
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    // Creates (mkdir) a subdirectory and remembers it for removal; returns its path.
+    std::string subdir(const std::string& name);
+    // Remembers a file for removal; returns its path.
+    std::string file(const std::string& name);
+
+private:
+    std::string path_;
+    std::vector<std::string> dirs_, files_;
+};
+
+// Is `path` the mount point of a filesystem of type `fstype` (per /proc/self/mountinfo)?
+bool is_mounted(const std::string& path, const std::string& fstype);
+
+// Waits until pred() holds, polling with a growing pause, for at most timeout_ms.
+bool wait_until(const std::function<bool()>& pred, int timeout_ms);
+
+// A FUSE daemon run in the foreground by this process: argv[0] is the binary, the mount point
+// is `mountpoint`, stderr/stdout go to `log`. Ready when `ready()` holds (10 s at most).
+class Daemon {
+public:
+    Daemon(std::vector<std::string> argv, std::string mountpoint, std::string fstype,
+           std::string log, const std::function<bool()>& ready);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+    pid_t pid() const { return pid_; }
+    // SIGTERM, wait (10 s), SIGKILL if needed, detach the mount if still there. Idempotent.
+    void stop();
+    std::string log_text() const;
+
+private:
+    std::string mountpoint_, fstype_, log_;
+    pid_t pid_ = -1;
+};
+
+// The kernel's bpf filesystem mounted on `dir` (mode 0700); detached on destruction.
+class KernelBpffs {
+public:
+    explicit KernelBpffs(std::string dir);
+    ~KernelBpffs();
+    KernelBpffs(const KernelBpffs&) = delete;
+    KernelBpffs& operator=(const KernelBpffs&) = delete;
+    const std::string& path() const { return dir_; }
+
+private:
+    std::string dir_;
+};
+
+// A forked helper process running fn (its exit status is fn's value); killed (SIGKILL) and
+// reaped on destruction unless waited for.
+class Child {
+public:
+    explicit Child(const std::function<int()>& fn);
+    ~Child();
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    Child(Child&& o) noexcept : pid_(std::exchange(o.pid_, -1)) {}
+    pid_t pid() const { return pid_; }
+    // Waits (timeout_ms at most, then kills); fn's value, or -1 if it died otherwise.
+    int wait(int timeout_ms);
+    void kill_now();
+
+private:
+    pid_t pid_ = -1;
+};
+
+// VmRSS of a process in bytes (0 if unreadable).
+std::size_t rss_bytes(pid_t pid);
+
+}  // namespace bpffs::bench

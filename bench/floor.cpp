@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "bench/floor.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace bpffs::bench {
+namespace {
+
+constexpr std::size_t kMsg = 16;
+
+sockaddr_un address(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) throw std::runtime_error("socket path too long: " + path);
+    std::memcpy(a.sun_path, path.data(), path.size());
+    return a;
+}
+
+int send_fd(int sock, int fd) {
+    std::array<char, kMsg> data{};
+    iovec iov{data.data(), data.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (fd >= 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
+        if (errno != EINTR) return errno;
+    }
+    return 0;
+}
+
+// The server's loop (in its own process): accept, read a request, reply with the fd.
+int serve(int listen_fd, int map_fd) {
+    UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = listen_fd;
+    epoll_ctl(ep.get(), EPOLL_CTL_ADD, listen_fd, &ev);
+    std::unordered_map<int, UniqueFd> conns;
+    std::array<epoll_event, 64> events;
+    while (true) {
+        int n = epoll_wait(ep.get(), events.data(), events.size(), -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return 1;
+        for (int i = 0; i < n; ++i) {
+            int fd = events[i].data.fd;
+            if (fd == listen_fd) {
+                while (true) {
+                    UniqueFd s(accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+                    if (!s) break;
+                    epoll_event cev{};
+                    cev.events = EPOLLIN;
+                    cev.data.fd = s.get();
+                    epoll_ctl(ep.get(), EPOLL_CTL_ADD, s.get(), &cev);
+                    int k = s.get();
+                    conns.emplace(k, std::move(s));
+                }
+                continue;
+            }
+            while (true) {
+                std::array<char, kMsg> buf;
+                ssize_t got = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+                if (got < 0 && errno == EINTR) continue;
+                if (got < 0 && errno == EAGAIN) break;
+                if (got <= 0 || send_fd(fd, map_fd) != 0) {
+                    epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);
+                    conns.erase(fd);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+FloorServer::FloorServer(const std::string& socket_path, int map_fd)
+    : path_(socket_path),
+      server_([&] {
+          UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+          sockaddr_un a = address(socket_path);
+          unlink(socket_path.c_str());
+          if (!s || bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+              listen(s.get(), 512) != 0) {
+              return 2;
+          }
+          return serve(s.get(), map_fd);
+      }) {
+    // Ready when it accepts a connection.
+    bool up = wait_until([&] { return floor_get_oneshot(path_) == 0; }, 10000);
+    if (!up) throw std::runtime_error("the floor server did not start at " + path_);
+}
+
+int floor_connect(const std::string& socket_path, UniqueFd* out) {
+    sockaddr_un a = address(socket_path);
+    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!s) return errno;
+    while (connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        if (errno != EINTR) return errno;
+    }
+    *out = std::move(s);
+    return 0;
+}
+
+int floor_exchange(int sock, UniqueFd* out) {
+    std::array<char, kMsg> req{};
+    while (send(sock, req.data(), req.size(), MSG_NOSIGNAL) < 0) {
+        if (errno != EINTR) return errno;
+    }
+    std::array<char, kMsg> data;
+    iovec iov{data.data(), data.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0) {
+        if (errno != EINTR) return errno;
+    }
+    if (n == 0) return ECONNRESET;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return EPROTO;
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    out->reset(fd);
+    return 0;
+}
+
+int floor_get_oneshot(const std::string& socket_path) {
+    UniqueFd s;
+    if (int e = floor_connect(socket_path, &s); e != 0) return e;
+    UniqueFd fd;
+    return floor_exchange(s.get(), &fd);
+}
+
+}  // namespace bpffs::bench

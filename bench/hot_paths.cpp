@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The default mode: every hot path against its baseline, measured in the same run (interleaved,
+// see harness.hpp), printed as one table.
+//
+// Baselines:
+//  - kernel: the kernel's bpffs mounted beside ours (BPF_OBJ_GET, BPF_OBJ_PIN, stat, mkdir...);
+//  - floor: a bare SCM_RIGHTS round trip to another process (floor.hpp), the least any broker
+//    costs, per request connection (as libbpffs does) or on a kept connection;
+//  - minimal FUSE: bpffs-bench-minfuse, the cost of one FUSE round trip for the same syscall.
+#include "bench/bench.hpp"
+#include "bench/floor.hpp"
+
+#include "bpffs/bpffs.h"
+#include "broker/protocol.hpp"
+#include "client/client.hpp"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+namespace bpffs::bench {
+namespace {
+
+// What `clients` processes doing `op` in a loop for `seconds` achieve together.
+struct Throughput {
+    double per_sec = 0;
+    Samples latency;  // a sample of the per-operation latencies, all clients
+};
+
+// Shared memory the client processes report into (one slot each).
+struct ClientSlot {
+    static constexpr std::size_t kMaxSamples = 20000;
+    std::uint64_t count;
+    int error;
+    std::uint32_t nsamples;
+    std::int64_t samples[kMaxSamples];
+};
+
+class SharedSlots {
+public:
+    explicit SharedSlots(std::size_t n) : n_(n) {
+        void* p = mmap(nullptr, bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
+        slots_ = static_cast<ClientSlot*>(p);
+    }
+    ~SharedSlots() { munmap(slots_, bytes()); }
+    SharedSlots(const SharedSlots&) = delete;
+    SharedSlots& operator=(const SharedSlots&) = delete;
+    ClientSlot& operator[](std::size_t i) { return slots_[i]; }
+
+private:
+    std::size_t bytes() const { return n_ * sizeof(ClientSlot); }
+    std::size_t n_;
+    ClientSlot* slots_ = nullptr;
+};
+
+Throughput run_clients(int clients, double seconds, const std::function<int()>& op) {
+    SharedSlots slots(static_cast<std::size_t>(clients));
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    UniqueFd go_r(go[0]), go_w(go[1]);
+    auto duration = static_cast<std::int64_t>(seconds * 1e9);
+    std::vector<Child> kids;
+    for (int k = 0; k < clients; ++k) {
+        // The child runs the lambda at once (in Child's constructor), while `slot` is alive.
+        ClientSlot& slot = slots[static_cast<std::size_t>(k)];
+        kids.emplace_back([&] {
+            go_w.reset();  // this child's copy: the parent's close then starts everyone
+            char c;
+            while (read(go_r.get(), &c, 1) < 0 && errno == EINTR) {
+            }
+            std::int64_t end = now_ns() + duration;
+            slot.count = 0;
+            slot.error = 0;
+            slot.nsamples = 0;
+            while (true) {
+                std::int64_t t0 = now_ns();
+                if (t0 >= end) break;
+                int e = op();
+                std::int64_t t1 = now_ns();
+                if (e != 0) {
+                    slot.error = e;
+                    return 1;
+                }
+                if (slot.nsamples < ClientSlot::kMaxSamples) {
+                    slot.samples[slot.nsamples++] = t1 - t0;
+                }
+                ++slot.count;
+            }
+            return 0;
+        });
+    }
+    go_w.reset();  // every child starts now
+    Throughput t;
+    std::uint64_t total = 0;
+    for (int k = 0; k < clients; ++k) {
+        int rc = kids[static_cast<std::size_t>(k)].wait(static_cast<int>(seconds * 1000) + 60000);
+        ClientSlot& slot = slots[static_cast<std::size_t>(k)];
+        if (rc != 0) {
+            throw std::runtime_error("concurrent client failed: " +
+                                     std::string(slot.error ? std::strerror(slot.error)
+                                                            : "died"));
+        }
+        total += slot.count;
+        for (std::uint32_t i = 0; i < slot.nsamples; ++i) t.latency.add(slot.samples[i]);
+    }
+    t.per_sec = static_cast<double>(total) / seconds;
+    return t;
+}
+
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// get on a kept connection, speaking the wire protocol as libbpffs's exchange() does: what a
+// library that kept its connection would cost.
+int protocol_get(int sock, const std::string& path) {
+    UniqueFd node(open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (!node) return errno;
+    std::array<int, 1> fds{node.get()};
+    auto rep = client::exchange(sock, protocol::Request{protocol::Op::get, {}}, fds);
+    if (!rep) return rep.error().value;
+    if (rep->reply.error != 0) return rep->reply.error;
+    return rep->fd ? 0 : EPROTO;
+}
+
+int pin_unlink_ours(int map, const std::string& path) {
+    if (bpffs_obj_pin(map, path.c_str()) != 0) return errno;
+    return unlink(path.c_str()) == 0 ? 0 : errno;
+}
+
+int pin_unlink_kernel(int map, const std::string& path) {
+    if (bpf_obj_pin(map, path.c_str()) != 0) return errno;
+    return unlink(path.c_str()) == 0 ? 0 : errno;
+}
+
+int mknod_unlink(const std::string& path) {
+    if (mknod(path.c_str(), S_IFREG | 0600, 0) != 0) return errno;
+    return unlink(path.c_str()) == 0 ? 0 : errno;
+}
+
+int mkdir_rmdir(const std::string& path) {
+    if (mkdir(path.c_str(), 0755) != 0) return errno;
+    return rmdir(path.c_str()) == 0 ? 0 : errno;
+}
+
+// getxattr of bpf.type; the kernel's bpffs of today has no xattrs (ENODATA/EOPNOTSUPP are its
+// answers, and count as done).
+int get_type_xattr(const std::string& path, bool expect_value) {
+    char buf[16];
+    ssize_t n = getxattr(path.c_str(), "bpf.type", buf, sizeof buf);
+    if (n >= 0) return expect_value && n != 4 ? EIO : 0;
+    if (!expect_value && (errno == ENODATA || errno == EOPNOTSUPP)) return 0;
+    return errno;
+}
+
+void progress(const std::string& what) { std::fprintf(stderr, "bpffs-bench: %s\n", what.c_str()); }
+
+const std::string kKernel = "kernel bpffs";
+const std::string kMin = "minimal FUSE";
+
+// What every section works with.
+struct Run {
+    const Config& cfg;
+    Mounts& m;
+    int map;
+    const FloorServer& floor;
+    Table& t;
+    std::uint64_t n;     // samples per row
+    std::uint64_t warm;  // unmeasured steps first
+};
+
+void section_get(Run& r) {
+    progress("get");
+    std::string ours = r.m.ours("a/b/m"), kern = r.m.kern("a/b/m");
+    auto s = measure_interleaved(
+        {{"get (libbpffs)", [&](std::uint64_t) { return lib_get(ours); }},
+         {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
+         {"floor one-shot", [&](std::uint64_t) { return floor_get_oneshot(r.floor.path()); }}},
+        r.n, r.warm);
+    r.t.latency("get, libbpffs one-shot", s[0], "floor, connect per request", s[2],
+                Target::at_most(1.2));
+    r.t.latency("get, libbpffs one-shot", s[0], "kernel BPF_OBJ_GET", s[1], Target{});
+
+    r.t.note("get, libbpffs persistent connection", "n/a: libbpffs opens one connection per call");
+    auto sock = client::connect_broker(r.m.ours("a/b"), -1);
+    if (!sock) throw std::runtime_error("connect to the broker failed");
+    UniqueFd fsock;
+    if (int e = floor_connect(r.floor.path(), &fsock); e != 0) {
+        throw std::runtime_error("connect to the floor: " + std::string(std::strerror(e)));
+    }
+    auto k = measure_interleaved(
+        {{"get (protocol, kept connection)",
+          [&](std::uint64_t) { return protocol_get(sock->get(), ours); }},
+         {"floor kept connection", [&](std::uint64_t) {
+              UniqueFd fd;
+              return floor_exchange(fsock.get(), &fd);
+          }}},
+        r.n, r.warm);
+    r.t.latency("get, wire protocol on a kept connection", k[0], "floor, kept connection", k[1],
+                Target{});
+}
+
+void section_pin(Run& r) {
+    progress("pin + unlink");
+    auto name = [](std::uint64_t i) { return numbered("p/o", i); };
+    auto s = measure_interleaved(
+        {{"pin+unlink (ours)",
+          [&](std::uint64_t i) { return pin_unlink_ours(r.map, r.m.ours(name(i))); }},
+         {"pin+unlink (kernel)",
+          [&](std::uint64_t i) { return pin_unlink_kernel(r.map, r.m.kern(name(i))); }},
+         {"mknod+unlink (minimal FUSE)",
+          [&](std::uint64_t i) { return mknod_unlink(r.m.min(name(i))); }}},
+        r.n, r.warm);
+    r.t.latency("pin + unlink", s[0], "minimal FUSE mknod + unlink", s[2], Target::at_most(1.2));
+    r.t.latency("pin + unlink", s[0], kKernel, s[1], Target{});
+}
+
+// stat of one path on the three mounts; `missing`: the answer is ENOENT.
+void stat_rows(Run& r, const std::string& rel, const std::string& label, bool missing) {
+    auto op = [missing](const std::string& p) {
+        return [p, missing](std::uint64_t) { return missing ? stat_missing(p) : stat_path(p); };
+    };
+    auto s = measure_interleaved({{label + " (ours)", op(r.m.ours(rel))},
+                                  {label + " (kernel)", op(r.m.kern(rel))},
+                                  {label + " (minimal FUSE)", op(r.m.min(rel))}},
+                                 r.n, r.warm);
+    r.t.latency(label, s[0], kKernel, s[1], Target::at_most(1.2));
+    r.t.latency(label, s[0], kMin, s[2], Target{});
+}
+
+void section_stat(Run& r) {
+    progress("stat");
+    stat_rows(r, "a/b/m", "stat a/b/m (cached)", false);
+    stat_rows(r, "a/b/nope", "stat a/b/missing (ENOENT)", true);
+}
+
+void section_mkdir(Run& r) {
+    progress("mkdir + rmdir");
+    auto name = [](std::uint64_t i) { return numbered("d/x", i); };
+    auto s = measure_interleaved(
+        {{"mkdir+rmdir (ours)", [&](std::uint64_t i) { return mkdir_rmdir(r.m.ours(name(i))); }},
+         {"mkdir+rmdir (kernel)", [&](std::uint64_t i) { return mkdir_rmdir(r.m.kern(name(i))); }},
+         {"mkdir+rmdir (minimal FUSE)",
+          [&](std::uint64_t i) { return mkdir_rmdir(r.m.min(name(i))); }}},
+        r.n, r.warm);
+    r.t.latency("mkdir + rmdir", s[0], kMin, s[2], Target::at_most(1.2));
+    r.t.latency("mkdir + rmdir", s[0], kKernel, s[1], Target{});
+}
+
+void section_getxattr(Run& r) {
+    progress("getxattr");
+    std::string ours = r.m.ours("a/b/m"), kern = r.m.kern("a/b/m"), min = r.m.min("a/b/m");
+    auto s = measure_interleaved(
+        {{"getxattr (ours)", [&](std::uint64_t) { return get_type_xattr(ours, true); }},
+         {"getxattr (kernel)", [&](std::uint64_t) { return get_type_xattr(kern, false); }},
+         {"getxattr (minimal FUSE)", [&](std::uint64_t) { return get_type_xattr(min, true); }}},
+        r.n, r.warm);
+    r.t.latency("getxattr bpf.type", s[0], kMin, s[2], Target::at_most(1.2));
+    r.t.latency("getxattr bpf.type", s[0], kKernel + " (no xattrs: ENODATA)", s[1], Target{});
+}
+
+void section_readdir(Run& r, std::uint64_t size) {
+    std::string label = "readdir " + fmt_count(size) + " entries";
+    progress("fill " + fmt_count(size) + " entries");
+    std::string dir = numbered("r", size);
+    for (const auto& root : {r.m.ours(dir), r.m.kern(dir), r.m.min(dir)}) mkdir_p(root);
+    for (std::uint64_t i = 0; i < size; ++i) {
+        std::string nm = dir + numbered("/o", i);
+        if (bpffs_obj_pin(r.map, r.m.ours(nm).c_str()) != 0 ||
+            bpf_obj_pin(r.map, r.m.kern(nm).c_str()) != 0 ||
+            mknod(r.m.min(nm).c_str(), S_IFREG | 0600, 0) != 0) {
+            throw std::runtime_error("filling " + nm + ": " + std::strerror(errno));
+        }
+    }
+    progress(label);
+    std::uint64_t iters = size >= 100'000 ? (r.cfg.quick ? 2 : 5)
+                                          : std::max<std::uint64_t>(r.cfg.quick ? 3 : 5, r.n / 100);
+    std::string ours = r.m.ours(dir), kern = r.m.kern(dir), min = r.m.min(dir);
+    auto s = measure_interleaved(
+        {{label + " (ours)", [&](std::uint64_t) { return list_dir(ours, size); }},
+         {label + " (kernel)", [&](std::uint64_t) { return list_dir(kern, size); }},
+         {label + " (minimal FUSE)", [&](std::uint64_t) { return list_dir(min, size); }}},
+        iters, 1, 1);
+    r.t.latency(label, s[0], kKernel, s[1], Target::at_most(0.6));
+    r.t.latency(label, s[0], kMin + " (plain readdir)", s[2], Target{});
+}
+
+void section_concurrent(Run& r, int clients) {
+    progress(numbered("concurrent gets, ", static_cast<std::uint64_t>(clients)) + " client(s)");
+    std::string ours = r.m.ours("a/b/m"), kern = r.m.kern("a/b/m");
+    std::vector<double> o, f, k;
+    Samples olat;
+    for (int round = 0; round < r.cfg.rounds; ++round) {
+        auto to = run_clients(clients, r.cfg.seconds, [&] { return lib_get(ours); });
+        auto tf = run_clients(clients, r.cfg.seconds,
+                              [&] { return floor_get_oneshot(r.floor.path()); });
+        auto tk = run_clients(clients, r.cfg.seconds, [&] { return kernel_get(kern); });
+        o.push_back(to.per_sec);
+        f.push_back(tf.per_sec);
+        k.push_back(tk.per_sec);
+        olat.append(to.latency);
+    }
+    std::string op = numbered("gets/s, ", static_cast<std::uint64_t>(clients)) +
+                     (clients == 1 ? " client" : " clients");
+    r.t.throughput(op, median_of(o), olat.p99(), "floor, connect per request", median_of(f),
+                   Target::at_least(0.9));
+    r.t.throughput(op, median_of(o), olat.p99(), "kernel BPF_OBJ_GET", median_of(k), Target{});
+}
+
+// The tree on all three mounts: a/b/m (an object; a plain file on the minimal FUSE), p/ for
+// pins, d/ for mkdir; r<N>/ for the listings are made by their section.
+void make_tree(Mounts& m, int map) {
+    for (const char* dir : {"a", "a/b", "p", "d"}) {
+        for (const auto& path : {m.ours(dir), m.kern(dir), m.min(dir)}) {
+            if (int e = mkdir_p(path); e != 0) {
+                throw std::runtime_error("mkdir " + path + ": " + std::strerror(e));
+            }
+        }
+    }
+    if (bpffs_obj_pin(map, m.ours("a/b/m").c_str()) != 0) {
+        throw std::runtime_error("bpffs_obj_pin: " + std::string(std::strerror(errno)));
+    }
+    if (bpf_obj_pin(map, m.kern("a/b/m").c_str()) != 0) {
+        throw std::runtime_error("bpf_obj_pin: " + std::string(std::strerror(errno)));
+    }
+    if (mknod(m.min("a/b/m").c_str(), S_IFREG | 0600, 0) != 0) {
+        throw std::runtime_error("mknod on the minimal FUSE: " + std::string(std::strerror(errno)));
+    }
+}
+
+}  // namespace
+
+int run_hot_paths(const Config& cfg) {
+    Mounts m(cfg, true, true);
+    UniqueFd map = create_map("bench");
+    FloorServer floor(m.tmp().file("floor.sock"), map.get());
+    make_tree(m, map.get());
+
+    Table t("bpffs-bench: hot paths (medians and p99 of " + fmt_count(cfg.iterations) +
+            " samples per latency row; ratio = ours / baseline)");
+    Run r{cfg, m, map.get(), floor, t, cfg.iterations,
+          std::max<std::uint64_t>(cfg.iterations / 20, 3)};
+    if (cfg.wants("get")) section_get(r);
+    if (cfg.wants("pin")) section_pin(r);
+    if (cfg.wants("stat")) section_stat(r);
+    if (cfg.wants("mkdir")) section_mkdir(r);
+    if (cfg.wants("getxattr")) section_getxattr(r);
+    if (cfg.wants("readdir")) {
+        for (std::uint64_t size : cfg.readdir_sizes) section_readdir(r, size);
+    }
+    if (cfg.wants("concurrent")) {
+        for (int c : cfg.clients) section_concurrent(r, c);
+    }
+
+    t.print();
+    auto missed = t.missed();
+    std::printf("\nTargets missed: %zu%s\n", missed.size(), missed.empty() ? "" : ":");
+    for (const auto& x : missed) std::printf("  - %s\n", x.c_str());
+    return 0;
+}
+
+}  // namespace bpffs::bench

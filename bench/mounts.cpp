@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The run's configuration helpers, its mounts and the small operations the measurements are
+// made of.
+#include "bench/bench.hpp"
+
+#include "bpffs/bpffs.h"
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace bpffs::bench {
+namespace {
+
+bool can_connect(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return false;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    return s && connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+}  // namespace
+
+bool Config::wants(const std::string& section) const {
+    return only.empty() || std::find(only.begin(), only.end(), section) != only.end();
+}
+
+Mounts::Mounts(const Config& cfg, bool with_kernel, bool with_minfuse) {
+    ours_dir_ = tmp_.subdir("ours");
+    std::string log = tmp_.file("bpffs-fuse.log");
+    daemon_ = std::make_unique<Daemon>(
+        std::vector<std::string>{cfg.daemon_bin, "-f", ours_dir_, "-o", "mode=0755",
+                                 "--log-level", cfg.daemon_log_level},
+        ours_dir_, "fuse.bpffs-fuse", log,
+        [this] { return can_connect(ours_dir_ + "/.bpffs.sock"); });
+    if (with_minfuse) {
+        min_dir_ = tmp_.subdir("min");
+        std::string mlog = tmp_.file("minfuse.log");
+        minfuse_ = std::make_unique<Daemon>(std::vector<std::string>{cfg.minfuse_bin, min_dir_},
+                                            min_dir_, "fuse.minfuse", mlog, [] { return true; });
+    }
+    if (with_kernel) {
+        kern_dir_ = tmp_.subdir("kern");
+        kernel_ = std::make_unique<KernelBpffs>(kern_dir_);
+    }
+}
+
+Mounts::~Mounts() {
+    kernel_.reset();
+    minfuse_.reset();
+    daemon_.reset();
+}
+
+UniqueFd create_map(const char* name) {
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name, 4, 8, 16, nullptr);
+    if (fd < 0) {
+        throw std::runtime_error(std::string("bpf_map_create: ") + std::strerror(-fd) +
+                                 " (needs CAP_BPF)");
+    }
+    return UniqueFd(fd);
+}
+
+int lib_get(const std::string& path) {
+    UniqueFd fd(bpffs_obj_get(path.c_str()));
+    return fd ? 0 : errno;
+}
+
+int kernel_get(const std::string& path) {
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    return fd ? 0 : errno;
+}
+
+int stat_path(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? 0 : errno;
+}
+
+int stat_missing(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return EEXIST;
+    return errno == ENOENT ? 0 : errno;
+}
+
+int list_dir(const std::string& path, std::uint64_t expect) {
+    UniqueFd d(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d) return errno;
+    std::vector<char> buf(32 * 1024);
+    std::uint64_t n = 0;
+    while (true) {
+        long got = syscall(SYS_getdents64, d.get(), buf.data(), buf.size());
+        if (got < 0) return errno;
+        if (got == 0) break;
+        for (long off = 0; off < got;) {
+            auto* de = reinterpret_cast<const dirent64*>(buf.data() + off);
+            ++n;
+            off += de->d_reclen;
+        }
+    }
+    return n == expect + 2 ? 0 : EIO;
+}
+
+int mkdir_p(const std::string& path) {
+    if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return 0;
+    return errno;
+}
+
+}  // namespace bpffs::bench

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The scale mode: pins `objects` names (1,000,000 by default) in one mount, a few kernel maps
+// under many names (the registry keeps one fd per distinct object), spread over directories of
+// at most `dir_entries` names, and reports what that costs: pin rate, daemon memory per pinned
+// name, whether lookups and gets stay flat from 100 names to all of them, a listing of a full
+// directory, the time to unlink everything and the memory left after.
+//
+// Flatness is measured against a second mount that holds 100 names, probed in alternation with
+// the big one at the same time (the machine's drift over the minutes of pinning would swamp a
+// before/after comparison). Each probe of a lookup first unlinks and re-pins a random name
+// (untimed; the count stays), so the timed stat is a FUSE LOOKUP answered from the daemon's
+// tables (the pin invalidated the kernel's dentry). "Cached" is a repeated stat of one name
+// (the kernel's dcache; the daemon is not asked), "get" fetches names whose dentries are cached.
+#include "bench/bench.hpp"
+
+#include "bpffs/bpffs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+namespace bpffs::bench {
+namespace {
+
+constexpr int kMaps = 8;              // distinct kernel objects behind all the names
+constexpr std::uint64_t kSmall = 100;  // names in the comparison mount
+
+std::string dir_name(std::uint64_t d) { return numbered("s", d); }
+std::string obj_name(std::uint64_t i) { return numbered("o", i); }
+
+// One mount with `count` names o0..o<count-1> in directories s0, s1, ... of `per_dir` names.
+struct Tree {
+    Mounts& m;
+    std::uint64_t count;
+    std::uint64_t per_dir;
+    std::uint64_t dirs() const { return (count + per_dir - 1) / per_dir; }
+    std::string path(std::uint64_t i) const {
+        return m.ours(dir_name(i / per_dir) + "/" + obj_name(i));
+    }
+};
+
+int pin(int map, const std::string& path) {
+    return bpffs_obj_pin(map, path.c_str()) == 0 ? 0 : errno;
+}
+
+[[noreturn]] void failed(const std::string& what, int e) {
+    throw std::runtime_error(what + ": " + std::strerror(e));
+}
+
+// Pins the names [0, t.count), reporting progress every 10 s; returns their latencies.
+Samples pin_all(const Tree& t, const std::vector<UniqueFd>& maps) {
+    for (std::uint64_t d = 0; d < t.dirs(); ++d) {
+        if (int e = mkdir_p(t.m.ours(dir_name(d))); e != 0) failed("mkdir", e);
+    }
+    Samples lat;
+    std::int64_t last_report = now_ns();
+    for (std::uint64_t i = 0; i < t.count; ++i) {
+        std::string path = t.path(i);
+        std::int64_t t0 = now_ns();
+        int e = pin(maps[i % kMaps].get(), path);
+        std::int64_t t1 = now_ns();
+        if (e != 0) failed("pin " + path, e);
+        lat.add(t1 - t0);
+        if (t1 - last_report > 10'000'000'000LL) {
+            std::fprintf(stderr, "bpffs-bench: pinned %s of %s (daemon RSS %s)\n",
+                         fmt_count(i + 1).c_str(), fmt_count(t.count).c_str(),
+                         fmt_bytes(static_cast<double>(rss_bytes(t.m.daemon_pid()))).c_str());
+            last_report = t1;
+        }
+    }
+    return lat;
+}
+
+// A step that re-pins a random name (untimed) and stats it (timed): one uncached lookup.
+struct UncachedLookup {
+    const Tree& t;
+    const std::vector<UniqueFd>& maps;
+    std::mt19937_64& rng;
+    Samples samples;
+    void once() {
+        std::uint64_t i = std::uniform_int_distribution<std::uint64_t>(0, t.count - 1)(rng);
+        std::string path = t.path(i);
+        if (unlink(path.c_str()) != 0) failed("unlink " + path, errno);
+        if (int e = pin(maps[i % kMaps].get(), path); e != 0) failed("pin " + path, e);
+        std::int64_t t0 = now_ns();
+        int e = stat_path(path);
+        std::int64_t t1 = now_ns();
+        if (e != 0) failed("stat " + path, e);
+        samples.add(t1 - t0);
+    }
+};
+
+// Names to fetch: up to 100 spread over the tree, looked up once so their dentries are cached.
+std::vector<std::string> get_targets(const Tree& t) {
+    std::vector<std::string> out;
+    std::uint64_t step = std::max<std::uint64_t>(1, t.count / kSmall);
+    for (std::uint64_t i = 0; i < t.count && out.size() < kSmall; i += step) {
+        out.push_back(t.path(i));
+        if (int e = stat_path(out.back()); e != 0) failed("stat " + out.back(), e);
+    }
+    return out;
+}
+
+}  // namespace
+
+int run_scale(const Config& cfg) {
+    std::vector<UniqueFd> maps;
+    for (int k = 0; k < kMaps; ++k) {
+        maps.push_back(create_map(numbered("scale", static_cast<std::uint64_t>(k)).c_str()));
+    }
+    Mounts big_m(cfg, false, false);
+    Mounts small_m(cfg, false, false);
+    const std::uint64_t per_dir = std::max<std::uint64_t>(1, cfg.dir_entries);
+    Tree big{big_m, std::max<std::uint64_t>(cfg.objects, 1), per_dir};
+    Tree small{small_m, std::min<std::uint64_t>(kSmall, big.count), per_dir};
+    std::mt19937_64 rng(42);
+
+    // Pin.
+    pin_all(small, maps);
+    std::fprintf(stderr, "bpffs-bench: scale: pinning %s names in %s directories\n",
+                 fmt_count(big.count).c_str(), fmt_count(big.dirs()).c_str());
+    pid_t daemon = big_m.daemon_pid();
+    std::size_t rss_empty = rss_bytes(daemon);
+    std::int64_t t0 = now_ns();
+    Samples pin_lat = pin_all(big, maps);
+    double pin_secs = static_cast<double>(now_ns() - t0) / 1e9;
+    std::size_t rss_full = rss_bytes(daemon);
+    double per_name = (static_cast<double>(rss_full) - static_cast<double>(rss_empty)) /
+                      static_cast<double>(big.count);
+
+    // Probe both mounts in alternation.
+    std::fprintf(stderr, "bpffs-bench: scale: probing at %s and at %s names\n",
+                 fmt_count(big.count).c_str(), fmt_count(small.count).c_str());
+    const std::uint64_t n = cfg.iterations;
+    UncachedLookup ub{big, maps, rng, {}}, us{small, maps, rng, {}};
+    for (std::uint64_t k = 0; k < n; ++k) {
+        ub.once();
+        us.once();
+    }
+    std::string hot_big = big.path(0), hot_small = small.path(0);
+    auto cached = measure_interleaved(
+        {{"stat (cached, big)", [&](std::uint64_t) { return stat_path(hot_big); }},
+         {"stat (cached, small)", [&](std::uint64_t) { return stat_path(hot_small); }}},
+        n, n / 20 + 3);
+    auto tb = get_targets(big), ts = get_targets(small);
+    auto gets = measure_interleaved(
+        {{"get (big)", [&](std::uint64_t k) { return lib_get(tb[k % tb.size()]); }},
+         {"get (small)", [&](std::uint64_t k) { return lib_get(ts[k % ts.size()]); }}},
+        n, n / 20 + 3);
+
+    // A listing of the first (full) directory.
+    std::uint64_t first_dir = std::min(per_dir, big.count);
+    std::string d0 = big_m.ours(dir_name(0));
+    Samples listing = measure("readdir", [&](std::uint64_t) { return list_dir(d0, first_dir); },
+                              cfg.quick ? 2 : 5, 1);
+
+    // Unlink everything.
+    std::fprintf(stderr, "bpffs-bench: scale: unlinking %s names\n", fmt_count(big.count).c_str());
+    Samples unlink_lat;
+    std::int64_t u0 = now_ns();
+    for (std::uint64_t d = 0; d < big.dirs(); ++d) {
+        UniqueFd dir(open(big_m.ours(dir_name(d)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dir) failed("open " + dir_name(d), errno);
+        for (std::uint64_t i = d * per_dir; i < std::min(big.count, (d + 1) * per_dir); ++i) {
+            std::int64_t a = now_ns();
+            if (unlinkat(dir.get(), obj_name(i).c_str(), 0) != 0) {
+                failed("unlink " + obj_name(i), errno);
+            }
+            unlink_lat.add(now_ns() - a);
+        }
+    }
+    double unlink_secs = static_cast<double>(now_ns() - u0) / 1e9;
+    // The kernel forgets the unlinked inodes asynchronously; give the daemon a moment to see
+    // the FORGETs before reading its memory.
+    wait_until([] { return false; }, cfg.quick ? 100 : 2000);
+    std::size_t rss_after = rss_bytes(daemon);
+
+    Table t("bpffs-bench --scale: " + fmt_count(big.count) + " names of " +
+            numbered("", kMaps) + " maps in " + fmt_count(big.dirs()) +
+            " directories of up to " + fmt_count(per_dir) + "; ours: the mount with " +
+            fmt_count(big.count) + " names, baseline: a mount with " + fmt_count(small.count) +
+            ", probed in alternation");
+    std::string base = "mount with " + fmt_count(small.count) + " names";
+    t.latency("stat, uncached (FUSE LOOKUP)", ub.samples, base, us.samples, Target::at_most(1.3));
+    t.latency("stat, cached", cached[0], base, cached[1], Target::at_most(1.3));
+    t.latency("get, libbpffs one-shot", gets[0], base, gets[1], Target::at_most(1.3));
+    {
+        Samples first, last;
+        const auto& raw = pin_lat.raw();
+        std::size_t tail = std::min<std::size_t>(raw.size() / 10 + 1, 10000);
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            if (i < kSmall) first.add(raw[i]);
+            if (i + tail >= raw.size()) last.add(raw[i]);
+        }
+        t.latency("pin, last " + fmt_count(last.size()) + " of " + fmt_count(big.count), last,
+                  "first " + fmt_count(first.size()) + " pins", first, Target{});
+        double rate = pin_secs > 0 ? static_cast<double>(big.count) / pin_secs : 0;
+        t.add({"pin rate, " + fmt_count(big.count) + " pins, one process", fmt_rate(rate),
+               fmt_duration(pin_lat.p99()), "all pins: median " + fmt_duration(pin_lat.median()),
+               "", "", "", ""});
+    }
+    {
+        Target target = Target::at_most(1.0);
+        double ratio = per_name / 256.0;
+        auto ok = target.met(ratio);
+        t.add({"daemon RSS per pinned name", fmt_bytes(per_name), "", "256 B", "256 B",
+               fmt_ratio(ratio), target.text(), ok && *ok ? "yes" : "**no**"});
+        t.add({"daemon RSS empty / full / after unlink", fmt_bytes(static_cast<double>(rss_empty)),
+               "", "full " + fmt_bytes(static_cast<double>(rss_full)) + ", after " +
+                       fmt_bytes(static_cast<double>(rss_after)),
+               "", "", "", ""});
+    }
+    t.add({"readdir " + fmt_count(first_dir) + " entries (at " + fmt_count(big.count) + ")",
+           fmt_duration(listing.median()), fmt_duration(listing.p99()), "", "", "", "", ""});
+    t.add({"unlink, all " + fmt_count(big.count) + " names", fmt_duration(unlink_lat.median()),
+           fmt_duration(unlink_lat.p99()),
+           "total " + fmt_duration(unlink_secs * 1e9) + ", " +
+               fmt_rate(unlink_secs > 0 ? static_cast<double>(big.count) / unlink_secs : 0),
+           "", "", "", ""});
+    t.print();
+    auto missed = t.missed();
+    std::printf("\nTargets missed: %zu%s\n", missed.size(), missed.empty() ? "" : ":");
+    for (const auto& x : missed) std::printf("  - %s\n", x.c_str());
+    return 0;
+}
+
+}  // namespace bpffs::bench
