@@ -7,6 +7,7 @@
 #include "broker/broker.hpp"
 
 #include "broker/kernel.hpp"
+#include "common/proc_status.hpp"
 #include "common/scm.hpp"
 #include "fsops/mount_options.hpp"
 
@@ -65,21 +66,10 @@ fsops::Caller peer_ids(int sock, pid_t* pid_out) {
 // namespace. Reading /proc costs more than the rest of a request, so it is done only when an
 // answer depends on it (pin, remount, or a get that the mode bits alone refuse).
 fsops::Caps peer_caps(pid_t pid) {
-    fsops::Caps caps;
-    if (pid <= 0) return caps;
-    std::string p = std::to_string(pid);
+    if (pid <= 0) return {};
     std::string self_ns = ns_of("self");
-    if (self_ns.empty() || ns_of(p) != self_ns) return caps;
-    std::ifstream in("/proc/" + p + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("CapEff:", 0) != 0) continue;
-        std::uint64_t bits = std::stoull(line.substr(7), nullptr, 16);
-        caps.dac_override = (bits >> 1) & 1;
-        caps.dac_read_search = (bits >> 2) & 1;
-        caps.sys_admin = (bits >> 21) & 1;
-    }
-    return caps;
+    if (self_ns.empty() || ns_of(std::to_string(pid)) != self_ns) return {};
+    return fsops::Caps::from_bits(read_proc_status(pid).cap_eff);
 }
 
 protocol::Reply error_reply(protocol::Op op, int e) {
@@ -124,7 +114,6 @@ Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, Bro
 Broker::~Broker() = default;
 
 int Broker::bind_and_listen(const std::string& mountpoint) {
-    bind_tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
     struct stat st {};
     if (stat(mountpoint.c_str(), &st) != 0) return errno;
     mount_dev_ = st.st_dev;

@@ -61,8 +61,6 @@ public:
     // After run() returned: closes the socket and the private clone of the mount, the broker's
     // references to the mount.
     void release_mount();
-    // The thread that does bind_and_listen (the adapter lets only it create the socket node).
-    pid_t bind_tid() const { return bind_tid_.load(); }
 
 private:
     struct Conn;
@@ -94,7 +92,6 @@ private:
     UniqueFd mountinfo_;  // polled: the mount table changed
     dev_t mount_dev_ = 0;
     bool sb_read_only_ = false;  // broker thread only
-    std::atomic<pid_t> bind_tid_{0};
     std::atomic<bool> stopping_{false};
     std::unordered_map<int, std::unique_ptr<Conn>> conns_;
 };

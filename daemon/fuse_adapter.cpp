@@ -11,15 +11,15 @@
 // namespace the daemon cannot see: pid 0), it gets no groups and no capabilities.
 #include "daemon/fuse_adapter.hpp"
 
+#include "common/proc_status.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <new>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -99,23 +99,9 @@ Caller caller_ids(fuse_req_t req) {
 // Groups and effective capabilities of the requesting thread, from /proc/<tid>/status.
 Caller caller_full(fuse_req_t req) {
     Caller c = caller_ids(req);
-    const fuse_ctx* ctx = fuse_req_ctx(req);
-    if (ctx->pid <= 0) return c;
-    std::ifstream in("/proc/" + std::to_string(ctx->pid) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("Groups:", 0) == 0) {
-            std::istringstream is(line.substr(7));
-            std::uint32_t g;
-            while (is >> g) c.groups.push_back(g);
-        } else if (line.rfind("CapEff:", 0) == 0) {
-            std::uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
-            constexpr int kCapDacOverride = 1, kCapDacReadSearch = 2, kCapSysAdmin = 21;
-            c.caps.dac_override = (caps >> kCapDacOverride) & 1;
-            c.caps.dac_read_search = (caps >> kCapDacReadSearch) & 1;
-            c.caps.sys_admin = (caps >> kCapSysAdmin) & 1;
-        }
-    }
+    ProcStatus st = read_proc_status(fuse_req_ctx(req)->pid);
+    c.groups = std::move(st.groups);
+    c.caps = fsops::Caps::from_bits(st.cap_eff);
     return c;
 }
 

@@ -32,6 +32,13 @@ struct Caps {
     bool sys_admin = false;        // pin
     bool dac_override = false;     // permission(): read/write anything, search any dir
     bool dac_read_search = false;  // permission(): read anything, search any dir
+
+    // From an effective capability set as the kernel writes it (bit N = capability N).
+    static Caps from_bits(std::uint64_t cap_eff) {
+        constexpr int kDacOverride = 1, kDacReadSearch = 2, kSysAdmin = 21;
+        return Caps{((cap_eff >> kSysAdmin) & 1) != 0, ((cap_eff >> kDacOverride) & 1) != 0,
+                    ((cap_eff >> kDacReadSearch) & 1) != 0};
+    }
 };
 
 // The requesting process: fsuid/fsgid, supplementary groups and capabilities.

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "common/proc_status.hpp"
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace bpffs {
+
+ProcStatus read_proc_status(pid_t pid) {
+    ProcStatus st;
+    if (pid <= 0) return st;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("Groups:", 0) == 0) {
+            std::istringstream is(line.substr(7));
+            std::uint32_t g;
+            while (is >> g) st.groups.push_back(g);
+        } else if (line.rfind("CapEff:", 0) == 0) {
+            st.cap_eff = std::stoull(line.substr(7), nullptr, 16);
+            st.ok = true;
+        }
+    }
+    return st;
+}
+
+}  // namespace bpffs

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// What /proc/<pid>/status says of a process's credentials: its supplementary groups and its
+// effective capability set. The daemon's FUSE adapter and the broker both need it for callers
+// the kernel identifies only by pid; reading it costs more than a whole request, so both read it
+// only when an answer depends on it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace bpffs {
+
+struct ProcStatus {
+    bool ok = false;  // false: no such process, or not visible (pid 0: another pid namespace)
+    std::vector<std::uint32_t> groups;
+    std::uint64_t cap_eff = 0;  // bit N is capability N (CAP_DAC_OVERRIDE = 1, ...)
+};
+
+ProcStatus read_proc_status(pid_t pid);
+
+}  // namespace bpffs
