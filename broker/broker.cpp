@@ -85,6 +85,7 @@ const char* op_name(protocol::Op op) {
         case protocol::Op::get: return "get";
         case protocol::Op::status: return "status";
         case protocol::Op::remount: return "remount";
+        case protocol::Op::upgrade: return "upgrade";
     }
     return "?";
 }
@@ -136,8 +137,27 @@ int Broker::bind_and_listen(const std::string& mountpoint) {
     listen_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listen_) return errno;
     if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno;
-    if (listen(listen_.get(), 512) != 0) return errno;
+    if (listen(listen_.get(), 4096) != 0) return errno;
     tree_ = std::move(tree);
+    if (int e = setup_loop(); e != 0) return e;
+    spdlog::info("broker listening at {}/{}", mountpoint, protocol::kSocketName);
+    return 0;
+}
+
+int Broker::adopt(const std::string& mountpoint, UniqueFd listen_sock, UniqueFd tree) {
+    struct stat st {};
+    if (fstat(tree.get(), &st) != 0) return errno;
+    mount_dev_ = st.st_dev;
+    int flags = fcntl(listen_sock.get(), F_GETFL);
+    if (flags < 0 || fcntl(listen_sock.get(), F_SETFL, flags | O_NONBLOCK) != 0) return errno;
+    listen_ = std::move(listen_sock);
+    tree_ = std::move(tree);
+    if (int e = setup_loop(); e != 0) return e;
+    spdlog::info("broker: serving the socket in {} again", mountpoint);
+    return 0;
+}
+
+int Broker::setup_loop() {
     epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
     mountinfo_.reset(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     if (!epoll_ || !stop_event_ || !mountinfo_) return errno;
@@ -152,8 +172,32 @@ int Broker::bind_and_listen(const std::string& mountpoint) {
     ev.data.fd = mountinfo_.get();
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, mountinfo_.get(), &ev) != 0) return errno;
     refresh_mount_state();
-    spdlog::info("broker listening at {}/{}", mountpoint, protocol::kSocketName);
     return 0;
+}
+
+void Broker::adopt_connection(UniqueFd s) {
+    int flags = fcntl(s.get(), F_GETFL);
+    if (flags < 0 || fcntl(s.get(), F_SETFL, flags | O_NONBLOCK) != 0) return;
+    auto c = std::make_unique<Conn>();
+    c->caller = peer_ids(s.get(), &c->pid);
+    c->last_active = std::chrono::steady_clock::now();
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = s.get();
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.get(), &ev) != 0) return;
+    int fd = s.get();
+    c->sock = std::move(s);
+    conns_.emplace(fd, std::move(c));
+}
+
+std::vector<UniqueFd> Broker::take_connections() {
+    std::vector<UniqueFd> out;
+    for (auto& [fd, c] : conns_) {
+        if (epoll_) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        out.push_back(std::move(c->sock));
+    }
+    conns_.clear();
+    return out;
 }
 
 void Broker::release_mount() {
@@ -183,6 +227,11 @@ bool Broker::refresh_mount_state() {
     return found;
 }
 
+void Broker::stop_for_handover() {
+    handover_.store(true);
+    stop();
+}
+
 void Broker::stop() {
     stopping_.store(true);
     if (stop_event_) {
@@ -204,7 +253,7 @@ int Broker::run() {
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (fd == stop_event_.get()) {
-                conns_.clear();
+                if (!handover_.load()) conns_.clear();
                 return 0;
             }
             if (fd == mountinfo_.get()) {
@@ -224,7 +273,7 @@ int Broker::run() {
         }
         sweep_idle();
     }
-    conns_.clear();
+    if (!handover_.load()) conns_.clear();
     return 0;
 }
 
@@ -325,6 +374,7 @@ protocol::Reply Broker::handle(Conn& c, const protocol::Request& req,
         case protocol::Op::get: rep = do_get(c, fds, out_fd); break;
         case protocol::Op::status: rep = do_status(); break;
         case protocol::Op::remount: rep = do_remount(c, req.name); break;
+        case protocol::Op::upgrade: rep = do_upgrade(c, req.name); break;
     }
     spdlog::debug("op={} pid={} uid={} -> {}", op_name(req.op), c.pid, c.caller.uid,
                   rep.error == 0 ? "ok" : strerrorname_np(rep.error));
@@ -402,7 +452,17 @@ protocol::Reply Broker::do_status() {
     r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()), opts.uid, opts.gid,
                                     opts.mode, counts.dirs, counts.maps, counts.progs,
                                     cfg_.version};
+    if (hooks_.status) hooks_.status(*r.status);
     return r;
+}
+
+protocol::Reply Broker::do_upgrade(Conn& c, const std::string& path) {
+    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::upgrade, EPERM);
+    if (!hooks_.upgrade) return error_reply(protocol::Op::upgrade, ENOTSUP);
+    int e = hooks_.upgrade(path);
+    spdlog::info("upgrade to {} requested by pid {}: {}", path.empty() ? "the same binary" : path,
+                 c.pid, e == 0 ? "handing over" : std::strerror(e));
+    return error_reply(protocol::Op::upgrade, e);
 }
 
 protocol::Reply Broker::do_remount(Conn& c, const std::string& list) {

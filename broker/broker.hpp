@@ -42,6 +42,10 @@ struct BrokerHooks {
     std::function<void(fsops::Ino ino)> invalidate_inode;
     // The mount disappeared from the daemon's mount table (umount from outside): shut down.
     std::function<void()> unmounted;
+    // upgrade request (already checked for CAP_SYS_ADMIN): 0 or a positive errno. Unset: ENOTSUP.
+    std::function<int(const std::string& path)> upgrade;
+    // Adds what the broker does not know to a status reply (the supervisor's figures).
+    std::function<void(protocol::StatusInfo&)> status;
 };
 
 class Broker {
@@ -53,10 +57,20 @@ public:
     // records the mount's st_dev and listens. Call from the broker's thread once the FUSE
     // session loop runs (the bind is a FUSE request). Returns 0 or a positive errno.
     int bind_and_listen(const std::string& mountpoint);
+    // A worker after a restart: serves a socket an earlier worker bound (and the mount clone
+    // it lives in) instead of binding. Returns 0 or a positive errno.
+    int adopt(const std::string& mountpoint, UniqueFd listen, UniqueFd tree);
+    // A client connection handed over by an earlier worker (its unread requests stay queued).
+    void adopt_connection(UniqueFd sock);
+    int listen_fd() const { return listen_.get(); }
+    int tree_fd() const { return tree_.get(); }
     // Serves until stop(). Returns 0, or a positive errno on a fatal epoll failure.
     int run();
     // Thread-safe, and sticky: run() returns, or returns at once if it starts later.
     void stop();
+    // Like stop(), but run() keeps the client connections open for take_connections().
+    void stop_for_handover();
+    std::vector<UniqueFd> take_connections();
     bool stopping() const { return stopping_.load(); }
     // After run() returned: closes the socket and the private clone of the mount, the broker's
     // references to the mount.
@@ -68,6 +82,7 @@ private:
     void on_readable(int fd);
     void close_conn(int fd);
     void sweep_idle();
+    int setup_loop();
 public:
     // Re-reads the mount table: is the mount still there, and is its superblock read-only (get
     // is EROFS then, as in the seed)? Called on every change of /proc/self/mountinfo.
@@ -80,6 +95,7 @@ private:
     protocol::Reply do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd);
     protocol::Reply do_status();
     protocol::Reply do_remount(Conn& c, const std::string& list);
+    protocol::Reply do_upgrade(Conn& c, const std::string& path);
 
     fsops::Filesystem& fs_;
     Registry& registry_;
@@ -93,6 +109,7 @@ private:
     dev_t mount_dev_ = 0;
     bool sb_read_only_ = false;  // broker thread only
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> handover_{false};
     std::unordered_map<int, std::unique_ptr<Conn>> conns_;
 };
 

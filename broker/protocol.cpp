@@ -71,7 +71,7 @@ Result<Header> read_header(Reader& r, std::size_t total) {
     }
     if (magic != kMagic || version != kVersion) return fail(EPROTO);
     if (h.len != total - kHeaderSize) return fail(EPROTO);
-    if (h.op < static_cast<std::uint16_t>(Op::pin) || h.op > static_cast<std::uint16_t>(Op::remount)) {
+    if (h.op < static_cast<std::uint16_t>(Op::pin) || h.op > static_cast<std::uint16_t>(Op::upgrade)) {
         return fail(EPROTO);
     }
     return h;
@@ -94,7 +94,7 @@ std::size_t expected_fds(Op op) {
 
 std::vector<std::uint8_t> encode(const Request& r) {
     Writer w;
-    if (r.op == Op::pin || r.op == Op::remount) w.bytes(r.name);
+    if (r.op == Op::pin || r.op == Op::remount || r.op == Op::upgrade) w.bytes(r.name);
     return w.finish_with_header(static_cast<std::uint16_t>(r.op), 0);
 }
 
@@ -116,6 +116,9 @@ std::vector<std::uint8_t> encode(const Reply& r) {
         w.put(s.progs);
         w.put(static_cast<std::uint32_t>(s.version.size()));
         w.bytes(s.version);
+        w.put(s.supervisor_pid);
+        w.put(s.generation);
+        w.put(s.restarts);
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op),
                                 static_cast<std::uint32_t>(r.error));
@@ -133,6 +136,7 @@ Result<Request> decode_request(std::span<const std::uint8_t> msg) {
             if (!rd.bytes(h->len, req.name) || !valid_name(req.name)) return fail(EPROTO);
             break;
         case Op::remount:
+        case Op::upgrade:
             if (!rd.bytes(h->len, req.name)) return fail(EPROTO);
             if (req.name.find('\0') != std::string::npos) return fail(EPROTO);
             break;
@@ -164,7 +168,8 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
         std::uint32_t vlen = 0;
         if (!rd.get(s.pid) || !rd.get(s.uid) || !rd.get(s.gid) || !rd.get(s.mode) ||
             !rd.get(s.dirs) || !rd.get(s.maps) || !rd.get(s.progs) || !rd.get(vlen) ||
-            vlen > 256 || !rd.bytes(vlen, s.version)) {
+            vlen > 256 || !rd.bytes(vlen, s.version) || !rd.get(s.supervisor_pid) ||
+            !rd.get(s.generation) || !rd.get(s.restarts)) {
             return fail(EPROTO);
         }
         rep.status = std::move(s);

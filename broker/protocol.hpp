@@ -34,13 +34,14 @@ enum class Op : std::uint16_t {
     get = 2,      // fds: O_PATH node; payload: empty
     status = 3,   // fds: none; payload: empty. Reply: StatusInfo
     remount = 4,  // fds: none; payload: the option list (uid=,gid=,mode=)
+    upgrade = 5,  // fds: none; payload: the new binary's absolute path (empty: the same one)
 };
 
 enum class ObjKind : std::uint8_t { map = 1, prog = 2 };
 
 struct Request {
     Op op = Op::get;
-    std::string name;  // pin: the new name; remount: the option list
+    std::string name;  // pin: the new name; remount: the option list; upgrade: the path
 };
 
 struct GetReply {
@@ -53,6 +54,10 @@ struct StatusInfo {
     std::uint32_t uid = 0, gid = 0, mode = 0;  // options in effect
     std::uint64_t dirs = 0, maps = 0, progs = 0;
     std::string version;
+    // The supervisor that keeps the state across worker restarts (docs/operations.md).
+    std::uint32_t supervisor_pid = 0;
+    std::uint32_t generation = 0;  // workers started so far (1 = the first)
+    std::uint32_t restarts = 0;    // of them, after a crash
 };
 
 struct Reply {

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace bpffs::broker {
@@ -21,9 +22,37 @@ Result<fsops::ObjHandle> Registry::add(int fd, const KernelObject& obj) {
     UniqueFd dup(fcntl(fd, F_DUPFD_CLOEXEC, 3));
     if (!dup) return fail(errno);
     fsops::ObjHandle h = next_++;
+    if (hooks_.added) hooks_.added(h, dup.get());
     entries_.emplace(h, Entry{std::move(dup), obj, 1});
     by_id_.emplace(key(obj), h);
     return h;
+}
+
+Result<void> Registry::adopt(fsops::ObjHandle handle, UniqueFd fd) {
+    auto obj = identify(fd.get());
+    if (!obj) return fail(obj.error().value);
+    std::lock_guard lock(mu_);
+    if (entries_.count(handle) != 0 || by_id_.count(key(*obj)) != 0) return fail(EEXIST);
+    entries_.emplace(handle, Entry{std::move(fd), *obj, 0});
+    by_id_.emplace(key(*obj), handle);
+    next_ = std::max(next_, handle + 1);
+    return {};
+}
+
+void Registry::set_refs(const std::map<fsops::ObjHandle, std::uint64_t>& refs) {
+    std::lock_guard lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+        auto r = refs.find(it->first);
+        if (r != refs.end() && r->second > 0) {
+            it->second.refs = r->second;
+            ++it;
+            continue;
+        }
+        if (hooks_.dropped) hooks_.dropped(it->first);
+        by_id_.erase(key(it->second.obj));
+        it = entries_.erase(it);
+    }
+    for (const auto& [h, n] : refs) next_ = std::max(next_, h + 1);
 }
 
 void Registry::release(fsops::ObjHandle h) {
@@ -31,6 +60,7 @@ void Registry::release(fsops::ObjHandle h) {
     auto it = entries_.find(h);
     if (it == entries_.end()) return;
     if (--it->second.refs > 0) return;
+    if (hooks_.dropped) hooks_.dropped(h);
     by_id_.erase(key(it->second.obj));
     entries_.erase(it);  // closes the fd
 }

@@ -12,6 +12,7 @@
 #include "fsops/types.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -19,8 +20,23 @@
 
 namespace bpffs::broker {
 
+// Told of every object the registry starts or stops holding, so another process (the
+// supervisor) can hold it too. Called with the registry's lock held; must not call back in.
+struct RegistryHooks {
+    std::function<void(fsops::ObjHandle, int fd)> added;
+    std::function<void(fsops::ObjHandle)> dropped;
+};
+
 class Registry {
 public:
+    Registry() = default;
+    explicit Registry(RegistryHooks hooks) : hooks_(std::move(hooks)) {}
+    // Restart: takes over an object another worker held under `handle` (no hook is called).
+    // EBADF/EINVAL as identify(); EEXIST: the handle or the object is already held.
+    Result<void> adopt(fsops::ObjHandle handle, UniqueFd fd);
+    // Restart: sets the references of adopted objects from the restored core's names, dropping
+    // (with the `dropped` hook) those no name uses any more.
+    void set_refs(const std::map<fsops::ObjHandle, std::uint64_t>& refs);
     // Takes one more reference on `obj`, keeping a duplicate of `fd` (borrowed) the first time.
     Result<fsops::ObjHandle> add(int fd, const KernelObject& obj);
     // Drops one reference; the last one closes the broker's fd (the kernel may then free it).
@@ -37,6 +53,7 @@ private:
         KernelObject obj;
         std::uint64_t refs = 0;
     };
+    RegistryHooks hooks_;
     mutable std::mutex mu_;
     std::unordered_map<fsops::ObjHandle, Entry> entries_;
     std::map<std::pair<int, std::uint32_t>, fsops::ObjHandle> by_id_;

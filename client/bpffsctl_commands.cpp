@@ -35,7 +35,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -347,9 +349,49 @@ int run_status(const StatusOptions& o) {
     print_fields({str("options", shown.empty() && !o.json ? "defaults" : shown),
                   num("uid", st->uid), num("gid", st->gid), str("mode", octal_mode(st->mode)),
                   num("directories", st->dirs), num("maps", st->maps), num("programs", st->progs),
-                  num("pid", st->pid), str("version", st->version)},
+                  num("pid", st->pid), str("version", st->version),
+                  num("supervisor", st->supervisor_pid), num("generation", st->generation),
+                  num("restarts", st->restarts)},
                  o.json);
     return kExitOk;
+}
+
+int run_upgrade(const UpgradeOptions& o) {
+    const std::string what = "upgrade " + o.mountpoint;
+    std::string path;
+    if (!o.exec.empty()) {
+        char real[PATH_MAX];
+        if (realpath(o.exec.c_str(), real) == nullptr) return report("upgrade: " + o.exec, errno);
+        path = real;
+    }
+    if (path.size() > protocol::kMaxMessage - protocol::kHeaderSize) {
+        report(what + ": path too long", ENAMETOOLONG);
+        return kExitUsage;
+    }
+    auto sock = connect_to(o.mountpoint);
+    if (!sock) return report_connect("upgrade", o.mountpoint, sock.error().value);
+    auto before = fetch_status(sock->get());
+    if (!before) return report(what, before.error().value);
+    auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::upgrade, path}, {});
+    if (!rep) return report(what, rep.error().value);
+    if (rep->reply.error != 0) return report(what, rep->reply.error);
+    sock->reset();
+    // The old worker hands over and a new one starts: ask until the new one answers.
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(static_cast<long>(o.timeout * 1000));
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto s2 = connect_to(o.mountpoint);
+        if (s2) {
+            auto st = fetch_status(s2->get());
+            if (st && st->generation > before->generation) {
+                std::printf("upgraded %s: worker %u (generation %u), version %s\n",
+                            o.mountpoint.c_str(), st->pid, st->generation, st->version.c_str());
+                return kExitOk;
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return report(what + ": the new worker did not answer", ETIMEDOUT);
 }
 
 int run_remount(const RemountOptions& o) {

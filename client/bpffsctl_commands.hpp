@@ -48,6 +48,12 @@ struct RemountOptions {
     std::vector<std::string> options;  // every -o list, joined with ','
 };
 
+struct UpgradeOptions {
+    std::string mountpoint;
+    std::string exec;  // the new binary; empty: the path the running one was started from
+    double timeout = 30.0;
+};
+
 int run_pin(const PinOptions& o);
 int run_get(const GetOptions& o);
 int run_exec(const ExecOptions& o);  // returns only on failure
@@ -56,5 +62,7 @@ int run_exec(const ExecOptions& o);  // returns only on failure
 int run_run(const RunOptions& o);  // returns only on failure
 int run_status(const StatusOptions& o);
 int run_remount(const RemountOptions& o);
+// Replaces the mount's worker with a new binary without unmounting, and waits until it serves.
+int run_upgrade(const UpgradeOptions& o);
 
 }  // namespace bpffs::ctl

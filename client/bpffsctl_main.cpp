@@ -7,6 +7,7 @@
 //   bpffsctl run -- CMD [ARGS...]
 //   bpffsctl status MOUNTPOINT [--json]
 //   bpffsctl remount MOUNTPOINT -o OPTIONS
+//   bpffsctl upgrade MOUNTPOINT [--exec PATH]
 // Exit status: 0 ok, 1 failure, 2 usage; exec, run: 127 when CMD cannot be run, else CMD's own.
 //
 // CLI11 cannot split "PATH... -- CMD ARGS..." into two lists (after "--" everything is one more
@@ -148,6 +149,21 @@ int run_main(int argc, char** argv) {
                      "0700 when not given, uid and gid keep their values")
         ->required();
 
+    UpgradeOptions upgrade_o;
+    auto* upgrade = app.add_subcommand(
+        "upgrade",
+        "replace the daemon's worker with a new binary without unmounting (needs "
+        "CAP_SYS_ADMIN)");
+    upgrade->add_option("MOUNTPOINT", upgrade_o.mountpoint, "a bpffs-fuse mount")->required();
+    upgrade->add_option("--exec", upgrade_o.exec,
+                        "the new bpffs-fuse binary (default: the path the running one was "
+                        "started from, e.g. after a package upgrade)");
+    upgrade->add_option("--timeout", upgrade_o.timeout,
+                        "seconds to wait for the new worker to serve (default 30)");
+    upgrade->footer(
+        "Pinned objects, inode numbers and open client connections carry over; requests\n"
+        "wait while the workers change. See docs/operations.md.");
+
     std::vector<std::string> command;
     bool has_separator = false;
     std::vector<std::string> args = split_exec_command(argc, argv, command, has_separator);
@@ -195,6 +211,7 @@ int run_main(int argc, char** argv) {
     }
     if (*status) return run_status(status_o);
     if (*remount) return run_remount(remount_o);
+    if (*upgrade) return run_upgrade(upgrade_o);
     return usage_error("no verb given");
 }
 

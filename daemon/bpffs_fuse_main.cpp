@@ -5,12 +5,10 @@
 // fsname. uid=, gid= and mode= are ours (parsed by the core); standard FUSE/mount options pass
 // through to libfuse; anything else refuses to mount. default_permissions and allow_other are
 // always on. Start-up errors are exceptions caught here; nothing is left mounted on failure.
-#include "broker/broker.hpp"
-#include "broker/registry.hpp"
-#include "daemon/fuse_adapter.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/notify.hpp"
-#include "fsops/filesystem.hpp"
+#include "daemon/supervisor.hpp"
+#include "daemon/worker.hpp"
 #include "fsops/mount_options.hpp"
 
 #include <CLI/CLI.hpp>
@@ -74,19 +72,6 @@ std::string escape_opt(const std::string& s) {
     return out;
 }
 
-// Owns the fuse_args vector and frees it on every path.
-struct FuseArgs {
-    fuse_args args = FUSE_ARGS_INIT(0, nullptr);
-    ~FuseArgs() { fuse_opt_free_args(&args); }
-    void add(const std::string& a) {
-        if (fuse_opt_add_arg(&args, a.c_str()) != 0) throw std::bad_alloc();
-    }
-};
-
-struct SessionDeleter {
-    void operator()(fuse_session* se) const { fuse_session_destroy(se); }
-};
-
 // Detaching from the terminal: the parent waits on a pipe until the child reports that the
 // mount serves requests (the broker listens), so `bpffs-fuse MNT && use MNT` is safe and
 // start-up errors still reach the terminal with a non-zero exit.
@@ -137,23 +122,6 @@ private:
     int ready_fd_ = -1;
 };
 
-// Makes the mount's superblock read-only, keeping its per-mount flags (a remount without
-// MS_BIND sets them too). Returns 0 or a positive errno.
-int remount_read_only(const std::string& mountpoint) {
-    struct statvfs v {};
-    if (statvfs(mountpoint.c_str(), &v) != 0) return errno;
-    unsigned long flags = MS_REMOUNT | MS_RDONLY;
-    const std::pair<unsigned long, unsigned long> map[] = {
-        {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},       {ST_NOEXEC, MS_NOEXEC},
-        {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
-        {ST_RELATIME, MS_RELATIME}, {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
-    for (auto [st, ms] : map) {
-        if (v.f_flag & st) flags |= ms;
-    }
-    if (mount(nullptr, mountpoint.c_str(), nullptr, flags, nullptr) != 0) return errno;
-    return 0;
-}
-
 // Every pinned object arrives as an fd: allow as many as the hard limit does.
 void raise_nofile_limit() {
     rlimit rl{};
@@ -203,100 +171,31 @@ int run(const Options& cli) {
     for (const auto& p : parsed->passthrough) {
         if (p != "ro" && p != "rw") fuse_opts.push_back(p);
     }
-    FuseArgs fa;
-    fa.add("bpffs-fuse");
-    fa.add("-o");
-    fa.add(join(fuse_opts, ','));
-    if (cli.debug) fa.add("-d");
+    daemon::SupervisorConfig sc;
+    sc.source = source;
+    sc.mountpoint = mountpoint;
+    sc.fuse_opts = fuse_opts;
+    sc.our_options = fsops::show_options(parsed->ours);
+    sc.read_only = read_only;
+    sc.debug = cli.debug;
+    sc.detached = !cli.foreground;
+    sc.log_level = cli.log_level;
+    sc.stored = daemon::take_listen_fds();
 
     raise_nofile_limit();
     Detacher detacher(cli.foreground);
-
-    fsops::Filesystem fs(parsed->ours);
-    fs.set_read_only(read_only);
-    broker::Registry registry;
-    daemon::FuseState state{fs};
-    state.release_object = [&registry](fsops::ObjHandle h) { registry.release(h); };
-    broker::Broker broker(
-        fs, registry,
-        broker::BrokerHooks{
-            [&state](fsops::Ino parent, std::string_view name) {
-                daemon::invalidate_entry(state, parent, name);
-            },
-            [&state](fsops::Ino ino) { daemon::invalidate_inode(state, ino); },
-            [] { kill(getpid(), SIGTERM); }},
-        broker::BrokerConfig{.version = BPFFS_VERSION});
-
-    std::unique_ptr<fuse_session, SessionDeleter> se(
-        fuse_session_new(&fa.args, &daemon::fuse_ops(), sizeof(fuse_lowlevel_ops), &state));
-    if (!se) throw StartupError("cannot create the FUSE session (see the message above)", 1);
-    if (fuse_set_signal_handlers(se.get()) != 0) {
-        throw StartupError("cannot install signal handlers", 1);
+    try {
+        return daemon::supervisor_main(std::move(sc), [&] {
+            spdlog::info("ready: serving {}", mountpoint);
+            detacher.ready();
+            if (int ne = daemon::sd_notify_state("READY=1\nSTATUS=serving " + mountpoint);
+                ne != 0) {
+                spdlog::warn("sd_notify READY=1: {}", std::strerror(ne));
+            }
+        });
+    } catch (const std::runtime_error& e) {
+        throw StartupError(e.what(), 1);
     }
-    if (fuse_session_mount(se.get(), mountpoint.c_str()) != 0) {
-        fuse_remove_signal_handlers(se.get());
-        throw StartupError("cannot mount on " + mountpoint + " (see the message above)", 1);
-    }
-    state.session.store(se.get());
-    spdlog::info("mounted {} on {} ({})", source, mountpoint,
-                 fsops::show_options(parsed->ours).empty() ? "defaults"
-                                                           : fsops::show_options(parsed->ours));
-
-    // The broker binds its socket inside the mount, which is a FUSE request: it needs the
-    // session loop running, so it starts in its own thread and the loop runs here.
-    std::atomic<int> broker_error{0};
-    std::atomic<bool> bound{false};
-    std::thread broker_thread([&] {
-        state.socket_creator.store(static_cast<pid_t>(syscall(SYS_gettid)));
-        int e = broker.bind_and_listen(mountpoint);
-        if (e == 0 && read_only) {
-            e = remount_read_only(mountpoint);
-            broker.refresh_mount_state();
-        }
-        bound.store(true);
-        if (e != 0) {
-            if (broker.stopping()) return;  // a stop during start-up failed the bind: no error
-            spdlog::error("broker: cannot listen in {}: {}", mountpoint, std::strerror(e));
-            broker_error.store(e);
-            kill(getpid(), SIGTERM);  // ends the session loop
-            return;
-        }
-        spdlog::info("ready: serving {}", mountpoint);
-        detacher.ready();
-        if (int ne = daemon::sd_notify_state("READY=1\nSTATUS=serving " + mountpoint); ne != 0) {
-            spdlog::warn("sd_notify READY=1: {}", std::strerror(ne));
-        }
-        broker.run();
-    });
-
-    fuse_loop_config* cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(cfg, 0);
-    fuse_loop_cfg_set_idle_threads(cfg, 4);
-    int rc = fuse_session_loop_mt(se.get(), cfg);
-    fuse_loop_cfg_destroy(cfg);
-
-    daemon::sd_notify_state("STOPPING=1");
-    broker.stop();
-    state.session.store(nullptr);
-    if (!bound.load()) {
-        // Stopped before the broker's bind was answered: that request now waits on a loop that
-        // is gone. Unmounting and closing the FUSE connection fails it, and the thread ends.
-        fuse_session_unmount(se.get());
-        fuse_remove_signal_handlers(se.get());
-        se.reset();
-        broker_thread.join();
-    } else {
-        broker_thread.join();
-        // Without the broker's own reference, a mount that was unmounted from outside is gone
-        // for good, and libfuse sees that instead of trying to unmount it again.
-        broker.release_mount();
-        fuse_session_unmount(se.get());
-        fuse_remove_signal_handlers(se.get());
-    }
-    spdlog::info("unmounted {}", mountpoint);
-    if (broker_error.load() != 0) return 1;
-    // libfuse's signal handler leaves the signal number as the loop's result: a requested stop.
-    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 }
 
 }  // namespace
@@ -309,7 +208,6 @@ int main(int argc, char** argv) {
     app.add_option("SOURCE_MOUNTPOINT", cli.positional,
                    "[SOURCE] MOUNTPOINT: SOURCE (default \"bpffs\") names the mount in "
                    "/proc/mounts")
-        ->required()
         ->expected(1, 2);
     app.add_option("-o", cli.o,
                    "mount options: uid=N, gid=N (default 0), mode=OCTAL (default 0700), and "
@@ -321,6 +219,9 @@ int main(int argc, char** argv) {
     app.add_option("--log-level", cli.log_level,
                    "trace, debug, info, warn, error, critical, off (default: $SPDLOG_LEVEL or "
                    "info)");
+    int worker_fd = -1;
+    app.add_option("--worker", worker_fd, "internal: run as the supervisor's worker")
+        ->group("");
     app.set_version_flag("-V,--version", std::string("bpffs-fuse ") + BPFFS_VERSION);
     try {
         app.parse(argc, argv);
@@ -334,9 +235,15 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "Run with --help for more information.\n");
         return 2;
     }
+    if (worker_fd >= 0) return daemon::worker_main(worker_fd);
     if (cli.debug) {
         cli.foreground = true;
         if (cli.log_level.empty()) cli.log_level = "debug";
+    }
+    if (cli.positional.empty()) {
+        std::fprintf(stderr, "bpffs-fuse: error: SOURCE_MOUNTPOINT is required\n");
+        std::fprintf(stderr, "Run with --help for more information.\n");
+        return 2;
     }
     try {
         daemon::setup_logging(cli.log_level);

@@ -31,6 +31,11 @@ struct FuseState {
     std::atomic<fuse_session*> session{nullptr};
     // The thread allowed to create the broker's socket node (its bind() arrives as MKNOD).
     std::atomic<pid_t> socket_creator{0};
+    // The session's custom io (daemon/fuse_loop.hpp), reached from libfuse's io callbacks.
+    void* io = nullptr;
+    // Whether the end of the session releases every object (a stop) or leaves them to the
+    // supervisor (a handover, or a stop whose state systemd's fd store keeps).
+    std::atomic<bool> release_on_destroy{true};
 };
 
 const fuse_lowlevel_ops& fuse_ops();

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The worker's FUSE request loop, on a /dev/fuse connection the worker did not open: libfuse's
+// session with custom io (fuse_session_custom_io, libfuse 3.14) and a fixed pool of threads
+// doing fuse_session_receive_buf / fuse_session_process_buf.
+//
+// What the custom io adds to plain read/writev:
+// - The kernel's FUSE_INIT request is handed to `on_init` (the state log keeps it). A later
+//   worker on the same connection gets no INIT from the kernel, and libfuse answers EIO to
+//   anything before one, so resume() feeds libfuse the recorded INIT and swallows its reply.
+// - In-flight requests: each thread copies the request it read into its slot of a shared
+//   memfd (held by the supervisor) and clears the slot once the reply is written. A worker that
+//   dies leaves the unanswered requests there; the next one answers them (replay_inflight()).
+//   FORGET, BATCH_FORGET and INTERRUPT are not kept (they have no reply to wait for).
+// - stop(): threads finish the request in hand and read no more, so a handover happens at a
+//   request boundary and nothing the kernel sent is dropped.
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse3/fuse_lowlevel.h>
+
+#include "common/unique_fd.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <thread>
+#include <vector>
+
+namespace bpffs::daemon {
+
+class FuseLoop {
+public:
+    static constexpr std::size_t kSlots = 4;  // = threads
+    static constexpr std::size_t kSlotSize = 132 * 1024;
+    static std::size_t inflight_size() { return kSlots * kSlotSize; }
+
+    // `se`'s userdata must be a FuseState whose `io` points at this loop. Takes ownership of
+    // fuse_fd (libfuse closes it in fuse_session_destroy). Throws std::system_error.
+    FuseLoop(fuse_session* se, UniqueFd fuse_fd, int inflight_fd,
+             std::function<void(std::span<const std::uint8_t>)> on_init);
+    ~FuseLoop();
+
+    // A connection that was initialised before this process: replay the recorded INIT.
+    void resume(std::span<const std::uint8_t> init);
+    // Requests a previous worker read and did not answer. Returns how many.
+    std::size_t replay_inflight();
+    void start();
+    // Graceful: returns once every thread has finished its request and stopped reading.
+    void stop();
+    // The connection ended (unmount, abort): the threads stopped on their own.
+    bool connection_gone() const { return gone_.load(); }
+    // Called from a thread when the connection ends, so the owner can react.
+    std::function<void()> on_gone;
+
+    // The custom io; `userdata` is the session's userdata (FuseState).
+    static ssize_t io_read(int fd, void* buf, std::size_t len, void* userdata);
+    static ssize_t io_writev(int fd, struct iovec* iov, int count, void* userdata);
+
+private:
+    struct Slot;
+    Slot* slot(std::size_t i) const;
+    void record(const void* buf, std::size_t n);
+    void clear_if(std::uint64_t unique);
+    void run(std::size_t index);
+
+    fuse_session* se_;
+    std::uint8_t* area_ = nullptr;
+    std::function<void(std::span<const std::uint8_t>)> on_init_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> gone_{false};
+    std::atomic<std::uint64_t> swallow_{0};
+    std::vector<std::thread> threads_;
+    std::atomic<std::size_t> running_{0};
+};
+
+}  // namespace bpffs::daemon

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/supervisor.hpp"
+
+#include "daemon/control.hpp"
+#include "daemon/fuse_loop.hpp"
+#include "daemon/handoff.hpp"
+#include "daemon/notify.hpp"
+#include "daemon/state_log.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+
+namespace bpffs::daemon {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kMaxFailedStarts = 5;
+constexpr auto kStopTimeout = std::chrono::seconds(10);
+
+std::string join(const std::vector<std::string>& v, char sep) {
+    std::string s;
+    for (const auto& x : v) {
+        if (x.empty()) continue;
+        if (!s.empty()) s += sep;
+        s += x;
+    }
+    return s;
+}
+
+std::string self_exe() {
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return "/proc/self/exe";
+    std::string s(buf, static_cast<std::size_t>(n));
+    if (s.size() > 10 && s.ends_with(" (deleted)")) return "/proc/self/exe";
+    return s;
+}
+
+// Checks that `path` is a bpffs-fuse binary that runs here: `PATH --version` within 5 s,
+// printing "bpffs-fuse ...". Returns 0 or a positive errno; `what` gets the version line.
+int check_binary(const std::string& path, std::string& what) {
+    if (path.empty() || path[0] != '/') return EINVAL;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return errno;
+    if (!S_ISREG(st.st_mode)) return EINVAL;
+    if (access(path.c_str(), X_OK) != 0) return errno;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return errno;
+    UniqueFd rd(p[0]), wr(p[1]);
+    pid_t pid = fork();
+    if (pid < 0) return errno;
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        dup2(wr.get(), 1);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) dup2(devnull, 2);
+        execl(path.c_str(), path.c_str(), "--version", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    wr.reset();
+    std::string out;
+    auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (Clock::now() < deadline) {
+        pollfd pf{rd.get(), POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        char buf[256];
+        ssize_t n = read(rd.get(), buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+        if (out.size() > 4096) break;
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!out.starts_with("bpffs-fuse ")) return ENOEXEC;
+    what = out.substr(0, out.find('\n'));
+    return 0;
+}
+
+class Supervisor {
+public:
+    Supervisor(SupervisorConfig cfg, std::function<void()> ready)
+        : cfg_(std::move(cfg)), ready_(std::move(ready)), binary_(self_exe()) {}
+    ~Supervisor() {
+        if (se_ != nullptr) fuse_session_destroy(se_);
+    }
+    // run(), but a failure after the mount unmounts before it is reported.
+    int run_guarded() {
+        try {
+            return run();
+        } catch (...) {
+            if (worker_ > 0) kill(worker_, SIGKILL);
+            unmount();
+            throw;
+        }
+    }
+
+private:
+    int run();
+    void mount();
+    void unmount();
+    void spawn(std::vector<UniqueFd> conns);
+    void on_message(CtlReceived& m);
+    void drain();
+    int on_worker_exit(int status);  // -1: keep going; else the exit code
+    void store(const std::string& name, int fd);
+    void unstore(const std::string& name);
+    void forget_store();
+
+    SupervisorConfig cfg_;
+    std::function<void()> ready_;
+    std::string binary_;       // what workers run
+    std::string previous_;     // before an upgrade, until the new worker serves
+    std::string pending_;      // accepted upgrade, taking effect at the handover
+    fuse_session* se_ = nullptr;
+    UniqueFd log_, inflight_, listen_, tree_, ctl_, sigfd_;
+    std::map<std::uint64_t, UniqueFd> objects_;
+    std::vector<UniqueFd> handed_conns_;
+    bool handed_over_ = false;
+    pid_t worker_ = -1;
+    bool worker_ready_ = false;
+    bool ever_ready_ = false;
+    bool first_ = true;  // the next worker is the mount's first: INIT still to come
+    int failed_starts_ = 0;
+    std::uint32_t generation_ = 0;
+    std::uint32_t restarts_ = 0;
+    bool stopping_ = false;
+    Clock::time_point stop_deadline_;
+    bool fdstore_ = false;
+};
+
+void Supervisor::mount() {
+    static const fuse_lowlevel_ops no_ops{};
+    std::vector<std::string> argv = {"bpffs-fuse", "-o", join(cfg_.fuse_opts, ',')};
+    fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+    for (const auto& a : argv) fuse_opt_add_arg(&args, a.c_str());
+    se_ = fuse_session_new(&args, &no_ops, sizeof no_ops, nullptr);
+    fuse_opt_free_args(&args);
+    if (se_ == nullptr) throw std::runtime_error("cannot create the FUSE session (see the message above)");
+    if (fuse_session_mount(se_, cfg_.mountpoint.c_str()) != 0) {
+        fuse_session_destroy(se_);
+        se_ = nullptr;
+        throw std::runtime_error("cannot mount on " + cfg_.mountpoint + " (see the message above)");
+    }
+}
+
+void Supervisor::unmount() {
+    // The socket and the clone keep the superblock alive: let go of them first, so that an
+    // already unmounted filesystem is seen as gone instead of unmounted a second time.
+    ctl_.reset();
+    listen_.reset();
+    tree_.reset();
+    objects_.clear();
+    handed_conns_.clear();
+    if (se_ != nullptr) {
+        fuse_session_unmount(se_);
+        fuse_session_destroy(se_);
+        se_ = nullptr;
+    }
+}
+
+void Supervisor::store(const std::string& name, int fd) {
+    if (!fdstore_) return;
+    std::array<int, 1> one{fd};
+    // Replacing a name is one message: the old fd goes and the new one comes together.
+    std::string msg = "FDSTOREREMOVE=1\nFDSTORE=1\nFDNAME=" + name;
+    if (int e = sd_notify_fds(msg, one); e != 0) {
+        spdlog::warn("fd store: {}: {}", name, std::strerror(e));
+    }
+}
+
+void Supervisor::unstore(const std::string& name) {
+    if (!fdstore_) return;
+    sd_notify_state("FDSTOREREMOVE=1\nFDNAME=" + name);
+}
+
+void Supervisor::forget_store() {
+    if (!fdstore_) return;
+    for (const auto& [h, fd] : objects_) unstore("obj-" + std::to_string(h));
+    unstore("state");
+}
+
+void Supervisor::spawn(std::vector<UniqueFd> conns) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        throw std::runtime_error("socketpair: " + std::string(std::strerror(errno)));
+    }
+    ctl_.reset(sv[0]);
+    UniqueFd child_end(sv[1]);
+    WorkerHandoff h;
+    h.mountpoint = cfg_.mountpoint;
+    h.options = cfg_.our_options;
+    h.read_only = cfg_.read_only;
+    h.first = first_;
+    h.detached = cfg_.detached;
+    h.debug = cfg_.debug;
+    h.log_level = cfg_.log_level;
+    h.fuse_fd = fuse_session_fd(se_);
+    h.control_fd = child_end.get();
+    h.log_fd = log_.get();
+    h.inflight_fd = inflight_.get();
+    h.listen_fd = listen_.get();
+    h.tree_fd = tree_.get();
+    h.supervisor_pid = static_cast<std::uint32_t>(getpid());
+    h.generation = ++generation_;
+    h.restarts = restarts_;
+    for (const auto& [handle, fd] : objects_) h.objects.emplace_back(handle, fd.get());
+    for (const auto& c : conns) h.conns.push_back(c.get());
+    UniqueFd desc(memfd_create("bpffs-handoff", MFD_CLOEXEC));
+    std::string text = to_text(h);
+    if (!desc || write(desc.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        throw std::runtime_error("handoff: " + std::string(std::strerror(errno)));
+    }
+    std::vector<int> keep = h.fds();
+    keep.push_back(desc.get());
+    std::string desc_arg = std::to_string(desc.get());
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int fd : keep) fcntl(fd, F_SETFD, 0);
+        execl(binary_.c_str(), "bpffs-fuse", "--worker", desc_arg.c_str(),
+              static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    worker_ = pid;
+    worker_ready_ = false;
+    handed_over_ = false;
+    spdlog::info("started worker {} (generation {}, {})", pid, generation_, binary_);
+}
+
+void Supervisor::on_message(CtlReceived& m) {
+    switch (m.msg.type) {
+        case Ctl::obj_add:
+            if (m.fd) {
+                store("obj-" + std::to_string(m.msg.arg), m.fd.get());
+                objects_[m.msg.arg] = std::move(m.fd);
+            }
+            break;
+        case Ctl::obj_del:
+            if (objects_.erase(m.msg.arg) != 0) unstore("obj-" + std::to_string(m.msg.arg));
+            break;
+        case Ctl::keep_listen: listen_ = std::move(m.fd); break;
+        case Ctl::keep_tree: tree_ = std::move(m.fd); break;
+        case Ctl::log_replace:
+            if (m.fd) {
+                store("state", m.fd.get());
+                log_ = std::move(m.fd);
+            }
+            break;
+        case Ctl::ready:
+            worker_ready_ = true;
+            first_ = false;
+            failed_starts_ = 0;
+            if (!previous_.empty()) {
+                spdlog::info("upgrade done: worker {} runs {}", worker_, binary_);
+                previous_.clear();
+            }
+            sd_notify_state("STATUS=serving " + cfg_.mountpoint + " (worker " +
+                            std::to_string(worker_) + ", generation " +
+                            std::to_string(generation_) + ")");
+            if (!ever_ready_) {
+                ever_ready_ = true;
+                ready_();
+            }
+            break;
+        case Ctl::upgrade: {
+            std::string path = m.msg.text.empty() ? binary_ : m.msg.text;
+            std::string version;
+            int e = stopping_ || !pending_.empty() ? EBUSY : check_binary(path, version);
+            if (e == 0) {
+                spdlog::info("upgrade: handing over to {} ({})", path, version);
+            } else {
+                spdlog::warn("upgrade to {} refused: {}", path, std::strerror(e));
+            }
+            ctl_send(ctl_.get(), {Ctl::upgrade_reply, static_cast<std::uint64_t>(e), {}});
+            if (e == 0) {
+                pending_ = path;
+                ctl_send(ctl_.get(), {Ctl::handover, 0, {}});
+            }
+            break;
+        }
+        case Ctl::conn:
+            if (m.fd) handed_conns_.push_back(std::move(m.fd));
+            break;
+        case Ctl::handed_over: handed_over_ = true; break;
+        default: spdlog::warn("worker sent an unknown message {}", static_cast<unsigned>(m.msg.type));
+    }
+}
+
+// Everything a worker sent before it went is still queued: take it all.
+void Supervisor::drain() {
+    while (ctl_) {
+        CtlReceived m = ctl_recv(ctl_.get(), MSG_DONTWAIT);
+        if (m.eof || m.error == EAGAIN) break;
+        if (m.error != 0) {
+            spdlog::warn("control channel: {}", std::strerror(m.error));
+            break;
+        }
+        on_message(m);
+    }
+}
+
+int Supervisor::on_worker_exit(int status) {
+    drain();
+    pid_t was = worker_;
+    worker_ = -1;
+    bool clean = WIFEXITED(status);
+    int code = clean ? WEXITSTATUS(status) : -1;
+    if (clean && code == kExitHandedOver && handed_over_ && !stopping_) {
+        previous_ = binary_;
+        binary_ = pending_;
+        pending_.clear();
+        auto conns = std::move(handed_conns_);
+        handed_conns_.clear();
+        spawn(std::move(conns));
+        return -1;
+    }
+    pending_.clear();
+    handed_conns_.clear();
+    if (clean && code == kExitStopped) {
+        spdlog::info("worker {} stopped; unmounting {}", was, cfg_.mountpoint);
+        unmount();
+        return 0;
+    }
+    if (clean && code == kExitGone) {
+        spdlog::info("{} is gone; releasing every object", cfg_.mountpoint);
+        forget_store();
+        unmount();
+        return 0;
+    }
+    if (stopping_) {
+        unmount();
+        return 0;
+    }
+    std::string how = clean ? "exited with " + std::to_string(code)
+                            : std::string("killed by ") + strsignal(WTERMSIG(status));
+    if (!ever_ready_) {
+        spdlog::error("worker {} {} before serving; unmounting", was, how);
+        unmount();
+        return 1;
+    }
+    if (!worker_ready_) {
+        ++failed_starts_;
+        if (!previous_.empty()) {
+            spdlog::error("the upgraded worker {} {} before serving; going back to {}", was, how,
+                          previous_);
+            binary_ = previous_;
+            previous_.clear();
+        } else if (failed_starts_ >= kMaxFailedStarts) {
+            spdlog::critical("{} workers in a row {} before serving; giving up and unmounting",
+                             failed_starts_, how);
+            unmount();
+            return 1;
+        }
+    }
+    ++restarts_;
+    spdlog::warn("worker {} {}; starting another (restart {})", was, how, restarts_);
+    spawn({});
+    return -1;
+}
+
+int Supervisor::run() {
+    fdstore_ = notify_socket_set();
+    UniqueFd stored_state;
+    for (auto& [name, fd] : cfg_.stored) {
+        std::uint64_t handle = 0;
+        if (name == "state") {
+            stored_state = std::move(fd);
+        } else if (name.starts_with("obj-") &&
+                   std::from_chars(name.data() + 4, name.data() + name.size(), handle).ec ==
+                       std::errc()) {
+            objects_[handle] = std::move(fd);
+        } else {
+            spdlog::warn("ignoring an unknown fd \"{}\" from the fd store", name);
+            unstore(name);
+        }
+    }
+    if (stored_state) {
+        spdlog::info("restoring {} object(s) and the tree from systemd's fd store",
+                     objects_.size());
+        log_ = std::move(stored_state);
+    } else {
+        auto log = StateLog::create();
+        if (!log) throw std::runtime_error("state log: " + std::string(std::strerror(log.error().value)));
+        log_.reset(fcntl((*log)->fd(), F_DUPFD_CLOEXEC, 3));
+        if (!objects_.empty()) {
+            spdlog::warn("the fd store holds objects but no tree; releasing them");
+            forget_store();
+            objects_.clear();
+        }
+    }
+    inflight_.reset(memfd_create("bpffs-inflight", MFD_CLOEXEC));
+    if (!inflight_ || ftruncate(inflight_.get(), static_cast<off_t>(FuseLoop::inflight_size())) != 0) {
+        throw std::runtime_error("in-flight area: " + std::string(std::strerror(errno)));
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&mask, sig);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    sigfd_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!sigfd_) throw std::runtime_error("signalfd: " + std::string(std::strerror(errno)));
+
+    mount();
+    spdlog::info("mounted {} on {}", cfg_.source, cfg_.mountpoint);
+    if (fdstore_) store("state", log_.get());
+    spawn({});
+
+    while (true) {
+        pollfd p[2] = {{sigfd_.get(), POLLIN, 0}, {ctl_ ? ctl_.get() : -1, POLLIN, 0}};
+        int n = poll(p, 2, stopping_ ? 200 : -1);
+        if (n < 0 && errno != EINTR) {
+            spdlog::critical("poll: {}", std::strerror(errno));
+        }
+        if (stopping_ && worker_ > 0 && Clock::now() > stop_deadline_) {
+            spdlog::warn("worker {} did not stop in time; killing it", worker_);
+            kill(worker_, SIGKILL);
+            stop_deadline_ = Clock::now() + std::chrono::hours(1);
+        }
+        if (p[1].revents & POLLIN) {
+            CtlReceived m = ctl_recv(ctl_.get(), MSG_DONTWAIT);
+            if (m.error == 0 && !m.eof) on_message(m);
+        }
+        if (!(p[0].revents & POLLIN)) continue;
+        signalfd_siginfo si{};
+        while (read(sigfd_.get(), &si, sizeof si) == sizeof si) {
+            int sig = static_cast<int>(si.ssi_signo);
+            if (sig == SIGCHLD) continue;
+            if (!stopping_) {
+                spdlog::info("signal {}: stopping", strsignal(sig));
+                sd_notify_state("STOPPING=1");
+                stopping_ = true;
+                stop_deadline_ = Clock::now() + kStopTimeout;
+                if (worker_ > 0) kill(worker_, SIGTERM);
+            }
+        }
+        int status = 0;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (pid != worker_) continue;
+            int rc = on_worker_exit(status);
+            if (rc >= 0) return rc;
+        }
+        if (stopping_ && worker_ < 0) {
+            unmount();
+            return 0;
+        }
+    }
+}
+
+}  // namespace
+
+int supervisor_main(SupervisorConfig cfg, const std::function<void()>& ready) {
+    Supervisor s(std::move(cfg), ready);
+    return s.run_guarded();
+}
+
+}  // namespace bpffs::daemon
