@@ -452,6 +452,7 @@ protocol::Reply Broker::do_status() {
     r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()), opts.uid, opts.gid,
                                     opts.mode, counts.dirs, counts.maps, counts.progs,
                                     cfg_.version};
+    r.status->worker_pid = r.status->pid;
     if (hooks_.status) hooks_.status(*r.status);
     return r;
 }

@@ -116,7 +116,7 @@ std::vector<std::uint8_t> encode(const Reply& r) {
         w.put(s.progs);
         w.put(static_cast<std::uint32_t>(s.version.size()));
         w.bytes(s.version);
-        w.put(s.supervisor_pid);
+        w.put(s.worker_pid);
         w.put(s.generation);
         w.put(s.restarts);
     }
@@ -168,7 +168,7 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
         std::uint32_t vlen = 0;
         if (!rd.get(s.pid) || !rd.get(s.uid) || !rd.get(s.gid) || !rd.get(s.mode) ||
             !rd.get(s.dirs) || !rd.get(s.maps) || !rd.get(s.progs) || !rd.get(vlen) ||
-            vlen > 256 || !rd.bytes(vlen, s.version) || !rd.get(s.supervisor_pid) ||
+            vlen > 256 || !rd.bytes(vlen, s.version) || !rd.get(s.worker_pid) ||
             !rd.get(s.generation) || !rd.get(s.restarts)) {
             return fail(EPROTO);
         }

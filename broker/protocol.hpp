@@ -54,8 +54,8 @@ struct StatusInfo {
     std::uint32_t uid = 0, gid = 0, mode = 0;  // options in effect
     std::uint64_t dirs = 0, maps = 0, progs = 0;
     std::string version;
-    // The supervisor that keeps the state across worker restarts (docs/operations.md).
-    std::uint32_t supervisor_pid = 0;
+    // pid is the daemon's (the supervisor's, docs/operations.md); this is the process serving.
+    std::uint32_t worker_pid = 0;
     std::uint32_t generation = 0;  // workers started so far (1 = the first)
     std::uint32_t restarts = 0;    // of them, after a crash
 };

@@ -350,7 +350,7 @@ int run_status(const StatusOptions& o) {
                   num("uid", st->uid), num("gid", st->gid), str("mode", octal_mode(st->mode)),
                   num("directories", st->dirs), num("maps", st->maps), num("programs", st->progs),
                   num("pid", st->pid), str("version", st->version),
-                  num("supervisor", st->supervisor_pid), num("generation", st->generation),
+                  num("worker", st->worker_pid), num("generation", st->generation),
                   num("restarts", st->restarts)},
                  o.json);
     return kExitOk;
@@ -385,7 +385,8 @@ int run_upgrade(const UpgradeOptions& o) {
             auto st = fetch_status(s2->get());
             if (st && st->generation > before->generation) {
                 std::printf("upgraded %s: worker %u (generation %u), version %s\n",
-                            o.mountpoint.c_str(), st->pid, st->generation, st->version.c_str());
+                            o.mountpoint.c_str(), st->worker_pid, st->generation,
+                            st->version.c_str());
                 return kExitOk;
             }
         }

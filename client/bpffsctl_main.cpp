@@ -136,7 +136,9 @@ int run_main(int argc, char** argv) {
     status->add_flag("--json", status_o.json, "print one JSON object instead");
     status->footer(
         "Keys: options (as /proc/mounts shows them; 'defaults' when none, \"\" in\n"
-        "JSON), uid, gid, mode (octal), directories, maps, programs, pid, version.");
+        "JSON), uid, gid, mode (octal), directories, maps, programs, pid (the daemon's),\n"
+        "version, worker (the process serving requests), generation (workers started),\n"
+        "restarts (after a crash).");
 
     RemountOptions remount_o;
     auto* remount = app.add_subcommand("remount",

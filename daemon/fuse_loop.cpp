@@ -187,6 +187,12 @@ void FuseLoop::run(std::size_t index) {
             }
             break;
         }
+        if (stall_opcode != 0 &&
+            static_cast<const fuse_in_header*>(buf.mem)->opcode == stall_opcode) {
+            spdlog::warn("test fault: not answering request opcode {}", stall_opcode);
+            while (!stopping_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            break;
+        }
         fuse_session_process_buf(se_, &buf);
     }
     std::free(buf.mem);

@@ -52,6 +52,9 @@ public:
     bool connection_gone() const { return gone_.load(); }
     // Called from a thread when the connection ends, so the owner can react.
     std::function<void()> on_gone;
+    // Fault injection for tests (BPFFS_TEST_STALL_OPCODE, first worker only): a request with this
+    // opcode is read, recorded and then never answered, as if the worker died while on it.
+    std::uint32_t stall_opcode = 0;
 
     // The custom io; `userdata` is the session's userdata (FuseState).
     static ssize_t io_read(int fd, void* buf, std::size_t len, void* userdata);

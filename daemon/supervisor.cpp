@@ -341,27 +341,26 @@ int Supervisor::on_worker_exit(int status) {
     }
     pending_.clear();
     handed_conns_.clear();
+    auto finish = [this](int rc) {
+        sd_notify_state("STOPPING=1");
+        unmount();
+        return rc;
+    };
     if (clean && code == kExitStopped) {
         spdlog::info("worker {} stopped; unmounting {}", was, cfg_.mountpoint);
-        unmount();
-        return 0;
+        return finish(0);
     }
     if (clean && code == kExitGone) {
         spdlog::info("{} is gone; releasing every object", cfg_.mountpoint);
         forget_store();
-        unmount();
-        return 0;
+        return finish(0);
     }
-    if (stopping_) {
-        unmount();
-        return 0;
-    }
+    if (stopping_) return finish(0);
     std::string how = clean ? "exited with " + std::to_string(code)
                             : std::string("killed by ") + strsignal(WTERMSIG(status));
     if (!ever_ready_) {
         spdlog::error("worker {} {} before serving; unmounting", was, how);
-        unmount();
-        return 1;
+        return finish(1);
     }
     if (!worker_ready_) {
         ++failed_starts_;
@@ -373,8 +372,7 @@ int Supervisor::on_worker_exit(int status) {
         } else if (failed_starts_ >= kMaxFailedStarts) {
             spdlog::critical("{} workers in a row {} before serving; giving up and unmounting",
                              failed_starts_, how);
-            unmount();
-            return 1;
+            return finish(1);
         }
     }
     ++restarts_;

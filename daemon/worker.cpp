@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -223,6 +224,9 @@ int worker_main(int handoff_fd) {
         return kExitStartFailed;
     }
     loop->on_gone = [&] { end_with(Reason::gone); };
+    if (const char* stall = std::getenv("BPFFS_TEST_STALL_OPCODE"); stall && h.generation == 1) {
+        loop->stall_opcode = static_cast<std::uint32_t>(std::strtoul(stall, nullptr, 10));
+    }
     state.session.store(se.get());
     loop->start();
 
@@ -255,7 +259,8 @@ int worker_main(int handoff_fd) {
                 return answered ? up_result : ETIMEDOUT;
             },
             [&h](protocol::StatusInfo& s) {
-                s.supervisor_pid = h.supervisor_pid;
+                s.worker_pid = s.pid;
+                s.pid = h.supervisor_pid;
                 s.generation = h.generation;
                 s.restarts = h.restarts;
             }},

@@ -147,9 +147,13 @@ int count_connections(pid_t pid) {
     std::getline(in, line);  // the header
     while (std::getline(in, line)) {
         std::istringstream ls(line);
-        std::string num, refs, proto, flags, type, st, ino;
+        std::string num, refs, proto, flags, type, st, ino, path;
         if (!(ls >> num >> refs >> proto >> flags >> type >> st >> ino)) continue;
-        if (type == "0005" && flags != "00010000") conns.insert("socket:[" + ino + "]");
+        // Accepted connections carry the listener's path; the supervisor's control socketpair
+        // has none.
+        if (type == "0005" && flags != "00010000" && (ls >> path)) {
+            conns.insert("socket:[" + ino + "]");
+        }
     }
     bool ok = false;
     auto links = fd_links(pid, &ok);
@@ -157,6 +161,14 @@ int count_connections(pid_t pid) {
     int n = 0;
     for (const auto& l : links) n += conns.count(l) ? 1 : 0;
     return n;
+}
+
+pid_t worker_of(pid_t daemon) {
+    std::ifstream in("/proc/" + std::to_string(daemon) + "/task/" + std::to_string(daemon) +
+                     "/children");
+    pid_t child = -1;
+    if (in >> child) return child;
+    return -1;
 }
 
 std::vector<int> FdGroup::raw() const {

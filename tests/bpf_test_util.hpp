@@ -51,6 +51,8 @@ int count_fds(pid_t pid);
 // Those of pid's fds that are connected (not listening) AF_UNIX SOCK_SEQPACKET sockets: for the
 // daemon, the broker's open client connections.
 int count_connections(pid_t pid);
+// The worker that serves a daemon's mount (its supervisor's child), -1 if none.
+pid_t worker_of(pid_t daemon);
 
 // An RAII owner of many fds (the SCM_RIGHTS tests send hundreds).
 class FdGroup {

@@ -1082,7 +1082,7 @@ TEST_CASE("concurrency: 16 processes x 1000 gets all succeed with the same id, n
     const std::uint32_t id = kernel_id(map.get());
     must_pin(map.get(), m.p("m"));
     REQUIRE(ename(get_errno(m.p("m"))) == ename(0));  // warm up
-    const int baseline = settled_fd_count(m.pid());
+    const int baseline = settled_fd_count(worker_of(m.pid()));
     REQUIRE(baseline > 0);
     const std::string path = m.p("m");
     std::vector<std::unique_ptr<Child>> kids;
@@ -1098,7 +1098,7 @@ TEST_CASE("concurrency: 16 processes x 1000 gets all succeed with the same id, n
     }
     for (auto& k : kids) CHECK(ename(k->wait(60000)) == ename(0));
     int now = 0;
-    CHECK(wait_for([&] { return (now = count_fds(m.pid())) <= baseline; }));
+    CHECK(wait_for([&] { return (now = count_fds(worker_of(m.pid()))) <= baseline; }));
     INFO("daemon fds: baseline " << baseline << ", now " << now);
     CHECK(now <= baseline);
     CHECK(map_id_alive(id));
@@ -1116,7 +1116,8 @@ TEST_CASE("broker: malformed traffic is refused without harm to the daemon or th
     must_pin(map.get(), m.p("m"));
     auto node = o_path(m.p("m"));
     REQUIRE(ename(get_errno(m.p("m"))) == ename(0));
-    const int baseline = settled_fd_count(m.pid());
+    const pid_t worker = worker_of(m.pid());
+    const int baseline = settled_fd_count(worker);
     REQUIRE(baseline > 0);
 
     // A peer that never speaks stays connected through all of it.
@@ -1154,7 +1155,7 @@ TEST_CASE("broker: malformed traffic is refused without harm to the daemon or th
         expect("bad version", header(kMagic, 2, 2, 0, 0), {node.get()}, Answer::closed);
         expect("version 0", header(kMagic, 0, 2, 0, 0), {node.get()}, Answer::closed);
         expect("op 0", header(kMagic, kVersion, 0, 0, 0), {node.get()}, Answer::closed);
-        expect("op 5", header(kMagic, kVersion, 5, 0, 0), {node.get()}, Answer::closed);
+        expect("op 6", header(kMagic, kVersion, 6, 0, 0), {node.get()}, Answer::closed);
         expect("op 0xffff", header(kMagic, kVersion, 0xffff, 0, 0), {node.get()}, Answer::closed);
         expect("flags 1", header(kMagic, kVersion, 2, 1, 0), {node.get()}, Answer::closed);
         expect("flags high", header(kMagic, kVersion, 2, 0x80000000u, 0), {node.get()},
@@ -1287,13 +1288,14 @@ TEST_CASE("broker: malformed traffic is refused without harm to the daemon or th
     silent.reset();
     CHECK(kill(m.pid(), 0) == 0);
     CHECK(waitpid(m.pid(), nullptr, WNOHANG) == 0);
+    CHECK(worker_of(m.pid()) == worker);  // served by the same worker: it never crashed
     CHECK(is_bpffs_mounted(m.path()));
     Got g = get(m.p("m"));
     REQUIRE(ename(g.error) == ename(0));
     CHECK(kernel_id(g.fd.get()) == id);
     g.fd.reset();
     int now = 0;
-    CHECK(wait_for([&] { return (now = count_fds(m.pid())) == baseline; }));
+    CHECK(wait_for([&] { return (now = count_fds(worker)) == baseline; }));
     INFO("daemon fds: baseline " << baseline << ", now " << now);
     CHECK(now == baseline);
     check_map_untouched(map.get(), id);
