@@ -127,6 +127,7 @@ private:
     void store(const std::string& name, int fd);
     void unstore(const std::string& name);
     void forget_store();
+    void store_state();
 
     SupervisorConfig cfg_;
     std::function<void()> ready_;
@@ -148,6 +149,8 @@ private:
     bool stopping_ = false;
     Clock::time_point stop_deadline_;
     bool fdstore_ = false;
+    std::uint64_t state_gen_ = 0;
+    bool stored_state_used_ = false;  // the state log is in the store as "state-<state_gen_>"
 };
 
 void Supervisor::mount() {
@@ -183,9 +186,7 @@ void Supervisor::unmount() {
 void Supervisor::store(const std::string& name, int fd) {
     if (!fdstore_) return;
     std::array<int, 1> one{fd};
-    // Replacing a name is one message: the old fd goes and the new one comes together.
-    std::string msg = "FDSTOREREMOVE=1\nFDSTORE=1\nFDNAME=" + name;
-    if (int e = sd_notify_fds(msg, one); e != 0) {
+    if (int e = sd_notify_fds("FDSTORE=1\nFDNAME=" + name, one); e != 0) {
         spdlog::warn("fd store: {}: {}", name, std::strerror(e));
     }
 }
@@ -198,7 +199,16 @@ void Supervisor::unstore(const std::string& name) {
 void Supervisor::forget_store() {
     if (!fdstore_) return;
     for (const auto& [h, fd] : objects_) unstore("obj-" + std::to_string(h));
-    unstore("state");
+    unstore("state-" + std::to_string(state_gen_));
+}
+
+// The state log under a new name first, then the old name goes: whatever happens in between,
+// the store holds a complete log (the start takes the highest number).
+void Supervisor::store_state() {
+    if (!fdstore_) return;
+    std::uint64_t old = state_gen_++;
+    store("state-" + std::to_string(state_gen_), log_.get());
+    if (old != 0) unstore("state-" + std::to_string(old));
 }
 
 void Supervisor::spawn(std::vector<UniqueFd> conns) {
@@ -267,8 +277,8 @@ void Supervisor::on_message(CtlReceived& m) {
         case Ctl::keep_tree: tree_ = std::move(m.fd); break;
         case Ctl::log_replace:
             if (m.fd) {
-                store("state", m.fd.get());
                 log_ = std::move(m.fd);
+                store_state();
             }
             break;
         case Ctl::ready:
@@ -385,9 +395,16 @@ int Supervisor::run() {
     fdstore_ = notify_socket_set();
     UniqueFd stored_state;
     for (auto& [name, fd] : cfg_.stored) {
-        std::uint64_t handle = 0;
-        if (name == "state") {
-            stored_state = std::move(fd);
+        std::uint64_t handle = 0, gen = 0;
+        if (name.starts_with("state-") &&
+            std::from_chars(name.data() + 6, name.data() + name.size(), gen).ec == std::errc()) {
+            if (gen >= state_gen_) {
+                if (stored_state) unstore("state-" + std::to_string(state_gen_));
+                stored_state = std::move(fd);
+                state_gen_ = gen;
+            } else {
+                unstore(name);
+            }
         } else if (name.starts_with("obj-") &&
                    std::from_chars(name.data() + 4, name.data() + name.size(), handle).ec ==
                        std::errc()) {
@@ -401,6 +418,7 @@ int Supervisor::run() {
         spdlog::info("restoring {} object(s) and the tree from systemd's fd store",
                      objects_.size());
         log_ = std::move(stored_state);
+        stored_state_used_ = true;
     } else {
         auto log = StateLog::create();
         if (!log) throw std::runtime_error("state log: " + std::string(std::strerror(log.error().value)));
@@ -425,7 +443,7 @@ int Supervisor::run() {
 
     mount();
     spdlog::info("mounted {} on {}", cfg_.source, cfg_.mountpoint);
-    if (fdstore_) store("state", log_.get());
+    if (!stored_state_used_) store_state();
     spawn({});
 
     while (true) {

@@ -3,6 +3,8 @@
 
 #include "common/unique_fd.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -153,6 +156,11 @@ int Mount::stop() {
 Mount::~Mount() { cleanup(); }
 
 void Mount::cleanup() {
+    if (!allow_restarts_ && !base_.empty() && std::uncaught_exceptions() == 0) {
+        std::string l = log();
+        INFO("daemon log:\n" << l);
+        CHECK(l.find("starting another") == std::string::npos);  // no worker crashed
+    }
     stop();
     if (!dir_.empty() && is_bpffs_mounted(dir_)) umount2(dir_.c_str(), MNT_DETACH);
     if (!dir_.empty()) rmdir(dir_.c_str());

@@ -32,12 +32,16 @@ public:
     std::string log() const;  // what the daemon wrote to stderr
     // Sends SIGTERM and waits (10 s at most) for the daemon; returns its wait status, or -1.
     int stop();
+    // A test that kills or upgrades the worker says so; otherwise a worker restart (which the
+    // supervisor would hide from the test) fails the test when the mount is cleaned up.
+    void allow_restarts() { allow_restarts_ = true; }
 
 private:
     void cleanup();  // stops the daemon, unmounts, removes the temp dir; idempotent
     std::string base_;  // the temp dir holding the mount point and the log
     std::string dir_;
     pid_t pid_ = -1;
+    bool allow_restarts_ = false;
 };
 
 // Runs fn in a forked child with credentials uid/gid (groups: `groups`, no capabilities) and
