@@ -186,7 +186,8 @@ void Supervisor::unmount() {
 void Supervisor::store(const std::string& name, int fd) {
     if (!fdstore_) return;
     std::array<int, 1> one{fd};
-    if (int e = sd_notify_fds("FDSTORE=1\nFDNAME=" + name, one); e != 0) {
+    // FDPOLL=0: a map fd polls as EPOLLERR, which systemd would take as "gone" and drop.
+    if (int e = sd_notify_fds("FDSTORE=1\nFDPOLL=0\nFDNAME=" + name, one); e != 0) {
         spdlog::warn("fd store: {}: {}", name, std::strerror(e));
     }
 }
