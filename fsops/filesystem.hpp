@@ -15,12 +15,18 @@
 // until forget() drops the count to 0, as FUSE requires; its kernel object is released at
 // unlink (the handle is returned to the caller), not at forget.
 //
+// Persistence (state.hpp): every call that changes a node or the meta reports its changes to the
+// change sink, once, at its end; snapshot() and restore() turn the whole core into a CoreState
+// and back.
+//
 // Thread safety: every public member takes the one internal mutex; calls may come from any
-// thread. Callbacks (the readdir sink) run under that mutex and must not call back into the core.
+// thread. Callbacks (the readdir sink, the change sink) run under that mutex and must not call
+// back into the core.
 #pragma once
 
 #include "fsops/mount_options.hpp"
 #include "fsops/result.hpp"
+#include "fsops/state.hpp"
 #include "fsops/types.hpp"
 
 #include <functional>
@@ -31,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace bpffs::fsops {
 
@@ -53,6 +60,9 @@ struct DirEntry {
 
 // Accepts entries until full; returns false (and keeps nothing) when the entry does not fit.
 using DirSink = std::function<bool(const DirEntry&)>;
+
+// Receives the changes of one call, in order (see set_change_sink).
+using ChangeSink = std::function<void(const std::vector<Change>&)>;
 
 // Result of an unlink: the kernel object the name held, to release at once.
 struct Unlinked {
@@ -168,6 +178,42 @@ public:
 
     // Drops every object and returns their handles (unmount releases everything).
     std::vector<ObjHandle> release_all();
+
+    // --- persistence (state.hpp) -------------------------------------------------------------
+    // The sink is called with the core's lock held at the end of every call that changed
+    // persisted state, before the call returns, with all the changes of that call: one per node
+    // or meta it changed, in the order first changed, each with the value at the end of the
+    // call (a put of the node; a lookups when only its count changed; an erase when the node
+    // left the table; the meta).
+    // Not called by calls that changed nothing (failures, reads). If a call throws (bad_alloc)
+    // after changing something, what it changed is still reported before the exception leaves.
+    // Must not call back into the core. Replaces any previous sink; an empty one turns it off.
+    // Changes before the sink is set are not reported: take snapshot() (to_changes()) first.
+    void set_change_sink(ChangeSink sink);
+    // The whole persisted state, nodes sorted by ino.
+    CoreState snapshot() const;
+    // Rebuilds a core from a state (the clock and policy are the new core's). EINVAL unless the
+    // state is one the core could be in: root (ino 1, parent 0, no name) present and a live dir;
+    // every live node's parent present, live, a dir; names ones mkdir/pin accept (no dot),
+    // unique per dir; cookies >= 3, unique per dir, below the dir's next_cookie; every ino in
+    // [1, next_ino); attr.ino, type bits, is_dir, nlink and handles agreeing; the socket node
+    // (if any) the root's kSocketName and the only socket; removed nodes unlinked, referenced
+    // (nlookup > 0), without a handle; with policy.terminal_dirs no dir holding both objects and
+    // dirs; every live node reachable from the root.
+    static Result<std::unique_ptr<Filesystem>> restore(const CoreState& s,
+                                                       Clock clock = system_clock_now,
+                                                       Policy policy = {});
+
+private:
+    // Lets restore() build a core without the constructor's fresh root; only Filesystem can
+    // make one.
+    class RestoreKey {
+        friend class Filesystem;
+        RestoreKey() = default;
+    };
+
+public:
+    Filesystem(RestoreKey, Clock clock, Policy policy);
 
 private:
     struct Node;

@@ -1,0 +1,1017 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Tests of the core's persisted state (fsops/state.hpp): the byte codec of a Change, the change
+// sink, snapshot() and restore(), and fresh_mount_view().
+//
+// The main test is a model test: seeded random operation sequences run on a Filesystem whose
+// change sink feeds a StateBuilder (every change through encode and decode, as the log will
+// carry it); after every call the builder's state must equal the core's snapshot. At the end the
+// builder's state is restored into a second core, and both cores then run the same random
+// operations in lockstep and must give the same results and snapshots. A fake clock that moves
+// one second per call makes every timestamp deterministic.
+
+#include "fsops/filesystem.hpp"
+#include "fsops/state.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace bpffs::fsops;
+
+namespace {
+
+struct FakeClock {
+    std::shared_ptr<Timespec> now = std::make_shared<Timespec>(Timespec{1000, 500});
+    Clock clock() const {
+        auto p = now;
+        return [p] { return *p; };
+    }
+    void tick() { now->sec += 1; }
+};
+
+template <class R>
+int err_of(const R& r) {
+    return r.has_value() ? 0 : r.error().value;
+}
+
+Caller admin() {
+    Caller c;
+    c.caps.sys_admin = true;
+    return c;
+}
+
+Caller user(std::uint32_t uid) {
+    Caller c;
+    c.uid = c.gid = uid;
+    return c;
+}
+
+std::string str(const Timespec& t) {
+    return std::to_string(t.sec) + "." + std::to_string(t.nsec);
+}
+
+std::string str(const Attr& a) {
+    std::ostringstream o;
+    o << "{ino " << a.ino << " mode " << std::oct << a.mode << std::dec << " nlink " << a.nlink
+      << " uid " << a.uid << " gid " << a.gid << " size " << a.size << " a " << str(a.atime)
+      << " m " << str(a.mtime) << " c " << str(a.ctime) << "}";
+    return o.str();
+}
+
+std::string str(const NodeState& n) {
+    std::ostringstream o;
+    o << "node " << n.ino << " parent " << n.parent << " cookie " << n.cookie << " name '"
+      << n.name << "' " << str(n.attr) << " nlookup " << n.nlookup << " removed " << n.removed
+      << " dir " << n.is_dir << " next_cookie " << n.next_cookie << " type "
+      << int(n.type) << " handle " << (n.handle ? std::to_string(*n.handle) : "-");
+    return o.str();
+}
+
+std::string str(const CoreMeta& m) {
+    std::ostringstream o;
+    o << "meta uid " << m.opts.uid << " gid " << m.opts.gid << " mode " << std::oct
+      << m.opts.mode << std::dec << " next_ino " << m.next_ino << " socket " << m.socket_ino
+      << " ro " << m.read_only;
+    return o.str();
+}
+
+// The first difference between two states, for failure messages.
+std::string first_difference(const CoreState& got, const CoreState& want) {
+    if (!(got.meta == want.meta)) return "got " + str(got.meta) + ", want " + str(want.meta);
+    std::size_t n = std::min(got.nodes.size(), want.nodes.size());
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!(got.nodes[i] == want.nodes[i]))
+            return "got " + str(got.nodes[i]) + ", want " + str(want.nodes[i]);
+    }
+    if (got.nodes.size() != want.nodes.size())
+        return "got " + std::to_string(got.nodes.size()) + " nodes, want " +
+               std::to_string(want.nodes.size());
+    return "equal";
+}
+
+// Equality of the fields a change of its kind carries.
+bool same_change(const Change& a, const Change& b) {
+    if (a.kind != b.kind) return false;
+    switch (a.kind) {
+    case Change::Kind::put: return a.node == b.node;
+    case Change::Kind::lookups: return a.ino == b.ino && a.nlookup == b.nlookup;
+    case Change::Kind::erase: return a.ino == b.ino;
+    case Change::Kind::meta: return a.meta == b.meta;
+    }
+    return false;
+}
+
+Change put_of(NodeState n) {
+    Change c;
+    c.kind = Change::Kind::put;
+    c.node = std::move(n);
+    return c;
+}
+
+NodeState object_node(Ino ino, std::string name) {
+    NodeState n;
+    n.ino = ino;
+    n.parent = 7;
+    n.cookie = 12;
+    n.name = std::move(name);
+    n.attr.ino = ino;
+    n.attr.mode = kIfReg | 0600;
+    n.attr.nlink = 1;
+    n.attr.uid = 1000;
+    n.attr.gid = 4294967294u;
+    n.attr.size = 0;
+    n.attr.atime = {-5, 999999999};
+    n.attr.mtime = {1700000000, 1};
+    n.attr.ctime = {INT64_MAX, INT64_MIN};
+    n.nlookup = 3;
+    n.type = ObjType::prog;
+    n.handle = 0xfedcba9876543210ull;
+    return n;
+}
+
+// One valid record of every kind and shape the codec must carry.
+std::vector<Change> sample_changes() {
+    std::vector<Change> out;
+    out.push_back(put_of(object_node(42, "m")));
+    out.push_back(put_of(object_node(43, std::string(kNameMax, 'n'))));
+    NodeState zero_handle = object_node(44, "z");
+    zero_handle.handle = 0;  // a handle of 0 is a handle
+    zero_handle.type = ObjType::map;
+    out.push_back(put_of(zero_handle));
+    NodeState removed = object_node(45, "gone");
+    removed.removed = true;
+    removed.handle.reset();
+    removed.attr.nlink = 0;
+    out.push_back(put_of(removed));
+    NodeState dir;
+    dir.ino = 9;
+    dir.parent = 1;
+    dir.cookie = 3;
+    dir.name = "d";
+    dir.attr.ino = 9;
+    dir.attr.mode = kIfDir | 02755;
+    dir.attr.nlink = 5;
+    dir.is_dir = true;
+    dir.next_cookie = UINT64_MAX;
+    dir.nlookup = UINT64_MAX;
+    out.push_back(put_of(dir));
+    NodeState root;
+    root.ino = kRootIno;
+    root.attr.ino = kRootIno;
+    root.attr.mode = kIfDir | 0700;
+    root.attr.nlink = 2;
+    root.is_dir = true;
+    root.next_cookie = 3;
+    root.nlookup = 1;
+    out.push_back(put_of(root));
+    Change lookups;
+    lookups.kind = Change::Kind::lookups;
+    lookups.ino = 77;
+    lookups.nlookup = 0x0102030405060708ull;
+    out.push_back(lookups);
+    Change erase;
+    erase.kind = Change::Kind::erase;
+    erase.ino = UINT64_MAX;
+    out.push_back(erase);
+    Change meta;
+    meta.kind = Change::Kind::meta;
+    meta.meta.opts = MountOptions{1001, 1002, 01777};
+    meta.meta.next_ino = 123456789;
+    meta.meta.socket_ino = 17;
+    meta.meta.read_only = true;
+    out.push_back(meta);
+    meta.meta = CoreMeta{};
+    out.push_back(meta);
+    return out;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// The codec
+
+TEST_CASE("state codec: every kind of change round-trips", "[fsops][state][codec]") {
+    for (const Change& c : sample_changes()) {
+        std::string bytes = encode(c);
+        auto back = decode(bytes);
+        INFO("kind " << int(c.kind) << " size " << bytes.size());
+        REQUIRE(back.has_value());
+        CHECK(same_change(*back, c));
+        CHECK(encode(*back) == bytes);
+    }
+}
+
+TEST_CASE("state codec: a name of 1 and of 255 bytes round-trips, 256 is EINVAL",
+          "[fsops][state][codec]") {
+    for (std::size_t len : {std::size_t{1}, kNameMax}) {
+        auto back = decode(encode(put_of(object_node(5, std::string(len, 'q')))));
+        REQUIRE(back.has_value());
+        CHECK(back->node.name == std::string(len, 'q'));
+    }
+    auto r = decode(encode(put_of(object_node(5, std::string(kNameMax + 1, 'q')))));
+    CHECK(err_of(r) == EINVAL);
+}
+
+TEST_CASE("state codec: every truncation of a valid record, and a byte more, is EINVAL",
+          "[fsops][state][codec]") {
+    for (const Change& c : sample_changes()) {
+        std::string bytes = encode(c);
+        for (std::size_t len = 0; len < bytes.size(); ++len) {
+            // A copy of exactly len bytes, so that ASan sees any read beyond it.
+            std::string cut = bytes.substr(0, len);
+            INFO("kind " << int(c.kind) << " cut at " << len);
+            CHECK(err_of(decode(cut)) == EINVAL);
+        }
+        CHECK(err_of(decode(bytes + '\0')) == EINVAL);
+    }
+}
+
+TEST_CASE("state codec: wrong version, kind, flags, type, bool or stray handle is EINVAL",
+          "[fsops][state][codec]") {
+    std::string put = encode(put_of(object_node(42, "m")));
+    // Offsets in a put record with a 1-byte name: 2 header, 24 ids, 2+1 name, 80 attr, 8 nlookup.
+    const std::size_t flags_at = 2 + 24 + 3 + 80 + 8;
+    const std::size_t type_at = flags_at + 1 + 8;
+    const std::size_t handle_at = type_at + 1;
+    REQUIRE(put.size() == handle_at + 8);
+
+    auto with = [](std::string s, std::size_t at, char v) {
+        s[at] = v;
+        return s;
+    };
+    CHECK(err_of(decode(with(put, 0, 2))) == EINVAL);        // version
+    CHECK(err_of(decode(with(put, 1, 4))) == EINVAL);        // kind
+    CHECK(err_of(decode(with(put, flags_at, 8))) == EINVAL); // unknown flag
+    CHECK(err_of(decode(with(put, type_at, 2))) == EINVAL);  // ObjType
+    // No handle flag but handle bytes: the record would not re-encode the same.
+    CHECK(err_of(decode(with(put, flags_at, 0))) == EINVAL);
+    std::string no_handle = with(put, flags_at, 0);
+    std::fill(no_handle.begin() + handle_at, no_handle.end(), '\0');
+    auto nh = decode(no_handle);
+    REQUIRE(nh.has_value());
+    CHECK_FALSE(nh->node.handle.has_value());
+
+    Change meta;
+    meta.kind = Change::Kind::meta;
+    std::string m = encode(meta);
+    CHECK(decode(m).has_value());
+    CHECK(err_of(decode(with(m, m.size() - 1, 2))) == EINVAL);  // read_only not 0/1
+    CHECK(err_of(decode("")) == EINVAL);
+}
+
+TEST_CASE("state codec: garbage never crashes, and what decodes re-encodes to the same bytes",
+          "[fsops][state][codec]") {
+    std::mt19937_64 rng(20240601);
+    auto byte = [&] { return static_cast<char>(rng() & 0xff); };
+    int decoded = 0;
+    auto check = [&](const std::string& bytes) {
+        auto r = decode(bytes);
+        if (r.has_value()) {
+            ++decoded;
+            CHECK(encode(*r) == bytes);
+        } else {
+            CHECK(r.error().value == EINVAL);
+        }
+    };
+    // Random bytes of every small length, with a valid version and kind half the time.
+    for (int i = 0; i < 20000; ++i) {
+        std::string s(rng() % 160, '\0');
+        for (char& ch : s) ch = byte();
+        if (s.size() >= 2 && (i & 1)) {
+            s[0] = 1;
+            s[1] = static_cast<char>(rng() % 4);
+        }
+        check(s);
+    }
+    // Valid records with a few bytes changed.
+    auto samples = sample_changes();
+    for (int i = 0; i < 20000; ++i) {
+        std::string s = encode(samples[rng() % samples.size()]);
+        for (int k = 1 + rng() % 3; k > 0; --k) s[rng() % s.size()] = byte();
+        check(s);
+    }
+    CHECK(decoded > 0);  // the mutations do hit valid records too
+}
+
+// ------------------------------------------------------------------------------------------
+// StateBuilder
+
+TEST_CASE("state builder: put, lookups, erase and meta replay into a sorted state",
+          "[fsops][state]") {
+    StateBuilder b;
+    b.apply(put_of(object_node(9, "b")));
+    b.apply(put_of(object_node(4, "a")));
+    Change l;
+    l.kind = Change::Kind::lookups;
+    l.ino = 9;
+    l.nlookup = 11;
+    b.apply(l);
+    l.ino = 1234;  // unknown: ignored
+    b.apply(l);
+    Change m;
+    m.kind = Change::Kind::meta;
+    m.meta.next_ino = 10;
+    b.apply(m);
+    CoreState s = b.state();
+    REQUIRE(s.nodes.size() == 2);
+    CHECK(s.nodes[0].ino == 4);
+    CHECK(s.nodes[1].ino == 9);
+    CHECK(s.nodes[1].nlookup == 11);
+    CHECK(s.meta.next_ino == 10);
+    Change e;
+    e.kind = Change::Kind::erase;
+    e.ino = 4;
+    b.apply(e);
+    CHECK(b.state().nodes.size() == 1);
+
+    StateBuilder again;
+    again.apply(to_changes(b.state()));
+    CHECK(again.state() == b.state());
+    CHECK(StateBuilder(b.state()).state() == b.state());
+}
+
+// ------------------------------------------------------------------------------------------
+// The change sink
+
+namespace {
+
+// A core whose changes go through the codec into a StateBuilder, batch by batch.
+struct Logged {
+    FakeClock clk;
+    Filesystem fs;
+    StateBuilder builder;
+    std::vector<std::vector<Change>> batches;
+
+    explicit Logged(MountOptions o = {}) : fs(o, clk.clock()), builder(fs.snapshot()) {
+        fs.set_change_sink([this](const std::vector<Change>& cs) {
+            batches.push_back(cs);
+            for (const Change& c : cs) {
+                auto d = decode(encode(c));
+                if (d.has_value()) builder.apply(*d);
+            }
+        });
+    }
+    bool in_sync() const { return builder.state() == fs.snapshot(); }
+};
+
+}  // namespace
+
+TEST_CASE("change sink: mkdir reports the new dir, its parent and the meta in one call",
+          "[fsops][state][sink]") {
+    Logged l;
+    auto a = l.fs.mkdir(Caller::root(), kRootIno, "a");
+    REQUIRE(a.has_value());
+    REQUIRE(l.batches.size() == 1);
+    const auto& b = l.batches[0];
+    REQUIRE(b.size() == 3);
+    CHECK(b[0].kind == Change::Kind::put);
+    CHECK(b[0].node.ino == a->ino);
+    CHECK(b[0].node.nlookup == 1);
+    CHECK(b[0].node.attr.nlink == 2);
+    CHECK(b[1].kind == Change::Kind::put);
+    CHECK(b[1].node.ino == kRootIno);
+    CHECK(b[1].node.attr.nlink == 3);
+    CHECK(b[2].kind == Change::Kind::meta);
+    CHECK(b[2].meta.next_ino == a->ino + 1);
+    CHECK(l.in_sync());
+}
+
+TEST_CASE("change sink: failed calls and reads report nothing", "[fsops][state][sink]") {
+    Logged l;
+    REQUIRE(l.fs.mkdir(Caller::root(), kRootIno, "a").has_value());
+    l.batches.clear();
+    CHECK(err_of(l.fs.mkdir(Caller::root(), kRootIno, "a")) == EEXIST);
+    CHECK(err_of(l.fs.lookup(kRootIno, "nope")) == ENOENT);
+    CHECK(err_of(l.fs.rmdir(kRootIno, "nope")) == ENOENT);
+    CHECK(err_of(l.fs.pin(user(5), kRootIno, "m", ObjType::map, 1)) == EPERM);
+    CHECK(err_of(l.fs.setattr(999, SetAttr{})) == ENOENT);
+    CHECK(err_of(l.fs.get(Caller::root(), kRootIno)) == EACCES);
+    l.fs.forget(999, 1);
+    l.fs.forget(kRootIno, 0);
+    l.fs.set_read_only(false);  // already
+    CHECK(l.fs.getattr(kRootIno).has_value());
+    CHECK(l.fs.readdir(kRootIno, 0, false, [](const DirEntry&) { return true; }).has_value());
+    CHECK(l.fs.opendir(kRootIno).has_value());
+    (void)l.fs.snapshot();
+    CHECK(l.batches.empty());
+}
+
+TEST_CASE("change sink: readdirplus reports one lookups change per entry it counted",
+          "[fsops][state][sink]") {
+    Logged l;
+    for (const char* n : {"a", "b", "c"}) REQUIRE(l.fs.mkdir(Caller::root(), kRootIno, n));
+    l.batches.clear();
+    int seen = 0;
+    REQUIRE(l.fs.readdir(kRootIno, 0, true, [&](const DirEntry&) { return ++seen <= 4; }));
+    REQUIRE(l.batches.size() == 1);
+    const auto& b = l.batches[0];
+    REQUIRE(b.size() == 2);  // ".", ".." and a, b accepted; c refused
+    for (const Change& c : b) {
+        CHECK(c.kind == Change::Kind::lookups);
+        CHECK(c.nlookup == 2);
+    }
+    CHECK(l.in_sync());
+}
+
+TEST_CASE("change sink: forget of a removed node's last lookup reports an erase",
+          "[fsops][state][sink]") {
+    Logged l;
+    auto a = l.fs.mkdir(Caller::root(), kRootIno, "a");
+    REQUIRE(a);
+    REQUIRE(l.fs.rmdir(kRootIno, "a"));
+    CHECK(l.fs.exists(a->ino));
+    l.batches.clear();
+    l.fs.forget(a->ino, 1);
+    REQUIRE(l.batches.size() == 1);
+    REQUIRE(l.batches[0].size() == 1);
+    CHECK(l.batches[0][0].kind == Change::Kind::erase);
+    CHECK(l.batches[0][0].ino == a->ino);
+    CHECK(l.in_sync());
+}
+
+TEST_CASE("change sink: a sink set later starts from a snapshot; an empty sink stops reports",
+          "[fsops][state][sink]") {
+    FakeClock clk;
+    Filesystem fs({}, clk.clock());
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "early"));
+    StateBuilder b;
+    b.apply(to_changes(fs.snapshot()));
+    int calls = 0;
+    fs.set_change_sink([&](const std::vector<Change>& cs) {
+        ++calls;
+        b.apply(cs);
+    });
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "late"));
+    CHECK(b.state() == fs.snapshot());
+    fs.set_change_sink(nullptr);
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "unseen"));
+    CHECK(calls == 1);
+}
+
+// ------------------------------------------------------------------------------------------
+// The model test: random calls, a log that follows, restore, lockstep
+
+namespace {
+
+// One random call, drawn before it is run so that two cores can run the same one.
+struct Op {
+    enum Kind {
+        mkdir, pin, rmdir, unlink, lookup, forget, readdir, setattr, get, getattr,
+        make_socket, set_read_only, apply_options, release_all
+    } kind = mkdir;
+    Ino ino = 0;  // the parent, or the node
+    std::string name;
+    std::uint64_t n = 0;  // forget count, readdir offset, handle
+    int limit = 0;        // readdir: entries accepted (-1: all)
+    bool flag = false;    // readdir plus, pin type, set_read_only, get as root
+    SetAttr sa;
+    MountOptions opts;
+};
+
+// The first kGoodNames are names mkdir and pin accept.
+constexpr unsigned kGoodNames = 7;
+const std::vector<std::string>& name_pool() {
+    static const std::vector<std::string> names = {
+        "a", "b", "c", "d", "e", "f", std::string(kNameMax, 'x'), std::string(kSocketName),
+        ".", "..", "dot.ted", std::string(kNameMax + 1, 'y')};
+    return names;
+}
+
+class Gen {
+public:
+    explicit Gen(std::uint64_t seed) : rng_(seed) {}
+
+    unsigned pick(unsigned n) { return static_cast<unsigned>(rng_() % n); }
+
+    // `inos`: every ino seen (stale ones too); `now`: the core's state, for live directories.
+    Op draw(const std::vector<Ino>& inos, const CoreState& now) {
+        Op op;
+        std::vector<Ino> dirs;
+        for (const NodeState& n : now.nodes) {
+            if (n.is_dir && !n.removed) dirs.push_back(n.ino);
+        }
+        op.ino = pick(4) != 0 ? dirs[pick(dirs.size())] : inos[pick(inos.size())];
+        const auto& names = name_pool();
+        op.name = pick(5) != 0 ? names[pick(kGoodNames)] : names[pick(names.size())];
+        const unsigned r = pick(100);
+        if (r < 16) op.kind = Op::mkdir;
+        else if (r < 30) op.kind = Op::pin;
+        else if (r < 37) op.kind = Op::rmdir;
+        else if (r < 44) op.kind = Op::unlink;
+        else if (r < 58) op.kind = Op::lookup;
+        else if (r < 68) op.kind = Op::forget;
+        else if (r < 78) op.kind = Op::readdir;
+        else if (r < 85) op.kind = Op::setattr;
+        else if (r < 90) op.kind = Op::get;
+        else if (r < 93) op.kind = Op::getattr;
+        else if (r < 95) op.kind = Op::make_socket;
+        else if (r < 97) op.kind = Op::set_read_only;
+        else if (r < 99) op.kind = Op::apply_options;
+        else op.kind = Op::release_all;
+        switch (op.kind) {
+        case Op::pin:
+            op.flag = pick(2) == 0;
+            op.n = next_handle_++;
+            break;
+        case Op::forget:
+            op.n = pick(4);
+            break;
+        case Op::readdir:
+            op.flag = pick(3) != 0;
+            op.n = pick(3) == 0 ? pick(12) : 0;
+            op.limit = pick(3) == 0 ? static_cast<int>(pick(5)) : -1;
+            break;
+        case Op::setattr:
+            if (pick(2)) op.sa.mode = pick(010000);
+            if (pick(4) == 0) op.sa.uid = pick(3) * 1000;
+            if (pick(4) == 0) op.sa.gid = pick(3) * 1000;
+            if (pick(5) == 0) op.sa.size = pick(100);
+            if (pick(4) == 0) op.sa.atime = TimeSet{pick(2) == 0, Timespec{pick(50), 7}};
+            if (pick(4) == 0) op.sa.mtime = TimeSet{pick(2) == 0, Timespec{pick(50), 9}};
+            if (pick(8) == 0) op.sa.ctime = Timespec{pick(50), 3};
+            break;
+        case Op::get:
+            op.flag = pick(4) != 0;
+            break;
+        case Op::set_read_only:
+            op.flag = pick(3) == 0;  // mostly read-write
+            break;
+        case Op::apply_options:
+            op.opts = MountOptions{pick(3) * 1000, pick(3) * 1000, pick(010000)};
+            break;
+        default:
+            break;
+        }
+        return op;
+    }
+
+private:
+    std::mt19937_64 rng_;
+    ObjHandle next_handle_ = 100;
+};
+
+std::string describe(const Op& op) {
+    std::ostringstream o;
+    o << "op " << int(op.kind) << " ino " << op.ino << " name '" << op.name.substr(0, 12)
+      << "' n " << op.n << " limit " << op.limit << " flag " << op.flag;
+    return o.str();
+}
+
+// What a call answered: its errno (0 for calls without one) and its results as text.
+struct Outcome {
+    int err = 0;
+    std::string text;
+    friend bool operator==(const Outcome&, const Outcome&) = default;
+};
+
+std::ostream& operator<<(std::ostream& o, const Outcome& r) {
+    return o << "errno " << r.err << " " << r.text;
+}
+
+// Runs `op` on `fs` and adds the inos it learnt to `inos`.
+Outcome run(Filesystem& fs, const Op& op, std::vector<Ino>& inos) {
+    std::ostringstream o;
+    int err = 0;
+    auto attr = [&](const bpffs::Result<Attr>& r) {
+        if (!r) {
+            err = r.error().value;
+            return;
+        }
+        o << str(*r);
+        if (std::find(inos.begin(), inos.end(), r->ino) == inos.end()) inos.push_back(r->ino);
+    };
+    switch (op.kind) {
+    case Op::mkdir:
+        attr(fs.mkdir(Caller::root(), op.ino, op.name));
+        break;
+    case Op::pin:
+        attr(fs.pin(admin(), op.ino, op.name, op.flag ? ObjType::prog : ObjType::map, op.n));
+        break;
+    case Op::rmdir:
+        err = err_of(fs.rmdir(op.ino, op.name));
+        break;
+    case Op::unlink: {
+        auto r = fs.unlink(op.ino, op.name);
+        err = err_of(r);
+        if (r && r->released) o << "released " << *r->released;
+        break;
+    }
+    case Op::lookup:
+        attr(fs.lookup(op.ino, op.name));
+        break;
+    case Op::forget:
+        fs.forget(op.ino, op.n);
+        break;
+    case Op::readdir: {
+        int taken = 0;
+        auto r = fs.readdir(op.ino, op.n, op.flag, [&](const DirEntry& e) {
+            if (op.limit >= 0 && taken >= op.limit) return false;
+            ++taken;
+            o << " [" << e.name.substr(0, 12) << " " << e.next_off << " " << str(e.attr) << "]";
+            return true;
+        });
+        err = err_of(r);
+        break;
+    }
+    case Op::setattr:
+        attr(fs.setattr(op.ino, op.sa));
+        break;
+    case Op::get: {
+        auto r = fs.get(op.flag ? Caller::root() : user(1000), op.ino);
+        err = err_of(r);
+        if (r) o << "handle " << r->handle << " type " << int(r->type);
+        break;
+    }
+    case Op::getattr:
+        attr(fs.getattr(op.ino));
+        break;
+    case Op::make_socket:
+        attr(fs.make_socket_node());
+        break;
+    case Op::set_read_only:
+        fs.set_read_only(op.flag);
+        break;
+    case Op::apply_options:
+        o << str(fs.apply_options(op.opts));
+        break;
+    case Op::release_all: {
+        auto hs = fs.release_all();  // in the table's order, which restore does not keep
+        std::sort(hs.begin(), hs.end());
+        for (ObjHandle h : hs) o << h << " ";
+        break;
+    }
+    }
+    return Outcome{err, o.str()};
+}
+
+bool changes_nothing(const Op& op) {
+    return op.kind == Op::getattr || (op.kind == Op::readdir && !op.flag);
+}
+
+
+}  // namespace
+
+TEST_CASE("state: the change log rebuilds the core after every call; restore continues alike",
+          "[fsops][state][model]") {
+    constexpr int kSeeds = 100;
+    constexpr int kSteps = 500;
+    constexpr int kLockstep = 300;
+    // What the sequences reached, so that a generator that stopped reaching things fails.
+    std::map<int, int> succeeded;  // Op::Kind -> calls that did not fail
+    std::size_t max_nodes = 0, removed_seen = 0, sockets_restored = 0, batch_max = 0;
+    for (int seed = 1; seed <= kSeeds; ++seed) {
+        INFO("seed " << seed);
+        Gen gen(seed);
+        MountOptions mo{gen.pick(2) * 1000, gen.pick(2) * 1000, 0700 | gen.pick(010000)};
+        FakeClock clk;
+        Filesystem fs(mo, clk.clock());
+        StateBuilder builder(fs.snapshot());
+        std::size_t batches = 0;
+        bool empty_batch = false;
+        fs.set_change_sink([&](const std::vector<Change>& cs) {
+            ++batches;
+            empty_batch = empty_batch || cs.empty();
+            batch_max = std::max(batch_max, cs.size());
+            for (const Change& c : cs) {
+                auto d = decode(encode(c));
+                if (d) builder.apply(*d);
+                else empty_batch = true;  // cannot happen: flagged as a failure below
+            }
+        });
+        std::vector<Ino> inos{0, kRootIno, 999999};
+
+        for (int step = 0; step < kSteps; ++step) {
+            clk.tick();
+            Op op = gen.draw(inos, fs.snapshot());
+            std::size_t before = batches;
+            Outcome outcome = run(fs, op, inos);
+            CoreState want = fs.snapshot();
+            CoreState got = builder.state();
+            if (!(got == want)) {
+                FAIL("step " << step << " " << describe(op) << " -> " << outcome << ": "
+                             << first_difference(got, want));
+            }
+            if ((changes_nothing(op) || outcome.err != 0) && batches != before)
+                FAIL("step " << step << " " << describe(op) << " -> " << outcome
+                             << ": reported a change");
+            if (batches > before + 1) FAIL("step " << step << ": more than one sink call");
+            if (outcome.err == 0) ++succeeded[op.kind];
+            max_nodes = std::max(max_nodes, want.nodes.size());
+            for (const NodeState& n : want.nodes) removed_seen += n.removed;
+        }
+        REQUIRE_FALSE(empty_batch);
+
+        // Restore the logged state; it must be the same core.
+        CoreState logged = builder.state();
+        auto restored = Filesystem::restore(logged, clk.clock());
+        INFO(first_difference(logged, fs.snapshot()));
+        REQUIRE(restored.has_value());
+        Filesystem& copy = **restored;
+        REQUIRE(copy.snapshot() == fs.snapshot());
+        CHECK(copy.counts().dirs == fs.counts().dirs);
+        CHECK(copy.counts().maps == fs.counts().maps);
+        CHECK(copy.counts().progs == fs.counts().progs);
+        CHECK(copy.node_count() == fs.node_count());
+        CHECK(copy.socket_ino() == fs.socket_ino());
+        sockets_restored += fs.socket_ino() != 0;
+        CHECK(copy.options() == fs.options());
+
+        // Every live directory lists the same entries at the same offsets; every name looks up
+        // to the same node.
+        for (const NodeState& n : logged.nodes) {
+            if (!n.is_dir || n.removed) continue;
+            std::vector<Ino> scratch;
+            Op ls;
+            ls.kind = Op::readdir;
+            ls.ino = n.ino;
+            ls.limit = -1;
+            CHECK(run(copy, ls, scratch) == run(fs, ls, scratch));
+            for (const NodeState& c : logged.nodes) {
+                if (c.parent != n.ino || c.removed) continue;
+                Op lk;
+                lk.kind = Op::lookup;
+                lk.ino = n.ino;
+                lk.name = c.name;
+                CHECK(run(copy, lk, scratch) == run(fs, lk, scratch));
+            }
+        }
+
+        // A new node gets an ino above every old one.
+        Ino old_max = logged.nodes.back().ino;
+        copy.set_read_only(false);
+        fs.set_read_only(false);
+        auto fresh = copy.mkdir(Caller::root(), kRootIno, "fresh");
+        auto fresh0 = fs.mkdir(Caller::root(), kRootIno, "fresh");
+        if (!fresh) {
+            fresh = copy.pin(admin(), kRootIno, "fresh", ObjType::map, 1);
+            fresh0 = fs.pin(admin(), kRootIno, "fresh", ObjType::map, 1);
+        }
+        REQUIRE(fresh.has_value());
+        REQUIRE(fresh0.has_value());
+        CHECK(fresh->ino > old_max);
+        CHECK(fresh->ino >= logged.meta.next_ino);
+        CHECK(fresh->ino == fresh0->ino);
+        REQUIRE(copy.snapshot() == fs.snapshot());
+
+        // Then both run the same calls and must answer alike.
+        for (int step = 0; step < kLockstep; ++step) {
+            clk.tick();
+            Op op = gen.draw(inos, fs.snapshot());
+            std::vector<Ino> scratch = inos;
+            Outcome a = run(copy, op, scratch);
+            Outcome b = run(fs, op, inos);
+            if (a != b)
+                FAIL("lockstep " << step << " " << describe(op) << ": " << a << " vs " << b);
+            if (!(copy.snapshot() == fs.snapshot()))
+                FAIL("lockstep " << step << " " << describe(op) << ": "
+                                 << first_difference(copy.snapshot(), fs.snapshot()));
+        }
+        REQUIRE(builder.state() == fs.snapshot());  // the log kept up through all of it
+    }
+    for (int k = Op::mkdir; k <= Op::release_all; ++k) {
+        INFO("op kind " << k);
+        CHECK(succeeded[k] > 0);
+    }
+    CHECK(max_nodes >= 15);
+    CHECK(removed_seen > 0);
+    CHECK(sockets_restored > 0);
+    CHECK(batch_max >= 4);
+}
+
+// ------------------------------------------------------------------------------------------
+// restore() validation
+
+namespace {
+
+NodeState& node(CoreState& s, Ino ino) {
+    for (auto& n : s.nodes) {
+        if (n.ino == ino) return n;
+    }
+    FAIL("no node " << ino);
+    return s.nodes.front();
+}
+
+}  // namespace
+
+TEST_CASE("restore: a new core and a populated one restore to the same snapshot",
+          "[fsops][state][restore]") {
+    FakeClock clk;
+    Filesystem fs(MountOptions{1000, 100, 01750}, clk.clock());
+    auto empty = Filesystem::restore(fs.snapshot(), clk.clock());
+    REQUIRE(empty.has_value());
+    CHECK((*empty)->snapshot() == fs.snapshot());
+
+    auto a = fs.mkdir(Caller::root(), kRootIno, "a");
+    REQUIRE(a);
+    REQUIRE(fs.pin(admin(), a->ino, "m", ObjType::map, 7));
+    REQUIRE(fs.make_socket_node());
+    fs.set_read_only(true);
+    auto r = Filesystem::restore(fs.snapshot(), clk.clock());
+    REQUIRE(r.has_value());
+    CHECK((*r)->snapshot() == fs.snapshot());
+    CHECK(err_of((*r)->mkdir(Caller::root(), kRootIno, "b")) == EROFS);
+    auto s = (*r)->lookup(a->ino, kSocketName);
+    REQUIRE(s.has_value());
+    CHECK(s->ino == fs.socket_ino());
+}
+
+TEST_CASE("restore: inconsistent states are EINVAL", "[fsops][state][restore]") {
+    // root(1) -> a(2) -> m(4, map); root -> c(3); next_ino 5.
+    FakeClock clk;
+    Filesystem fs({}, clk.clock());
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "a"));
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "c"));
+    REQUIRE(fs.pin(admin(), 2, "m", ObjType::map, 9));
+    const CoreState good = fs.snapshot();
+    REQUIRE(good.meta.next_ino == 5);
+    REQUIRE(Filesystem::restore(good).has_value());
+
+    auto bad = [&](auto&& spoil) {
+        CoreState s = good;
+        spoil(s);
+        return err_of(Filesystem::restore(s));
+    };
+    SECTION("missing parent") {
+        CHECK(bad([](CoreState& s) {
+                  s.meta.next_ino = 100;
+                  node(s, 4).parent = 50;
+              }) == EINVAL);
+    }
+    SECTION("parent not a directory") {
+        CHECK(bad([](CoreState& s) {
+                  node(s, 3).parent = 4;
+                  node(s, kRootIno).attr.nlink = 3;
+              }) == EINVAL);
+    }
+    SECTION("duplicate name in a directory") {
+        CHECK(bad([](CoreState& s) { node(s, 3).name = "a"; }) == EINVAL);
+    }
+    SECTION("duplicate cookie in a directory") {
+        CHECK(bad([](CoreState& s) { node(s, 3).cookie = node(s, 2).cookie; }) == EINVAL);
+    }
+    SECTION("cookie at or above the directory's next_cookie") {
+        CHECK(bad([](CoreState& s) { node(s, 4).cookie = node(s, 2).next_cookie; }) == EINVAL);
+    }
+    SECTION("cookie of '.' or '..'") {
+        CHECK(bad([](CoreState& s) { node(s, 4).cookie = 2; }) == EINVAL);
+    }
+    SECTION("ino at or above next_ino") {
+        CHECK(bad([](CoreState& s) { s.meta.next_ino = 4; }) == EINVAL);
+    }
+    SECTION("the same ino twice") {
+        CHECK(bad([](CoreState& s) { s.nodes.push_back(s.nodes.back()); }) == EINVAL);
+    }
+    SECTION("no root") {
+        CHECK(bad([](CoreState& s) { s.nodes.erase(s.nodes.begin()); }) == EINVAL);
+    }
+    SECTION("root not a directory") {
+        CHECK(bad([](CoreState& s) {
+                  node(s, kRootIno).is_dir = false;
+                  node(s, kRootIno).attr.mode = kIfReg | 0600;
+              }) == EINVAL);
+    }
+    SECTION("is_dir and the type bits disagree") {
+        CHECK(bad([](CoreState& s) { node(s, 3).is_dir = false; }) == EINVAL);
+    }
+    SECTION("attr.ino differs") {
+        CHECK(bad([](CoreState& s) { node(s, 3).attr.ino = 2; }) == EINVAL);
+    }
+    SECTION("invalid names") {
+        for (std::string name : {std::string(), std::string("x/y"), std::string("x.y"),
+                                 std::string("."), std::string(kNameMax + 1, 'n'),
+                                 std::string("a\0b", 3)}) {
+            INFO("name '" << name << "'");
+            CHECK(bad([&](CoreState& s) { node(s, 3).name = name; }) == EINVAL);
+        }
+    }
+    SECTION("wrong nlink of a directory") {
+        CHECK(bad([](CoreState& s) { node(s, kRootIno).attr.nlink = 2; }) == EINVAL);
+    }
+    SECTION("a handle on a directory") {
+        CHECK(bad([](CoreState& s) { node(s, 3).handle = 5; }) == EINVAL);
+    }
+    SECTION("a terminal directory with a subdirectory") {
+        CHECK(bad([](CoreState& s) {
+                  node(s, 3).parent = 2;
+                  node(s, 3).cookie = node(s, 2).next_cookie++;
+                  node(s, 2).attr.nlink = 3;
+                  node(s, kRootIno).attr.nlink = 3;
+              }) == EINVAL);
+    }
+    SECTION("a removed node nobody references") {
+        CHECK(bad([](CoreState& s) {
+                  NodeState& m = node(s, 4);
+                  m.removed = true;
+                  m.handle.reset();
+                  m.attr.nlink = 0;
+                  m.nlookup = 0;
+              }) == EINVAL);
+    }
+    SECTION("a removed node still holding its object") {
+        CHECK(bad([](CoreState& s) {
+                  NodeState& m = node(s, 4);
+                  m.removed = true;
+                  m.attr.nlink = 0;
+                  m.nlookup = 1;
+              }) == EINVAL);
+    }
+    SECTION("a live node under a removed directory") {
+        CHECK(bad([](CoreState& s) {
+                  node(s, 3).removed = true;
+                  node(s, 3).attr.nlink = 0;
+                  node(s, 3).nlookup = 1;
+                  node(s, kRootIno).attr.nlink = 3;
+                  node(s, 4).parent = 3;
+                  node(s, 4).cookie = 3;
+                  node(s, 3).next_cookie = 4;
+                  node(s, 2).attr.nlink = 2;
+              }) == EINVAL);
+    }
+    SECTION("socket_ino naming a directory, or a socket node without socket_ino") {
+        CHECK(bad([](CoreState& s) { s.meta.socket_ino = 3; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { s.meta.socket_ino = 4; }) == EINVAL);
+    }
+    SECTION("socket_ino naming no node") {
+        CHECK(bad([](CoreState& s) {
+                  s.meta.socket_ino = 5;
+                  s.meta.next_ino = 6;
+              }) == EINVAL);
+    }
+}
+
+TEST_CASE("restore: directories that hang off each other but not off the root are EINVAL",
+          "[fsops][state][restore]") {
+    FakeClock clk;
+    Filesystem fs({}, clk.clock());
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "a"));  // 2
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "c"));  // 3
+    CoreState s = fs.snapshot();
+    // a in c and c in a, each with a cookie its new parent could have handed out.
+    node(s, kRootIno).attr.nlink = 2;
+    node(s, 2).parent = 3;
+    node(s, 3).parent = 2;
+    node(s, 2).attr.nlink = node(s, 3).attr.nlink = 3;
+    node(s, 2).next_cookie = node(s, 3).next_cookie = 10;
+    CHECK(err_of(Filesystem::restore(s)) == EINVAL);
+}
+
+// ------------------------------------------------------------------------------------------
+// fresh_mount_view
+
+TEST_CASE("fresh_mount_view: removed nodes and the socket node go, lookups reset, restore works",
+          "[fsops][state][restore]") {
+    FakeClock clk;
+    Filesystem fs(MountOptions{0, 0, 0755}, clk.clock());
+    auto a = fs.mkdir(Caller::root(), kRootIno, "a");
+    auto g = fs.mkdir(Caller::root(), kRootIno, "ghost");
+    REQUIRE(a);
+    REQUIRE(g);
+    auto m = fs.pin(admin(), a->ino, "m", ObjType::prog, 77);
+    REQUIRE(m);
+    REQUIRE(fs.lookup(a->ino, "m"));
+    REQUIRE(fs.rmdir(kRootIno, "ghost"));  // still referenced: removed, in the table
+    auto sock = fs.make_socket_node();
+    REQUIRE(sock);
+    CoreState old = fs.snapshot();
+
+    CoreState v = fresh_mount_view(old);
+    CHECK(v.meta.socket_ino == 0);
+    CHECK(v.meta.next_ino == old.meta.next_ino);
+    REQUIRE(v.nodes.size() == 3);  // root, a, m
+    for (const NodeState& n : v.nodes) {
+        CHECK_FALSE(n.removed);
+        CHECK(n.ino != sock->ino);
+        CHECK(n.nlookup == (n.ino == kRootIno ? 1u : 0u));
+    }
+    CHECK(node(v, m->ino).handle == std::optional<ObjHandle>(77));
+
+    auto r = Filesystem::restore(v, clk.clock());
+    REQUIRE(r.has_value());
+    Filesystem& nfs = **r;
+    CHECK(nfs.snapshot() == v);
+    CHECK(nfs.socket_ino() == 0);
+    CHECK(err_of(nfs.lookup(kRootIno, kSocketName)) == ENOENT);
+    CHECK_FALSE(nfs.exists(g->ino));
+    auto la = nfs.lookup(kRootIno, "a");
+    REQUIRE(la);
+    CHECK(la->ino == a->ino);
+    auto lm = nfs.lookup(a->ino, "m");
+    REQUIRE(lm);
+    CHECK(lm->ino == m->ino);
+    CHECK(nfs.counts().progs == 1);
+    CHECK(nfs.counts().dirs == 2);
+    auto got = nfs.get(Caller::root(), m->ino);
+    REQUIRE(got);
+    CHECK(got->handle == 77);
+    auto s2 = nfs.make_socket_node();
+    REQUIRE(s2);
+    CHECK(s2->ino >= old.meta.next_ino);
+}
