@@ -3,26 +3,42 @@
 // fd type) so that errors come in the kernel's order, then let the kernel walk the path with an
 // O_PATH open and send that fd to the broker, which checks everything again with the
 // credentials the kernel recorded for the connection. The broker's answer is authoritative.
+//
+// Connections: the one-shot calls open one per call; a bpffs_conn keeps one (the broker serves
+// any number of requests on it, one at a time). Both go through a Channel, which reconnects and
+// resends when a connection breaks before its reply (client.hpp says why). A resent pin that is
+// answered EEXIST fetches what is pinned under the name and compares kernel ids with the fd it
+// pinned: the same object means the first attempt did it, and the pin succeeded.
+//
+// "No broker" is decided at the first connect only (ENOENT or ECONNREFUSED there: not a
+// bpffs-fuse directory, EACCES/EROFS as the kernel would say); a reconnect that fails after a
+// connection broke returns connect's own errno (the broker went away).
 #include "client/client.hpp"
 
 #include "bpffs/bpffs.h"
 #include "common/scm.hpp"
 
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <new>
+#include <utility>
 
 namespace bpffs::client {
 namespace {
@@ -37,23 +53,63 @@ bool has_cap_sys_admin() {
     return (data[kCapSysAdmin / 32].effective >> (kCapSysAdmin % 32)) & 1;
 }
 
-// 0, EBADF (closed), EINVAL (open but not a BPF map or program).
-int check_bpf_fd(int fd) {
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0) return EBADF;
+// What /proc/self/fd/N links to: 1 map, 2 program, 0 anything else, -1 unknown (no /proc).
+int bpf_kind(int fd) {
     char link[64];
     std::string proc = "/proc/self/fd/" + std::to_string(fd);
     ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
-    if (n < 0) return 0;  // no /proc (a chroot): the broker checks
+    if (n < 0) return -1;
     link[n] = '\0';
-    if (std::strcmp(link, "anon_inode:bpf-map") == 0 || std::strcmp(link, "anon_inode:bpf-prog") == 0) {
-        return 0;
-    }
-    return EINVAL;
+    if (std::strcmp(link, "anon_inode:bpf-map") == 0) return 1;
+    if (std::strcmp(link, "anon_inode:bpf-prog") == 0) return 2;
+    return 0;
+}
+
+// 0, EBADF (closed), EINVAL (open but not a BPF map or program).
+int check_bpf_fd(int fd) {
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) return EBADF;
+    int kind = bpf_kind(fd);
+    return kind == 0 ? EINVAL : 0;  // no /proc (a chroot): the broker checks
+}
+
+// The kernel id of a map or program (BPF_OBJ_GET_INFO_BY_FD; bpf_map_info and bpf_prog_info
+// both begin with `type, id`, and the kernel copies no more than the length we give). 0 if the
+// call fails.
+std::uint32_t kernel_id(int fd) {
+    struct {
+        std::uint32_t type, id;
+    } info{};
+    bpf_attr attr{};
+    attr.info.bpf_fd = static_cast<std::uint32_t>(fd);
+    attr.info.info_len = sizeof info;
+    attr.info.info = reinterpret_cast<std::uintptr_t>(&info);
+    if (syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &attr, sizeof attr) != 0) return 0;
+    return info.id;
+}
+
+// Are two fds the same kernel object? Maps and programs have separate id spaces, so the kind
+// counts too (unknown without /proc: the ids alone decide).
+bool same_object(int a, int b) {
+    std::uint32_t ia = kernel_id(a), ib = kernel_id(b);
+    if (ia == 0 || ia != ib) return false;
+    int ka = bpf_kind(a), kb = bpf_kind(b);
+    return ka < 0 || kb < 0 || ka == kb;
 }
 
 int set_errno(int e) {
     errno = e;
     return -e;
+}
+
+// Sleeps `d` (monotonic), also through signals.
+void pause_for(std::chrono::nanoseconds d) {
+    timespec until{};
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    auto ns = static_cast<long long>(until.tv_nsec) + d.count();
+    until.tv_sec += static_cast<time_t>(ns / 1'000'000'000);
+    until.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+    }
 }
 
 }  // namespace
@@ -97,18 +153,21 @@ Result<UniqueFd> connect_broker(const std::string& dir, int dirfd) {
     setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     while (connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+        // An interrupted connect of an AF_UNIX socket left it unconnected: try again.
         if (errno == EINTR) continue;
-        int e = errno;
-        // A directory elsewhere has no such name (ENOENT); a name that is not a socket
-        // (ECONNREFUSED on a non-socket is reported as such by the kernel) is not ours either.
-        return fail(e);
+        // A directory elsewhere has no such name (ENOENT); a name that is not a listening
+        // socket is ECONNREFUSED.
+        return fail(errno);
     }
     return s;
 }
 
-Result<Response> exchange(int sock, const protocol::Request& req, std::span<const int> fds) {
+Result<Response> exchange(int sock, const protocol::Request& req, std::span<const int> fds,
+                          bool* sent) {
+    if (sent != nullptr) *sent = false;
     auto msg = protocol::encode(req);
     if (int e = send_with_fds(sock, msg, fds); e != 0) return fail(e == EAGAIN ? ETIMEDOUT : e);
+    if (sent != nullptr) *sent = true;
     std::array<std::uint8_t, protocol::kMaxMessage> buf;
     Received r = recv_with_fds(sock, buf, 1);
     if (r.error != 0) return fail(r.error == EAGAIN ? ETIMEDOUT : r.error);
@@ -127,9 +186,94 @@ Result<Response> exchange(int sock, const protocol::Request& req, std::span<cons
     return out;
 }
 
+bool is_broken_connection(int e) { return e == ECONNRESET || e == EPIPE; }
+
+bool is_transient_connect_error(int e) { return e == ECONNREFUSED || e == EAGAIN; }
+
+Channel::Channel(std::string dir, int dirfd, RetryPolicy policy)
+    : dir_(std::move(dir)), dirfd_(dirfd), policy_(std::move(policy)) {}
+
+Channel::Channel(std::string dir, UniqueFd dirfd, RetryPolicy policy)
+    : dir_(std::move(dir)), owned_dirfd_(std::move(dirfd)), dirfd_(owned_dirfd_.get()),
+      policy_(std::move(policy)) {}
+
+Result<void> Channel::connect_once() {
+    auto s = connect_broker(dir_, dirfd_);
+    if (!s) return s.error();
+    sock_ = std::move(*s);
+    pid_ = getpid();
+    return {};
+}
+
+Result<void> Channel::connect() {
+    if (sock_ && pid_ == getpid()) return {};
+    sock_.reset();
+    using clock = std::chrono::steady_clock;
+    clock::time_point deadline{};
+    auto pause = std::chrono::nanoseconds(policy_.first_pause);
+    while (true) {
+        auto r = connect_once();
+        if (r) return r;
+        int e = r.error().value;
+        if (!is_transient_connect_error(e)) return r;
+        auto now = clock::now();
+        if (deadline == clock::time_point{}) deadline = now + policy_.budget;
+        if (now >= deadline) return r;
+        pause_for(std::min<std::chrono::nanoseconds>(pause, deadline - now));
+        pause *= 2;
+        if (policy_.before_retry) policy_.before_retry(e);
+    }
+}
+
+Result<Channel::Outcome> Channel::call(const protocol::Request& req, std::span<const int> fds) {
+    using clock = std::chrono::steady_clock;
+    clock::time_point deadline{};
+    auto pause = std::chrono::nanoseconds(policy_.first_pause);
+    bool maybe_done = false;
+    // A socket inherited over fork() belongs to the parent's conversation.
+    if (sock_ && pid_ != getpid()) sock_.reset();
+    // A kept connection that breaks at once was most likely closed while idle (the broker
+    // closes idle connections): the first new attempt goes without a pause.
+    bool kept = sock_.valid();
+    while (true) {
+        int e = 0;
+        if (!sock_) {
+            auto c = connect_once();
+            if (!c) e = c.error().value;
+            if (e != 0 && !is_transient_connect_error(e)) return fail(e);
+        }
+        if (e == 0) {
+            bool sent = false;
+            auto r = exchange(sock_.get(), req, fds, &sent);
+            if (r) return Outcome{std::move(*r), maybe_done};
+            e = r.error().value;
+            sock_.reset();
+            if (!is_broken_connection(e)) return fail(e);
+            maybe_done = maybe_done || sent;
+            if (std::exchange(kept, false)) {
+                if (policy_.before_retry) policy_.before_retry(e);
+                continue;
+            }
+        }
+        auto now = clock::now();
+        if (deadline == clock::time_point{}) deadline = now + policy_.budget;
+        if (now >= deadline) return fail(e);
+        pause_for(std::min<std::chrono::nanoseconds>(pause, deadline - now));
+        pause *= 2;
+        if (policy_.before_retry) policy_.before_retry(e);
+    }
+}
+
 namespace {
 
-int obj_pin(int fd, const char* pathname) {
+// A pin's parent directory and name, once the checks before the broker have passed.
+struct PinTarget {
+    std::string dir, name;
+    UniqueFd dirfd;
+};
+
+// The checks the kernel makes before the filesystem is asked, in its order. 0 or an errno.
+int pin_prelude(int fd, const char* pathname, PinTarget* t) {
     if (pathname == nullptr) return EFAULT;
     if (!has_cap_sys_admin()) return EPERM;
     if (int e = check_bpf_fd(fd); e != 0) return e;
@@ -142,92 +286,236 @@ int obj_pin(int fd, const char* pathname) {
         path.pop_back();
         trailing_slash = true;
     }
-    std::string dir = dir_part(path), name = name_part(path);
-    if (name.empty() || name == "/") return EEXIST;  // "/" itself
-    UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dirfd) return errno;
-    if (name.size() > 255) return ENAMETOOLONG;
+    t->dir = dir_part(path);
+    t->name = name_part(path);
+    if (t->name.empty() || t->name == "/") return EEXIST;  // "/" itself
+    t->dirfd.reset(open(t->dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!t->dirfd) return errno;
+    if (t->name.size() > 255) return ENAMETOOLONG;
     // The lookup of the last component: search permission on the parent (EACCES) and EEXIST,
     // before anything the filesystem says.
     struct stat st {};
-    if (fstatat(dirfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+    if (fstatat(t->dirfd.get(), t->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
     if (errno != ENOENT) return errno;
     if (trailing_slash) return ENOENT;
-    auto sock = connect_broker(dir, dirfd.get());
-    if (!sock) {
-        // No broker there: not a bpffs-fuse directory (after EROFS, as mnt_want_write()
-        // comes first in the kernel).
-        if (sock.error().value == ENOENT || sock.error().value == ECONNREFUSED) {
-            struct statvfs vfs {};
-            if (fstatvfs(dirfd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) return EROFS;
-            return EACCES;
-        }
-        return sock.error().value;
-    }
-    protocol::Request req{protocol::Op::pin, name};
-    std::array<int, 2> fds{fd, dirfd.get()};
-    auto rep = exchange(sock->get(), req, fds);
-    if (!rep) return rep.error().value;
-    return rep->reply.error;
+    return 0;
 }
 
-int obj_get(const char* pathname, int* out) {
+// A directory without a broker: not a bpffs-fuse directory (after EROFS, as mnt_want_write()
+// comes first in the kernel).
+int no_broker_error(int dirfd) {
+    struct statvfs vfs {};
+    if (fstatvfs(dirfd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) return EROFS;
+    return EACCES;
+}
+
+bool no_broker(int e) { return e == ENOENT || e == ECONNREFUSED; }
+
+// Is the object `fd` what is pinned as dirfd/name? Asked on the same channel, with a get.
+bool pinned_there(Channel& ch, int fd, int dirfd, const std::string& name) {
+    UniqueFd node(openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!node) return false;
+    std::array<int, 1> fds{node.get()};
+    auto out = ch.call(protocol::Request{protocol::Op::get, {}}, fds);
+    if (!out || out->resp.reply.error != 0 || !out->resp.fd) return false;
+    return same_object(fd, out->resp.fd.get());
+}
+
+// Sends the pin on `ch` (connected or not). A resent pin answered EEXIST is a success when the
+// name now holds this very object: the attempt whose reply was lost did it.
+int pin_on(Channel& ch, int fd, const PinTarget& t) {
+    std::array<int, 2> fds{fd, t.dirfd.get()};
+    auto out = ch.call(protocol::Request{protocol::Op::pin, t.name}, fds);
+    if (!out) return out.error().value;
+    int e = out->resp.reply.error;
+    if (e == EEXIST && out->maybe_done_before && pinned_there(ch, fd, t.dirfd.get(), t.name)) {
+        return 0;
+    }
+    return e;
+}
+
+int obj_pin(int fd, const char* pathname) {
+    PinTarget t;
+    if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
+    Channel ch(t.dir, t.dirfd.get());
+    if (auto c = ch.connect(); !c) {
+        return no_broker(c.error().value) ? no_broker_error(t.dirfd.get()) : c.error().value;
+    }
+    return pin_on(ch, fd, t);
+}
+
+// The node a get names, opened O_PATH, and the directory whose broker answers for it.
+struct GetTarget {
+    UniqueFd node;
+    std::string dir;
+};
+
+int get_prelude(const char* pathname, GetTarget* t) {
     if (pathname == nullptr) return EFAULT;
     std::string path(pathname);
     if (path.empty()) return ENOENT;
-    UniqueFd node(open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!node) return errno;
+    t->node.reset(open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!t->node) return errno;
     struct stat st {};
-    if (fstat(node.get(), &st) != 0) return errno;
+    if (fstat(t->node.get(), &st) != 0) return errno;
     if (S_ISLNK(st.st_mode)) {
         // A final symlink may lead to another mount: ask the broker of where it leads.
         char resolved[PATH_MAX];
         if (realpath(path.c_str(), resolved) == nullptr) return errno;
         path = resolved;
-        node.reset(open(path.c_str(), O_PATH | O_CLOEXEC));
-        if (!node) return errno;
-        if (fstat(node.get(), &st) != 0) return errno;
+        t->node.reset(open(path.c_str(), O_PATH | O_CLOEXEC));
+        if (!t->node) return errno;
+        if (fstat(t->node.get(), &st) != 0) return errno;
     }
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     // The broker beside the node: in its directory, or in the node itself when it is a
     // directory (the mount's root has no parent on the mount).
-    std::string dir = S_ISDIR(st.st_mode) ? path : dir_part(path);
-    auto sock = connect_broker(dir, -1);
-    if (!sock) {
-        // No broker beside it: not an object of a bpffs-fuse mount.
-        if (sock.error().value == ENOENT || sock.error().value == ECONNREFUSED) return EACCES;
-        return sock.error().value;
-    }
-    std::array<int, 1> fds{node.get()};
-    auto rep = exchange(sock->get(), protocol::Request{protocol::Op::get, {}}, fds);
-    if (!rep) return rep.error().value;
-    if (rep->reply.error != 0) return rep->reply.error;
-    *out = rep->fd.release();
+    t->dir = S_ISDIR(st.st_mode) ? path : dir_part(path);
     return 0;
+}
+
+// Sends the get on `ch`; 0 and the new fd in *out, or an errno.
+int get_on(Channel& ch, int node, int* out) {
+    std::array<int, 1> fds{node};
+    auto r = ch.call(protocol::Request{protocol::Op::get, {}}, fds);
+    if (!r) return r.error().value;
+    if (r->resp.reply.error != 0) return r->resp.reply.error;
+    *out = r->resp.fd.release();
+    return 0;
+}
+
+int obj_get(const char* pathname, int* out) {
+    GetTarget t;
+    if (int e = get_prelude(pathname, &t); e != 0) return e;
+    Channel ch(t.dir, -1);
+    if (auto c = ch.connect(); !c) {
+        // No broker beside it: not an object of a bpffs-fuse mount.
+        return no_broker(c.error().value) ? EACCES : c.error().value;
+    }
+    return get_on(ch, t.node.get(), out);
 }
 
 }  // namespace
 }  // namespace bpffs::client
 
-extern "C" BPFFS_API int bpffs_obj_pin(int fd, const char* pathname) {
+// A kept connection: the channel to one mount's broker, and that mount's device number, which
+// tells the paths it can answer for. The mutex makes one request at a time (the protocol's
+// rule) out of calls from several threads.
+struct bpffs_conn {
+    bpffs_conn(std::string dir, bpffs::UniqueFd dirfd, dev_t d)
+        : ch(std::move(dir), std::move(dirfd)), dev(d) {}
+    std::mutex mu;
+    bpffs::client::Channel ch;  // guarded by mu
+    dev_t dev;
+};
+
+namespace bpffs::client {
+namespace {
+
+int conn_open(const char* path_in_mount, std::unique_ptr<bpffs_conn>* out) {
+    if (path_in_mount == nullptr) return EFAULT;
+    if (*path_in_mount == '\0') return ENOENT;
+    // An absolute path without symlinks, so that a reconnect later finds the same directory
+    // whatever the process's working directory is by then.
+    char resolved[PATH_MAX];
+    if (realpath(path_in_mount, resolved) == nullptr) return errno;
+    std::string path(resolved);
+    UniqueFd node(open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (!node) return errno;
+    struct stat st {};
+    if (fstat(node.get(), &st) != 0) return errno;
+    std::string dir = path;
+    UniqueFd dirfd = std::move(node);
+    if (!S_ISDIR(st.st_mode)) {
+        dir = dir_part(path);
+        dirfd.reset(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dirfd) return errno;
+        if (fstat(dirfd.get(), &st) != 0) return errno;
+    }
+    auto c = std::make_unique<bpffs_conn>(dir, std::move(dirfd), st.st_dev);
+    if (auto r = c->ch.connect(); !r) {
+        // No broker there: not on a bpffs-fuse mount.
+        return no_broker(r.error().value) ? EACCES : r.error().value;
+    }
+    *out = std::move(c);
+    return 0;
+}
+
+int conn_get(bpffs_conn* c, const char* pathname, unsigned flags, int* out) {
+    if (c == nullptr) return EINVAL;
+    if (flags != 0) return EINVAL;  // the protocol has no read-only or write-only gets
+    GetTarget t;
+    if (int e = get_prelude(pathname, &t); e != 0) return e;
+    struct stat st {};
+    if (fstat(t.node.get(), &st) != 0) return errno;
+    if (st.st_dev != c->dev) return obj_get(pathname, out);  // another mount: its own broker
+    std::lock_guard lock(c->mu);
+    return get_on(c->ch, t.node.get(), out);
+}
+
+int conn_pin(bpffs_conn* c, int fd, const char* pathname) {
+    if (c == nullptr) return EINVAL;
+    PinTarget t;
+    if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
+    struct stat st {};
+    if (fstat(t.dirfd.get(), &st) != 0) return errno;
+    if (st.st_dev != c->dev) return obj_pin(fd, pathname);  // another mount: its own broker
+    std::lock_guard lock(c->mu);
+    return pin_on(c->ch, fd, t);
+}
+
+// Every C entry point: exceptions never cross the ABI.
+template <class F>
+int guarded(F&& body) {
     try {
-        int e = bpffs::client::obj_pin(fd, pathname);
-        return e == 0 ? 0 : bpffs::client::set_errno(e);
+        return body();
     } catch (const std::bad_alloc&) {
-        return bpffs::client::set_errno(ENOMEM);
+        return ENOMEM;
     } catch (...) {
-        return bpffs::client::set_errno(EIO);
+        return EIO;
     }
 }
 
+}  // namespace
+}  // namespace bpffs::client
+
+using bpffs::client::guarded;
+using bpffs::client::set_errno;
+
+extern "C" BPFFS_API int bpffs_obj_pin(int fd, const char* pathname) {
+    int e = guarded([&] { return bpffs::client::obj_pin(fd, pathname); });
+    return e == 0 ? 0 : set_errno(e);
+}
+
 extern "C" BPFFS_API int bpffs_obj_get(const char* pathname) {
-    try {
-        int fd = -1;
-        int e = bpffs::client::obj_get(pathname, &fd);
-        return e == 0 ? fd : bpffs::client::set_errno(e);
-    } catch (const std::bad_alloc&) {
-        return bpffs::client::set_errno(ENOMEM);
-    } catch (...) {
-        return bpffs::client::set_errno(EIO);
-    }
+    int fd = -1;
+    int e = guarded([&] { return bpffs::client::obj_get(pathname, &fd); });
+    return e == 0 ? fd : set_errno(e);
+}
+
+extern "C" BPFFS_API int bpffs_conn_open(const char* path_in_mount, struct bpffs_conn** out) {
+    if (out == nullptr) return set_errno(EFAULT);
+    *out = nullptr;
+    std::unique_ptr<bpffs_conn> c;
+    int e = guarded([&] { return bpffs::client::conn_open(path_in_mount, &c); });
+    if (e != 0) return set_errno(e);
+    *out = c.release();
+    return 0;
+}
+
+extern "C" BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn* conn, const char* pathname,
+                                            unsigned flags) {
+    int fd = -1;
+    int e = guarded([&] { return bpffs::client::conn_get(conn, pathname, flags, &fd); });
+    return e == 0 ? fd : set_errno(e);
+}
+
+extern "C" BPFFS_API int bpffs_conn_obj_pin(struct bpffs_conn* conn, int fd,
+                                            const char* pathname) {
+    int e = guarded([&] { return bpffs::client::conn_pin(conn, fd, pathname); });
+    return e == 0 ? 0 : set_errno(e);
+}
+
+extern "C" BPFFS_API void bpffs_conn_close(struct bpffs_conn* conn) {
+    std::unique_ptr<bpffs_conn> owned(conn);  // closes the socket and the directory fd
 }

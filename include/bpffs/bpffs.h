@@ -10,7 +10,19 @@
  * in bpffs(3) and docs/semantics.md.
  *
  * Return values follow libbpf 1.x: 0 or a new fd on success, a negative errno on failure, with
- * errno set to the same (positive) value. Thread-safe; no global state; fds are close-on-exec.
+ * errno set to the same (positive) value. Thread-safe; no global state; fds are close-on-exec;
+ * no call raises SIGPIPE.
+ *
+ * bpffs_obj_pin() and bpffs_obj_get() open one connection per call. A struct bpffs_conn keeps
+ * one to a mount's broker for many calls, which saves the connect and the broker's per-connection
+ * work (about half the cost of a get).
+ *
+ * The daemon may restart its worker or be upgraded while a call is under way: a connection that
+ * breaks before its reply (EOF, ECONNRESET, EPIPE), or a connect refused meanwhile (ECONNREFUSED,
+ * EAGAIN), is retried on a new connection for about 2 s (pauses of 10 ms, doubling). A get is
+ * simply sent again. A pin is sent again; if that answers EEXIST, the object pinned under the
+ * name is fetched and compared (kernel id): the same object means the first attempt did it, and
+ * the pin succeeds.
  */
 #ifndef BPFFS_BPFFS_H
 #define BPFFS_BPFFS_H
@@ -30,6 +42,41 @@ BPFFS_API int bpffs_obj_pin(int fd, const char *pathname);
 /* Returns a new fd (O_RDWR, close-on-exec) for the object pinned at `pathname`.
  * Errors: ENOENT, ENOTDIR, ELOOP, EACCES (search or write permission; not an object), EROFS. */
 BPFFS_API int bpffs_obj_get(const char *pathname);
+
+/* A kept connection to the broker of one bpffs-fuse mount.
+ *
+ * Credentials: the broker knows a caller by the credentials the kernel recorded when the
+ * connection was made (SO_PEERCRED, SO_PEERGROUPS), as with any Unix socket. Every request on
+ * a connection is answered for those credentials, also after the process has changed its
+ * uid, gid or groups: a process that changes them (e.g. drops privileges) must close the
+ * connection and open a new one. A process that inherits a connection over fork() gets its
+ * own socket at its first call (connected with its credentials of that moment).
+ *
+ * Threads: a connection may be used from several threads; their calls are served one at a
+ * time (the protocol answers one request at a time per connection). Open one connection per
+ * thread for parallel requests.
+ *
+ * A reconnect after a broken connection (see above) is transparent; the broker also closes
+ * a connection idle for 30 s, and the next call reconnects without delay. When no broker can
+ * be reached any more, calls fail with -1 (ECONNREFUSED, ECONNRESET, ENOENT...) and errno. */
+struct bpffs_conn;
+
+/* Connects to the broker of the mount that holds `path_in_mount` (any directory or file on
+ * the mount; it is found as the calls above find it, $BPFFS_SOCKET included). 0 and *out set,
+ * or a negative errno (*out NULL): ENOENT, ENOTDIR, ELOOP, EACCES (search permission; not on
+ * a bpffs-fuse mount), EFAULT (NULL argument), ENOMEM. */
+BPFFS_API int bpffs_conn_open(const char *path_in_mount, struct bpffs_conn **out);
+
+/* As bpffs_obj_get(), over the connection. `flags` must be 0 (EINVAL otherwise: the fd is
+ * always O_RDWR). A path on another mount is answered by that mount's broker, on a connection
+ * of its own, as bpffs_obj_get() would. */
+BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn *conn, const char *pathname, unsigned flags);
+
+/* As bpffs_obj_pin(), over the connection (a path on another mount: as bpffs_obj_pin()). */
+BPFFS_API int bpffs_conn_obj_pin(struct bpffs_conn *conn, int fd, const char *pathname);
+
+/* Closes the connection and frees it. NULL is allowed. No call may use it any more. */
+BPFFS_API void bpffs_conn_close(struct bpffs_conn *conn);
 
 #ifdef __cplusplus
 }
