@@ -309,7 +309,11 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "opendir", [&] {
         auto r = state(req).fs.opendir(ino);
         if (!r) return reply_error(req, "opendir", r.error());
-        fi->cache_readdir = 0;
+        // The kernel may keep a listing (FOPEN_CACHE_DIR) and reuse it across opens
+        // (FOPEN_KEEP_CACHE): its own mkdir/rmdir/unlink/create change the directory's version
+        // and reset it; a pin through the broker does not, so invalidate_entry() drops it.
+        fi->cache_readdir = 1;
+        fi->keep_cache = 1;
         fuse_reply_open(req, fi);
     });
 }
@@ -442,6 +446,10 @@ void invalidate_entry(FuseState& st, fsops::Ino parent, std::string_view name) {
     if (rc != 0 && rc != -ENOENT) {
         spdlog::warn("invalidate entry parent={} name=\"{}\": {}", parent, n, std::strerror(-rc));
     }
+    // The parent's cached listing (opendir asks the kernel to keep it) lacks the new name. The
+    // entry invalidation resets it only when the kernel held a dentry for the name (a negative
+    // one from an earlier lookup); without one, only dropping the directory's pages does.
+    invalidate_inode(st, parent);
 }
 
 void invalidate_inode(FuseState& st, fsops::Ino ino) {
