@@ -1,0 +1,703 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Tests of libbpffs's kept connection (bpffs_conn, bpffs::Connection), of the client's retries
+// when a connection breaks (the daemon restarting its worker), and of the kernel's readdir
+// cache, which a pin through the broker must invalidate. Needs root (mounting, CAP_BPF).
+//
+// The retry tests talk to a FakeBroker: a SOCK_SEQPACKET socket bound as "<tmp>/.bpffs.sock",
+// which the client finds through the path as it finds a real broker, served by a thread that
+// runs one scripted handler per accepted connection (close before or after reading, answer).
+// Handlers record what they saw; the test thread checks it (Catch2's macros stay on the test
+// thread). Tests that could raise SIGPIPE run their client in a forked child with the default
+// SIGPIPE action, so a signal would show as a dead child.
+//
+// The readdir tests tell a listing served by the kernel's cache from one that reached the
+// daemon by the daemon's debug log, which has one line per READDIR(PLUS) request.
+#include "tests/bpf_test_util.hpp"
+#include "tests/mount_fixture.hpp"
+
+#include "broker/protocol.hpp"
+#include "client/client.hpp"
+#include "common/scm.hpp"
+#include "common/unique_fd.hpp"
+
+#include <bpffs/bpffs.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <bpffs/bpffs.hpp>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+using namespace bpffs;
+using namespace bpffs::test;
+namespace proto = bpffs::protocol;
+
+namespace {
+
+UniqueFd must_map(const char* name = "bpffs_conn") {
+    UniqueFd fd = create_hash_map(name);
+    INFO("bpf_map_create: " << ename(errno));
+    REQUIRE(fd);
+    return fd;
+}
+
+int errno_of(int rc) { return rc >= 0 ? 0 : errno; }
+
+// 0 or the errno of a libbpffs call that returns 0/an fd or -errno (250: return value and errno
+// disagree).
+int lib_errno(int rc) {
+    if (rc >= 0) return 0;
+    return rc == -errno ? errno : 250;
+}
+
+void must_mkdir(const std::string& path) {
+    INFO("mkdir " << path);
+    REQUIRE(ename(errno_of(::mkdir(path.c_str(), 0755))) == ename(0));
+}
+
+// The names in a directory, "." and ".." left out; a fresh open each time, as ls does.
+std::set<std::string> list(const std::string& dir) {
+    std::set<std::string> out;
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) throw std::system_error(errno, std::generic_category(), "opendir " + dir);
+    while (dirent* e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") out.insert(n);
+    }
+    closedir(d);
+    return out;
+}
+
+// How many READDIR and READDIRPLUS requests the daemon has logged (--log-level debug).
+std::size_t readdir_requests(const Mount& m) {
+    std::string log = m.log();
+    std::size_t n = 0;
+    for (auto at = log.find("op=readdir"); at != std::string::npos;
+         at = log.find("op=readdir", at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+// The daemon and its descendants (a supervisor and its worker, once the daemon has both).
+std::vector<pid_t> process_tree(pid_t root) {
+    std::vector<pid_t> out{root};
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        std::string task_dir = "/proc/" + std::to_string(out[i]) + "/task";
+        DIR* d = opendir(task_dir.c_str());
+        if (d == nullptr) continue;
+        while (dirent* e = readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            std::ifstream in(task_dir + "/" + e->d_name + "/children");
+            pid_t child;
+            while (in >> child) out.push_back(child);
+        }
+        closedir(d);
+    }
+    return out;
+}
+
+// The broker's open client connections, wherever in the daemon's process tree it runs: the
+// daemon's SOCK_SEQPACKET sockets that carry the address of the broker's socket (accepted
+// sockets show their listener's path in /proc/net/unix) and are not listening. Other
+// connected sockets (between a supervisor and its worker) have no address.
+int broker_connections(const Mount& m) {
+    // /proc/net/unix: Num RefCount Protocol Flags Type St Inode [Path]; Flags 00010000 is
+    // __SO_ACCEPTCON (listening), Type 0005 SOCK_SEQPACKET.
+    std::set<std::string> accepted;
+    std::ifstream in("/proc/net/unix");
+    std::string line;
+    std::getline(in, line);  // the header
+    std::string suffix(proto::kSocketName);
+    suffix.insert(suffix.begin(), '/');
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string num, refs, protocol, flags, type, st, ino, path;
+        if (!(ls >> num >> refs >> protocol >> flags >> type >> st >> ino >> path)) continue;
+        bool ours = path.size() >= suffix.size() &&
+                    path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+        if (type == "0005" && flags != "00010000" && ours) accepted.insert("socket:[" + ino + "]");
+    }
+    int n = 0;
+    for (pid_t p : process_tree(m.pid())) {
+        std::string fd_dir = "/proc/" + std::to_string(p) + "/fd";
+        DIR* d = opendir(fd_dir.c_str());
+        if (d == nullptr) continue;
+        while (dirent* e = readdir(d)) {
+            char link[64];
+            ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+            if (len > 0 && accepted.count(std::string(link, static_cast<std::size_t>(len)))) ++n;
+        }
+        closedir(d);
+    }
+    return n;
+}
+
+// Sets SIGPIPE to its default action (a forked child's client call would die of it).
+void default_sigpipe() {
+    struct sigaction sa {};
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &sa, nullptr);
+}
+
+// --- a scripted broker -----------------------------------------------------------------------
+
+struct Incoming {
+    proto::Request req;
+    std::vector<UniqueFd> fds;
+};
+
+// Reads one request (10 s at most); false on EOF, error or an undecodable message.
+bool read_request(int sock, Incoming* in) {
+    pollfd p{sock, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return false;
+    std::array<std::uint8_t, proto::kMaxMessage> buf;
+    Received r = recv_with_fds(sock, buf, proto::kMaxFds);
+    if (r.error != 0 || r.size == 0) return false;
+    auto req = proto::decode_request(std::span(buf.data(), r.size));
+    if (!req) return false;
+    in->req = std::move(*req);
+    in->fds = std::move(r.fds);
+    return true;
+}
+
+void send_reply(int sock, proto::Op op, int error, int fd = -1, std::uint32_t id = 0) {
+    proto::Reply rep;
+    rep.op = op;
+    rep.error = error;
+    if (op == proto::Op::get && error == 0) rep.get = proto::GetReply{proto::ObjKind::map, id};
+    auto msg = proto::encode(rep);
+    std::array<int, 1> one{fd};
+    send_with_fds(sock, msg, fd >= 0 ? std::span<const int>(one) : std::span<const int>());
+}
+
+// A broker at "<dir>/.bpffs.sock" (dir: a fresh temp dir) that hands its i-th accepted
+// connection to script[i] and closes any further connection at once; a connection is closed
+// when its handler returns. start() binds, sets the script and listens (unless told not to:
+// a connect is then refused until listen()); stop() takes the broker away and leaves the dir.
+class FakeBroker {
+public:
+    using Handler = std::function<void(int sock)>;
+    FakeBroker() : stop_(eventfd(0, EFD_CLOEXEC)) {
+        sock_path_ = dir_.p(std::string(proto::kSocketName));
+    }
+    ~FakeBroker() { stop(); }
+    FakeBroker(const FakeBroker&) = delete;
+    FakeBroker& operator=(const FakeBroker&) = delete;
+
+    void start(std::vector<Handler> script, bool listen_now = true) {
+        script_ = std::move(script);
+        listen_fd_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        if (!listen_fd_ || sock_path_.size() >= sizeof a.sun_path) {
+            throw std::runtime_error("fake broker: socket");
+        }
+        std::memcpy(a.sun_path, sock_path_.data(), sock_path_.size());
+        if (bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            throw std::system_error(errno, std::generic_category(), "fake broker: bind");
+        }
+        if (listen_now) listen();
+    }
+    // Starts listening, and the thread that serves.
+    void listen() {
+        if (::listen(listen_fd_.get(), 16) != 0) {
+            throw std::system_error(errno, std::generic_category(), "fake broker: listen");
+        }
+        thread_ = std::thread([this] { serve(); });
+    }
+    // Stops serving and closes the listening socket; `unlink_socket`: removes its name too
+    // (connect: ENOENT), else leaves it (connect: ECONNREFUSED).
+    void stop(bool unlink_socket = true) {
+        if (thread_.joinable()) {
+            std::uint64_t one = 1;
+            (void)!write(stop_.get(), &one, sizeof one);
+            thread_.join();
+        }
+        listen_fd_.reset();
+        if (unlink_socket) unlink(sock_path_.c_str());
+    }
+
+    const std::string& dir() const { return dir_.path(); }
+    std::string p(const std::string& rel) const { return dir_.p(rel); }
+    int accepted() const { return accepted_.load(); }
+    // What the handlers noted ("pin x", "get", ...), in order.
+    std::vector<std::string> seen() const {
+        std::lock_guard lock(mu_);
+        return seen_;
+    }
+    void note(const std::string& s) {
+        std::lock_guard lock(mu_);
+        seen_.push_back(s);
+    }
+
+private:
+    void serve() {
+        while (true) {
+            std::array<pollfd, 2> p{pollfd{listen_fd_.get(), POLLIN, 0},
+                                    pollfd{stop_.get(), POLLIN, 0}};
+            if (poll(p.data(), p.size(), -1) < 0) {
+                if (errno == EINTR) continue;
+                return;
+            }
+            if (p[1].revents != 0) return;
+            if (p[0].revents == 0) continue;
+            UniqueFd s(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+            if (!s) continue;
+            std::size_t i = static_cast<std::size_t>(accepted_.fetch_add(1));
+            if (i < script_.size()) script_[i](s.get());
+        }
+    }
+
+    TempDir dir_;
+    std::string sock_path_;
+    std::vector<Handler> script_;
+    UniqueFd listen_fd_;
+    UniqueFd stop_;
+    std::atomic<int> accepted_{0};
+    mutable std::mutex mu_;
+    std::vector<std::string> seen_;  // guarded by mu_
+    std::thread thread_;
+};
+
+std::string describe(const Incoming& in) {
+    switch (in.req.op) {
+        case proto::Op::pin: return "pin " + in.req.name;
+        case proto::Op::get: return "get";
+        case proto::Op::status: return "status";
+        case proto::Op::remount: return "remount";
+        default: return "op " + std::to_string(static_cast<int>(in.req.op));
+    }
+}
+
+// Handlers. Each notes every request it reads.
+FakeBroker::Handler close_unread() {
+    return [](int) {};
+}
+
+FakeBroker::Handler close_after_reading(FakeBroker& fb) {
+    return [&fb](int s) {
+        Incoming in;
+        if (read_request(s, &in)) fb.note(describe(in));
+    };
+}
+
+// Answers every get with `map` (and its id), every pin with `pin_error`, until the client
+// leaves; after `max` requests it closes without answering the next one.
+FakeBroker::Handler answer(FakeBroker& fb, int map, int pin_error = 0, int max = 1 << 30) {
+    return [&fb, map, pin_error, max](int s) {
+        for (int n = 0;; ++n) {
+            Incoming in;
+            if (!read_request(s, &in)) return;
+            fb.note(describe(in));
+            if (n >= max) return;
+            if (in.req.op == proto::Op::get) send_reply(s, in.req.op, 0, map, kernel_id(map));
+            else send_reply(s, in.req.op, in.req.op == proto::Op::pin ? pin_error : 0);
+        }
+    };
+}
+
+// A regular file in the fake broker's directory, to get (the client opens it O_PATH).
+std::string make_file(const FakeBroker& fb, const std::string& name) {
+    std::string path = fb.p(name);
+    UniqueFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    if (!f) throw std::system_error(errno, std::generic_category(), "create " + path);
+    return path;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Retries of the one-shot calls
+
+TEST_CASE("retry: a get whose connection breaks before the reply is sent again and answered",
+          "[client][retry]") {
+    auto map = must_map();
+    FakeBroker fb;
+    // Closed with the request unread (ECONNRESET), closed after reading it (EOF), answered.
+    fb.start({close_unread(), close_after_reading(fb), answer(fb, map.get())});
+    std::string path = make_file(fb, "obj");
+    int fd = bpffs_obj_get(path.c_str());
+    INFO("bpffs_obj_get: " << ename(lib_errno(fd)));
+    REQUIRE(fd >= 0);
+    UniqueFd got(fd);
+    CHECK(kernel_id(got.get()) == kernel_id(map.get()));
+    CHECK(fb.accepted() == 3);
+    CHECK(fb.seen() == std::vector<std::string>{"get", "get"});
+}
+
+TEST_CASE("retry: a pin whose reply was lost is a success when the retry finds the same object",
+          "[client][retry]") {
+    auto map = must_map();
+    FakeBroker fb;
+    std::string target = fb.p("m");
+    // Attempt 1: the "broker" creates the name and dies before replying. Attempt 2: EEXIST, then
+    // the client's get of the name returns the very map.
+    auto pin_and_die = [&fb, &target](int s) {
+        close_after_reading(fb)(s);
+        UniqueFd f(open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    };
+    fb.start({pin_and_die, answer(fb, map.get(), EEXIST)});
+    CHECK(ename(lib_errno(bpffs_obj_pin(map.get(), target.c_str()))) == ename(0));
+    CHECK(fb.seen() == std::vector<std::string>{"pin m", "pin m", "get"});
+}
+
+TEST_CASE("retry: a resent pin answered EEXIST for another object under the name is EEXIST",
+          "[client][retry]") {
+    auto map = must_map();
+    auto other = must_map("bpffs_other");
+    FakeBroker fb;
+    std::string target = fb.p("m");
+    auto pin_and_die = [&fb, &target](int s) {
+        close_after_reading(fb)(s);
+        UniqueFd f(open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    };
+    fb.start({pin_and_die, answer(fb, other.get(), EEXIST)});
+    CHECK(ename(lib_errno(bpffs_obj_pin(map.get(), target.c_str()))) == ename(EEXIST));
+    CHECK(fb.seen() == std::vector<std::string>{"pin m", "pin m", "get"});
+}
+
+TEST_CASE("retry: a pin refused EEXIST at its first attempt is EEXIST without a get",
+          "[client][retry]") {
+    auto map = must_map();
+    FakeBroker fb;
+    fb.start({answer(fb, map.get(), EEXIST)});
+    CHECK(ename(lib_errno(bpffs_obj_pin(map.get(), fb.p("m").c_str()))) == ename(EEXIST));
+    CHECK(fb.seen() == std::vector<std::string>{"pin m"});
+    CHECK(fb.accepted() == 1);
+}
+
+TEST_CASE("retry: a refused connect (a worker not listening yet) is tried again",
+          "[client][retry]") {
+    auto map = must_map();
+    FakeBroker fb;
+    fb.start({answer(fb, map.get())}, /*listen_now=*/false);
+    std::string path = make_file(fb, "obj");
+    UniqueFd node(open(path.c_str(), O_PATH | O_CLOEXEC));
+    REQUIRE(node);
+    // The library's own policy, with a hook that starts listening at the first retry.
+    client::RetryPolicy policy;
+    std::vector<int> retried;
+    policy.before_retry = [&](int e) {
+        retried.push_back(e);
+        fb.listen();
+    };
+    client::Channel ch(fb.dir(), -1, policy);
+    std::array<int, 1> fds{node.get()};
+    auto r = ch.call(proto::Request{proto::Op::get, {}}, fds);
+    REQUIRE(r);
+    CHECK(r->resp.reply.error == 0);
+    CHECK(kernel_id(r->resp.fd.get()) == kernel_id(map.get()));
+    CHECK_FALSE(r->maybe_done_before);
+    CHECK(retried == std::vector<int>{ECONNREFUSED});
+    CHECK(fb.seen() == std::vector<std::string>{"get"});
+}
+
+TEST_CASE("retry: a broker that keeps closing makes get fail with the error, not SIGPIPE",
+          "[client][retry]") {
+    FakeBroker fb;
+    fb.start({});  // closes every connection unread
+    std::string path = make_file(fb, "obj");
+    int rc = run_child([&] {
+        default_sigpipe();
+        return lib_errno(bpffs_obj_get(path.c_str()));
+    });
+    INFO("child: " << (rc < 0 ? "killed" : ename(rc)));
+    CHECK((rc == ECONNRESET || rc == EPIPE));
+    CHECK(fb.accepted() > 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kept connection against the scripted broker
+
+TEST_CASE("conn: a kept connection that breaks is reconnected and the request sent again",
+          "[client][conn][retry]") {
+    auto map = must_map();
+    FakeBroker fb;
+    // Connection 1 answers one get and drops the second unanswered; connection 2 answers.
+    fb.start({answer(fb, map.get(), 0, 1), answer(fb, map.get())});
+    std::string path = make_file(fb, "obj");
+    bpffs_conn* c = nullptr;
+    REQUIRE(ename(lib_errno(bpffs_conn_open(fb.dir().c_str(), &c))) == ename(0));
+    REQUIRE(c != nullptr);
+    for (int i = 0; i < 3; ++i) {
+        UniqueFd fd(bpffs_conn_obj_get(c, path.c_str(), 0));
+        INFO("get " << i << ": " << ename(fd ? 0 : errno));
+        CHECK(kernel_id(fd.get()) == kernel_id(map.get()));
+    }
+    bpffs_conn_close(c);
+    CHECK(fb.accepted() == 2);
+    CHECK(fb.seen() == std::vector<std::string>{"get", "get", "get", "get"});
+}
+
+TEST_CASE("conn: with the broker gone, a call fails with -1 and errno (ENOENT: no socket left)",
+          "[client][conn][retry]") {
+    auto map = must_map();
+    FakeBroker fb;
+    fb.start({answer(fb, map.get())});
+    std::string path = make_file(fb, "obj");
+    default_sigpipe();  // as it is by default: a SIGPIPE would end the test program
+    bpffs::Connection conn(fb.dir());
+    CHECK(kernel_id(conn.obj_get(path).get()) == kernel_id(map.get()));
+    fb.stop();
+    errno = 0;
+    CHECK(bpffs_conn_obj_get(conn.get(), path.c_str(), 0) == -ENOENT);
+    CHECK(errno == ENOENT);
+}
+
+TEST_CASE("conn: with the broker dead but its socket left, a call fails with ECONNREFUSED",
+          "[client][conn][retry]") {
+    auto map = must_map();
+    FakeBroker fb;
+    fb.start({answer(fb, map.get())});
+    std::string path = make_file(fb, "obj");
+    bpffs::Connection conn(fb.dir());
+    CHECK(kernel_id(conn.obj_get(path).get()) == kernel_id(map.get()));
+    fb.stop(/*unlink_socket=*/false);
+    errno = 0;
+    CHECK(bpffs_conn_obj_get(conn.get(), path.c_str(), 0) == -ECONNREFUSED);
+    CHECK(errno == ECONNREFUSED);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kept connection against the daemon
+
+TEST_CASE("conn: pins and gets on one connection reach the broker over one socket",
+          "[client][conn][kernel]") {
+    Mount m;
+    auto map = must_map();
+    must_mkdir(m.p("a"));
+    bpffs_conn* c = nullptr;
+    REQUIRE(ename(lib_errno(bpffs_conn_open(m.p("a").c_str(), &c))) == ename(0));
+    std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> owner(c, bpffs_conn_close);
+    REQUIRE(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("a/m").c_str()))) == ename(0));
+    CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("a/m").c_str()))) ==
+          ename(EEXIST));
+    for (int i = 0; i < 50; ++i) {
+        UniqueFd fd(bpffs_conn_obj_get(c, m.p("a/m").c_str(), 0));
+        REQUIRE(fd);
+        CHECK(kernel_id(fd.get()) == kernel_id(map.get()));
+    }
+    // The broker closes one-shot connections asynchronously; the kept one stays.
+    CHECK(wait_for([&] { return broker_connections(m) == 1; }));
+    owner.reset();
+    CHECK(wait_for([&] { return broker_connections(m) == 0; }));
+}
+
+TEST_CASE("conn: errors are the one-shot calls' errors, as -errno with errno set",
+          "[client][conn][kernel]") {
+    Mount m;
+    auto map = must_map();
+    must_mkdir(m.p("d"));
+    bpffs_conn* c = nullptr;
+    errno = 0;
+    CHECK(bpffs_conn_open(nullptr, &c) == -EFAULT);
+    CHECK(errno == EFAULT);
+    CHECK(c == nullptr);
+    CHECK(ename(lib_errno(bpffs_conn_open(m.p("missing").c_str(), &c))) == ename(ENOENT));
+    CHECK(c == nullptr);
+    {
+        TempDir plain;  // no broker there
+        CHECK(ename(lib_errno(bpffs_conn_open(plain.path().c_str(), &c))) == ename(EACCES));
+        CHECK(c == nullptr);
+    }
+    REQUIRE(ename(lib_errno(bpffs_conn_open(m.path().c_str(), &c))) == ename(0));
+    std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> owner(c, bpffs_conn_close);
+    CHECK(ename(lib_errno(bpffs_conn_obj_get(c, m.p("d/nope").c_str(), 0))) == ename(ENOENT));
+    CHECK(ename(lib_errno(bpffs_conn_obj_get(c, m.p("d").c_str(), 0))) == ename(EACCES));
+    CHECK(ename(lib_errno(bpffs_conn_obj_get(c, nullptr, 0))) == ename(EFAULT));
+    CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("nope/m").c_str()))) ==
+          ename(ENOENT));
+    CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("d/a.b").c_str()))) ==
+          ename(EPERM));
+    REQUIRE(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("d/m").c_str()))) == ename(0));
+    CHECK(ename(lib_errno(bpffs_conn_obj_get(c, m.p("d/m").c_str(), 1))) == ename(EINVAL));
+    CHECK(ename(lib_errno(bpffs_conn_obj_get(nullptr, m.p("d/m").c_str(), 0))) == ename(EINVAL));
+    bpffs_conn_close(nullptr);  // allowed
+}
+
+TEST_CASE("conn: opened on a file; a path on another mount is answered by that mount's broker",
+          "[client][conn][kernel]") {
+    Mount m1;
+    Mount m2;
+    auto map1 = must_map("bpffs_one");
+    auto map2 = must_map("bpffs_two");
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map1.get(), m1.p("m").c_str()))) == ename(0));
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map2.get(), m2.p("m").c_str()))) == ename(0));
+    bpffs::Connection conn(m1.p("m"));
+    CHECK(kernel_id(conn.obj_get(m1.p("m")).get()) == kernel_id(map1.get()));
+    CHECK(kernel_id(conn.obj_get(m2.p("m")).get()) == kernel_id(map2.get()));
+    conn.obj_pin(map1.get(), m2.p("from1"));
+    CHECK(kernel_id(bpffs::obj_get(m2.p("from1")).get()) == kernel_id(map1.get()));
+    try {
+        conn.obj_pin(map1.get(), m1.p("m"));
+        FAIL("a pin over an existing name did not throw");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::file_exists);
+    }
+    bpffs::Connection moved(std::move(conn));
+    CHECK(conn.get() == nullptr);
+    CHECK(kernel_id(moved.obj_get(m1.p("m")).get()) == kernel_id(map1.get()));
+    CHECK_THROWS_AS(bpffs::Connection(m1.p("nope")), std::system_error);
+}
+
+TEST_CASE("conn: after fork, the child's calls use a connection of its own",
+          "[client][conn][kernel]") {
+    Mount m;
+    auto map = must_map();
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("m").c_str()))) == ename(0));
+    bpffs::Connection conn(m.path());
+    (void)conn.obj_get(m.p("m"));
+    REQUIRE(wait_for([&] { return broker_connections(m) == 1; }));  // the kept one only
+    std::uint32_t id = kernel_id(map.get());
+    int rc = run_child([&] {
+        for (int i = 0; i < 20; ++i) {
+            int fd = bpffs_conn_obj_get(conn.get(), m.p("m").c_str(), 0);
+            if (fd < 0) return errno;
+            UniqueFd owned(fd);
+            if (kernel_id(fd) != id) return 201;
+        }
+        // The parent's connection and this child's own.
+        return broker_connections(m) == 2 ? 0 : 202;
+    });
+    CHECK(ename(rc) == ename(0));
+    // The parent's connection still answers in step.
+    for (int i = 0; i < 20; ++i) CHECK(kernel_id(conn.obj_get(m.p("m")).get()) == id);
+}
+
+TEST_CASE("conn: several threads share one connection", "[client][conn][kernel]") {
+    Mount m;
+    auto map = must_map();
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("m").c_str()))) == ename(0));
+    bpffs::Connection conn(m.path());
+    std::uint32_t id = kernel_id(map.get());
+    std::atomic<int> bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 100; ++i) {
+                int fd = bpffs_conn_obj_get(conn.get(), m.p("m").c_str(), 0);
+                UniqueFd owned(fd);
+                if (fd < 0 || kernel_id(fd) != id) ++bad;
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(bad.load() == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kernel's readdir cache
+
+TEST_CASE("readdir: an unchanged directory is listed again from the kernel's cache",
+          "[client][readdir][mount]") {
+    Mount m("", {"--log-level", "debug"});
+    auto map = must_map();
+    must_mkdir(m.p("d"));
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("d/m0").c_str()))) == ename(0));
+    CHECK(list(m.p("d")) == std::set<std::string>{"m0"});
+    std::size_t after_first = readdir_requests(m);
+    CHECK(after_first > 0);
+    CHECK(list(m.p("d")) == std::set<std::string>{"m0"});
+    CHECK(list(m.p("d")) == std::set<std::string>{"m0"});
+    CHECK(readdir_requests(m) == after_first);
+}
+
+TEST_CASE("readdir: a cached listing shows pins through the broker, unlink, mkdir and rmdir",
+          "[client][readdir][mount]") {
+    Mount m;
+    auto map = must_map();
+    must_mkdir(m.p("d"));
+    must_mkdir(m.p("e"));
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("d/m0").c_str()))) == ename(0));
+    using Names = std::set<std::string>;
+    CHECK(list(m.p("d")) == Names{"m0"});
+    CHECK(list(m.p("d")) == Names{"m0"});  // cached
+
+    // A pin behind the kernel's back: the broker invalidates the directory.
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("d/m1").c_str()))) == ename(0));
+    CHECK(list(m.p("d")) == Names{"m0", "m1"});
+    {
+        bpffs::Connection conn(m.path());
+        conn.obj_pin(map.get(), m.p("d/m2"));
+    }
+    CHECK(list(m.p("d")) == Names{"m0", "m1", "m2"});
+    // The same from another process.
+    int rc = run_child([&] {
+        return bpffs_obj_pin(map.get(), m.p("d/m3").c_str()) == 0 ? 0 : errno;
+    });
+    CHECK(ename(rc) == ename(0));
+    CHECK(list(m.p("d")) == Names{"m0", "m1", "m2", "m3"});
+
+    // Changes through the mount.
+    REQUIRE(::unlink(m.p("d/m1").c_str()) == 0);
+    CHECK(list(m.p("d")) == Names{"m0", "m2", "m3"});
+    CHECK(list(m.p("e")) == Names{});
+    CHECK(list(m.p("e")) == Names{});
+    must_mkdir(m.p("e/sub"));
+    CHECK(list(m.p("e")) == Names{"sub"});
+    REQUIRE(::rmdir(m.p("e/sub").c_str()) == 0);
+    CHECK(list(m.p("e")) == Names{});
+    // The root's listing, too.
+    CHECK(list(m.path()) == Names{"d", "e"});
+    CHECK(list(m.path()) == Names{"d", "e"});
+    must_mkdir(m.p("f"));
+    CHECK(list(m.path()) == Names{"d", "e", "f"});
+    REQUIRE(::rmdir(m.p("f").c_str()) == 0);
+    CHECK(list(m.path()) == Names{"d", "e"});
+}
+
+TEST_CASE("readdir: a pin of a name the kernel never looked up shows up in a cached listing",
+          "[client][readdir][mount]") {
+    // libbpffs looks the name up before it pins (a cached negative entry, which the broker's
+    // entry invalidation finds, and which marks the directory changed). A client that speaks
+    // the protocol directly skips that lookup: only the directory's own invalidation helps.
+    Mount m;
+    auto map = must_map();
+    must_mkdir(m.p("d"));
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("d/m0").c_str()))) == ename(0));
+    CHECK(list(m.p("d")) == std::set<std::string>{"m0"});
+    CHECK(list(m.p("d")) == std::set<std::string>{"m0"});
+    UniqueFd dirfd(open(m.p("d").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(dirfd);
+    auto sock = client::connect_broker(m.p("d"), dirfd.get());
+    REQUIRE(sock);
+    std::array<int, 2> fds{map.get(), dirfd.get()};
+    auto rep = client::exchange(sock->get(), proto::Request{proto::Op::pin, "raw"}, fds);
+    REQUIRE(rep);
+    REQUIRE(ename(rep->reply.error) == ename(0));
+    CHECK(list(m.p("d")) == std::set<std::string>{"m0", "raw"});
+}
+
+TEST_CASE("readdir: a pin into the root, whose listing is cached, shows up",
+          "[client][readdir][mount]") {
+    Mount m;
+    auto map = must_map();
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("a").c_str()))) == ename(0));
+    CHECK(list(m.path()) == std::set<std::string>{"a"});
+    CHECK(list(m.path()) == std::set<std::string>{"a"});
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("b").c_str()))) == ename(0));
+    CHECK(list(m.path()) == std::set<std::string>{"a", "b"});
+}
