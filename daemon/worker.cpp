@@ -13,6 +13,7 @@
 #include "fsops/mount_options.hpp"
 #include "fsops/state.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -121,7 +122,19 @@ int worker_main(int handoff_fd) {
     }
     WorkerHandoff h = std::move(*parsed);
     setup_logging(h.log_level);
-    if (h.detached) switch_logging_to_syslog();
+    if (h.detached) {
+        // The supervisor's terminal is not ours: a worker started before the supervisor detached
+        // must not keep it (or a pipe of `$(bpffs-fuse ...)`) open.
+        switch_logging_to_syslog();
+        if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            ::close(devnull);
+        }
+    }
 
     // Signals: TERM/INT/HUP through a signalfd here; every thread inherits the mask.
     sigset_t mask;
