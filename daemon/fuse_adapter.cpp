@@ -123,6 +123,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 
 void op_destroy(void* userdata) {
     auto* st = static_cast<FuseState*>(userdata);
+    if (!st->release_on_destroy.load()) return;
     // Unmount releases every pinned object (the spec's departure 2).
     auto handles = st->fs.release_all();
     if (st->release_object) {
