@@ -344,9 +344,10 @@ int obj_pin(int fd, const char* pathname) {
     return pin_on(ch, fd, t);
 }
 
-// The node a get names, opened O_PATH, and the directory whose broker answers for it.
+// The node a get names, opened O_PATH, its fstat, and the directory whose broker answers for it.
 struct GetTarget {
     UniqueFd node;
+    struct stat st {};
     std::string dir;
 };
 
@@ -356,7 +357,7 @@ int get_prelude(const char* pathname, GetTarget* t) {
     if (path.empty()) return ENOENT;
     t->node.reset(open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!t->node) return errno;
-    struct stat st {};
+    struct stat& st = t->st;
     if (fstat(t->node.get(), &st) != 0) return errno;
     if (S_ISLNK(st.st_mode)) {
         // A final symlink may lead to another mount: ask the broker of where it leads.
@@ -446,9 +447,7 @@ int conn_get(bpffs_conn* c, const char* pathname, unsigned flags, int* out) {
     if (flags != 0) return EINVAL;  // the protocol has no read-only or write-only gets
     GetTarget t;
     if (int e = get_prelude(pathname, &t); e != 0) return e;
-    struct stat st {};
-    if (fstat(t.node.get(), &st) != 0) return errno;
-    if (st.st_dev != c->dev) return obj_get(pathname, out);  // another mount: its own broker
+    if (t.st.st_dev != c->dev) return obj_get(pathname, out);  // another mount: its own broker
     std::lock_guard lock(c->mu);
     return get_on(c->ch, t.node.get(), out);
 }
