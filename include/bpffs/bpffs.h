@@ -50,7 +50,8 @@ BPFFS_API int bpffs_obj_get(const char *pathname);
  * a connection is answered for those credentials, also after the process has changed its
  * uid, gid or groups: a process that changes them (e.g. drops privileges) must close the
  * connection and open a new one. A process that inherits a connection over fork() gets its
- * own socket at its first call (connected with its credentials of that moment).
+ * own socket at its first call (connected with its credentials of that moment), provided no
+ * other thread was in a call on it at the time of the fork (its lock would stay taken).
  *
  * Threads: a connection may be used from several threads; their calls are served one at a
  * time (the protocol answers one request at a time per connection). Open one connection per
