@@ -26,6 +26,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -212,12 +213,16 @@ bool Broker::refresh_mount_state() {
     std::string line;
     std::string want = std::to_string(major(mount_dev_)) + ":" + std::to_string(minor(mount_dev_));
     bool found = false;
+    mount_ro_.clear();
     while (std::getline(in, line)) {
         std::istringstream ls(line);
-        std::string id, parent, dev, field;
+        std::string id, parent, dev, root, point, mntopts, field;
         ls >> id >> parent >> dev;
         if (dev != want) continue;
         found = true;
+        ls >> root >> point >> mntopts;
+        bool ro = mntopts == "ro" || mntopts.rfind("ro,", 0) == 0;
+        mount_ro_[std::strtoull(id.c_str(), nullptr, 10)] = ro;
         while (ls >> field && field != "-") {
         }
         std::string fstype, source, superopts;
@@ -225,6 +230,19 @@ bool Broker::refresh_mount_state() {
         sb_read_only_ = superopts == "ro" || superopts.rfind("ro,", 0) == 0;
     }
     return found;
+}
+
+bool Broker::walked_read_only(int dirfd) const {
+    if (sb_read_only_) return true;
+    struct statx sx {};
+    if (statx(dirfd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) == 0 &&
+        (sx.stx_mask & STATX_MNT_ID)) {
+        auto it = mount_ro_.find(sx.stx_mnt_id);
+        if (it != mount_ro_.end()) return it->second;
+    }
+    // A mount we cannot see (the client's own mount namespace): ask the kernel.
+    struct statvfs vfs {};
+    return fstatvfs(dirfd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
 }
 
 void Broker::stop_for_handover() {
@@ -392,8 +410,7 @@ protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<Uni
     struct stat st {};
     if (fstat(dirfd, &st) != 0) return error_reply(Op::pin, errno);
     if (!S_ISDIR(st.st_mode)) return error_reply(Op::pin, ENOTDIR);
-    struct statvfs vfs {};
-    bool read_only = fstatvfs(dirfd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+    bool read_only = walked_read_only(dirfd);
     if (st.st_dev != mount_dev_) {
         struct stat child {};
         if (fstatat(dirfd, name.c_str(), &child, AT_SYMLINK_NOFOLLOW) == 0) {

@@ -87,6 +87,8 @@ public:
     // Re-reads the mount table: is the mount still there, and is its superblock read-only (get
     // is EROFS then, as in the seed)? Called on every change of /proc/self/mountinfo.
     bool refresh_mount_state();
+    // Is the mount that the client walked to `dirfd` read-only (pin: EROFS)?
+    bool walked_read_only(int dirfd) const;
 
 private:
     protocol::Reply handle(Conn& c, const protocol::Request& req, std::vector<UniqueFd>& fds,
@@ -108,6 +110,9 @@ private:
     UniqueFd mountinfo_;  // polled: the mount table changed
     dev_t mount_dev_ = 0;
     bool sb_read_only_ = false;  // broker thread only
+    // The mounts of our superblock in this mount namespace: id -> mounted read-only. A pin asks
+    // it instead of fstatvfs(), which is a FUSE round trip (STATFS). Broker thread only.
+    std::unordered_map<std::uint64_t, bool> mount_ro_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> handover_{false};
     std::unordered_map<int, std::unique_ptr<Conn>> conns_;
