@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
@@ -290,6 +291,12 @@ int Broker::run() {
             }
         }
         sweep_idle();
+        if (mount_gone_) {
+            spdlog::info("the mount is gone (unmounted from outside); stopping");
+            conns_.clear();
+            if (hooks_.unmounted) hooks_.unmounted();
+            return 0;
+        }
     }
     if (!handover_.load()) conns_.clear();
     return 0;
@@ -410,6 +417,12 @@ protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<Uni
     struct stat st {};
     if (fstat(dirfd, &st) != 0) return error_reply(Op::pin, errno);
     if (!S_ISDIR(st.st_mode)) return error_reply(Op::pin, ENOTDIR);
+    // A mount change the client made before asking must count: take a pending change of the
+    // mount table first (the epoll loop may not have seen it yet).
+    pollfd pf{mountinfo_.get(), POLLPRI, 0};
+    if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLPRI | POLLERR)) && !refresh_mount_state()) {
+        mount_gone_ = true;  // run() stops after this request
+    }
     bool read_only = walked_read_only(dirfd);
     if (st.st_dev != mount_dev_) {
         struct stat child {};

@@ -113,6 +113,7 @@ private:
     // The mounts of our superblock in this mount namespace: id -> mounted read-only. A pin asks
     // it instead of fstatvfs(), which is a FUSE round trip (STATFS). Broker thread only.
     std::unordered_map<std::uint64_t, bool> mount_ro_;
+    bool mount_gone_ = false;  // seen outside the loop's own check (broker thread only)
     std::atomic<bool> stopping_{false};
     std::atomic<bool> handover_{false};
     std::unordered_map<int, std::unique_ptr<Conn>> conns_;
