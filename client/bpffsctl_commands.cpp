@@ -384,6 +384,15 @@ int run_upgrade(const UpgradeOptions& o) {
         if (s2) {
             auto st = fetch_status(s2->get());
             if (st && st->generation > before->generation) {
+                // The next worker serves: the new binary. A later one (or a restart) means the
+                // new binary died and the supervisor went back to the old one.
+                if (st->generation != before->generation + 1 || st->restarts != before->restarts) {
+                    std::fprintf(stderr,
+                                 "bpffsctl: error: %s: the new binary did not start; worker %u "
+                                 "(generation %u) serves with the previous one\n",
+                                 what.c_str(), st->worker_pid, st->generation);
+                    return kExitFailure;
+                }
                 std::printf("upgraded %s: worker %u (generation %u), version %s\n",
                             o.mountpoint.c_str(), st->worker_pid, st->generation,
                             st->version.c_str());

@@ -23,6 +23,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -98,6 +99,20 @@ int check_binary(const std::string& path, std::string& what) {
     return 0;
 }
 
+// True when the worker's main thread has exited while another of its threads has not: the
+// process is dying but cannot be reaped yet. That happens when a thread is blocked in the kernel
+// on something only a live worker can release, e.g. an entry invalidation waiting for a
+// directory lock that a request the dead worker never answered holds. The next worker answers
+// that request (it is in the in-flight area), so it must start now, not at the reaping.
+bool dying(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return false;
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() &&
+           (line[close + 2] == 'Z' || line[close + 2] == 'X');
+}
+
 class Supervisor {
 public:
     Supervisor(SupervisorConfig cfg, std::function<void()> ready)
@@ -124,6 +139,7 @@ private:
     void on_message(CtlReceived& m);
     void drain();
     int on_worker_exit(int status);  // -1: keep going; else the exit code
+    std::vector<pid_t> abandoned_;  // dying workers already replaced, reaped when they go
     void store(const std::string& name, int fd);
     void unstore(const std::string& name);
     void forget_store();
@@ -447,9 +463,20 @@ int Supervisor::run() {
     if (!stored_state_used_) store_state();
     spawn({});
 
+    auto last_check = Clock::now();
     while (true) {
         pollfd p[2] = {{sigfd_.get(), POLLIN, 0}, {ctl_ ? ctl_.get() : -1, POLLIN, 0}};
-        int n = poll(p, 2, stopping_ ? 200 : -1);
+        int n = poll(p, 2, 100);
+        if (worker_ > 0 && Clock::now() - last_check > std::chrono::milliseconds(100)) {
+            last_check = Clock::now();
+            if (dying(worker_)) {
+                spdlog::warn("worker {} is dying but cannot finish; not waiting for it", worker_);
+                abandoned_.push_back(worker_);
+                int rc = on_worker_exit(W_EXITCODE(0, SIGKILL));
+                if (rc >= 0) return rc;
+                continue;
+            }
+        }
         if (n < 0 && errno != EINTR) {
             spdlog::critical("poll: {}", std::strerror(errno));
         }
@@ -478,7 +505,10 @@ int Supervisor::run() {
         int status = 0;
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-            if (pid != worker_) continue;
+            if (pid != worker_) {
+                std::erase(abandoned_, pid);
+                continue;
+            }
             int rc = on_worker_exit(status);
             if (rc >= 0) return rc;
         }
