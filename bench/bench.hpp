@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+struct bpffs_conn;
+
 namespace bpffs::bench {
 
 struct Config {
@@ -45,7 +47,7 @@ public:
     std::string ours(const std::string& rel = "") const { return join(ours_dir_, rel); }
     std::string kern(const std::string& rel = "") const { return join(kern_dir_, rel); }
     std::string min(const std::string& rel = "") const { return join(min_dir_, rel); }
-    pid_t daemon_pid() const { return daemon_->pid(); }
+    pid_t daemon_pid() const { return daemon_->pid(); }  // the supervisor, if it has a worker
     TempDir& tmp() { return tmp_; }
     std::string daemon_log() const { return daemon_->log_text(); }
 
@@ -65,6 +67,7 @@ UniqueFd create_map(const char* name);
 
 // The operations measurements are made of. Each returns 0 or a positive errno.
 int lib_get(const std::string& path);            // bpffs_obj_get + close
+int lib_conn_get(bpffs_conn* c, const std::string& path);  // bpffs_conn_obj_get + close
 int kernel_get(const std::string& path);         // bpf_obj_get + close
 int stat_path(const std::string& path);
 int stat_missing(const std::string& path);       // 0 when the answer is ENOENT

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "bench/environment.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -366,6 +367,29 @@ std::size_t rss_bytes(pid_t pid) {
         if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
     }
     return 0;
+}
+
+std::vector<pid_t> process_tree(pid_t root) {
+    std::vector<pid_t> out{root};
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        std::string tasks = "/proc/" + std::to_string(out[i]) + "/task";
+        DIR* d = opendir(tasks.c_str());
+        if (d == nullptr) continue;  // exited meanwhile
+        while (dirent* e = readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            std::istringstream in(read_all(tasks + "/" + e->d_name + "/children"));
+            pid_t child;
+            while (in >> child) out.push_back(child);
+        }
+        closedir(d);
+    }
+    return out;
+}
+
+std::size_t tree_rss_bytes(pid_t root) {
+    std::size_t sum = 0;
+    for (pid_t p : process_tree(root)) sum += rss_bytes(p);
+    return sum;
 }
 
 }  // namespace bpffs::bench

@@ -112,5 +112,10 @@ private:
 
 // VmRSS of a process in bytes (0 if unreadable).
 std::size_t rss_bytes(pid_t pid);
+// `root` and its descendants (the children of each of its threads, recursively).
+std::vector<pid_t> process_tree(pid_t root);
+// VmRSS summed over `root` and its descendants: the daemon's memory, whether it runs as one
+// process or as a supervisor and a worker (each exec'ed: they share no pages but libraries').
+std::size_t tree_rss_bytes(pid_t root);
 
 }  // namespace bpffs::bench

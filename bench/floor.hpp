@@ -2,8 +2,8 @@
 // The floor no broker can beat: a bare AF_UNIX SOCK_SEQPACKET server in another process that
 // answers every 16-byte request with a 16-byte reply carrying one map fd (SCM_RIGHTS), and
 // nothing else: no path walk, no credentials, no lookup, no bpf(2) call. One thread and epoll, as
-// the broker has. Clients either connect per request (as libbpffs does today) or keep one
-// connection.
+// the broker has. Clients either connect per request (as libbpffs's one-shot calls do) or keep
+// one connection (as a bpffs_conn does).
 #pragma once
 
 #include "bench/environment.hpp"

@@ -5,7 +5,8 @@
 // Baselines:
 //  - kernel: the kernel's bpffs mounted beside ours (BPF_OBJ_GET, BPF_OBJ_PIN, stat, mkdir...);
 //  - floor: a bare SCM_RIGHTS round trip to another process (floor.hpp), the least any broker
-//    costs, per request connection (as libbpffs does) or on a kept connection;
+//    costs, per request connection (as libbpffs's one-shot calls do) or on a kept connection
+//    (as a bpffs_conn does);
 //  - minimal FUSE: bpffs-bench-minfuse, the cost of one FUSE round trip for the same syscall.
 #include "bench/bench.hpp"
 #include "bench/floor.hpp"
@@ -26,6 +27,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 
 namespace bpffs::bench {
@@ -123,8 +126,8 @@ double median_of(std::vector<double> v) {
     return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// get on a kept connection, speaking the wire protocol as libbpffs's exchange() does: what a
-// library that kept its connection would cost.
+// get on a kept connection speaking the wire protocol with nothing around it (no fstat, no
+// lock, no fork check): what the library's own work adds to a kept-connection get.
 int protocol_get(int sock, const std::string& path) {
     UniqueFd node(open(path.c_str(), O_PATH | O_CLOEXEC));
     if (!node) return errno;
@@ -193,23 +196,36 @@ void section_get(Run& r) {
                 Target::at_most(1.2));
     r.t.latency("get, libbpffs one-shot", s[0], "kernel BPF_OBJ_GET", s[1], Target{});
 
-    r.t.note("get, libbpffs persistent connection", "n/a: libbpffs opens one connection per call");
-    auto sock = client::connect_broker(r.m.ours("a/b"), -1);
-    if (!sock) throw std::runtime_error("connect to the broker failed");
+    // The library's kept connection against a kept connection to the floor server.
+    bpffs_conn* raw = nullptr;
+    if (bpffs_conn_open(r.m.ours("a/b").c_str(), &raw) != 0) {
+        throw std::runtime_error("bpffs_conn_open: " + std::string(std::strerror(errno)));
+    }
+    std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> conn(raw, bpffs_conn_close);
     UniqueFd fsock;
     if (int e = floor_connect(r.floor.path(), &fsock); e != 0) {
         throw std::runtime_error("connect to the floor: " + std::string(std::strerror(e)));
     }
+    auto psock = client::connect_broker(r.m.ours("a/b"), -1);
+    if (!psock) throw std::runtime_error("connect to the broker failed");
     auto k = measure_interleaved(
-        {{"get (protocol, kept connection)",
-          [&](std::uint64_t) { return protocol_get(sock->get(), ours); }},
-         {"floor kept connection", [&](std::uint64_t) {
+        {{"get (libbpffs, kept connection)",
+          [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); }},
+         {"floor kept connection",
+          [&](std::uint64_t) {
               UniqueFd fd;
               return floor_exchange(fsock.get(), &fd);
-          }}},
+          }},
+         {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
+         {"get (wire protocol, kept connection)",
+          [&](std::uint64_t) { return protocol_get(psock->get(), ours); }}},
         r.n, r.warm);
-    r.t.latency("get, wire protocol on a kept connection", k[0], "floor, kept connection", k[1],
+    r.t.latency("get, libbpffs persistent connection", k[0], "floor, kept connection", k[1],
+                Target::at_most(1.2));
+    r.t.latency("get, libbpffs persistent connection", k[0], "kernel BPF_OBJ_GET", k[2],
                 Target{});
+    r.t.latency("get, libbpffs persistent connection", k[0],
+                "bare wire protocol, kept connection", k[3], Target{});
 }
 
 void section_pin(Run& r) {
@@ -295,6 +311,33 @@ void section_readdir(Run& r, std::uint64_t size) {
         iters, 1, 1);
     r.t.latency(label, s[0], kKernel, s[1], Target::at_most(0.6));
     r.t.latency(label, s[0], kMin + " (plain readdir)", s[2], Target{});
+
+    // The first listing after the directory changed: the kernel's cache of our listing is gone
+    // (a name is pinned and unlinked first, untimed), so this one reaches the daemon.
+    progress(label + ", after a change");
+    std::string xo = ours + "/x", xk = kern + "/x", xm = min + "/x";
+    struct Side {
+        std::function<int()> change;
+        std::string dir;
+    };
+    std::vector<Side> sides{{[&] { return pin_unlink_ours(r.map, xo); }, ours},
+                            {[&] { return pin_unlink_kernel(r.map, xk); }, kern},
+                            {[&] { return mknod_unlink(xm); }, min}};
+    std::vector<Samples> c(sides.size());
+    for (std::uint64_t i = 0; i < iters + 1; ++i) {
+        for (std::size_t k = 0; k < sides.size(); ++k) {
+            if (int e = sides[k].change(); e != 0) {
+                throw std::runtime_error("change before listing: " + std::string(std::strerror(e)));
+            }
+            std::int64_t t0 = now_ns();
+            int e = list_dir(sides[k].dir, size);
+            std::int64_t t1 = now_ns();
+            if (e != 0) throw std::runtime_error(label + ": " + std::strerror(e));
+            if (i > 0) c[k].add(t1 - t0);  // the first round warms up
+        }
+    }
+    r.t.latency(label + ", after a change", c[0], kKernel, c[1], Target{});
+    r.t.latency(label + ", after a change", c[0], kMin + " (plain readdir)", c[2], Target{});
 }
 
 void section_concurrent(Run& r, int clients) {

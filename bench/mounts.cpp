@@ -78,6 +78,11 @@ int lib_get(const std::string& path) {
     return fd ? 0 : errno;
 }
 
+int lib_conn_get(bpffs_conn* c, const std::string& path) {
+    UniqueFd fd(bpffs_conn_obj_get(c, path.c_str(), 0));
+    return fd ? 0 : errno;
+}
+
 int kernel_get(const std::string& path) {
     UniqueFd fd(bpf_obj_get(path.c_str()));
     return fd ? 0 : errno;

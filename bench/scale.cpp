@@ -11,6 +11,7 @@
 // (untimed; the count stays), so the timed stat is a FUSE LOOKUP answered from the daemon's
 // tables (the pin invalidated the kernel's dentry). "Cached" is a repeated stat of one name
 // (the kernel's dcache; the daemon is not asked), "get" fetches names whose dentries are cached.
+// The daemon's memory is VmRSS summed over its process tree (a supervisor and its worker).
 #include "bench/bench.hpp"
 
 #include "bpffs/bpffs.h"
@@ -68,9 +69,10 @@ Samples pin_all(const Tree& t, const std::vector<UniqueFd>& maps) {
         if (e != 0) failed("pin " + path, e);
         lat.add(t1 - t0);
         if (t1 - last_report > 10'000'000'000LL) {
+            auto rss = static_cast<double>(tree_rss_bytes(t.m.daemon_pid()));
             std::fprintf(stderr, "bpffs-bench: pinned %s of %s (daemon RSS %s)\n",
                          fmt_count(i + 1).c_str(), fmt_count(t.count).c_str(),
-                         fmt_bytes(static_cast<double>(rss_bytes(t.m.daemon_pid()))).c_str());
+                         fmt_bytes(rss).c_str());
             last_report = t1;
         }
     }
@@ -126,11 +128,11 @@ int run_scale(const Config& cfg) {
     std::fprintf(stderr, "bpffs-bench: scale: pinning %s names in %s directories\n",
                  fmt_count(big.count).c_str(), fmt_count(big.dirs()).c_str());
     pid_t daemon = big_m.daemon_pid();
-    std::size_t rss_empty = rss_bytes(daemon);
+    std::size_t rss_empty = tree_rss_bytes(daemon);
     std::int64_t t0 = now_ns();
     Samples pin_lat = pin_all(big, maps);
     double pin_secs = static_cast<double>(now_ns() - t0) / 1e9;
-    std::size_t rss_full = rss_bytes(daemon);
+    std::size_t rss_full = tree_rss_bytes(daemon);
     double per_name = (static_cast<double>(rss_full) - static_cast<double>(rss_empty)) /
                       static_cast<double>(big.count);
 
@@ -179,7 +181,7 @@ int run_scale(const Config& cfg) {
     // The kernel forgets the unlinked inodes asynchronously; give the daemon a moment to see
     // the FORGETs before reading its memory.
     wait_until([] { return false; }, cfg.quick ? 100 : 2000);
-    std::size_t rss_after = rss_bytes(daemon);
+    std::size_t rss_after = tree_rss_bytes(daemon);
 
     Table t("bpffs-bench --scale: " + fmt_count(big.count) + " names of " +
             numbered("", kMaps) + " maps in " + fmt_count(big.dirs()) +
