@@ -175,7 +175,7 @@ std::size_t StateLog::used() const {
 
 bool StateLog::wants_compaction() const {
     std::lock_guard lock(mu_);
-    return end_ > kCompactFloor && end_ > 4 * compacted_size_;
+    return end_ > kCompactFloor && end_ > 2 * compacted_size_;
 }
 
 int StateLog::compact(const std::function<void(int new_fd)>& publish) {
