@@ -464,15 +464,24 @@ int Supervisor::run() {
     spawn({});
 
     auto last_check = Clock::now();
+    Clock::time_point dying_since{};
     while (true) {
         pollfd p[2] = {{sigfd_.get(), POLLIN, 0}, {ctl_ ? ctl_.get() : -1, POLLIN, 0}};
         int n = poll(p, 2, 100);
         if (worker_ > 0 && Clock::now() - last_check > std::chrono::milliseconds(100)) {
             last_check = Clock::now();
-            if (dying(worker_)) {
+            // A worker that exits normally passes through this state too, for far less than
+            // the half second asked here.
+            if (!dying(worker_)) {
+                dying_since = Clock::time_point{};
+            } else if (dying_since == Clock::time_point{}) {
+                dying_since = last_check;
+            } else if (last_check - dying_since > std::chrono::milliseconds(500)) {
+                dying_since = Clock::time_point{};
                 spdlog::warn("worker {} is dying but cannot finish; not waiting for it", worker_);
                 abandoned_.push_back(worker_);
-                int rc = on_worker_exit(W_EXITCODE(0, SIGKILL));
+                int rc = on_worker_exit(handed_over_ ? W_EXITCODE(kExitHandedOver, 0)
+                                                     : W_EXITCODE(0, SIGKILL));
                 if (rc >= 0) return rc;
                 continue;
             }
