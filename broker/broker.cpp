@@ -116,7 +116,7 @@ Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, Bro
 
 Broker::~Broker() = default;
 
-int Broker::bind_and_listen(const std::string& mountpoint) {
+int Broker::bind_and_listen(const std::string& mountpoint, const std::function<void()>& bound) {
     struct stat st {};
     if (stat(mountpoint.c_str(), &st) != 0) return errno;
     mount_dev_ = st.st_dev;
@@ -139,8 +139,9 @@ int Broker::bind_and_listen(const std::string& mountpoint) {
     listen_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listen_) return errno;
     if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno;
-    if (listen(listen_.get(), 4096) != 0) return errno;
     tree_ = std::move(tree);
+    if (bound) bound();
+    if (listen(listen_.get(), 4096) != 0) return errno;
     if (int e = setup_loop(); e != 0) return e;
     spdlog::info("broker listening at {}/{}", mountpoint, protocol::kSocketName);
     return 0;

@@ -56,7 +56,9 @@ public:
     // Binds the socket at "<mount_root_path>/.bpffs.sock" (creating the mount's socket node),
     // records the mount's st_dev and listens. Call from the broker's thread once the FUSE
     // session loop runs (the bind is a FUSE request). Returns 0 or a positive errno.
-    int bind_and_listen(const std::string& mountpoint);
+    // `bound` runs between bind and listen: whatever it does happens before any client can
+    // connect (the worker hands the socket to the supervisor there).
+    int bind_and_listen(const std::string& mountpoint, const std::function<void()>& bound = {});
     // A worker after a restart: serves a socket an earlier worker bound (and the mount clone
     // it lives in) instead of binding. Returns 0 or a positive errno.
     int adopt(const std::string& mountpoint, UniqueFd listen, UniqueFd tree);

@@ -290,7 +290,12 @@ void Supervisor::on_message(CtlReceived& m) {
         case Ctl::obj_del:
             if (objects_.erase(m.msg.arg) != 0) unstore("obj-" + std::to_string(m.msg.arg));
             break;
-        case Ctl::keep_listen: listen_ = std::move(m.fd); break;
+        case Ctl::keep_listen:
+            // The socket is bound through the mount, so the kernel's INIT was answered and
+            // recorded: the next worker resumes this connection instead of waiting for one.
+            listen_ = std::move(m.fd);
+            first_ = false;
+            break;
         case Ctl::keep_tree: tree_ = std::move(m.fd); break;
         case Ctl::log_replace:
             if (m.fd) {
@@ -385,7 +390,9 @@ int Supervisor::on_worker_exit(int status) {
     if (stopping_) return finish(0);
     std::string how = clean ? "exited with " + std::to_string(code)
                             : std::string("killed by ") + strsignal(WTERMSIG(status));
-    if (!ever_ready_) {
+    // Before its socket existed the first worker only failed to start: nothing to keep. After,
+    // clients may already use the mount (they can connect before "ready" arrives here).
+    if (!ever_ready_ && (!listen_ || (clean && code == kExitStartFailed))) {
         spdlog::error("worker {} {} before serving; unmounting", was, how);
         return finish(1);
     }

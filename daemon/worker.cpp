@@ -285,11 +285,10 @@ int worker_main(int handoff_fd) {
         int e = 0;
         if (!listen_fd || !tree_fd) {
             state.socket_creator.store(static_cast<pid_t>(syscall(SYS_gettid)));
-            e = broker.bind_and_listen(h.mountpoint);
-            if (e == 0) {
+            e = broker.bind_and_listen(h.mountpoint, [&] {
                 ctl_send(ctl, {Ctl::keep_listen, 0, {}}, broker.listen_fd());
                 ctl_send(ctl, {Ctl::keep_tree, 0, {}}, broker.tree_fd());
-            }
+            });
             if (e == 0 && h.read_only) {
                 e = remount_read_only(h.mountpoint);
                 broker.refresh_mount_state();
