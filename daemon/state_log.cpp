@@ -19,7 +19,6 @@ constexpr std::size_t kHeaderSize = 4096;
 constexpr std::size_t kInitOffset = 16;  // magic[8] | version u32 | init_len u32 | init
 constexpr std::size_t kInitMax = kHeaderSize - kInitOffset;
 constexpr std::size_t kInitialCapacity = 1 << 20;
-constexpr std::size_t kCompactFloor = 16 << 20;
 
 std::size_t pad4(std::size_t n) { return (n + 3) & ~std::size_t{3}; }
 
@@ -175,7 +174,7 @@ std::size_t StateLog::used() const {
 
 bool StateLog::wants_compaction() const {
     std::lock_guard lock(mu_);
-    return end_ > kCompactFloor && end_ > 2 * compacted_size_;
+    return end_ > floor_ && end_ > 2 * compacted_size_;
 }
 
 int StateLog::compact(const std::function<void(int new_fd)>& publish) {

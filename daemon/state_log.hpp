@@ -45,8 +45,10 @@ public:
     // Replays every complete batch. EINVAL: a batch that does not decode.
     Result<fsops::CoreState> read() const;
     std::size_t used() const;
-    // The log has grown well past what its state needs.
+    // The log has grown well past what its state needs: past `floor` bytes (default 16 MiB) and
+    // twice its size after the last compaction.
     bool wants_compaction() const;
+    void set_compaction_floor(std::size_t floor) { floor_ = floor; }
     // Replaces the contents with one batch holding the current state (read from this log),
     // in a new memfd. `publish` gets the new fd while appends are still held back, so the
     // supervisor learns of it before any change lands there. Returns 0 or a positive errno
@@ -70,6 +72,7 @@ private:
     std::size_t capacity_ = 0;
     std::size_t end_ = 0;             // next batch offset
     std::size_t compacted_size_ = 0;  // bytes right after the last compaction
+    std::size_t floor_ = 16 << 20;
 };
 
 }  // namespace bpffs::daemon

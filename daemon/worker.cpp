@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <malloc.h>
 #include <cstdlib>
 #include <condition_variable>
 #include <cstring>
@@ -192,6 +193,10 @@ int worker_main(int handoff_fd) {
         return kExitStartFailed;
     }
     StateLog& slog = **log;
+    // Tests make compaction happen with a small tree (BPFFS_TEST_COMPACT_BYTES).
+    if (const char* floor = std::getenv("BPFFS_TEST_COMPACT_BYTES")) {
+        slog.set_compaction_floor(std::strtoull(floor, nullptr, 10));
+    }
     fs.set_change_sink([&slog](const std::vector<fsops::Change>& c) { slog.append(c); });
 
     FuseState state{fs};
@@ -339,6 +344,9 @@ int worker_main(int handoff_fd) {
         if (n == 0 && slog.wants_compaction()) {
             int e = slog.compact([ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
             if (e != 0) spdlog::warn("state log compaction failed: {}", std::strerror(e));
+            else spdlog::debug("state log compacted to {} bytes", slog.used());
+            // Compaction builds the whole state once: give those pages back.
+            malloc_trim(0);
         }
     }
 

@@ -557,6 +557,79 @@ TEST_CASE("crash: kill -9 of the worker twenty times keeps every node, object, i
     }
 }
 
+// The inode of the worker's state log: it changes when the log is compacted into a new memfd.
+ino_t state_log_ino(pid_t worker) {
+    std::string dir = "/proc/" + std::to_string(worker) + "/fd";
+    for (int fd = 0; fd < 1024; ++fd) {
+        std::string link = dir + "/" + std::to_string(fd);
+        char buf[256];
+        ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+        if (n <= 0) continue;
+        if (std::string(buf, static_cast<std::size_t>(n)).find("memfd:bpffs-state") ==
+            std::string::npos) {
+            continue;
+        }
+        struct stat st {};
+        if (stat(link.c_str(), &st) == 0) return st.st_ino;
+    }
+    return 0;
+}
+
+TEST_CASE("crash: after the state log was compacted, a new worker finds every node and object",
+          "[persist][crash][compaction]") {
+    // A tiny compaction floor, so a few hundred changes make the worker compact its log.
+    setenv("BPFFS_TEST_COMPACT_BYTES", "4096", 1);
+    std::unique_ptr<Mount> mp;
+    try {
+        mp = std::make_unique<Mount>();
+    } catch (...) {
+        unsetenv("BPFFS_TEST_COMPACT_BYTES");
+        throw;
+    }
+    unsetenv("BPFFS_TEST_COMPACT_BYTES");
+    Mount& m = *mp;
+    m.allow_restarts();
+    Watchdog watchdog(m.path(), 30);
+    must_mkdir(m.p("objs"), 0750);
+    must_chown(m.p("objs"), 1000, 1001);
+    auto map = must_map("persist_cm");
+    REQUIRE(map_update(map.get(), 3, 33) == 0);
+    std::vector<Pinned> objs;
+    for (int i = 0; i < 50; ++i) {
+        std::string path = m.p("objs/m" + std::to_string(i));
+        must_pin(map.get(), path);
+        objs.push_back({path, kernel_id(map.get()), {{3, 33}}});
+    }
+    map.reset();
+    const pid_t worker = worker_of(m.pid());
+    REQUIRE(worker > 0);
+    const ino_t log_before = state_log_ino(worker);
+    REQUIRE(log_before != 0);
+    // Changes that leave the tree as it was, until the log is replaced (checked once a second).
+    bool compacted = wait_for(
+        [&] {
+            for (int i = 0; i < 50; ++i) {
+                std::string d = m.p("d" + std::to_string(i));
+                if (mkdir(d.c_str(), 0755) != 0 || rmdir(d.c_str()) != 0) return false;
+            }
+            return state_log_ino(worker) != log_before;
+        },
+        10000);
+    INFO("daemon log:\n" << m.log());
+    REQUIRE(compacted);
+    must_mkdir(m.p("after"), 0705);
+    must_chown(m.p("after"), 1002, 1002);
+    const auto before = stat_tree(m.path());
+    REQUIRE(kill(worker, SIGKILL) == 0);
+    std::string bad;
+    pid_t now = await_new_worker(m, worker, objs[0].path, 0, bad);
+    INFO("errors while waiting: " << bad);
+    REQUIRE(now > 0);
+    CHECK(describe(stat_tree(m.path())) == describe(before));
+    for (const auto& o : objs) CHECK(check_object(o) == "");
+    CHECK(must_status(m.path()).maps == 50);  // names, not distinct objects
+}
+
 TEST_CASE("crash: a listing read across a crash, then the kernel's forgets, keep every node",
           "[persist][crash][readdir]") {
     Mount m;
@@ -779,7 +852,10 @@ TEST_CASE("crash: a worker killed while the broker waits to invalidate an entry 
     REQUIRE(kill(old, SIGKILL) == 0);
     bool unlink_done = wait_for([&] { return has_exited(unlinker->pid()); }, 5000);
     bool pin_done = wait_for([&] { return has_exited(pinner->pid()); }, 5000);
-    const pid_t now = worker_of(m.pid());
+    // The killed worker stays the supervisor's child until it is reaped, a moment after its
+    // last thread got out of the kernel.
+    pid_t now = old;
+    wait_for([&] { return (now = worker_of(m.pid())) != old && now > 0; }, 5000);
     std::string after_kill = thread_states(old);
     INFO("the killed worker's threads afterwards:\n" << after_kill);
     INFO("the supervisor's worker now: " << now << " (killed: " << old << ")");
