@@ -174,7 +174,7 @@ int run(const Options& cli) {
     daemon::SupervisorConfig sc;
     sc.source = source;
     sc.mountpoint = mountpoint;
-    sc.fuse_opts = fuse_opts;
+    sc.fuse_options = join(fuse_opts, ',');
     sc.our_options = fsops::show_options(parsed->ours);
     sc.read_only = read_only;
     sc.debug = cli.debug;

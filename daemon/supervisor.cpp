@@ -36,16 +36,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxFailedStarts = 5;
 constexpr auto kStopTimeout = std::chrono::seconds(10);
 
-std::string join(const std::vector<std::string>& v, char sep) {
-    std::string s;
-    for (const auto& x : v) {
-        if (x.empty()) continue;
-        if (!s.empty()) s += sep;
-        s += x;
-    }
-    return s;
-}
-
 std::string self_exe() {
     char buf[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -171,7 +161,7 @@ private:
 
 void Supervisor::mount() {
     static const fuse_lowlevel_ops no_ops{};
-    std::vector<std::string> argv = {"bpffs-fuse", "-o", join(cfg_.fuse_opts, ',')};
+    std::vector<std::string> argv = {"bpffs-fuse", "-o", cfg_.fuse_options};
     fuse_args args = FUSE_ARGS_INIT(0, nullptr);
     for (const auto& a : argv) fuse_opt_add_arg(&args, a.c_str());
     se_ = fuse_session_new(&args, &no_ops, sizeof no_ops, nullptr);

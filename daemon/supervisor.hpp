@@ -20,7 +20,7 @@ namespace bpffs::daemon {
 struct SupervisorConfig {
     std::string source;
     std::string mountpoint;  // absolute, resolved
-    std::vector<std::string> fuse_opts;  // for the mount (fsname, subtype, ...)
+    std::string fuse_options;  // libfuse's -o list for the mount (fsname, subtype, ...)
     std::string our_options;  // the uid=, gid=, mode= list for the core
     bool read_only = false;
     bool debug = false;

@@ -177,16 +177,18 @@ int worker_main(int handoff_fd) {
     auto core = build_core(h, **log, held);
     if (!core) return kExitStartFailed;
     fsops::Filesystem& fs = **core;
+    // One snapshot for both: at a million names it is the start's biggest allocation.
+    const fsops::CoreState start_state = fs.snapshot();
     {
         std::map<fsops::ObjHandle, std::uint64_t> refs;
-        for (const auto& n : fs.snapshot().nodes) {
+        for (const auto& n : start_state.nodes) {
             if (n.handle) ++refs[*n.handle];
         }
         registry.set_refs(refs);
     }
     // The log from here on: the state as it is now, then every change.
     bool resume = !h.first && !(*log)->init().empty();
-    if (int e = (*log)->reset_to(fs.snapshot(), !h.first,
+    if (int e = (*log)->reset_to(start_state, !h.first,
                                  [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
         e != 0) {
         spdlog::error("cannot write the state log: {}", std::strerror(e));
@@ -285,7 +287,6 @@ int worker_main(int handoff_fd) {
         broker::BrokerConfig{.version = BPFFS_VERSION});
 
     int start_error = 0;
-    std::atomic<bool> started{false};
     std::thread broker_thread([&] {
         int e = 0;
         if (!listen_fd || !tree_fd) {
@@ -309,7 +310,6 @@ int worker_main(int handoff_fd) {
             end_with(Reason::stop);
             return;
         }
-        started.store(true);
         ctl_send(ctl, {Ctl::ready, 0, {}});
         spdlog::info("worker {} (generation {}) serving {}", getpid(), h.generation, h.mountpoint);
         broker.run();
