@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace bpffs::broker {
 
@@ -65,13 +67,28 @@ fsops::Caller peer_ids(int sock, pid_t* pid_out) {
 }
 
 // The peer's effective capabilities, which count only when it lives in the daemon's own user
-// namespace. Reading /proc costs more than the rest of a request, so it is done only when an
-// answer depends on it (pin, remount, or a get that the mode bits alone refuse).
-fsops::Caps peer_caps(pid_t pid) {
+// namespace. Asked only when an answer depends on them (pin, remount, upgrade, or a get that the
+// mode bits alone refuse). capget(2) of another process needs no privilege.
+fsops::Caps peer_caps(pid_t pid, const std::string& self_ns) {
     if (pid <= 0) return {};
-    std::string self_ns = ns_of("self");
     if (self_ns.empty() || ns_of(std::to_string(pid)) != self_ns) return {};
-    return fsops::Caps::from_bits(read_proc_status(pid).cap_eff);
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, pid};
+    std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
+    if (syscall(SYS_capget, &hdr, data.data()) != 0) return {};
+    return fsops::Caps::from_bits(std::uint64_t{data[0].effective} |
+                                  (std::uint64_t{data[1].effective} << 32));
+}
+
+// The epoll data of the loop's own fds; connections have ids from 16 up.
+constexpr std::uint64_t kListenId = 1;
+constexpr std::uint64_t kStopId = 2;
+constexpr std::uint64_t kMountinfoId = 3;
+constexpr std::uint32_t kConnEvents = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 
 protocol::Reply error_reply(protocol::Op op, int e) {
@@ -96,23 +113,25 @@ const char* op_name(protocol::Op op) {
 
 struct Broker::Conn {
     UniqueFd sock;
+    std::uint64_t id = 0;
+    pid_t pid = 0;
+    // Only the thread that serves the connection (one at a time: EPOLLONESHOT) touches these.
     fsops::Caller caller;  // caps only once caps_known
     bool caps_known = false;
-    pid_t pid = 0;
+    std::atomic<std::int64_t> last_active{0};  // now_ns(); read by the idle sweep
 
-    const fsops::Caller& with_caps() {
+    const fsops::Caller& with_caps(const std::string& self_ns) {
         if (!caps_known) {
-            caller.caps = peer_caps(pid);
+            caller.caps = peer_caps(pid, self_ns);
             caps_known = true;
         }
         return caller;
     }
-    std::chrono::steady_clock::time_point last_active;
 };
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
     : fs_(fs), registry_(registry), hooks_(std::move(hooks)), cfg_(std::move(cfg)),
-      stop_event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+      self_userns_(ns_of("self")), stop_event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 Broker::~Broker() = default;
 
@@ -164,16 +183,15 @@ int Broker::setup_loop() {
     epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
     mountinfo_.reset(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     if (!epoll_ || !stop_event_ || !mountinfo_) return errno;
-    for (int fd : {listen_.get(), stop_event_.get()}) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
+    // The listening socket is one-shot too: one thread accepts at a time, then re-arms it.
+    const std::array<std::pair<int, epoll_event>, 3> fds{{
+        {listen_.get(), {EPOLLIN | EPOLLONESHOT, {.u64 = kListenId}}},
+        {stop_event_.get(), {EPOLLIN, {.u64 = kStopId}}},
+        {mountinfo_.get(), {EPOLLPRI | EPOLLERR, {.u64 = kMountinfoId}}},
+    }};
+    for (auto [fd, ev] : fds) {
         if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return errno;
     }
-    epoll_event ev{};
-    ev.events = EPOLLPRI | EPOLLERR;
-    ev.data.fd = mountinfo_.get();
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, mountinfo_.get(), &ev) != 0) return errno;
     refresh_mount_state();
     return 0;
 }
@@ -181,22 +199,32 @@ int Broker::setup_loop() {
 void Broker::adopt_connection(UniqueFd s) {
     int flags = fcntl(s.get(), F_GETFL);
     if (flags < 0 || fcntl(s.get(), F_SETFL, flags | O_NONBLOCK) != 0) return;
-    auto c = std::make_unique<Conn>();
+    register_conn(std::move(s));
+}
+
+void Broker::register_conn(UniqueFd s) {
+    auto c = std::make_shared<Conn>();
     c->caller = peer_ids(s.get(), &c->pid);
-    c->last_active = std::chrono::steady_clock::now();
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.fd = s.get();
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.get(), &ev) != 0) return;
+    c->last_active.store(now_ns());
     int fd = s.get();
     c->sock = std::move(s);
-    conns_.emplace(fd, std::move(c));
+    std::lock_guard l(conns_mu_);
+    c->id = next_conn_id_++;
+    epoll_event ev{};
+    ev.events = kConnEvents;
+    ev.data.u64 = c->id;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+        spdlog::warn("broker: epoll_ctl: {}", std::strerror(errno));
+        return;  // closes the socket
+    }
+    conns_.emplace(c->id, std::move(c));
 }
 
 std::vector<UniqueFd> Broker::take_connections() {
     std::vector<UniqueFd> out;
-    for (auto& [fd, c] : conns_) {
-        if (epoll_) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    std::lock_guard l(conns_mu_);
+    for (auto& [id, c] : conns_) {
+        if (epoll_) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c->sock.get(), nullptr);
         out.push_back(std::move(c->sock));
     }
     conns_.clear();
@@ -204,17 +232,26 @@ std::vector<UniqueFd> Broker::take_connections() {
 }
 
 void Broker::release_mount() {
-    conns_.clear();
+    {
+        std::lock_guard l(conns_mu_);
+        conns_.clear();
+    }
     listen_.reset();
     tree_.reset();
 }
 
 bool Broker::refresh_mount_state() {
+    std::lock_guard l(mount_mu_);
+    return refresh_mount_state_locked();
+}
+
+bool Broker::refresh_mount_state_locked() {
     // mountinfo: "ID PARENT MAJ:MIN ROOT POINT MNTOPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS".
     std::ifstream in("/proc/self/mountinfo");
     std::string line;
     std::string want = std::to_string(major(mount_dev_)) + ":" + std::to_string(minor(mount_dev_));
     bool found = false;
+    bool sb_ro = false;
     mount_ro_.clear();
     while (std::getline(in, line)) {
         std::istringstream ls(line);
@@ -229,18 +266,31 @@ bool Broker::refresh_mount_state() {
         }
         std::string fstype, source, superopts;
         ls >> fstype >> source >> superopts;
-        sb_read_only_ = superopts == "ro" || superopts.rfind("ro,", 0) == 0;
+        sb_ro = superopts == "ro" || superopts.rfind("ro,", 0) == 0;
     }
+    if (found) sb_read_only_.store(sb_ro);
     return found;
 }
 
-bool Broker::walked_read_only(int dirfd) const {
-    if (sb_read_only_) return true;
+bool Broker::walked_read_only(int dirfd) {
     struct statx sx {};
-    if (statx(dirfd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) == 0 &&
-        (sx.stx_mask & STATX_MNT_ID)) {
-        auto it = mount_ro_.find(sx.stx_mnt_id);
-        if (it != mount_ro_.end()) return it->second;
+    bool have_id = statx(dirfd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) == 0 &&
+                   (sx.stx_mask & STATX_MNT_ID);
+    {
+        std::lock_guard l(mount_mu_);
+        // A mount change the client made before asking must count: take a pending change of
+        // the mount table first (no thread's epoll_wait may have seen it yet). Under the lock,
+        // so that a thread that finds nothing pending waits for one that is re-reading.
+        pollfd pf{mountinfo_.get(), POLLPRI, 0};
+        if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLPRI | POLLERR)) &&
+            !refresh_mount_state_locked()) {
+            mount_gone_.store(true);  // the threads stop after this request
+        }
+        if (sb_read_only_.load()) return true;
+        if (have_id) {
+            auto it = mount_ro_.find(sx.stx_mnt_id);
+            if (it != mount_ro_.end()) return it->second;
+        }
     }
     // A mount we cannot see (the client's own mount namespace): ask the kernel.
     struct statvfs vfs {};
@@ -254,6 +304,10 @@ void Broker::stop_for_handover() {
 
 void Broker::stop() {
     stopping_.store(true);
+    wake_all();
+}
+
+void Broker::wake_all() {
     if (stop_event_) {
         std::uint64_t one = 1;
         (void)!write(stop_event_.get(), &one, sizeof one);
@@ -261,45 +315,75 @@ void Broker::stop() {
 }
 
 int Broker::run() {
-    std::array<epoll_event, 64> events;
-    while (!stopping_.load()) {
+    unsigned n = cfg_.threads;
+    if (n == 0) n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    std::vector<std::thread> more;
+    std::atomic<int> fatal{0};
+    for (unsigned i = 1; i < n; ++i) {
+        more.emplace_back([this, &fatal] {
+            if (int e = serve(); e != 0) fatal.store(e);
+        });
+    }
+    int e = serve();
+    for (auto& t : more) t.join();
+    if (e == 0) e = fatal.load();
+    if (mount_gone_.load()) {
+        spdlog::info("the mount is gone (unmounted from outside); stopping");
+        {
+            std::lock_guard l(conns_mu_);
+            conns_.clear();
+        }
+        if (hooks_.unmounted) hooks_.unmounted();
+        return 0;
+    }
+    if (!handover_.load()) {
+        std::lock_guard l(conns_mu_);
+        conns_.clear();
+    }
+    return e;
+}
+
+// One serving thread. Returns when stop() was called or another thread saw the end.
+int Broker::serve() {
+    std::array<epoll_event, 8> events;
+    while (!stopping_.load() && !ending_.load()) {
         int n = epoll_wait(epoll_.get(), events.data(), events.size(), 1000);
         if (n < 0) {
             if (errno == EINTR) continue;
             int e = errno;
             spdlog::error("broker: epoll_wait: {}", std::strerror(e));
+            ending_.store(true);
+            wake_all();
             return e;
         }
         for (int i = 0; i < n; ++i) {
-            int fd = events[i].data.fd;
-            if (fd == stop_event_.get()) {
-                if (!handover_.load()) conns_.clear();
-                return 0;
-            }
-            if (fd == mountinfo_.get()) {
-                if (!refresh_mount_state()) {
-                    spdlog::info("the mount is gone (unmounted from outside); stopping");
-                    conns_.clear();
-                    if (hooks_.unmounted) hooks_.unmounted();
-                    return 0;
-                }
-            } else if (fd == listen_.get()) {
+            std::uint64_t id = events[i].data.u64;
+            if (id == kStopId) return 0;
+            if (id == kMountinfoId) {
+                if (!refresh_mount_state()) mount_gone_.store(true);
+            } else if (id == kListenId) {
                 accept_all();
-            } else if (events[i].events & EPOLLIN) {
-                on_readable(fd);
-            } else if (events[i].events & (EPOLLHUP | EPOLLERR)) {
-                close_conn(fd);
+                epoll_event ev{};
+                ev.events = EPOLLIN | EPOLLONESHOT;
+                ev.data.u64 = kListenId;
+                if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listen_.get(), &ev) != 0) {
+                    int e = errno;
+                    spdlog::error("broker: cannot re-arm the socket: {}", std::strerror(e));
+                    ending_.store(true);
+                    wake_all();
+                    return e;
+                }
+            } else {
+                serve_conn(id, events[i].events);
             }
         }
         sweep_idle();
-        if (mount_gone_) {
-            spdlog::info("the mount is gone (unmounted from outside); stopping");
-            conns_.clear();
-            if (hooks_.unmounted) hooks_.unmounted();
+        if (mount_gone_.load()) {
+            ending_.store(true);
+            wake_all();
             return 0;
         }
     }
-    if (!handover_.load()) conns_.clear();
     return 0;
 }
 
@@ -311,61 +395,82 @@ void Broker::accept_all() {
             if (errno != EAGAIN) spdlog::warn("broker: accept: {}", std::strerror(errno));
             return;
         }
-        if (conns_.size() >= cfg_.max_connections) {
-            spdlog::warn("broker: {} connections open; refusing another", conns_.size());
+        std::size_t open_now;
+        {
+            std::lock_guard l(conns_mu_);
+            open_now = conns_.size();
+        }
+        if (open_now >= cfg_.max_connections) {
+            spdlog::warn("broker: {} connections open; refusing another", open_now);
             continue;  // closes s
         }
-        auto c = std::make_unique<Conn>();
-        c->caller = peer_ids(s.get(), &c->pid);
-        c->last_active = std::chrono::steady_clock::now();
+        register_conn(std::move(s));
+    }
+}
+
+void Broker::serve_conn(std::uint64_t id, std::uint32_t events) {
+    std::shared_ptr<Conn> c;
+    {
+        std::lock_guard l(conns_mu_);
+        auto it = conns_.find(id);
+        if (it == conns_.end()) return;  // closed meanwhile (idle sweep)
+        c = it->second;
+    }
+    c->last_active.store(now_ns());
+    bool keep = (events & (EPOLLIN | EPOLLRDHUP)) ? on_readable(*c)
+                                                  : !(events & (EPOLLHUP | EPOLLERR));
+    if (keep) {
         epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLRDHUP;
-        ev.data.fd = s.get();
-        if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.get(), &ev) != 0) {
-            spdlog::warn("broker: epoll_ctl: {}", std::strerror(errno));
-            continue;
-        }
-        int fd = s.get();
-        c->sock = std::move(s);
-        conns_.emplace(fd, std::move(c));
+        ev.events = kConnEvents;
+        ev.data.u64 = id;
+        // ENOENT: the idle sweep removed it meanwhile.
+        keep = epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c->sock.get(), &ev) == 0;
+    }
+    if (!keep) {
+        std::lock_guard l(conns_mu_);
+        epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c->sock.get(), nullptr);
+        conns_.erase(id);
     }
 }
 
-void Broker::close_conn(int fd) {
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-    conns_.erase(fd);
-}
-
+// At most once a second, from whichever thread comes by.
 void Broker::sweep_idle() {
-    auto now = std::chrono::steady_clock::now();
-    std::vector<int> idle;
-    for (auto& [fd, c] : conns_) {
-        if (now - c->last_active > cfg_.idle_timeout) idle.push_back(fd);
-    }
-    for (int fd : idle) {
-        spdlog::debug("broker: closing idle connection (pid {})", conns_.at(fd)->pid);
-        close_conn(fd);
+    std::int64_t now = now_ns();
+    std::int64_t due = next_sweep_.load();
+    if (now < due || !next_sweep_.compare_exchange_strong(due, now + 1'000'000'000)) return;
+    std::int64_t limit = std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.idle_timeout)
+                             .count();
+    std::lock_guard l(conns_mu_);
+    for (auto it = conns_.begin(); it != conns_.end();) {
+        Conn& c = *it->second;
+        if (now - c.last_active.load() > limit) {
+            spdlog::debug("broker: closing idle connection (pid {})", c.pid);
+            epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.sock.get(), nullptr);
+            it = conns_.erase(it);  // a thread serving it still holds it
+        } else {
+            ++it;
+        }
     }
 }
 
-void Broker::on_readable(int fd) {
-    Conn& c = *conns_.at(fd);
-    c.last_active = std::chrono::steady_clock::now();
-    // A few messages per wakeup, so one busy client cannot starve the others.
-    for (int round = 0; round < 16; ++round) {
+bool Broker::on_readable(Conn& c) {
+    const int fd = c.sock.get();
+    // A few messages per wakeup, so one busy client cannot starve the others; none once a stop
+    // is asked for (a handover leaves the rest queued for the next worker).
+    for (int round = 0; round < 16 && !stopping_.load(); ++round) {
         std::array<std::uint8_t, protocol::kMaxMessage> buf;
         Received r = recv_with_fds(fd, buf, protocol::kMaxFds, MSG_DONTWAIT);
-        if (r.error == EAGAIN) return;
-        if (r.error != 0 || r.size == 0) return close_conn(fd);  // error or the peer left
+        if (r.error == EAGAIN) return true;
+        if (r.error != 0 || r.size == 0) return false;  // error or the peer left
         if (r.truncated || r.ctruncated) {
             spdlog::warn("broker: pid {}: oversized message or too many fds; closing", c.pid);
-            return close_conn(fd);
+            return false;
         }
         auto req = protocol::decode_request(std::span(buf.data(), r.size));
         if (!req) {
             spdlog::warn("broker: pid {}: malformed request ({}); closing", c.pid,
                          strerrorname_np(req.error().value));
-            return close_conn(fd);
+            return false;
         }
         UniqueFd out_fd;
         protocol::Reply rep;
@@ -387,9 +492,10 @@ void Broker::on_readable(int fd) {
         std::span<const int> fds = out_fd ? std::span<const int>(one) : std::span<const int>();
         if (int e = send_with_fds(fd, msg, fds); e != 0) {
             spdlog::debug("broker: pid {}: reply not sent ({}); closing", c.pid, std::strerror(e));
-            return close_conn(fd);
+            return false;
         }
     }
+    return true;
 }
 
 protocol::Reply Broker::handle(Conn& c, const protocol::Request& req,
@@ -409,21 +515,16 @@ protocol::Reply Broker::handle(Conn& c, const protocol::Request& req,
 
 protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<UniqueFd>& fds) {
     using protocol::Op;
-    // 1. capability, 2. the fd, 3. the path (walked by the kernel; existence, read-only),
-    // 4. a bpffs-fuse directory, 5-6. name and terminal rules (the core), 7. create.
-    if (!c.with_caps().caps.sys_admin) return error_reply(Op::pin, EPERM);
+    // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
+    // permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6. name
+    // and terminal rules (the core), 7. create.
+    if (!c.with_caps(self_userns_).caps.sys_admin) return error_reply(Op::pin, EPERM);
     auto obj = identify(fds[0].get());
     if (!obj) return error_reply(Op::pin, obj.error().value);
     int dirfd = fds[1].get();
     struct stat st {};
     if (fstat(dirfd, &st) != 0) return error_reply(Op::pin, errno);
     if (!S_ISDIR(st.st_mode)) return error_reply(Op::pin, ENOTDIR);
-    // A mount change the client made before asking must count: take a pending change of the
-    // mount table first (the epoll loop may not have seen it yet).
-    pollfd pf{mountinfo_.get(), POLLPRI, 0};
-    if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLPRI | POLLERR)) && !refresh_mount_state()) {
-        mount_gone_ = true;  // run() stops after this request
-    }
     bool read_only = walked_read_only(dirfd);
     if (st.st_dev != mount_dev_) {
         struct stat child {};
@@ -431,6 +532,11 @@ protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<Uni
             return error_reply(Op::pin, EEXIST);
         }
         return error_reply(Op::pin, read_only ? EROFS : EACCES);
+    }
+    // The kernel's lookup of the last component needs search permission on the parent
+    // (may_lookup), before the name is found to exist: the client does not look it up itself.
+    if (auto x = fs_.permission(c.with_caps(self_userns_), st.st_ino, fsops::kMayExec); !x) {
+        return error_reply(Op::pin, x.error().value);
     }
     auto handle = registry_.add(fds[0].get(), *obj);
     if (!handle) return error_reply(Op::pin, handle.error().value);
@@ -455,12 +561,14 @@ protocol::Reply Broker::do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& ou
     // inode_permission(MAY_WRITE) checks the superblock (sb_permission), not the mount: a
     // read-only bind mount of a writable mount does not make get fail; a read-only superblock
     // does, for objects and directories alike, before any other check.
-    if (sb_read_only_ && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+    if (sb_read_only_.load() && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
         return error_reply(Op::get, EROFS);
     }
     // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).
     auto got = fs_.get(c.caller, st.st_ino);
-    if (!got && got.error().value == EACCES && !c.caps_known) got = fs_.get(c.with_caps(), st.st_ino);
+    if (!got && got.error().value == EACCES && !c.caps_known) {
+        got = fs_.get(c.with_caps(self_userns_), st.st_ino);
+    }
     if (!got) return error_reply(Op::get, got.error().value);
     auto fd = registry_.open(got->handle);
     if (!fd) return error_reply(Op::get, fd.error().value);
@@ -489,7 +597,7 @@ protocol::Reply Broker::do_status() {
 }
 
 protocol::Reply Broker::do_upgrade(Conn& c, const std::string& path) {
-    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::upgrade, EPERM);
+    if (!c.with_caps(self_userns_).caps.sys_admin) return error_reply(protocol::Op::upgrade, EPERM);
     if (!hooks_.upgrade) return error_reply(protocol::Op::upgrade, ENOTSUP);
     int e = hooks_.upgrade(path);
     spdlog::info("upgrade to {} requested by pid {}: {}", path.empty() ? "the same binary" : path,
@@ -498,7 +606,7 @@ protocol::Reply Broker::do_upgrade(Conn& c, const std::string& path) {
 }
 
 protocol::Reply Broker::do_remount(Conn& c, const std::string& list) {
-    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::remount, EPERM);
+    if (!c.with_caps(self_userns_).caps.sys_admin) return error_reply(protocol::Op::remount, EPERM);
     auto opts = fsops::parse_remount_options(list, fs_.options());
     if (!opts) return error_reply(protocol::Op::remount, EINVAL);
     fs_.apply_options(*opts);

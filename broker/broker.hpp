@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The broker: a Unix SOCK_SEQPACKET server inside the daemon that pins and hands out kernel
-// objects (protocol.hpp, docs/protocol.md). It runs one thread with an epoll loop over
-// non-blocking sockets; each request is answered at once (no request blocks: fstat, bpf(2) and
-// the core's lock). The kernel walks the client's path (the client sends O_PATH fds); the broker
-// identifies nodes by (st_dev, st_ino) and checks the last step itself with the credentials the
-// kernel recorded at connect time (SO_PEERCRED, SO_PEERGROUPS) and the peer's capabilities.
+// objects (protocol.hpp, docs/protocol.md). A few threads (one per CPU, at most 4) share one
+// epoll set over non-blocking sockets; every connection is registered EPOLLONESHOT, so one thread
+// at a time serves it and its requests are answered in order. No request blocks for long
+// (fstat, bpf(2), capget and the core's lock), except upgrade, which waits for the supervisor.
+// The kernel walks the client's path (the client sends O_PATH fds); the broker identifies nodes
+// by (st_dev, st_ino) and checks the last step itself with the credentials the kernel recorded at
+// connect time (SO_PEERCRED, SO_PEERGROUPS) and the peer's capabilities.
 //
 // Misbehaving peers: a malformed, truncated or oversized message, or the wrong number of fds,
 // gets an error reply or the connection is closed; received fds are always closed; a peer that
 // never speaks is dropped after an idle timeout; connections beyond the limit are refused.
+//
+// Lock order: conns_mu_ and mount_mu_ are leaves (nothing else is locked or called under them
+// but epoll_ctl and reads of the mount table); the core's and the registry's locks are taken
+// with neither held.
 #pragma once
 
 #include "broker/protocol.hpp"
@@ -22,6 +28,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +38,7 @@ namespace bpffs::broker {
 struct BrokerConfig {
     std::size_t max_connections = 4096;
     std::chrono::milliseconds idle_timeout{30000};
+    unsigned threads = 0;  // serving threads; 0: one per CPU, at most 4
     std::string version;
 };
 
@@ -66,31 +74,37 @@ public:
     void adopt_connection(UniqueFd sock);
     int listen_fd() const { return listen_.get(); }
     int tree_fd() const { return tree_.get(); }
-    // Serves until stop(). Returns 0, or a positive errno on a fatal epoll failure.
+    // Serves until stop(), on the calling thread and cfg.threads - 1 more. Returns 0, or a
+    // positive errno on a fatal epoll failure.
     int run();
     // Thread-safe, and sticky: run() returns, or returns at once if it starts later.
     void stop();
-    // Like stop(), but run() keeps the client connections open for take_connections().
+    // Like stop(), but run() keeps the client connections open for take_connections(); a
+    // connection's unread requests stay queued in it.
     void stop_for_handover();
+    // After run() returned.
     std::vector<UniqueFd> take_connections();
     bool stopping() const { return stopping_.load(); }
     // After run() returned: closes the socket and the private clone of the mount, the broker's
     // references to the mount.
     void release_mount();
-
-private:
-    struct Conn;
-    void accept_all();
-    void on_readable(int fd);
-    void close_conn(int fd);
-    void sweep_idle();
-    int setup_loop();
-public:
     // Re-reads the mount table: is the mount still there, and is its superblock read-only (get
     // is EROFS then, as in the seed)? Called on every change of /proc/self/mountinfo.
     bool refresh_mount_state();
+
+private:
+    struct Conn;
+    int serve();
+    void wake_all();
+    void accept_all();
+    void register_conn(UniqueFd sock);
+    void serve_conn(std::uint64_t id, std::uint32_t events);
+    bool on_readable(Conn& c);  // false: close the connection
+    void sweep_idle();
+    int setup_loop();
+    bool refresh_mount_state_locked();
     // Is the mount that the client walked to `dirfd` read-only (pin: EROFS)?
-    bool walked_read_only(int dirfd) const;
+    bool walked_read_only(int dirfd);
 
 private:
     protocol::Reply handle(Conn& c, const protocol::Request& req, std::vector<UniqueFd>& fds,
@@ -105,20 +119,28 @@ private:
     Registry& registry_;
     BrokerHooks hooks_;
     BrokerConfig cfg_;
+    std::string self_userns_;  // our user namespace (readlink /proc/self/ns/user)
     UniqueFd listen_;
     UniqueFd epoll_;
-    UniqueFd stop_event_;
-    UniqueFd tree_;       // the detached clone of the mount the socket is bound through
-    UniqueFd mountinfo_;  // polled: the mount table changed
-    dev_t mount_dev_ = 0;
-    bool sb_read_only_ = false;  // broker thread only
+    UniqueFd stop_event_;  // never read: once written, every thread's epoll_wait sees it
+    UniqueFd tree_;        // the detached clone of the mount the socket is bound through
+    UniqueFd mountinfo_;   // polled: the mount table changed
+    dev_t mount_dev_ = 0;  // set before run()
+    std::atomic<bool> sb_read_only_{false};
+    std::mutex mount_mu_;
     // The mounts of our superblock in this mount namespace: id -> mounted read-only. A pin asks
-    // it instead of fstatvfs(), which is a FUSE round trip (STATFS). Broker thread only.
+    // it instead of fstatvfs(), which is a FUSE round trip (STATFS). Under mount_mu_.
     std::unordered_map<std::uint64_t, bool> mount_ro_;
-    bool mount_gone_ = false;  // seen outside the loop's own check (broker thread only)
+    std::atomic<bool> mount_gone_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> handover_{false};
-    std::unordered_map<int, std::unique_ptr<Conn>> conns_;
+    std::atomic<bool> ending_{false};  // a thread saw the end (mount gone, fatal error)
+    std::atomic<std::int64_t> next_sweep_{0};
+    std::mutex conns_mu_;
+    // Connections by id (the epoll data; never reused, so a late event of a closed connection
+    // finds nothing). A thread serving one holds a reference, so its fd stays open.
+    std::unordered_map<std::uint64_t, std::shared_ptr<Conn>> conns_;
+    std::uint64_t next_conn_id_ = 16;  // under conns_mu_; below 16: the loop's own fds
 };
 
 }  // namespace bpffs::broker

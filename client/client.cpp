@@ -272,6 +272,14 @@ struct PinTarget {
     UniqueFd dirfd;
 };
 
+// The lookup of the last component as the caller: search permission on the parent (EACCES),
+// then EEXIST. 0 when the name does not exist.
+int lookup_last(const PinTarget& t) {
+    struct stat st {};
+    if (fstatat(t.dirfd.get(), t.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+    return errno == ENOENT ? 0 : errno;
+}
+
 // The checks the kernel makes before the filesystem is asked, in its order. 0 or an errno.
 int pin_prelude(int fd, const char* pathname, PinTarget* t) {
     if (pathname == nullptr) return EFAULT;
@@ -292,20 +300,23 @@ int pin_prelude(int fd, const char* pathname, PinTarget* t) {
     t->dirfd.reset(open(t->dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!t->dirfd) return errno;
     if (t->name.size() > 255) return ENAMETOOLONG;
-    // The lookup of the last component: search permission on the parent (EACCES) and EEXIST,
-    // before anything the filesystem says.
-    struct stat st {};
-    if (fstatat(t->dirfd.get(), t->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
-    if (errno != ENOENT) return errno;
-    if (trailing_slash) return ENOENT;
+    // The lookup of the last component (search permission on the parent, EEXIST) is the
+    // broker's, which answers in the kernel's order without the FUSE LOOKUP this would cost;
+    // asked here only where the broker cannot: a trailing '/' (EEXIST or ENOENT) and a
+    // directory without a broker (no_broker_error).
+    if (trailing_slash) {
+        int e = lookup_last(*t);
+        return e != 0 ? e : ENOENT;
+    }
     return 0;
 }
 
-// A directory without a broker: not a bpffs-fuse directory (after EROFS, as mnt_want_write()
-// comes first in the kernel).
-int no_broker_error(int dirfd) {
+// A directory without a broker: not a bpffs-fuse directory (after the lookup and EROFS, as
+// mnt_want_write() comes first in the kernel).
+int no_broker_error(const PinTarget& t) {
+    if (int e = lookup_last(t); e != 0) return e;
     struct statvfs vfs {};
-    if (fstatvfs(dirfd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) return EROFS;
+    if (fstatvfs(t.dirfd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) return EROFS;
     return EACCES;
 }
 
@@ -339,7 +350,7 @@ int obj_pin(int fd, const char* pathname) {
     if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
     Channel ch(t.dir, t.dirfd.get());
     if (auto c = ch.connect(); !c) {
-        return no_broker(c.error().value) ? no_broker_error(t.dirfd.get()) : c.error().value;
+        return no_broker(c.error().value) ? no_broker_error(t) : c.error().value;
     }
     return pin_on(ch, fd, t);
 }

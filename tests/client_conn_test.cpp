@@ -538,6 +538,37 @@ TEST_CASE("conn: errors are the one-shot calls' errors, as -errno with errno set
     bpffs_conn_close(nullptr);  // allowed
 }
 
+TEST_CASE("conn: a pin where the caller may not search the parent is EACCES, before EEXIST",
+          "[client][conn][kernel]") {
+    // The library no longer looks the name up itself: the broker checks the search permission
+    // on the parent with the caller's credentials, as the kernel's lookup would.
+    Mount m;
+    auto map = must_map();
+    must_mkdir(m.p("nox"));
+    must_mkdir(m.p("ok"));
+    REQUIRE(bpffs_obj_pin(map.get(), m.p("nox/old").c_str()) == 0);
+    REQUIRE(chmod(m.p("nox").c_str(), 0600) == 0);  // owner root: rw-, no search
+    auto before = tree(m.path());
+    int e = run_child([&] {
+        if (drop_dac_caps() != 0) return 200;
+        bpffs_conn* c = nullptr;
+        if (bpffs_conn_open(m.path().c_str(), &c) != 0) return 201;
+        std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> owner(c, bpffs_conn_close);
+        if (bpffs_conn_obj_pin(c, map.get(), m.p("nox/m").c_str()) != -EACCES) return 202;
+        if (bpffs_conn_obj_pin(c, map.get(), m.p("nox/old").c_str()) != -EACCES) return 203;
+        // Where it may search, the same connection pins, and an existing name is EEXIST.
+        if (bpffs_conn_obj_pin(c, map.get(), m.p("ok/m").c_str()) != 0) return 204;
+        if (bpffs_conn_obj_pin(c, map.get(), m.p("ok/m").c_str()) != -EEXIST) return 205;
+        return 0;
+    });
+    CHECK(e == 0);
+    auto after = before;
+    after.insert("ok/m");
+    CHECK(tree(m.path()) == after);
+    // With its DAC capabilities, root may search anywhere.
+    CHECK(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("nox/m").c_str()))) == ename(0));
+}
+
 TEST_CASE("conn: opened on a file; a path on another mount is answered by that mount's broker",
           "[client][conn][kernel]") {
     Mount m1;
