@@ -203,6 +203,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
     guarded(req, "mkdir", [&] {
         // The requested mode and the umask are ignored: the seed copies the parent's mode.
         auto r = state(req).fs.mkdir(caller_ids(req), parent, name);
+        if (r) state(req).listed.changed(parent);
         spdlog::debug("op=mkdir parent={} name=\"{}\" -> {}", parent, name,
                       r ? std::to_string(r->ino) : strerrorname_np(r.error().value));
         reply_entry(req, "mkdir", r);
@@ -212,6 +213,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     guarded(req, "rmdir", [&] {
         auto r = state(req).fs.rmdir(parent, name);
+        if (r) state(req).listed.changed(parent);
         spdlog::debug("op=rmdir parent={} name=\"{}\" -> {}", parent, name,
                       r ? "ok" : strerrorname_np(r.error().value));
         fuse_reply_err(req, r ? 0 : r.error().value);
@@ -222,6 +224,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     guarded(req, "unlink", [&] {
         auto& st = state(req);
         auto r = st.fs.unlink(parent, name);
+        if (r) st.listed.changed(parent);
         spdlog::debug("op=unlink parent={} name=\"{}\" -> {}", parent, name,
                       r ? "ok" : strerrorname_np(r.error().value));
         if (r && r->released && st.release_object) st.release_object(*r->released);
@@ -313,8 +316,12 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         // The kernel may keep a listing (FOPEN_CACHE_DIR) and reuse it across opens
         // (FOPEN_KEEP_CACHE): its own mkdir/rmdir/unlink/create change the directory's version
         // and reset it; a pin through the broker does not, so invalidate_entry() drops it.
-        fi->cache_readdir = 1;
-        fi->keep_cache = 1;
+        // Asked for only where it pays (ListedDirs); an open without it also drops what the
+        // kernel kept.
+        if (state(req).listed.contains(ino)) {
+            fi->cache_readdir = 1;
+            fi->keep_cache = 1;
+        }
         fuse_reply_open(req, fi);
     });
 }
@@ -348,6 +355,7 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool
         spdlog::debug("op={} ino={} off={} -> {}", op, ino, off,
                       r ? std::to_string(used) + " bytes" : strerrorname_np(r.error().value));
         if (!r) return (void)fuse_reply_err(req, r.error().value);
+        if (used == 0) st.listed.listed(ino);  // the end of the listing
         fuse_reply_buf(req, buf.data(), used);
     });
 }
@@ -440,6 +448,7 @@ constexpr fuse_lowlevel_ops kOps = {
 const fuse_lowlevel_ops& fuse_ops() { return kOps; }
 
 void invalidate_entry(FuseState& st, fsops::Ino parent, std::string_view name) {
+    st.listed.changed(parent);
     fuse_session* se = st.session.load();
     if (se == nullptr) return;
     std::string n(name);

@@ -15,9 +15,38 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <string_view>
+#include <unordered_set>
 
 namespace bpffs::daemon {
+
+// The directories listed to the end and unchanged since. Only their opens ask the kernel to
+// keep the listing (FOPEN_CACHE_DIR): the kernel fills that cache entry by entry as replies
+// arrive, which makes a listing about twice as slow, so it pays only for a directory that is
+// listed again before it changes. Thread-safe; a leaf lock. Bounded: past kMax directories it
+// starts afresh (the cost: one uncached listing each).
+class ListedDirs {
+public:
+    static constexpr std::size_t kMax = 65536;
+    bool contains(fsops::Ino dir) {
+        std::lock_guard l(mu_);
+        return dirs_.count(dir) != 0;
+    }
+    void listed(fsops::Ino dir) {
+        std::lock_guard l(mu_);
+        if (dirs_.size() >= kMax) dirs_.clear();
+        dirs_.insert(dir);
+    }
+    void changed(fsops::Ino dir) {
+        std::lock_guard l(mu_);
+        dirs_.erase(dir);
+    }
+
+private:
+    std::mutex mu_;
+    std::unordered_set<fsops::Ino> dirs_;
+};
 
 struct FuseState {
     fsops::Filesystem& fs;
@@ -36,6 +65,7 @@ struct FuseState {
     // Whether the end of the session releases every object (a stop) or leaves them to the
     // supervisor (a handover, or a stop whose state systemd's fd store keeps).
     std::atomic<bool> release_on_destroy{true};
+    ListedDirs listed;
 };
 
 const fuse_lowlevel_ops& fuse_ops();
