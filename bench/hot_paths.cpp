@@ -148,6 +148,11 @@ int pin_unlink_kernel(int map, const std::string& path) {
     return unlink(path.c_str()) == 0 ? 0 : errno;
 }
 
+int pin_unlink_conn(bpffs_conn* c, int map, const std::string& path) {
+    if (bpffs_conn_obj_pin(c, map, path.c_str()) != 0) return errno;
+    return unlink(path.c_str()) == 0 ? 0 : errno;
+}
+
 int mknod_unlink(const std::string& path) {
     if (mknod(path.c_str(), S_IFREG | 0600, 0) != 0) return errno;
     return unlink(path.c_str()) == 0 ? 0 : errno;
@@ -231,16 +236,29 @@ void section_get(Run& r) {
 void section_pin(Run& r) {
     progress("pin + unlink");
     auto name = [](std::uint64_t i) { return numbered("p/o", i); };
+    // A pinning tool that pins many names keeps a connection: its row is beside the one-shot
+    // one (whose socket and connect alone cost about what a FUSE round trip does).
+    bpffs_conn* raw = nullptr;
+    if (bpffs_conn_open(r.m.ours("p").c_str(), &raw) != 0) {
+        throw std::runtime_error("bpffs_conn_open: " + std::string(std::strerror(errno)));
+    }
+    std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> conn(raw, bpffs_conn_close);
     auto s = measure_interleaved(
         {{"pin+unlink (ours)",
           [&](std::uint64_t i) { return pin_unlink_ours(r.map, r.m.ours(name(i))); }},
          {"pin+unlink (kernel)",
           [&](std::uint64_t i) { return pin_unlink_kernel(r.map, r.m.kern(name(i))); }},
          {"mknod+unlink (minimal FUSE)",
-          [&](std::uint64_t i) { return mknod_unlink(r.m.min(name(i))); }}},
+          [&](std::uint64_t i) { return mknod_unlink(r.m.min(name(i))); }},
+         {"pin+unlink (ours, kept connection)",
+          [&](std::uint64_t i) {
+              return pin_unlink_conn(conn.get(), r.map, r.m.ours(name(i) + "k"));
+          }}},
         r.n, r.warm);
     r.t.latency("pin + unlink", s[0], "minimal FUSE mknod + unlink", s[2], Target::at_most(1.2));
     r.t.latency("pin + unlink", s[0], kKernel, s[1], Target{});
+    r.t.latency("pin + unlink, kept connection", s[3], "minimal FUSE mknod + unlink", s[2],
+                Target{});
 }
 
 // stat of one path on the three mounts; `missing`: the answer is ENOENT.
@@ -360,6 +378,33 @@ void section_concurrent(Run& r, int clients) {
     r.t.throughput(op, median_of(o), olat.p99(), "floor, connect per request", median_of(f),
                    Target::at_least(0.9));
     r.t.throughput(op, median_of(o), olat.p99(), "kernel BPF_OBJ_GET", median_of(k), Target{});
+
+    // The same clients, each on a kept connection (opened by its first get, in the child), against
+    // the floor's kept connections.
+    std::vector<double> ko, kf;
+    Samples klat;
+    for (int round = 0; round < r.cfg.rounds; ++round) {
+        bpffs_conn* conn = nullptr;  // every forked client has its own copy
+        auto to = run_clients(clients, r.cfg.seconds, [&] {
+            if (conn == nullptr && bpffs_conn_open(r.m.ours("a/b").c_str(), &conn) != 0) {
+                return errno;
+            }
+            return lib_conn_get(conn, ours);
+        });
+        UniqueFd fsock;
+        auto tf = run_clients(clients, r.cfg.seconds, [&] {
+            if (!fsock) {
+                if (int e = floor_connect(r.floor.path(), &fsock); e != 0) return e;
+            }
+            UniqueFd fd;
+            return floor_exchange(fsock.get(), &fd);
+        });
+        ko.push_back(to.per_sec);
+        kf.push_back(tf.per_sec);
+        klat.append(to.latency);
+    }
+    r.t.throughput(op + ", kept connections", median_of(ko), klat.p99(),
+                   "floor, kept connections", median_of(kf), Target{});
 }
 
 // The tree on all three mounts: a/b/m (an object; a plain file on the minimal FUSE), p/ for
