@@ -402,16 +402,29 @@ int abort_connection(dev_t dev) {
 // Aborts the mount's FUSE connection if the test is still running after `seconds`: a daemon
 // that deadlocks then fails the test instead of hanging it (and CI) in uninterruptible sleeps.
 // Declare it after the mount, so that it goes first; the test fails if it fired.
+//
+// The constructor returns only once the thread waits, because the tests fork children right
+// after it and those children allocate. A new thread allocates and frees while it starts (under
+// ASan: pthread_getattr_np's cpuset, whose free takes a lock of the allocator to get a quarantine
+// batch); a fork at that moment gives the child that lock held by a thread it does not have, and
+// the child hangs at the first allocation that needs the same lock, many calls later (a load
+// client of the upgrade test stopped at 81 rounds). glibc's malloc and TSan take their locks
+// around fork(); GCC 12's libasan does not (LLVM added it in 18). Once parked in wait_for, the
+// thread holds nothing until the deadline or the destructor's join.
 class Watchdog {
 public:
     Watchdog(const std::string& mnt, int seconds) : dev_(dev_of(mnt)) {
+        std::unique_lock started(mu_);
         thread_ = std::thread([this, seconds] {
             std::unique_lock l(mu_);
+            parked_ = true;
+            cv_.notify_all();
             if (!cv_.wait_for(l, std::chrono::seconds(seconds), [this] { return done_; })) {
                 fired_ = true;
                 abort_connection(dev_);
             }
         });
+        cv_.wait(started, [this] { return parked_; });
     }
     ~Watchdog() {
         {
@@ -433,7 +446,8 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     bool done_ = false;
-    bool fired_ = false;  // written under mu_, read after the join
+    bool parked_ = false;  // the thread has started and waits
+    bool fired_ = false;   // written under mu_, read after the join
     std::thread thread_;
 };
 
