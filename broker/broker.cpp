@@ -202,12 +202,18 @@ void Broker::adopt_connection(UniqueFd s) {
     register_conn(std::move(s));
 }
 
-void Broker::register_conn(UniqueFd s) {
+std::shared_ptr<Broker::Conn> Broker::new_conn(UniqueFd s) {
     auto c = std::make_shared<Conn>();
     c->caller = peer_ids(s.get(), &c->pid);
     c->last_active.store(now_ns());
-    int fd = s.get();
     c->sock = std::move(s);
+    return c;
+}
+
+void Broker::register_conn(UniqueFd s) { register_conn(new_conn(std::move(s))); }
+
+void Broker::register_conn(std::shared_ptr<Conn> c) {
+    int fd = c->sock.get();
     std::lock_guard l(conns_mu_);
     c->id = next_conn_id_++;
     epoll_event ev{};
@@ -362,13 +368,7 @@ int Broker::serve() {
             if (id == kMountinfoId) {
                 if (!refresh_mount_state()) mount_gone_.store(true);
             } else if (id == kListenId) {
-                accept_all();
-                epoll_event ev{};
-                ev.events = EPOLLIN | EPOLLONESHOT;
-                ev.data.u64 = kListenId;
-                if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listen_.get(), &ev) != 0) {
-                    int e = errno;
-                    spdlog::error("broker: cannot re-arm the socket: {}", std::strerror(e));
+                if (int e = accept_one(); e != 0) {
                     ending_.store(true);
                     wake_all();
                     return e;
@@ -387,25 +387,41 @@ int Broker::serve() {
     return 0;
 }
 
-void Broker::accept_all() {
-    while (true) {
-        UniqueFd s(accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (!s) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN) spdlog::warn("broker: accept: {}", std::strerror(errno));
-            return;
-        }
-        std::size_t open_now;
-        {
-            std::lock_guard l(conns_mu_);
-            open_now = conns_.size();
-        }
-        if (open_now >= cfg_.max_connections) {
-            spdlog::warn("broker: {} connections open; refusing another", open_now);
-            continue;  // closes s
-        }
-        register_conn(std::move(s));
+// One connection per wakeup of the listening socket, which is re-armed at once, so that the next
+// one goes to whichever thread is free. A client sends its request right after connect, so it is
+// usually waiting already: it is answered before the connection joins the epoll set (one wakeup
+// less per one-shot request; no other thread can see the connection yet). 0, or the errno of a
+// socket that cannot be re-armed (fatal).
+int Broker::accept_one() {
+    UniqueFd s;
+    do {
+        s.reset(accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    } while (!s && (errno == EINTR || errno == ECONNABORTED));
+    int accept_error = s ? 0 : errno;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.u64 = kListenId;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listen_.get(), &ev) != 0) {
+        int e = errno;
+        spdlog::error("broker: cannot re-arm the socket: {}", std::strerror(e));
+        return e;
     }
+    if (!s) {
+        if (accept_error != EAGAIN) spdlog::warn("broker: accept: {}", std::strerror(accept_error));
+        return 0;
+    }
+    std::size_t open_now;
+    {
+        std::lock_guard l(conns_mu_);
+        open_now = conns_.size();
+    }
+    if (open_now >= cfg_.max_connections) {
+        spdlog::warn("broker: {} connections open; refusing another", open_now);
+        return 0;  // closes s
+    }
+    auto c = new_conn(std::move(s));
+    if (on_readable(*c)) register_conn(std::move(c));
+    return 0;
 }
 
 void Broker::serve_conn(std::uint64_t id, std::uint32_t events) {

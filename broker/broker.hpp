@@ -96,8 +96,10 @@ private:
     struct Conn;
     int serve();
     void wake_all();
-    void accept_all();
+    int accept_one();
+    std::shared_ptr<Conn> new_conn(UniqueFd sock);
     void register_conn(UniqueFd sock);
+    void register_conn(std::shared_ptr<Conn> c);
     void serve_conn(std::uint64_t id, std::uint32_t events);
     bool on_readable(Conn& c);  // false: close the connection
     void sweep_idle();
