@@ -3,7 +3,7 @@
 // object (keyed by type and kernel id), reference-counted by the names that pin it, so a million
 // names of a few objects hold a few fds. Handles are what the fsops core stores.
 // Thread safety: all members lock the registry's mutex (a leaf lock: nothing is called with it
-// held), so FUSE workers (unlink) and the broker thread (pin, get) may call concurrently.
+// held), so FUSE workers (unlink) and the broker threads (pin, get) may call concurrently.
 #pragma once
 
 #include "broker/kernel.hpp"

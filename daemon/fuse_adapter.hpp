@@ -5,7 +5,7 @@
 // State: one FuseState reached through fuse_req_userdata(); no globals.
 // Threads: callbacks run on libfuse's worker threads; the core serialises them. The notify
 // functions (invalidate_*) must be called from outside any request handler (libfuse's rule:
-// a notify in the path of a related operation can deadlock), e.g. from the broker's thread.
+// a notify in the path of a related operation can deadlock), e.g. from the broker's threads.
 #pragma once
 
 #define FUSE_USE_VERSION 314

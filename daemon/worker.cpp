@@ -250,7 +250,7 @@ int worker_main(int handoff_fd) {
     state.session.store(se.get());
     loop->start();
 
-    // upgrade: the broker thread asks the supervisor and waits for the answer, which this
+    // upgrade: a broker thread asks the supervisor and waits for the answer, which this
     // (main) thread reads from the control channel.
     std::mutex up_mu;
     std::condition_variable up_cv;
