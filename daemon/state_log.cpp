@@ -202,7 +202,7 @@ std::size_t StateLog::used() const {
 
 bool StateLog::wants_compaction() const {
     std::lock_guard lock(mu_);
-    return end_ > floor_ && end_ > 2 * compacted_size_;
+    return end_ > floor_ && 2 * end_ > 3 * compacted_size_;
 }
 
 int StateLog::compact(const fsops::Filesystem& fs,

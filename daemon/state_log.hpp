@@ -12,8 +12,8 @@
 // (the supervisor swaps its copy when told).
 //
 // Memory: the memfd's pages are the daemon's (the worker maps them; the supervisor holds the
-// fd). A pinned object costs about 45 bytes after a compaction and about 85 for each pin
-// appended since; a lookup about 8. Compaction builds no copy of the state: each node goes from
+// fd). A pinned object costs about 47 bytes after a compaction and about 85 for each pin
+// appended since; a lookup 12. Compaction builds no copy of the state: each node goes from
 // the core's table through one encode buffer into the new memfd.
 //
 // Thread safety: every member takes the log's mutex. append() is called with the core's lock
@@ -58,7 +58,8 @@ public:
     Result<fsops::CoreState> read() const;
     std::size_t used() const;
     // The log has grown well past what its state needs: past `floor` bytes (default 16 MiB) and
-    // twice its size after the last compaction.
+    // 1.5 times its size after the last compaction (a compaction is cheap: ~0.15 s at a million
+    // names; the log's memory stays within 1.5 times the state's).
     bool wants_compaction() const;
     void set_compaction_floor(std::size_t floor) { floor_ = floor; }
     // Replaces the contents with one batch holding `fs`'s current state, streamed under the

@@ -347,6 +347,9 @@ int worker_main(int handoff_fd) {
             int e = slog.compact(fs, [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
             if (e != 0) spdlog::warn("state log compaction failed: {}", std::strerror(e));
             else spdlog::debug("state log compacted to {} bytes", slog.used());
+            // Compaction itself allocates little, but it follows the log's growth, and so any
+            // bulk removal: give back what glibc keeps of the core's freed memory.
+            malloc_trim(0);
         }
     }
 

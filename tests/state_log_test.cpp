@@ -153,6 +153,25 @@ TEST_CASE("state log: compaction streams the core into a new memfd that replaces
     CHECK((*fs2)->snapshot() == l.fs.snapshot());
 }
 
+TEST_CASE("state log: wants compaction past its floor and 1.5 times its compacted size",
+          "[persist][state_log][compact]") {
+    Logged l;
+    auto d = l.fs.mkdir(Caller::root(), kRootIno, "d");
+    REQUIRE(d);
+    l.pin_many(d->ino, 0, 1000);
+    REQUIRE(l.log->compact(l.fs, [](int) {}) == 0);
+    const std::size_t compacted = l.log->used();
+    l.log->set_compaction_floor(compacted * 10);
+    auto ino = l.fs.lookup(d->ino, "o1")->ino;
+    while (l.log->used() * 2 <= compacted * 3) REQUIRE(l.fs.get(Caller::root(), ino));
+    CHECK_FALSE(l.log->wants_compaction());  // below the floor
+    l.log->set_compaction_floor(0);
+    CHECK(l.log->wants_compaction());
+    REQUIRE(l.log->compact(l.fs, [](int) {}) == 0);
+    CHECK(l.log->used() < compacted + 16);  // the gets changed one node's atime, nothing else
+    CHECK_FALSE(l.log->wants_compaction());
+}
+
 TEST_CASE("state log: compaction keeps the FUSE_INIT request; a reset for a new mount drops it",
           "[persist][state_log][compact]") {
     Logged l;
