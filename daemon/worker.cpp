@@ -344,7 +344,8 @@ int worker_main(int handoff_fd) {
             }
         }
         if (n == 0 && slog.wants_compaction()) {
-            int e = slog.compact(fs, [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
+            int e = slog.compact(
+                fs, [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
             if (e != 0) spdlog::warn("state log compaction failed: {}", std::strerror(e));
             else spdlog::debug("state log compacted to {} bytes", slog.used());
             // Compaction itself allocates little, but it follows the log's growth, and so any
