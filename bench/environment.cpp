@@ -13,6 +13,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -390,6 +393,103 @@ std::size_t tree_rss_bytes(pid_t root) {
     std::size_t sum = 0;
     for (pid_t p : process_tree(root)) sum += rss_bytes(p);
     return sum;
+}
+
+namespace {
+
+std::size_t status_kib(const std::string& status, const std::string& key) {
+    std::istringstream in(status);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(key, 0) == 0) return std::stoull(line.substr(key.size())) * 1024;
+    }
+    return 0;
+}
+
+std::string mib(std::size_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(b) / (1 << 20));
+    return buf;
+}
+
+}  // namespace
+
+std::size_t DaemonMemory::rss() const {
+    std::size_t sum = 0;
+    for (const auto& p : procs) sum += p.rss;
+    return sum;
+}
+
+std::size_t DaemonMemory::total() const {
+    std::size_t sum = rss();
+    for (const auto& m : memfds) {
+        if (!m.mapped) sum += m.allocated;
+    }
+    return sum;
+}
+
+std::string DaemonMemory::describe() const {
+    std::string out;
+    for (std::size_t i = 0; i < procs.size(); ++i) {
+        const auto& p = procs[i];
+        if (!out.empty()) out += "; ";
+        out += (i == 0 ? "supervisor " : "worker ") + mib(p.rss) + " (anon " + mib(p.anon) +
+               ", shmem " + mib(p.shmem) + ")";
+    }
+    for (const auto& m : memfds) {
+        out += "; memfd " + m.name + " " + mib(m.allocated) + " of " + mib(m.size) +
+               (m.mapped ? " (mapped)" : " (unmapped: added)");
+    }
+    return out + " MiB";
+}
+
+DaemonMemory daemon_memory(pid_t root) {
+    DaemonMemory out;
+    std::map<std::uint64_t, std::size_t> by_ino;  // memfd inode -> index in out.memfds
+    std::vector<std::uint64_t> mapped;
+    for (pid_t pid : process_tree(root)) {
+        std::string dir = "/proc/" + std::to_string(pid);
+        std::string status = read_all(dir + "/status");
+        out.procs.push_back(ProcMemory{pid, status_kib(status, "VmRSS:"),
+                                       status_kib(status, "RssAnon:"),
+                                       status_kib(status, "RssShmem:")});
+        if (DIR* d = opendir((dir + "/fd").c_str())) {
+            while (dirent* e = readdir(d)) {
+                if (e->d_name[0] == '.') continue;
+                std::string fd = dir + "/fd/" + e->d_name;
+                char link[256];
+                ssize_t n = readlink(fd.c_str(), link, sizeof link - 1);
+                if (n <= 0) continue;
+                std::string target(link, static_cast<std::size_t>(n));
+                if (target.rfind("/memfd:", 0) != 0) continue;
+                struct stat st {};
+                if (stat(fd.c_str(), &st) != 0) continue;
+                auto [it, fresh] = by_ino.try_emplace(st.st_ino, out.memfds.size());
+                if (!fresh) continue;
+                std::string name = target.substr(7);
+                if (auto sp = name.find(' '); sp != std::string::npos) name.resize(sp);
+                out.memfds.push_back(MemfdUse{name, static_cast<std::size_t>(st.st_size),
+                                              static_cast<std::size_t>(st.st_blocks) * 512,
+                                              false});
+            }
+            closedir(d);
+        }
+        // /proc/PID/maps: "start-end perms offset dev inode path"; memfd mappings name
+        // "/memfd:NAME (deleted)".
+        std::istringstream maps(read_all(dir + "/maps"));
+        std::string line;
+        while (std::getline(maps, line)) {
+            if (line.find("/memfd:") == std::string::npos) continue;
+            std::istringstream f(line);
+            std::string range, perms, offset, dev;
+            std::uint64_t ino = 0;
+            if (f >> range >> perms >> offset >> dev >> ino) mapped.push_back(ino);
+        }
+    }
+    for (auto [ino, i] : by_ino) {
+        out.memfds[i].mapped = std::find(mapped.begin(), mapped.end(), ino) != mapped.end();
+    }
+    return out;
 }
 
 }  // namespace bpffs::bench

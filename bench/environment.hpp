@@ -118,4 +118,28 @@ std::vector<pid_t> process_tree(pid_t root);
 // process or as a supervisor and a worker (each exec'ed: they share no pages but libraries').
 std::size_t tree_rss_bytes(pid_t root);
 
+// Where a daemon's memory is: each process's VmRSS split into RssAnon and RssShmem (RssFile:
+// the rest), and the memfds its processes hold (the state log, the in-flight area) with the
+// bytes they allocate. A memfd's pages count in the RssShmem of a process that maps and has
+// touched them; one that no process maps is memory all the same, which VmRSS misses: total()
+// adds those.
+struct ProcMemory {
+    pid_t pid = 0;
+    std::size_t rss = 0, anon = 0, shmem = 0;
+};
+struct MemfdUse {
+    std::string name;            // "bpffs-state", "bpffs-inflight"
+    std::size_t size = 0;        // st_size
+    std::size_t allocated = 0;   // st_blocks * 512: its pages in memory
+    bool mapped = false;         // some process of the tree maps it
+};
+struct DaemonMemory {
+    std::vector<ProcMemory> procs;  // the root first
+    std::vector<MemfdUse> memfds;   // each memfd once
+    std::size_t rss() const;        // VmRSS summed
+    std::size_t total() const;      // rss() + what unmapped memfds allocate
+    std::string describe() const;   // one line, for the table
+};
+DaemonMemory daemon_memory(pid_t root);
+
 }  // namespace bpffs::bench

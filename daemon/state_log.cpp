@@ -8,17 +8,20 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <string>
 
 namespace bpffs::daemon {
 namespace {
 
 constexpr char kMagic[8] = {'B', 'P', 'F', 'F', 'S', 'L', 'O', 'G'};
-constexpr std::uint32_t kLogVersion = 1;
+constexpr std::uint32_t kLogVersion = fsops::kStateVersion;
 constexpr std::size_t kHeaderSize = 4096;
 constexpr std::size_t kInitOffset = 16;  // magic[8] | version u32 | init_len u32 | init
 constexpr std::size_t kInitMax = kHeaderSize - kInitOffset;
 constexpr std::size_t kInitialCapacity = 1 << 20;
+constexpr std::size_t kVarintMax = 10;
+constexpr std::size_t kBatchMax = std::numeric_limits<std::uint32_t>::max() - 3;
 
 std::size_t pad4(std::size_t n) { return (n + 3) & ~std::size_t{3}; }
 
@@ -26,6 +29,18 @@ std::uint32_t load_u32(const std::uint8_t* p) {
     return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(
                                               const_cast<std::uint8_t*>(p)))
         .load(std::memory_order_acquire);
+}
+
+// A record's length: an unsigned LEB128 varint, read within [p, stop). 0 when it does not fit
+// or is not minimal (a record is never empty, so 0 is never a valid length).
+std::size_t read_len(const std::uint8_t*& p, const std::uint8_t* stop) {
+    std::uint64_t len = 0;
+    for (int shift = 0; shift < 35 && p < stop; shift += 7) {
+        std::uint8_t b = *p++;
+        len |= std::uint64_t{b & 0x7fu} << shift;
+        if ((b & 0x80) == 0) return (b == 0 && shift != 0) ? 0 : static_cast<std::size_t>(len);
+    }
+    return 0;
 }
 
 }  // namespace
@@ -46,11 +61,15 @@ Result<std::unique_ptr<StateLog>> StateLog::create() {
     return log;
 }
 
-Result<std::unique_ptr<StateLog>> StateLog::open(UniqueFd fd) {
+Result<std::unique_ptr<StateLog>> StateLog::open(UniqueFd fd, std::string* why) {
+    auto invalid = [why](std::string what) {
+        if (why != nullptr) *why = std::move(what);
+        return fail(EINVAL);
+    };
     struct stat st {};
     if (fstat(fd.get(), &st) != 0) return fail(errno);
     auto size = static_cast<std::size_t>(st.st_size);
-    if (size < kHeaderSize || size % 4 != 0) return fail(EINVAL);
+    if (size < kHeaderSize || size % 4 != 0) return invalid("not a state log (size)");
     std::unique_ptr<StateLog> log(new StateLog());
     log->fd_ = std::move(fd);
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, log->fd_.get(), 0);
@@ -59,15 +78,17 @@ Result<std::unique_ptr<StateLog>> StateLog::open(UniqueFd fd) {
     log->capacity_ = size;
     std::uint32_t version = 0;
     std::memcpy(&version, log->base_ + 8, 4);
-    if (std::memcmp(log->base_, kMagic, sizeof kMagic) != 0 || version != kLogVersion) {
-        return fail(EINVAL);
+    if (std::memcmp(log->base_, kMagic, sizeof kMagic) != 0) return invalid("not a state log");
+    if (version != kLogVersion) {
+        return invalid("a state log of format version " + std::to_string(version) +
+                       "; this binary reads version " + std::to_string(kLogVersion));
     }
     // Find the end: the first batch that was never committed.
     std::size_t pos = kHeaderSize;
-    while (pos + 8 <= size) {
+    while (pos + 4 <= size) {
         std::uint32_t total = load_u32(log->base_ + pos);
-        if (total == 0 || pos + 8 + total > size) break;
-        pos += 8 + pad4(total);
+        if (total == 0 || pos + 4 + total > size) break;
+        pos += 4 + pad4(total);
     }
     log->end_ = pos;
     log->compacted_size_ = pos;
@@ -105,30 +126,45 @@ std::vector<std::uint8_t> StateLog::init() const {
     return {base_ + kInitOffset, base_ + kInitOffset + n};
 }
 
-void StateLog::write_batch(const std::vector<fsops::Change>& changes) {
-    std::vector<std::string> recs;
-    recs.reserve(changes.size());
-    std::size_t total = 0;
-    for (const auto& c : changes) {
-        recs.push_back(fsops::encode(c));
-        total += 4 + pad4(recs.back().size());
+int StateLog::put_record(std::size_t& pos, const fsops::Change& c) {
+    scratch_.clear();
+    fsops::encode_to(c, scratch_);
+    // Room for the length, the record, the padding and the zero word that ends the log.
+    std::size_t need = pos + kVarintMax + scratch_.size() + 3 + 4;
+    if (need - end_ - 4 > kBatchMax) return EFBIG;
+    if (int e = grow(need); e != 0) return e;
+    std::uint8_t* p = base_ + pos;
+    for (std::size_t len = scratch_.size(); ; len >>= 7) {
+        if (len < 0x80) {
+            *p++ = static_cast<std::uint8_t>(len);
+            break;
+        }
+        *p++ = static_cast<std::uint8_t>((len & 0x7f) | 0x80);
     }
-    // One spare word: the zero length after the batch that tells readers where it ends.
-    if (grow(end_ + 8 + total + 4) != 0) {
-        throw std::runtime_error("state log: cannot grow: " + std::string(std::strerror(errno)));
-    }
-    std::uint8_t* p = base_ + end_ + 8;
-    for (const auto& r : recs) {
-        auto len = static_cast<std::uint32_t>(r.size());
-        std::memcpy(p, &len, 4);
-        std::memcpy(p + 4, r.data(), r.size());
-        p += 4 + pad4(r.size());
-    }
-    auto count = static_cast<std::uint32_t>(recs.size());
-    std::memcpy(base_ + end_ + 4, &count, 4);
+    std::memcpy(p, scratch_.data(), scratch_.size());
+    pos = static_cast<std::size_t>(p - base_) + scratch_.size();
+    return 0;
+}
+
+void StateLog::commit_batch(std::size_t pos) {
+    auto total = static_cast<std::uint32_t>(pos - end_ - 4);
+    std::memset(base_ + pos, 0, pad4(pos) - pos);
     std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(base_ + end_))
-        .store(static_cast<std::uint32_t>(total), std::memory_order_release);
-    end_ += 8 + total;
+        .store(total, std::memory_order_release);
+    end_ += 4 + pad4(total);
+}
+
+void StateLog::write_batch(const std::vector<fsops::Change>& changes) {
+    std::size_t pos = end_ + 4;
+    for (const auto& c : changes) {
+        if (int e = put_record(pos, c); e != 0) {
+            // Nothing is visible: the batch's length word is still 0. What it wrote goes, so
+            // that the word after the next batch reads as the end.
+            std::memset(base_ + end_ + 4, 0, pos - end_ - 4);
+            throw std::runtime_error("state log: cannot grow: " + std::string(std::strerror(e)));
+        }
+    }
+    commit_batch(pos);
 }
 
 void StateLog::append(const std::vector<fsops::Change>& changes) {
@@ -137,34 +173,26 @@ void StateLog::append(const std::vector<fsops::Change>& changes) {
     write_batch(changes);
 }
 
-Result<fsops::CoreState> StateLog::read_locked() const {
-    fsops::StateBuilder b;
-    std::size_t pos = kHeaderSize;
-    while (pos + 8 <= end_) {
-        std::uint32_t total = load_u32(base_ + pos);
-        std::uint32_t count = 0;
-        std::memcpy(&count, base_ + pos + 4, 4);
-        if (total == 0) break;
-        const std::uint8_t* p = base_ + pos + 8;
-        const std::uint8_t* stop = p + total;
-        for (std::uint32_t i = 0; i < count; ++i) {
-            if (p + 4 > stop) return fail(EINVAL);
-            std::uint32_t len = 0;
-            std::memcpy(&len, p, 4);
-            if (p + 4 + len > stop) return fail(EINVAL);
-            auto c = fsops::decode(std::string_view(reinterpret_cast<const char*>(p + 4), len));
-            if (!c) return fail(EINVAL);
-            b.apply(*c);
-            p += 4 + pad4(len);
-        }
-        pos += 8 + pad4(total);
-    }
-    return b.state();
-}
-
 Result<fsops::CoreState> StateLog::read() const {
     std::lock_guard lock(mu_);
-    return read_locked();
+    fsops::StateBuilder b;
+    std::size_t pos = kHeaderSize;
+    while (pos + 4 <= end_) {
+        std::uint32_t total = load_u32(base_ + pos);
+        if (total == 0) break;
+        const std::uint8_t* p = base_ + pos + 4;
+        const std::uint8_t* stop = p + total;
+        while (p < stop) {
+            std::size_t len = read_len(p, stop);
+            if (len == 0 || len > static_cast<std::size_t>(stop - p)) return fail(EINVAL);
+            auto c = fsops::decode(std::string_view(reinterpret_cast<const char*>(p), len));
+            if (!c) return fail(EINVAL);
+            b.apply(*c);
+            p += len;
+        }
+        pos += 4 + pad4(total);
+    }
+    return b.state();
 }
 
 std::size_t StateLog::used() const {
@@ -174,56 +202,53 @@ std::size_t StateLog::used() const {
 
 bool StateLog::wants_compaction() const {
     std::lock_guard lock(mu_);
-    return end_ > floor_ && end_ > 2 * compacted_size_;
+    return end_ > floor_ && 2 * end_ > 3 * compacted_size_;
 }
 
-int StateLog::compact(const std::function<void(int new_fd)>& publish) {
-    std::lock_guard lock(mu_);
-    auto state = read_locked();
-    if (!state) return state.error().value;
-    return replace_locked(*state, true, publish);
+int StateLog::compact(const fsops::Filesystem& fs,
+                      const std::function<void(int new_fd)>& publish) {
+    return rewrite(fs, true, publish);
 }
 
-int StateLog::reset_to(const fsops::CoreState& state, bool keep_init,
+int StateLog::reset_to(const fsops::Filesystem& fs, bool keep_init,
                        const std::function<void(int new_fd)>& publish) {
-    std::lock_guard lock(mu_);
-    return replace_locked(state, keep_init, publish);
+    return rewrite(fs, keep_init, publish);
 }
 
-int StateLog::replace_locked(const fsops::CoreState& state, bool keep_init,
-                             const std::function<void(int new_fd)>& publish) {
+int StateLog::rewrite(const fsops::Filesystem& fs, bool keep_init,
+                      const std::function<void(int new_fd)>& publish) {
     auto fresh = create();
     if (!fresh) return fresh.error().value;
+    // No one else sees the new log until it is published: it is written without its mutex.
     StateLog& n = **fresh;
-    std::uint32_t init_len = load_u32(base_ + 12);
-    if (keep_init && init_len <= kInitMax) {
-        std::memcpy(n.base_ + kInitOffset, base_ + kInitOffset, init_len);
-        std::memcpy(n.base_ + 12, &init_len, 4);
-    }
-    std::vector<fsops::Change> all;
-    all.reserve(state.nodes.size() + 1);
-    fsops::Change meta;
-    meta.kind = fsops::Change::Kind::meta;
-    meta.meta = state.meta;
-    all.push_back(std::move(meta));
-    for (const auto& node : state.nodes) {
-        fsops::Change c;
-        c.kind = fsops::Change::Kind::put;
-        c.node = node;
-        all.push_back(std::move(c));
-    }
+    std::size_t pos = n.end_ + 4;
+    int e = 0;
     try {
-        n.write_batch(all);
-    } catch (const std::runtime_error&) {
-        return ENOSPC;
+        fs.stream_state(
+            [&](const fsops::Change& c) {
+                if (e == 0) e = n.put_record(pos, c);
+            },
+            [&] {
+                if (e != 0) return;
+                // Under the core's lock: no change can land in this log from here on.
+                std::lock_guard lock(mu_);
+                std::uint32_t init_len = load_u32(base_ + 12);
+                if (keep_init && init_len <= kInitMax) {
+                    std::memcpy(n.base_ + kInitOffset, base_ + kInitOffset, init_len);
+                    std::memcpy(n.base_ + 12, &init_len, 4);
+                }
+                n.commit_batch(pos);
+                publish(n.fd_.get());
+                std::swap(fd_, n.fd_);
+                std::swap(base_, n.base_);
+                std::swap(capacity_, n.capacity_);
+                end_ = n.end_;
+                compacted_size_ = end_;
+            });
+    } catch (const std::bad_alloc&) {
+        return ENOMEM;
     }
-    publish(n.fd_.get());
-    std::swap(fd_, n.fd_);
-    std::swap(base_, n.base_);
-    std::swap(capacity_, n.capacity_);
-    end_ = n.end_;
-    compacted_size_ = end_;
-    return 0;
+    return e;
 }
 
 }  // namespace bpffs::daemon

@@ -152,9 +152,11 @@ int worker_main(int handoff_fd) {
     for (int fd : h.conns) conns.emplace_back(fd);
     for (int fd : h.fds()) fcntl(fd, F_SETFD, FD_CLOEXEC);
 
-    auto log = StateLog::open(std::move(log_fd));
+    std::string unusable;
+    auto log = StateLog::open(std::move(log_fd), &unusable);
     if (!log) {
-        spdlog::error("the state log is unusable: {}", std::strerror(log.error().value));
+        spdlog::error("the state log is unusable: {}",
+                      unusable.empty() ? std::strerror(log.error().value) : unusable);
         return kExitStartFailed;
     }
     int ctl = control.get();
@@ -177,23 +179,23 @@ int worker_main(int handoff_fd) {
     auto core = build_core(h, **log, held);
     if (!core) return kExitStartFailed;
     fsops::Filesystem& fs = **core;
-    // One snapshot for both: at a million names it is the start's biggest allocation.
-    const fsops::CoreState start_state = fs.snapshot();
     {
         std::map<fsops::ObjHandle, std::uint64_t> refs;
-        for (const auto& n : start_state.nodes) {
-            if (n.handle) ++refs[*n.handle];
-        }
+        fs.stream_state([&refs](const fsops::Change& c) {
+            if (c.kind == fsops::Change::Kind::put && c.node.handle) ++refs[*c.node.handle];
+        });
         registry.set_refs(refs);
     }
     // The log from here on: the state as it is now, then every change.
     bool resume = !h.first && !(*log)->init().empty();
-    if (int e = (*log)->reset_to(start_state, !h.first,
+    if (int e = (*log)->reset_to(fs, !h.first,
                                  [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
         e != 0) {
         spdlog::error("cannot write the state log: {}", std::strerror(e));
         return kExitStartFailed;
     }
+    // Reading the old log built the whole state once: give those pages back.
+    malloc_trim(0);
     StateLog& slog = **log;
     // Tests make compaction happen with a small tree (BPFFS_TEST_COMPACT_BYTES).
     if (const char* floor = std::getenv("BPFFS_TEST_COMPACT_BYTES")) {
@@ -342,10 +344,12 @@ int worker_main(int handoff_fd) {
             }
         }
         if (n == 0 && slog.wants_compaction()) {
-            int e = slog.compact([ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
+            int e = slog.compact(
+                fs, [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
             if (e != 0) spdlog::warn("state log compaction failed: {}", std::strerror(e));
             else spdlog::debug("state log compacted to {} bytes", slog.used());
-            // Compaction builds the whole state once: give those pages back.
+            // Compaction itself allocates little, but it follows the log's growth, and so any
+            // bulk removal: give back what glibc keeps of the core's freed memory.
             malloc_trim(0);
         }
     }

@@ -31,9 +31,11 @@
 //
 // Change reporting: a call that may change state runs its body through Impl::change(), which
 // holds the lock and, at the end, hands the change sink what the body marked with touch()
-// (the node changed), touch_lookups() (only its lookup count) or touch_meta(). The records are
-// built from the values at the end of the call, so a node is marked once, wherever it is
-// changed, and a marked node no longer in the table becomes an erase.
+// (the node changed), touch_times() (only its times, nlink and next cookie: a directory that
+// gained or lost an entry, a fetched object), touch_lookups() (only its lookup count) or
+// touch_meta(). The records are built from the values at the end of the call, so a node is
+// marked once, at the widest level it was marked, wherever it is changed, and a marked node no
+// longer in the table becomes an erase.
 #include "fsops/filesystem.hpp"
 
 #include <algorithm>
@@ -323,11 +325,12 @@ struct Filesystem::Impl {
     bool read_only = false;
 
     // Changes of the call in progress, each ino once in the order first changed (kMetaMark: the
-    // meta); `whole` unless only the lookup count changed. Empty while no sink is set.
+    // meta), with the widest part of it that changed. Empty while no sink is set.
     static constexpr Ino kMetaMark = 0;
+    enum class Part : std::uint8_t { lookups, times, whole };  // narrow to wide
     struct Pending {
         Ino ino;
-        bool whole;
+        Part part;
     };
     ChangeSink sink;
     std::vector<Pending> pending;
@@ -460,15 +463,17 @@ struct Filesystem::Impl {
         set_attr(n, a);
     }
 
-    void mark(Ino ino, bool whole) {
+    void mark(Ino ino, Part part) {
         if (!sink) return;
         auto [it, fresh] = pending_at.try_emplace(ino, pending.size());
-        if (fresh) pending.push_back(Pending{ino, whole});
-        else pending[it->second].whole = pending[it->second].whole || whole;
+        if (fresh) pending.push_back(Pending{ino, part});
+        else pending[it->second].part = std::max(pending[it->second].part, part);
     }
-    void touch(const Node& n) { mark(n.ino, true); }
-    void touch_lookups(const Node& n) { mark(n.ino, false); }
-    void touch_meta() { mark(kMetaMark, true); }
+    void touch(const Node& n) { mark(n.ino, Part::whole); }
+    // Only atime, mtime, ctime, nlink or the next cookie changed.
+    void touch_times(const Node& n) { mark(n.ino, Part::times); }
+    void touch_lookups(const Node& n) { mark(n.ino, Part::lookups); }
+    void touch_meta() { mark(kMetaMark, Part::whole); }
 
     NodeState state_of(const Node& n) const {
         NodeState s;
@@ -498,6 +503,11 @@ struct Filesystem::Impl {
         if (n.has(Node::kHasHandle)) s.handle = n.handle;
         return s;
     }
+    NodeTimes times_of(const Node& n) const {
+        Attr a = attr_of(n);
+        return NodeTimes{a.atime, a.mtime, a.ctime, a.nlink,
+                         n.is_dir() ? dir_of(n).next_cookie : 0};
+    }
     CoreMeta meta() const { return CoreMeta{opts, next_ino, socket_ino, read_only}; }
 
     // Hands the marked changes to the sink. The marks are dropped before the sink runs, so a
@@ -515,10 +525,14 @@ struct Filesystem::Impl {
             } else if (n == nullptr) {
                 c.kind = Change::Kind::erase;
                 c.ino = p.ino;
-            } else if (!p.whole) {
+            } else if (p.part == Part::lookups) {
                 c.kind = Change::Kind::lookups;
                 c.ino = p.ino;
                 c.nlookup = lookups(*n);
+            } else if (p.part == Part::times) {
+                c.kind = Change::Kind::times;
+                c.ino = p.ino;
+                c.times = times_of(*n);
             } else {
                 c.kind = Change::Kind::put;
                 c.node = state_of(*n);
@@ -656,8 +670,8 @@ struct Filesystem::Impl {
         set_attr(n, a);
         link(parent, d, slot, name, d.next_cookie++);
         touch(n);
-        touch(parent);  // next_cookie
-        touch_meta();   // next_ino
+        touch_times(parent);  // next_cookie, and nlink for a directory
+        touch_meta();         // next_ino
         return n;
     }
 
@@ -688,7 +702,7 @@ struct Filesystem::Impl {
         remove_entry(d, n.pos);
         n.bits = (n.bits & ~Node::kLinked) | Node::kRemoved;  // nlink is 0 now
         update_attr(n, [&](Attr& a) { a.ctime = clock(); });
-        touch(parent);
+        touch_times(parent);  // mtime, ctime, nlink
         touch(n);
         if (!referenced) erase_node(n);
         return released;
@@ -1009,7 +1023,7 @@ Result<Fetched> Filesystem::get(const Caller& c, Ino ino) {
         if (!p) return p.error();
         if (n->is_dir() || !n->has(Node::kHasHandle)) return fail(EACCES);
         impl_->update_attr(*n, [&](Attr& a) { a.atime = impl_->clock(); });  // touch_atime()
-        impl_->touch(*n);
+        impl_->touch_times(*n);
         return Fetched{n->handle, n->type()};
     });
 }
@@ -1112,6 +1126,23 @@ void Filesystem::set_change_sink(ChangeSink sink) {
     impl_->sink = std::move(sink);
     impl_->pending.clear();
     impl_->pending_at.clear();
+}
+
+void Filesystem::stream_state(const std::function<void(const Change&)>& out,
+                              const std::function<void()>& done) const {
+    std::lock_guard lock(impl_->mu);
+    Change c;
+    c.kind = Change::Kind::meta;
+    c.meta = impl_->meta();
+    out(c);
+    c.kind = Change::Kind::put;
+    for (std::uint32_t slot = 0; slot < impl_->slots_used; ++slot) {
+        const Node& n = impl_->at(slot);
+        if (n.ino == 0) continue;
+        c.node = impl_->state_of(n);
+        out(c);
+    }
+    if (done) done();
 }
 
 CoreState Filesystem::snapshot() const {

@@ -192,6 +192,14 @@ public:
     void set_change_sink(ChangeSink sink);
     // The whole persisted state, nodes sorted by ino.
     CoreState snapshot() const;
+    // The same state as changes, streamed under the core's lock without a copy of it: `out` gets
+    // the meta, then a put per node (in no particular order; to_changes() of the snapshot up to
+    // the order), then `done` runs, still under the lock, so that no change can come between
+    // the last node and what `done` does (a compaction swaps its new log in there). Memory: one
+    // Change, whatever the callbacks allocate. Neither may call back into the core; what they
+    // throw leaves the call.
+    void stream_state(const std::function<void(const Change&)>& out,
+                      const std::function<void()>& done = {}) const;
     // Rebuilds a core from a state (the clock and policy are the new core's). EINVAL unless the
     // state is one the core could be in: root (ino 1, parent 0, no name) present and a live dir;
     // every live node's parent present, live, a dir; names ones mkdir/pin accept (no dot),

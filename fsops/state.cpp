@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The state codec and the replay of changes. Record layout (little-endian):
-//   u8 version (1), u8 kind, then by kind
-//   put:     u64 ino, u64 parent, u64 cookie, u16 name length, name bytes,
-//            attr (u64 ino, u32 mode, u32 nlink, u32 uid, u32 gid, u64 size,
-//                  3 x (i64 sec, i64 nsec) for atime, mtime, ctime),
-//            u64 nlookup, u8 flags (1 removed, 2 dir, 4 has handle), u64 next_cookie,
-//            u8 type, u64 handle (0 without the flag)
-//   lookups: u64 ino, u64 nlookup
-//   erase:   u64 ino
-//   meta:    u32 uid, u32 gid, u32 mode, u64 next_ino, u64 socket_ino, u8 read_only
-// The decoder reads through a cursor that checks every length against what is left.
+// The state codec and the replay of changes. Record layout, version 2 (v: an unsigned LEB128
+// varint, at most 10 bytes and minimal; z: a signed value zigzagged into a v):
+//   u8 kind, then by kind
+//   put:     v ino, v parent, v cookie, v name length, name bytes,
+//            z attr.ino - ino (0 in every state the core makes), v mode, v nlink, v uid, v gid,
+//            v size, times, v nlookup, u8 flags (1 removed, 2 dir, 4 has handle, 8 prog),
+//            v next_cookie, v handle (only with flag 4)
+//   lookups: v ino, v nlookup
+//   erase:   v ino
+//   meta:    v uid, v gid, v mode, v next_ino, v socket_ino, u8 read_only
+//   times:   v ino, times, v nlink, v next_cookie
+// where times is z atime.sec, z atime.nsec, then mtime and ctime each as z differences (sec,
+// nsec) from the time before it, in wrapping 64-bit arithmetic: a node made in one call has
+// three equal times, 12 bytes. A 32-bit field whose varint holds more is invalid, so every
+// record has exactly one encoding. The decoder reads through a cursor that checks every length
+// against what is left.
 #include "fsops/state.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace bpffs::fsops {
 
@@ -24,40 +30,73 @@ bool same_attr(const Attr& a, const Attr& b) {
 
 namespace {
 
-constexpr std::uint8_t kVersion = 1;
 constexpr std::uint8_t kFlagRemoved = 1;
 constexpr std::uint8_t kFlagDir = 2;
 constexpr std::uint8_t kFlagHandle = 4;
+constexpr std::uint8_t kFlagProg = 8;
+constexpr std::uint8_t kKinds = static_cast<std::uint8_t>(Change::Kind::times) + 1;
+
+std::uint64_t zigzag(std::uint64_t v) {
+    return (v << 1) ^ (0 - (v >> 63));  // v as int64: 0, -1, 1, -2 ... -> 0, 1, 2, 3 ...
+}
+std::uint64_t unzigzag(std::uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
+std::uint64_t bits(std::int64_t v) { return static_cast<std::uint64_t>(v); }
+std::int64_t signed_of(std::uint64_t v) { return static_cast<std::int64_t>(v); }
 
 class Writer {
 public:
+    explicit Writer(std::string& out) : out_(out) {}
     void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
-    void u16(std::uint16_t v) { le(v, 2); }
-    void u32(std::uint32_t v) { le(v, 4); }
-    void u64(std::uint64_t v) { le(v, 8); }
-    void i64(std::int64_t v) { le(static_cast<std::uint64_t>(v), 8); }
+    void v(std::uint64_t x) {
+        while (x >= 0x80) {
+            out_.push_back(static_cast<char>((x & 0x7f) | 0x80));
+            x >>= 7;
+        }
+        out_.push_back(static_cast<char>(x));
+    }
+    void z(std::uint64_t x) { v(zigzag(x)); }
     void bytes(std::string_view s) { out_.append(s); }
-    std::string take() { return std::move(out_); }
 
 private:
-    void le(std::uint64_t v, int n) {
-        for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    }
-    std::string out_;
+    std::string& out_;
 };
 
-// Reads fields in order; after the first short read every read fails and ok() is false.
+// Reads fields in order; after the first bad read every read fails and ok() is false.
 class Reader {
 public:
     explicit Reader(std::string_view in) : in_(in) {}
     bool ok() const { return ok_; }
     bool at_end() const { return pos_ == in_.size(); }
 
-    std::uint8_t u8() { return static_cast<std::uint8_t>(le(1)); }
-    std::uint16_t u16() { return static_cast<std::uint16_t>(le(2)); }
-    std::uint32_t u32() { return static_cast<std::uint32_t>(le(4)); }
-    std::uint64_t u64() { return le(8); }
-    std::int64_t i64() { return static_cast<std::int64_t>(le(8)); }
+    std::uint8_t u8() {
+        if (!ok_ || pos_ == in_.size()) {
+            ok_ = false;
+            return 0;
+        }
+        return static_cast<std::uint8_t>(in_[pos_++]);
+    }
+    // A minimal varint of at most 64 bits.
+    std::uint64_t v() {
+        std::uint64_t x = 0;
+        for (int shift = 0; ok_; shift += 7) {
+            std::uint8_t b = u8();
+            if (!ok_) break;
+            if (shift == 63 && b > 1) break;               // more than 64 bits
+            x |= std::uint64_t{b & 0x7fu} << shift;
+            if ((b & 0x80) == 0) {
+                if (b == 0 && shift != 0) break;           // a needless zero byte: not minimal
+                return x;
+            }
+        }
+        ok_ = false;
+        return 0;
+    }
+    std::uint32_t v32() {
+        std::uint64_t x = v();
+        if (x > std::numeric_limits<std::uint32_t>::max()) ok_ = false;
+        return static_cast<std::uint32_t>(x);
+    }
+    std::uint64_t z() { return unzigzag(v()); }
     std::string bytes(std::size_t n) {
         if (!ok_ || in_.size() - pos_ < n) {
             ok_ = false;
@@ -69,159 +108,156 @@ public:
     }
     // A bool field: 0 or 1, anything else makes the record invalid.
     bool flag() {
-        std::uint8_t v = u8();
-        if (v > 1) ok_ = false;
-        return v == 1;
+        std::uint8_t b = u8();
+        if (b > 1) ok_ = false;
+        return b == 1;
     }
     void invalid() { ok_ = false; }
 
 private:
-    std::uint64_t le(std::size_t n) {
-        if (!ok_ || in_.size() - pos_ < n) {
-            ok_ = false;
-            return 0;
-        }
-        std::uint64_t v = 0;
-        for (std::size_t i = 0; i < n; ++i)
-            v |= std::uint64_t{static_cast<unsigned char>(in_[pos_ + i])} << (8 * i);
-        pos_ += n;
-        return v;
-    }
     std::string_view in_;
     std::size_t pos_ = 0;
     bool ok_ = true;
 };
 
-void put_time(Writer& w, const Timespec& t) {
-    w.i64(t.sec);
-    w.i64(t.nsec);
+void put_times(Writer& w, const Timespec& a, const Timespec& m, const Timespec& c) {
+    w.z(bits(a.sec));
+    w.z(bits(a.nsec));
+    w.z(bits(m.sec) - bits(a.sec));
+    w.z(bits(m.nsec) - bits(a.nsec));
+    w.z(bits(c.sec) - bits(m.sec));
+    w.z(bits(c.nsec) - bits(m.nsec));
 }
-Timespec get_time(Reader& r) {
-    Timespec t;
-    t.sec = r.i64();
-    t.nsec = r.i64();
-    return t;
+void get_times(Reader& r, Timespec& a, Timespec& m, Timespec& c) {
+    std::uint64_t as = r.z(), an = r.z();
+    std::uint64_t ms = as + r.z(), mn = an + r.z();
+    std::uint64_t cs = ms + r.z(), cn = mn + r.z();
+    a = {signed_of(as), signed_of(an)};
+    m = {signed_of(ms), signed_of(mn)};
+    c = {signed_of(cs), signed_of(cn)};
 }
 
 void put_node(Writer& w, const NodeState& n) {
-    w.u64(n.ino);
-    w.u64(n.parent);
-    w.u64(n.cookie);
-    // Names in the core are at most kNameMax; a longer one is cut here and refused by decode.
-    std::size_t len = std::min<std::size_t>(n.name.size(), 0xffff);
-    w.u16(static_cast<std::uint16_t>(len));
-    w.bytes(std::string_view(n.name).substr(0, len));
+    w.v(n.ino);
+    w.v(n.parent);
+    w.v(n.cookie);
+    // Names in the core are at most kNameMax; a longer one is written and refused by decode.
+    w.v(n.name.size());
+    w.bytes(n.name);
     const Attr& a = n.attr;
-    w.u64(a.ino);
-    w.u32(a.mode);
-    w.u32(a.nlink);
-    w.u32(a.uid);
-    w.u32(a.gid);
-    w.u64(a.size);
-    put_time(w, a.atime);
-    put_time(w, a.mtime);
-    put_time(w, a.ctime);
-    w.u64(n.nlookup);
+    w.z(a.ino - n.ino);
+    w.v(a.mode);
+    w.v(a.nlink);
+    w.v(a.uid);
+    w.v(a.gid);
+    w.v(a.size);
+    put_times(w, a.atime, a.mtime, a.ctime);
+    w.v(n.nlookup);
     std::uint8_t flags = (n.removed ? kFlagRemoved : 0) | (n.is_dir ? kFlagDir : 0) |
-                         (n.handle ? kFlagHandle : 0);
+                         (n.handle ? kFlagHandle : 0) |
+                         (n.type == ObjType::prog ? kFlagProg : 0);
     w.u8(flags);
-    w.u64(n.next_cookie);
-    w.u8(static_cast<std::uint8_t>(n.type));
-    w.u64(n.handle.value_or(0));
+    w.v(n.next_cookie);
+    if (n.handle) w.v(*n.handle);
 }
 
 NodeState get_node(Reader& r) {
     NodeState n;
-    n.ino = r.u64();
-    n.parent = r.u64();
-    n.cookie = r.u64();
-    std::uint16_t len = r.u16();
+    n.ino = r.v();
+    n.parent = r.v();
+    n.cookie = r.v();
+    std::uint64_t len = r.v();
     if (len > kNameMax) r.invalid();
-    n.name = r.bytes(len);
+    n.name = r.bytes(r.ok() ? static_cast<std::size_t>(len) : 0);
     Attr& a = n.attr;
-    a.ino = r.u64();
-    a.mode = r.u32();
-    a.nlink = r.u32();
-    a.uid = r.u32();
-    a.gid = r.u32();
-    a.size = r.u64();
-    a.atime = get_time(r);
-    a.mtime = get_time(r);
-    a.ctime = get_time(r);
-    n.nlookup = r.u64();
+    a.ino = n.ino + r.z();
+    a.mode = r.v32();
+    a.nlink = r.v32();
+    a.uid = r.v32();
+    a.gid = r.v32();
+    a.size = r.v();
+    get_times(r, a.atime, a.mtime, a.ctime);
+    n.nlookup = r.v();
     std::uint8_t flags = r.u8();
-    if (flags & ~(kFlagRemoved | kFlagDir | kFlagHandle)) r.invalid();
+    if (flags & ~(kFlagRemoved | kFlagDir | kFlagHandle | kFlagProg)) r.invalid();
     n.removed = (flags & kFlagRemoved) != 0;
     n.is_dir = (flags & kFlagDir) != 0;
-    n.next_cookie = r.u64();
-    std::uint8_t type = r.u8();
-    if (type > static_cast<std::uint8_t>(ObjType::prog)) r.invalid();
-    n.type = static_cast<ObjType>(type);
-    std::uint64_t handle = r.u64();
-    if (flags & kFlagHandle) n.handle = handle;
-    else if (handle != 0) r.invalid();  // one encoding per record
+    n.type = (flags & kFlagProg) != 0 ? ObjType::prog : ObjType::map;
+    n.next_cookie = r.v();
+    if (flags & kFlagHandle) n.handle = r.v();
     return n;
 }
 
 }  // namespace
 
-std::string encode(const Change& c) {
-    Writer w;
-    w.u8(kVersion);
+void encode_to(const Change& c, std::string& out) {
+    Writer w(out);
     w.u8(static_cast<std::uint8_t>(c.kind));
     switch (c.kind) {
     case Change::Kind::put:
         put_node(w, c.node);
         break;
     case Change::Kind::lookups:
-        w.u64(c.ino);
-        w.u64(c.nlookup);
+        w.v(c.ino);
+        w.v(c.nlookup);
         break;
     case Change::Kind::erase:
-        w.u64(c.ino);
+        w.v(c.ino);
         break;
     case Change::Kind::meta:
-        w.u32(c.meta.opts.uid);
-        w.u32(c.meta.opts.gid);
-        w.u32(c.meta.opts.mode);
-        w.u64(c.meta.next_ino);
-        w.u64(c.meta.socket_ino);
+        w.v(c.meta.opts.uid);
+        w.v(c.meta.opts.gid);
+        w.v(c.meta.opts.mode);
+        w.v(c.meta.next_ino);
+        w.v(c.meta.socket_ino);
         w.u8(c.meta.read_only ? 1 : 0);
         break;
+    case Change::Kind::times:
+        w.v(c.ino);
+        put_times(w, c.times.atime, c.times.mtime, c.times.ctime);
+        w.v(c.times.nlink);
+        w.v(c.times.next_cookie);
+        break;
     }
-    return w.take();
+}
+
+std::string encode(const Change& c) {
+    std::string out;
+    encode_to(c, out);
+    return out;
 }
 
 Result<Change> decode(std::string_view bytes) {
     Reader r(bytes);
-    if (r.u8() != kVersion || !r.ok()) return fail(EINVAL);
     std::uint8_t kind = r.u8();
+    if (!r.ok() || kind >= kKinds) return fail(EINVAL);
     Change c;
-    switch (kind) {
-    case static_cast<std::uint8_t>(Change::Kind::put):
-        c.kind = Change::Kind::put;
+    c.kind = static_cast<Change::Kind>(kind);
+    switch (c.kind) {
+    case Change::Kind::put:
         c.node = get_node(r);
         break;
-    case static_cast<std::uint8_t>(Change::Kind::lookups):
-        c.kind = Change::Kind::lookups;
-        c.ino = r.u64();
-        c.nlookup = r.u64();
+    case Change::Kind::lookups:
+        c.ino = r.v();
+        c.nlookup = r.v();
         break;
-    case static_cast<std::uint8_t>(Change::Kind::erase):
-        c.kind = Change::Kind::erase;
-        c.ino = r.u64();
+    case Change::Kind::erase:
+        c.ino = r.v();
         break;
-    case static_cast<std::uint8_t>(Change::Kind::meta):
-        c.kind = Change::Kind::meta;
-        c.meta.opts.uid = r.u32();
-        c.meta.opts.gid = r.u32();
-        c.meta.opts.mode = r.u32();
-        c.meta.next_ino = r.u64();
-        c.meta.socket_ino = r.u64();
+    case Change::Kind::meta:
+        c.meta.opts.uid = r.v32();
+        c.meta.opts.gid = r.v32();
+        c.meta.opts.mode = r.v32();
+        c.meta.next_ino = r.v();
+        c.meta.socket_ino = r.v();
         c.meta.read_only = r.flag();
         break;
-    default:
-        return fail(EINVAL);
+    case Change::Kind::times:
+        c.ino = r.v();
+        get_times(r, c.times.atime, c.times.mtime, c.times.ctime);
+        c.times.nlink = r.v32();
+        c.times.next_cookie = r.v();
+        break;
     }
     if (!r.ok() || !r.at_end()) return fail(EINVAL);
     return c;
@@ -254,6 +290,16 @@ void StateBuilder::apply(const Change& c) {
         break;
     case Change::Kind::lookups:
         if (auto it = nodes_.find(c.ino); it != nodes_.end()) it->second.nlookup = c.nlookup;
+        break;
+    case Change::Kind::times:
+        if (auto it = nodes_.find(c.ino); it != nodes_.end()) {
+            NodeState& n = it->second;
+            n.attr.atime = c.times.atime;
+            n.attr.mtime = c.times.mtime;
+            n.attr.ctime = c.times.ctime;
+            n.attr.nlink = c.times.nlink;
+            n.next_cookie = c.times.next_cookie;
+        }
         break;
     case Change::Kind::erase:
         nodes_.erase(c.ino);
