@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -221,12 +222,23 @@ public:
         }
         if (listen_now) listen();
     }
-    // Starts listening, and the thread that serves.
+    // Starts listening, and the thread that serves. Returns once that thread runs: tests fork
+    // right after, and a thread that is still starting may hold an allocator lock the child
+    // would inherit (GCC 12's libasan has no fork handler; see Watchdog in persist_test.cpp).
     void listen() {
         if (::listen(listen_fd_.get(), 16) != 0) {
             throw std::system_error(errno, std::generic_category(), "fake broker: listen");
         }
-        thread_ = std::thread([this] { serve(); });
+        std::unique_lock l(mu_);
+        thread_ = std::thread([this] {
+            {
+                std::lock_guard started(mu_);
+                running_ = true;
+            }
+            running_cv_.notify_all();
+            serve();
+        });
+        running_cv_.wait(l, [this] { return running_; });
     }
     // Stops serving and closes the listening socket; `unlink_socket`: removes its name too
     // (connect: ENOENT), else leaves it (connect: ECONNREFUSED).
@@ -279,6 +291,8 @@ private:
     std::atomic<int> accepted_{0};
     mutable std::mutex mu_;
     std::vector<std::string> seen_;  // guarded by mu_
+    bool running_ = false;           // guarded by mu_
+    std::condition_variable running_cv_;
     std::thread thread_;
 };
 
