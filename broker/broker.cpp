@@ -7,7 +7,6 @@
 #include "broker/broker.hpp"
 
 #include "broker/kernel.hpp"
-#include "common/proc_status.hpp"
 #include "common/scm.hpp"
 #include "fsops/mount_options.hpp"
 
