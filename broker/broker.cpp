@@ -7,6 +7,7 @@
 #include "broker/broker.hpp"
 
 #include "broker/kernel.hpp"
+#include "broker/peer.hpp"
 #include "common/scm.hpp"
 #include "fsops/mount_options.hpp"
 
@@ -38,46 +39,6 @@ namespace bpffs::broker {
 
 namespace {
 
-std::string ns_of(const std::string& pid) {
-    char buf[64];
-    ssize_t n = readlink(("/proc/" + pid + "/ns/user").c_str(), buf, sizeof buf - 1);
-    if (n < 0) return {};
-    return std::string(buf, static_cast<std::size_t>(n));
-}
-
-// The peer as the kernel recorded it at connect time: uid, gid, groups, pid.
-fsops::Caller peer_ids(int sock, pid_t* pid_out) {
-    fsops::Caller c;
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-        c.uid = c.gid = 65534;  // unknown peer: nobody
-        return c;
-    }
-    c.uid = cred.uid;
-    c.gid = cred.gid;
-    *pid_out = cred.pid;
-    std::array<gid_t, 256> groups{};
-    socklen_t glen = sizeof groups;
-    if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) == 0) {
-        c.groups.assign(groups.begin(), groups.begin() + glen / sizeof(gid_t));
-    }
-    return c;
-}
-
-// The peer's effective capabilities, which count only when it lives in the daemon's own user
-// namespace. Asked only when an answer depends on them (pin, remount, upgrade, or a get that the
-// mode bits alone refuse). capget(2) of another process needs no privilege.
-fsops::Caps peer_caps(pid_t pid, const std::string& self_ns) {
-    if (pid <= 0) return {};
-    if (self_ns.empty() || ns_of(std::to_string(pid)) != self_ns) return {};
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, pid};
-    std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
-    if (syscall(SYS_capget, &hdr, data.data()) != 0) return {};
-    return fsops::Caps::from_bits(std::uint64_t{data[0].effective} |
-                                  (std::uint64_t{data[1].effective} << 32));
-}
-
 // The epoll data of the loop's own fds; connections have ids from 16 up.
 constexpr std::uint64_t kListenId = 1;
 constexpr std::uint64_t kStopId = 2;
@@ -88,6 +49,12 @@ std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
+}
+
+// SO_PASSCRED: the kernel attaches each message's sender (SCM_CREDENTIALS). 0 or an errno.
+int pass_credentials(int sock) {
+    int one = 1;
+    return setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == 0 ? 0 : errno;
 }
 
 protocol::Reply error_reply(protocol::Op op, int e) {
@@ -113,24 +80,14 @@ const char* op_name(protocol::Op op) {
 struct Broker::Conn {
     UniqueFd sock;
     std::uint64_t id = 0;
-    pid_t pid = 0;
-    // Only the thread that serves the connection (one at a time: EPOLLONESHOT) touches these.
-    fsops::Caller caller;  // caps only once caps_known
-    bool caps_known = false;
+    // Only the thread that serves the connection (one at a time: EPOLLONESHOT) touches it.
+    Peer peer;  // as the kernel recorded it at connect (broker/peer.hpp)
     std::atomic<std::int64_t> last_active{0};  // now_ns(); read by the idle sweep
-
-    const fsops::Caller& with_caps(const std::string& self_ns) {
-        if (!caps_known) {
-            caller.caps = peer_caps(pid, self_ns);
-            caps_known = true;
-        }
-        return caller;
-    }
 };
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
     : fs_(fs), registry_(registry), hooks_(std::move(hooks)), cfg_(std::move(cfg)),
-      self_userns_(ns_of("self")), stop_event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+      self_userns_(own_user_namespace()), stop_event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 Broker::~Broker() = default;
 
@@ -156,6 +113,7 @@ int Broker::bind_and_listen(const std::string& mountpoint, const std::function<v
     std::memcpy(addr.sun_path, path.data(), path.size());
     listen_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listen_) return errno;
+    if (int e = pass_credentials(listen_.get()); e != 0) return e;
     if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno;
     tree_ = std::move(tree);
     if (bound) bound();
@@ -171,6 +129,7 @@ int Broker::adopt(const std::string& mountpoint, UniqueFd listen_sock, UniqueFd 
     mount_dev_ = st.st_dev;
     int flags = fcntl(listen_sock.get(), F_GETFL);
     if (flags < 0 || fcntl(listen_sock.get(), F_SETFL, flags | O_NONBLOCK) != 0) return errno;
+    if (int e = pass_credentials(listen_sock.get()); e != 0) return e;
     listen_ = std::move(listen_sock);
     tree_ = std::move(tree);
     if (int e = setup_loop(); e != 0) return e;
@@ -203,7 +162,11 @@ void Broker::adopt_connection(UniqueFd s) {
 
 std::shared_ptr<Broker::Conn> Broker::new_conn(UniqueFd s) {
     auto c = std::make_shared<Conn>();
-    c->caller = peer_ids(s.get(), &c->pid);
+    // Every message then carries its sender's credentials (accepted sockets inherit the option
+    // from the listening socket; a connection handed over by an older worker may lack it).
+    int one = 1;
+    setsockopt(s.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+    c->peer = peer_at_connect(s.get());
     c->last_active.store(now_ns());
     c->sock = std::move(s);
     return c;
@@ -459,7 +422,7 @@ void Broker::sweep_idle() {
     for (auto it = conns_.begin(); it != conns_.end();) {
         Conn& c = *it->second;
         if (now - c.last_active.load() > limit) {
-            spdlog::debug("broker: closing idle connection (pid {})", c.pid);
+            spdlog::debug("broker: closing idle connection (pid {})", c.peer.pid);
             epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.sock.get(), nullptr);
             it = conns_.erase(it);  // a thread serving it still holds it
         } else {
@@ -478,12 +441,12 @@ bool Broker::on_readable(Conn& c) {
         if (r.error == EAGAIN) return true;
         if (r.error != 0 || r.size == 0) return false;  // error or the peer left
         if (r.truncated || r.ctruncated) {
-            spdlog::warn("broker: pid {}: oversized message or too many fds; closing", c.pid);
+            spdlog::warn("broker: pid {}: oversized message or too many fds; closing", c.peer.pid);
             return false;
         }
         auto req = protocol::decode_request(std::span(buf.data(), r.size));
         if (!req) {
-            spdlog::warn("broker: pid {}: malformed request ({}); closing", c.pid,
+            spdlog::warn("broker: pid {}: malformed request ({}); closing", c.peer.pid,
                          strerrorname_np(req.error().value));
             return false;
         }
@@ -493,7 +456,8 @@ bool Broker::on_readable(Conn& c) {
             rep = error_reply(req->op, EINVAL);
         } else {
             try {
-                rep = handle(c, *req, r.fds, out_fd);
+                RequestCreds creds(fd, c.peer, r.sender, self_userns_);
+                rep = handle(creds, *req, r.fds, out_fd);
             } catch (const std::bad_alloc&) {
                 rep = error_reply(req->op, ENOMEM);
             } catch (const std::exception& ex) {
@@ -506,34 +470,35 @@ bool Broker::on_readable(Conn& c) {
         std::array<int, 1> one{out_fd.get()};
         std::span<const int> fds = out_fd ? std::span<const int>(one) : std::span<const int>();
         if (int e = send_with_fds(fd, msg, fds); e != 0) {
-            spdlog::debug("broker: pid {}: reply not sent ({}); closing", c.pid, std::strerror(e));
+            spdlog::debug("broker: pid {}: reply not sent ({}); closing", c.peer.pid,
+                          std::strerror(e));
             return false;
         }
     }
     return true;
 }
 
-protocol::Reply Broker::handle(Conn& c, const protocol::Request& req,
+protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
                                std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
     protocol::Reply rep;
     switch (req.op) {
         case protocol::Op::pin: rep = do_pin(c, req.name, fds); break;
         case protocol::Op::get: rep = do_get(c, fds, out_fd); break;
-        case protocol::Op::status: rep = do_status(); break;
+        case protocol::Op::status: rep = do_status(c); break;
         case protocol::Op::remount: rep = do_remount(c, req.name); break;
         case protocol::Op::upgrade: rep = do_upgrade(c, req.name); break;
     }
-    spdlog::debug("op={} pid={} uid={} -> {}", op_name(req.op), c.pid, c.caller.uid,
+    spdlog::debug("op={} pid={} uid={} -> {}", op_name(req.op), c.sender_pid(), c.ids().uid,
                   rep.error == 0 ? "ok" : strerrorname_np(rep.error));
     return rep;
 }
 
-protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<UniqueFd>& fds) {
+protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name, std::vector<UniqueFd>& fds) {
     using protocol::Op;
     // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
     // permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6. name
     // and terminal rules (the core), 7. create.
-    if (!c.with_caps(self_userns_).caps.sys_admin) return error_reply(Op::pin, EPERM);
+    if (!c.with_caps().caps.sys_admin) return error_reply(Op::pin, EPERM);
     auto obj = identify(fds[0].get());
     if (!obj) return error_reply(Op::pin, obj.error().value);
     int dirfd = fds[1].get();
@@ -550,12 +515,12 @@ protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<Uni
     }
     // The kernel's lookup of the last component needs search permission on the parent
     // (may_lookup), before the name is found to exist: the client does not look it up itself.
-    if (auto x = fs_.permission(c.with_caps(self_userns_), st.st_ino, fsops::kMayExec); !x) {
+    if (auto x = fs_.permission(c.with_caps(), st.st_ino, fsops::kMayExec); !x) {
         return error_reply(Op::pin, x.error().value);
     }
     auto handle = registry_.add(fds[0].get(), *obj);
     if (!handle) return error_reply(Op::pin, handle.error().value);
-    auto attr = fs_.pin(c.caller, st.st_ino, name, obj->type, *handle, read_only);
+    auto attr = fs_.pin(c.with_caps(), st.st_ino, name, obj->type, *handle, read_only);
     if (!attr) {
         registry_.release(*handle);
         return error_reply(Op::pin, attr.error().value);
@@ -563,11 +528,11 @@ protocol::Reply Broker::do_pin(Conn& c, const std::string& name, std::vector<Uni
     if (hooks_.invalidate_entry) hooks_.invalidate_entry(st.st_ino, name);
     spdlog::info("pinned {} id {} as \"{}\" in dir {} (uid {})",
                  obj->type == fsops::ObjType::map ? "map" : "prog", obj->id, name, st.st_ino,
-                 c.caller.uid);
+                 c.ids().uid);
     return error_reply(Op::pin, 0);
 }
 
-protocol::Reply Broker::do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
+protocol::Reply Broker::do_get(RequestCreds& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
     using protocol::Op;
     int node = fds[0].get();
     struct stat st {};
@@ -580,9 +545,9 @@ protocol::Reply Broker::do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& ou
         return error_reply(Op::get, EROFS);
     }
     // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).
-    auto got = fs_.get(c.caller, st.st_ino);
-    if (!got && got.error().value == EACCES && !c.caps_known) {
-        got = fs_.get(c.with_caps(self_userns_), st.st_ino);
+    auto got = fs_.get(c.ids(), st.st_ino);
+    if (!got && got.error().value == EACCES && !c.caps_known()) {
+        got = fs_.get(c.with_caps(), st.st_ino);
     }
     if (!got) return error_reply(Op::get, got.error().value);
     auto fd = registry_.open(got->handle);
@@ -598,11 +563,16 @@ protocol::Reply Broker::do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& ou
     return r;
 }
 
-protocol::Reply Broker::do_status() {
+// Anyone who reaches the socket learns what stat(2) of the mount root and the daemon's
+// --version tell (options, version, pids); the counts, which take in directories the caller
+// may not list, only a caller that may pin.
+protocol::Reply Broker::do_status(RequestCreds& c) {
     protocol::Reply r;
     r.op = protocol::Op::status;
     auto opts = fs_.options();
-    auto counts = fs_.counts();
+    constexpr auto hidden = protocol::StatusInfo::kHidden;
+    fsops::Counts counts{hidden, hidden, hidden};
+    if (c.with_caps().caps.sys_admin) counts = fs_.counts();
     r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()), opts.uid, opts.gid,
                                     opts.mode, counts.dirs, counts.maps, counts.progs,
                                     cfg_.version};
@@ -611,17 +581,17 @@ protocol::Reply Broker::do_status() {
     return r;
 }
 
-protocol::Reply Broker::do_upgrade(Conn& c, const std::string& path) {
-    if (!c.with_caps(self_userns_).caps.sys_admin) return error_reply(protocol::Op::upgrade, EPERM);
+protocol::Reply Broker::do_upgrade(RequestCreds& c, const std::string& path) {
+    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::upgrade, EPERM);
     if (!hooks_.upgrade) return error_reply(protocol::Op::upgrade, ENOTSUP);
     int e = hooks_.upgrade(path);
     spdlog::info("upgrade to {} requested by pid {}: {}", path.empty() ? "the same binary" : path,
-                 c.pid, e == 0 ? "handing over" : std::strerror(e));
+                 c.sender_pid(), e == 0 ? "handing over" : std::strerror(e));
     return error_reply(protocol::Op::upgrade, e);
 }
 
-protocol::Reply Broker::do_remount(Conn& c, const std::string& list) {
-    if (!c.with_caps(self_userns_).caps.sys_admin) return error_reply(protocol::Op::remount, EPERM);
+protocol::Reply Broker::do_remount(RequestCreds& c, const std::string& list) {
+    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::remount, EPERM);
     auto opts = fsops::parse_remount_options(list, fs_.options());
     if (!opts) return error_reply(protocol::Op::remount, EINVAL);
     fs_.apply_options(*opts);

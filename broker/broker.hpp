@@ -17,6 +17,7 @@
 // with neither held.
 #pragma once
 
+#include "broker/peer.hpp"
 #include "broker/protocol.hpp"
 #include "broker/registry.hpp"
 #include "common/unique_fd.hpp"
@@ -109,13 +110,13 @@ private:
     bool walked_read_only(int dirfd);
 
 private:
-    protocol::Reply handle(Conn& c, const protocol::Request& req, std::vector<UniqueFd>& fds,
-                           UniqueFd& out_fd);
-    protocol::Reply do_pin(Conn& c, const std::string& name, std::vector<UniqueFd>& fds);
-    protocol::Reply do_get(Conn& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd);
-    protocol::Reply do_status();
-    protocol::Reply do_remount(Conn& c, const std::string& list);
-    protocol::Reply do_upgrade(Conn& c, const std::string& path);
+    protocol::Reply handle(RequestCreds& c, const protocol::Request& req,
+                           std::vector<UniqueFd>& fds, UniqueFd& out_fd);
+    protocol::Reply do_pin(RequestCreds& c, const std::string& name, std::vector<UniqueFd>& fds);
+    protocol::Reply do_get(RequestCreds& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd);
+    protocol::Reply do_status(RequestCreds& c);
+    protocol::Reply do_remount(RequestCreds& c, const std::string& list);
+    protocol::Reply do_upgrade(RequestCreds& c, const std::string& path);
 
     fsops::Filesystem& fs_;
     Registry& registry_;

@@ -50,9 +50,14 @@ struct GetReply {
 };
 
 struct StatusInfo {
+    // The value of dirs, maps and progs for a caller without CAP_SYS_ADMIN: the counts take in
+    // directories it may not list (docs/protocol.md, "Who may ask what").
+    static constexpr std::uint64_t kHidden = ~std::uint64_t{0};
+
     std::uint32_t pid = 0;
     std::uint32_t uid = 0, gid = 0, mode = 0;  // options in effect
     std::uint64_t dirs = 0, maps = 0, progs = 0;
+    bool counts_shown() const { return dirs != kHidden; }
     std::string version;
     // pid is the daemon's (the supervisor's, docs/operations.md); this is the process serving.
     std::uint32_t worker_pid = 0;

@@ -346,9 +346,14 @@ int run_status(const StatusOptions& o) {
     auto st = fetch_status(sock->get());
     if (!st) return report("status " + o.mountpoint, st.error().value);
     std::string shown = fsops::show_options(fsops::MountOptions{st->uid, st->gid, st->mode});
+    // The daemon tells the counts only to a caller with CAP_SYS_ADMIN.
+    auto count = [&](const char* key, std::uint64_t n) {
+        return st->counts_shown() ? num(key, n) : str(key, "hidden");
+    };
     print_fields({str("options", shown.empty() && !o.json ? "defaults" : shown),
                   num("uid", st->uid), num("gid", st->gid), str("mode", octal_mode(st->mode)),
-                  num("directories", st->dirs), num("maps", st->maps), num("programs", st->progs),
+                  count("directories", st->dirs), count("maps", st->maps),
+                  count("programs", st->progs),
                   num("pid", st->pid), str("version", st->version),
                   num("worker", st->worker_pid), num("generation", st->generation),
                   num("restarts", st->restarts)},
@@ -374,6 +379,12 @@ int run_upgrade(const UpgradeOptions& o) {
     if (!before) return report(what, before.error().value);
     auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::upgrade, path}, {});
     if (!rep) return report(what, rep.error().value);
+    if (rep->reply.error == EACCES && !path.empty()) {
+        report(what + ": " + path + " must be owned by root (or the daemon's user), like every "
+                   "directory above it, and writable by no one else",
+               EACCES);
+        return kExitFailure;
+    }
     if (rep->reply.error != 0) return report(what, rep->reply.error);
     sock->reset();
     // The old worker hands over and a new one starts: ask until the new one answers.

@@ -41,7 +41,8 @@ Received recv_with_fds(int sock, std::span<std::uint8_t> buf, std::size_t max_fd
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRecvFds)];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRecvFds) +
+                                  CMSG_SPACE(sizeof(ucred))];
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n;
@@ -57,7 +58,14 @@ Received recv_with_fds(int sock, std::span<std::uint8_t> buf, std::size_t max_fd
     r.truncated = (msg.msg_flags & MSG_TRUNC) != 0;
     r.ctruncated = (msg.msg_flags & MSG_CTRUNC) != 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        if (c->cmsg_level != SOL_SOCKET) continue;
+        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+            ucred u;
+            std::memcpy(&u, CMSG_DATA(c), sizeof u);
+            r.sender = Received::Sender{u.pid, u.uid, u.gid};
+            continue;
+        }
+        if (c->cmsg_type != SCM_RIGHTS) continue;
         std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (std::size_t i = 0; i < count; ++i) {
             int fd;

@@ -45,6 +45,66 @@ std::string self_exe() {
     return s;
 }
 
+// A binary a client names for an upgrade runs with the daemon's privileges, so it must be as
+// hard to change as the daemon's own: the file and every directory above it owned by root or by
+// the daemon's user, and writable by no one else (a sticky /tmp is writable by others: refused).
+// Symlinks are resolved first; the result is what gets checked and later executed, and only
+// root or the daemon's user can replace anything on that path. Nothing is executed here.
+// Returns 0 with `canonical` set, or EACCES / the walk's errno with `why` saying what failed.
+int check_trusted_path(const std::string& path, std::string& canonical, std::string& why) {
+    if (path.empty() || path[0] != '/') {
+        why = "not an absolute path";
+        return EINVAL;
+    }
+    char real[PATH_MAX];
+    if (realpath(path.c_str(), real) == nullptr) {
+        int e = errno;
+        why = std::strerror(e);
+        return e;
+    }
+    canonical = real;
+    const uid_t self = geteuid();
+    UniqueFd at(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    std::string walked = "/";
+    std::size_t pos = 1;
+    while (true) {
+        if (!at) {
+            int e = errno;
+            why = walked + ": " + std::strerror(e);
+            return e;
+        }
+        struct stat st {};
+        if (fstat(at.get(), &st) != 0) {
+            int e = errno;
+            why = walked + ": " + std::strerror(e);
+            return e;
+        }
+        if (st.st_uid != 0 && st.st_uid != self) {
+            why = walked + " is owned by uid " + std::to_string(st.st_uid);
+            return EACCES;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            why = walked + " is writable by others (mode " +
+                  std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
+                  std::to_string(st.st_mode & 7) + ")";
+            return EACCES;
+        }
+        if (pos >= canonical.size()) {
+            if (!S_ISREG(st.st_mode)) {
+                why = "not a regular file";
+                return EINVAL;
+            }
+            return 0;
+        }
+        std::size_t next = canonical.find('/', pos);
+        if (next == std::string::npos) next = canonical.size();
+        std::string name = canonical.substr(pos, next - pos);
+        walked = canonical.substr(0, next);
+        at.reset(openat(at.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+        pos = next + 1;
+    }
+}
+
 // Checks that `path` is a bpffs-fuse binary that runs here: `PATH --version` within 5 s,
 // printing "bpffs-fuse ...". Returns 0 or a positive errno; `what` gets the version line.
 int check_binary(const std::string& path, std::string& what) {
@@ -106,7 +166,8 @@ bool dying(pid_t pid) {
 class Supervisor {
 public:
     Supervisor(SupervisorConfig cfg, std::function<void()> ready)
-        : cfg_(std::move(cfg)), ready_(std::move(ready)), binary_(self_exe()) {}
+        : cfg_(std::move(cfg)), ready_(std::move(ready)), binary_(self_exe()),
+          started_as_(binary_) {}
     ~Supervisor() {
         if (se_ != nullptr) fuse_session_destroy(se_);
     }
@@ -138,6 +199,7 @@ private:
     SupervisorConfig cfg_;
     std::function<void()> ready_;
     std::string binary_;       // what workers run
+    const std::string started_as_;  // the daemon's own binary, trusted for an upgrade back
     std::string previous_;     // before an upgrade, until the new worker serves
     std::string pending_;      // accepted upgrade, taking effect at the handover
     fuse_session* se_ = nullptr;
@@ -310,12 +372,25 @@ void Supervisor::on_message(CtlReceived& m) {
             }
             break;
         case Ctl::upgrade: {
+            // The broker let only a caller with CAP_SYS_ADMIN this far. No path: the binary
+            // the daemon runs (re-read from disk). The daemon's own binary, the one it was
+            // started as, is trusted as it is; any other path a client names must pass
+            // check_trusted_path before anything runs it.
             std::string path = m.msg.text.empty() ? binary_ : m.msg.text;
-            std::string version;
-            int e = stopping_ || !pending_.empty() ? EBUSY : check_binary(path, version);
+            std::string version, canonical, why;
+            int e = stopping_ || !pending_.empty() ? EBUSY : 0;
+            if (e == 0 && path != binary_ && path != started_as_) {
+                e = check_trusted_path(path, canonical, why);
+                if (e != 0) {
+                    spdlog::warn("upgrade to {} refused: {}", path, why);
+                } else {
+                    path = canonical;
+                }
+            }
+            if (e == 0) e = check_binary(path, version);
             if (e == 0) {
                 spdlog::info("upgrade: handing over to {} ({})", path, version);
-            } else {
+            } else if (why.empty()) {
                 spdlog::warn("upgrade to {} refused: {}", path, std::strerror(e));
             }
             ctl_send(ctl_.get(), {Ctl::upgrade_reply, static_cast<std::uint64_t>(e), {}});

@@ -188,9 +188,9 @@ FdGroup make_pipes(std::size_t n) {
     return g;
 }
 
-TempDir::TempDir() {
-    char tmpl[] = "/tmp/bpffs-ktest-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+TempDir::TempDir(const std::string& parent) {
+    std::string tmpl = parent + "/bpffs-ktest-XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp in " + parent + " failed");
     path_ = tmpl;
     chmod(path_.c_str(), 0755);
 }

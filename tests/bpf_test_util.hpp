@@ -72,7 +72,10 @@ FdGroup make_pipes(std::size_t n);
 // contain mount points by then: unmount first).
 class TempDir {
 public:
-    TempDir();
+    // A new 0755 directory in `parent`. "/var/lib" gives one that an upgrade trusts (root's
+    // directories all the way up, writable by no one else); /tmp, which anyone may write, does
+    // not.
+    explicit TempDir(const std::string& parent = "/tmp");
     ~TempDir();
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;

@@ -1001,7 +1001,7 @@ std::vector<std::uint64_t> ops_now(const Load& load) {
 
 TEST_CASE("upgrade: to a second copy of the binary and back under 8 clients, no call fails",
           "[persist][upgrade]") {
-    TempDir bin;
+    TempDir bin("/var/lib");  // a client-named binary must be in a directory only root can change
     const std::string copy = bin.p("bpffs-fuse-copy");
     {
         std::ifstream in(BPFFS_FUSE_BIN, std::ios::binary);
@@ -1169,7 +1169,7 @@ TEST_CASE("upgrade: a binary that is not bpffs-fuse, or an unprivileged caller, 
 // to the old one (docs/operations.md), and bpffsctl must not report the upgrade as done.
 TEST_CASE("upgrade: a new binary that dies before it serves leaves the old one, and fails",
           "[persist][upgrade]") {
-    TempDir bin;
+    TempDir bin("/var/lib");
     const std::string broken = bin.p("bpffs-fuse-broken");
     {
         std::ofstream out(broken);
