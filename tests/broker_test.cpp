@@ -29,8 +29,11 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -42,9 +45,11 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -1434,4 +1439,300 @@ TEST_CASE("discovery: from another mount namespace and inside a chroot, the path
         return ok;
     });
     CHECK(r == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Privilege comes from credentials the kernel binds to the connection or the message
+// (issue 14; broker/peer.hpp, docs/protocol.md "Credentials"). Each case is an attack a local
+// unprivileged user made against the earlier broker, which read capabilities from the peer's
+// pid when the first privileged request came.
+
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+// The effective uid of `pid` (/proc/PID/status), or -1.
+long euid_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("Uid:", 0) == 0) {
+            std::istringstream f(line.substr(4));
+            long real = -1, eff = -1;
+            f >> real >> eff;
+            return eff;
+        }
+    }
+    return -1;
+}
+
+// A copy of the test's setuid_waiter, setuid root, in a directory of root's.
+struct SetuidWaiter {
+    TempDir dir{"/var/lib"};
+    std::string path = dir.p("waiter");
+    SetuidWaiter() {
+        REQUIRE(run_cmd({"/bin/cp", BPFFS_SETUID_WAITER_BIN, path}).exit_code == 0);
+        REQUIRE(chown(path.c_str(), 0, 0) == 0);
+        REQUIRE(chmod(path.c_str(), 04755) == 0);
+    }
+};
+
+// A script that leaves `marker` when run and says it is bpffs-fuse (what upgrade checks), in a
+// directory owned by `owner`.
+struct MarkerScript {
+    TempDir dir;
+    std::string path = dir.p("fake-bpffs-fuse");
+    std::string marker = dir.p("ran");
+    explicit MarkerScript(uid_t owner) {
+        std::ofstream out(path);
+        out << "#!/bin/sh\ntouch " << marker << "\necho 'bpffs-fuse 99.0'\n";
+        out.close();
+        REQUIRE(chmod(path.c_str(), 0755) == 0);
+        REQUIRE(chown(path.c_str(), owner, owner) == 0);
+        REQUIRE(chown(dir.path().c_str(), owner, owner) == 0);
+    }
+    bool ran() const { return exists(marker); }
+};
+
+// The replies an unprivileged process got for pin, remount, upgrade, get and status, as
+// bytes on a pipe: one errno each (status: 0 with the counts shown, 1 hidden), 255: no reply.
+enum AttackStep : std::size_t { kPin, kRemount, kUpgrade, kGet, kStatus, kSteps };
+
+std::array<int, kSteps> attack(int s, int map_fd, const std::string& private_dir,
+                               const std::string& secret, const std::string& upgrade_path) {
+    std::array<int, kSteps> out;
+    out.fill(255);
+    auto send = [s](proto::Op op, const std::string& name, const std::vector<int>& fds = {}) {
+        return exchange(int{s}, request(op, name), fds);
+    };
+    auto code = [](const Answer& a) { return a.kind == Answer::reply ? a.rep.error : 255; };
+    UniqueFd dir(open(private_dir.c_str(), O_PATH | O_CLOEXEC));
+    if (dir) out[kPin] = code(send(proto::Op::pin, "stolen", {map_fd, dir.get()}));
+    out[kRemount] = code(send(proto::Op::remount, "uid=65534,mode=0777"));
+    out[kUpgrade] = code(send(proto::Op::upgrade, upgrade_path));
+    UniqueFd node(open(secret.c_str(), O_PATH | O_CLOEXEC));
+    if (node) out[kGet] = code(send(proto::Op::get, "", {node.get()}));
+    Answer st = send(proto::Op::status, "");
+    if (st.kind == Answer::reply && st.rep.error == 0 && st.rep.status) {
+        out[kStatus] = st.rep.status->counts_shown() ? 0 : 1;
+    }
+    return out;
+}
+
+// What the mount looks like to the attacks below: a root that others may enter, a root-only
+// directory, a root-only map, and the root's options.
+struct Target {
+    KMount m{"mode=1777"};
+    UniqueFd map = must_map("priv_secret");
+    Target() {
+        must_mkdir(m.p("private"), 0700);
+        must_mkdir(m.p("objs"), 0755);
+        must_pin(map.get(), m.p("objs/secret"));
+        REQUIRE((must_stat(m.p("objs/secret")).st_mode & 07777) == 0600);
+    }
+    void check_untouched(const MarkerScript& script) {
+        CHECK_FALSE(script.ran());
+        CHECK_FALSE(exists(m.p("private/stolen")));
+        struct stat root = must_stat(m.path());
+        CHECK(root.st_uid == 0);
+        CHECK((root.st_mode & 07777) == 01777);
+        check_map_untouched(map.get(), kernel_id(map.get()));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("privilege: a process that connects and then execs a setuid-root program gives its "
+          "children no privilege",
+          "[broker][kernel][privilege]") {
+    Target t;
+    SetuidWaiter waiter;
+    MarkerScript script(kNobody);
+    Pipe results, waiter_stdin;
+    const int res_wr = results.wr.get(), stdin_rd = waiter_stdin.rd.get();
+    const std::string sock = t.m.p(".bpffs.sock");
+    Child connector([&] {
+        if (setresgid(kNobody, kNobody, kNobody) != 0 || setresuid(kNobody, kNobody, kNobody) != 0) {
+            return 200;
+        }
+        UniqueFd s = raw_connect(sock);
+        if (!s) return 201;
+        const pid_t self = getpid();
+        pid_t sender = fork();
+        if (sender < 0) return 202;
+        if (sender == 0) {
+            // Speak on the inherited connection once the connecting process is root.
+            std::array<std::uint8_t, kSteps + 1> out{};
+            out[kSteps] = wait_for([&] { return euid_of(self) == 0; }, 10000) ? 1 : 0;
+            auto r = attack(s.get(), t.map.get(), t.m.p("private"), t.m.p("objs/secret"), script.path);
+            for (std::size_t i = 0; i < kSteps; ++i) out[i] = static_cast<std::uint8_t>(r[i]);
+            (void)!write(res_wr, out.data(), out.size());
+            _exit(0);
+        }
+        dup2(stdin_rd, 0);
+        execl(waiter.path.c_str(), "waiter", static_cast<char*>(nullptr));
+        return 203;
+    });
+    std::array<std::uint8_t, kSteps + 1> got{};
+    pollfd pf{results.rd.get(), POLLIN, 0};
+    REQUIRE(poll(&pf, 1, 20000) == 1);
+    REQUIRE(read(results.rd.get(), got.data(), got.size()) == static_cast<ssize_t>(got.size()));
+    waiter_stdin.wr.reset();  // the waiter reads EOF and exits
+    CHECK(connector.wait() == 0);
+    INFO("pin " << ename(got[kPin]) << ", remount " << ename(got[kRemount]) << ", upgrade "
+                << ename(got[kUpgrade]) << ", get " << ename(got[kGet]));
+    REQUIRE(got[kSteps] == 1);  // the setuid program really ran as root (else: proves nothing)
+    CHECK(got[kPin] == EPERM);
+    CHECK(got[kRemount] == EPERM);
+    CHECK(got[kUpgrade] == EPERM);
+    CHECK(got[kGet] == EACCES);
+    CHECK(got[kStatus] == 1);  // counts hidden
+    t.check_untouched(script);
+}
+
+TEST_CASE("privilege: a root process's child that drops to nobody speaks as nobody on the "
+          "inherited connection",
+          "[broker][kernel][privilege]") {
+    Target t;
+    MarkerScript script(kNobody);
+    UniqueFd s = must_connect(t.m);
+    Pipe results;
+    const int res_wr = results.wr.get();
+    Child child([&] {
+        if (setresgid(kNobody, kNobody, kNobody) != 0 || setresuid(kNobody, kNobody, kNobody) != 0) {
+            return 200;
+        }
+        auto r = attack(s.get(), t.map.get(), t.m.p("private"), t.m.p("objs/secret"), script.path);
+        std::array<std::uint8_t, kSteps> out{};
+        for (std::size_t i = 0; i < kSteps; ++i) out[i] = static_cast<std::uint8_t>(r[i]);
+        return write(res_wr, out.data(), out.size()) == static_cast<ssize_t>(out.size()) ? 0 : 201;
+    });
+    REQUIRE(child.wait() == 0);
+    std::array<std::uint8_t, kSteps> got{};
+    REQUIRE(read(results.rd.get(), got.data(), got.size()) == static_cast<ssize_t>(got.size()));
+    CHECK(got[kPin] == EPERM);
+    CHECK(got[kRemount] == EPERM);
+    CHECK(got[kUpgrade] == EPERM);
+    CHECK(got[kGet] == EACCES);
+    CHECK(got[kStatus] == 1);
+    t.check_untouched(script);
+
+    // The connecting root process itself keeps its privilege on the same connection.
+    UniqueFd dir = o_path(t.m.p("private"));
+    Answer a = exchange(s.get(), request(proto::Op::pin, "mine"), {t.map.get(), dir.get()});
+    INFO(describe(a));
+    CHECK((a.kind == Answer::reply && a.rep.error == 0));
+    CHECK(exists(t.m.p("private/mine")));
+    Answer st = exchange(s.get(), request(proto::Op::status));
+    REQUIRE(st.kind == Answer::reply);
+    REQUIRE(st.rep.status.has_value());
+    CHECK(st.rep.status->counts_shown());
+    CHECK(st.rep.status->maps == 2);  // names: objs/secret and private/mine
+}
+
+TEST_CASE("privilege: a root without CAP_SYS_ADMIN that enters a new user namespace right after "
+          "its request is never granted (2000 tries)",
+          "[broker][kernel][privilege]") {
+    Target t;
+    MarkerScript script(0);
+    const std::string sock = t.m.p(".bpffs.sock");
+    int granted = 0, failed = 0;
+    for (int i = 0; i < 2000; ++i) {
+        int rc = run_child([&] {
+            // Keep uid 0, lose CAP_SYS_ADMIN for good; a new user namespace gives every
+            // capability back, inside that namespace only.
+            if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) return 200;
+            __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+            __user_cap_data_struct data[2]{};
+            if (syscall(SYS_capget, &hdr, data) != 0) return 201;
+            data[0].effective &= ~(1u << CAP_SYS_ADMIN);
+            data[0].permitted &= ~(1u << CAP_SYS_ADMIN);
+            data[0].inheritable &= ~(1u << CAP_SYS_ADMIN);
+            if (syscall(SYS_capset, &hdr, data) != 0) return 202;
+            UniqueFd s = raw_connect(sock);
+            UniqueFd dir(open(t.m.p("private").c_str(), O_PATH | O_CLOEXEC));
+            if (!s || !dir) return 203;
+            const int op = i % 2;  // pin and upgrade in turn
+            auto msg = op == 0 ? request(proto::Op::pin, "ns" + std::to_string(i))
+                               : request(proto::Op::upgrade, script.path);
+            std::vector<int> fds;
+            if (op == 0) fds = {t.map.get(), dir.get()};
+            if (send_with_fds(s.get(), msg, fds) != 0) return 204;
+            if (unshare(CLONE_NEWUSER) != 0) return 205;
+            Answer a = receive(s.get());
+            if (a.kind != Answer::reply) return 206;
+            return a.rep.error == EPERM ? 0 : 1;
+        });
+        if (rc == 1) ++granted;
+        if (rc != 0 && rc != 1) ++failed;
+        if (failed > 0) {
+            INFO("try " << i << ": child returned " << rc);
+            REQUIRE(failed == 0);
+        }
+    }
+    CHECK(granted == 0);
+    t.check_untouched(script);
+    CHECK(tree(t.m.path()) == std::set<std::string>{"private/", "objs/", "objs/secret"});
+}
+
+TEST_CASE("privilege: upgrade runs no binary a client names unless only root can change it",
+          "[broker][kernel][privilege][upgrade]") {
+    KMount m;
+    SECTION("in a directory anyone may write (/tmp)") {
+        MarkerScript script(0);
+        REQUIRE(chmod(script.dir.path().c_str(), 0777) == 0);
+        Answer a = exchange(must_connect(m).get(), request(proto::Op::upgrade, script.path));
+        INFO(describe(a));
+        CHECK((a.kind == Answer::reply && a.rep.error == EACCES));
+        CHECK_FALSE(script.ran());
+    }
+    SECTION("owned by another user") {
+        MarkerScript script(kNobody);
+        Answer a = exchange(must_connect(m).get(), request(proto::Op::upgrade, script.path));
+        CHECK((a.kind == Answer::reply && a.rep.error == EACCES));
+        CHECK_FALSE(script.ran());
+    }
+    SECTION("group-writable, in a directory of root's") {
+        TempDir trusted("/var/lib");
+        MarkerScript script(0);
+        const std::string path = trusted.p("fake");
+        REQUIRE(run_cmd({"/bin/cp", script.path, path}).exit_code == 0);
+        REQUIRE(chmod(path.c_str(), 0775) == 0);
+        Answer a = exchange(must_connect(m).get(), request(proto::Op::upgrade, path));
+        CHECK((a.kind == Answer::reply && a.rep.error == EACCES));
+        CHECK_FALSE(script.ran());
+    }
+    SECTION("bpffsctl says why") {
+        MarkerScript script(kNobody);
+        auto r = run_cmd({BPFFSCTL_BIN, "upgrade", m.path(), "--exec", script.path});
+        INFO(r.out);
+        CHECK(r.exit_code == 1);
+        CHECK(r.out.find("must be owned by root") != std::string::npos);
+        CHECK_FALSE(script.ran());
+    }
+    CHECK(is_bpffs_mounted(m.path()));
+}
+
+TEST_CASE("privilege: status tells the object counts only to a caller that may pin",
+          "[broker][kernel][privilege]") {
+    KMount m("mode=0755");
+    auto map = must_map();
+    must_mkdir(m.p("d"), 0700);
+    must_pin(map.get(), m.p("d/m"));
+    auto r = run_as(kNobody, kNobody, [&] {
+        UniqueFd s = raw_connect(m.p(".bpffs.sock"));
+        if (!s) return 200;
+        Answer a = exchange(s.get(), request(proto::Op::status));
+        if (a.kind != Answer::reply || a.rep.error != 0 || !a.rep.status) return 201;
+        const auto& st = *a.rep.status;
+        if (st.counts_shown()) return 1;
+        if (st.mode != 0755 || st.pid != static_cast<std::uint32_t>(m.pid())) return 2;
+        return 0;
+    });
+    CHECK(r == 0);
+    auto out = run_as(kNobody, kNobody, [&] {
+        auto c = run_cmd({BPFFSCTL_BIN, "status", m.path()});
+        return c.exit_code == 0 && c.out.find("maps: hidden") != std::string::npos ? 0 : 1;
+    });
+    CHECK(out == 0);
 }
