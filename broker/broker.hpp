@@ -5,8 +5,8 @@
 // at a time serves it and its requests are answered in order. No request blocks for long
 // (fstat, bpf(2), capget and the core's lock), except upgrade, which waits for the supervisor.
 // The kernel walks the client's path (the client sends O_PATH fds); the broker identifies nodes
-// by (st_dev, st_ino) and checks the last step itself with the credentials the kernel recorded at
-// connect time (SO_PEERCRED, SO_PEERGROUPS) and the peer's capabilities.
+// by (st_dev, st_ino) and checks the last step itself with the request's credentials: those the
+// kernel recorded at connect time and attached to the message (peer.hpp says which count).
 //
 // Misbehaving peers: a malformed, truncated or oversized message, or the wrong number of fds,
 // gets an error reply or the connection is closed; received fds are always closed; a peer that
