@@ -29,11 +29,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <linux/capability.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1638,31 +1635,32 @@ TEST_CASE("privilege: a root without CAP_SYS_ADMIN that enters a new user namesp
     const std::string sock = t.m.p(".bpffs.sock");
     int granted = 0, failed = 0;
     for (int i = 0; i < 2000; ++i) {
+        // tests/userns_racer.c: keeps uid 0, loses CAP_SYS_ADMIN for good, sends the request
+        // and enters a new user namespace, which gives every capability back inside it only.
+        const bool pin_try = i % 2 == 0;  // pin and upgrade in turn
+        auto msg = pin_try ? request(proto::Op::pin, "ns" + std::to_string(i))
+                           : request(proto::Op::upgrade, script.path);
+        std::string hex;
+        for (auto b : msg) {
+            constexpr char kDigits[] = "0123456789abcdef";
+            hex += kDigits[b >> 4];
+            hex += kDigits[b & 15];
+        }
         int rc = run_child([&] {
-            // Keep uid 0, lose CAP_SYS_ADMIN for good; a new user namespace gives every
-            // capability back, inside that namespace only.
-            if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) return 200;
-            __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-            __user_cap_data_struct data[2]{};
-            if (syscall(SYS_capget, &hdr, data) != 0) return 201;
-            data[0].effective &= ~(1u << CAP_SYS_ADMIN);
-            data[0].permitted &= ~(1u << CAP_SYS_ADMIN);
-            data[0].inheritable &= ~(1u << CAP_SYS_ADMIN);
-            if (syscall(SYS_capset, &hdr, data) != 0) return 202;
-            UniqueFd s = raw_connect(sock);
-            UniqueFd dir(open(t.m.p("private").c_str(), O_PATH | O_CLOEXEC));
-            if (!s || !dir) return 203;
-            const int op = i % 2;  // pin and upgrade in turn
-            auto msg = op == 0 ? request(proto::Op::pin, "ns" + std::to_string(i))
-                               : request(proto::Op::upgrade, script.path);
-            std::vector<int> fds;
-            if (op == 0) fds = {t.map.get(), dir.get()};
-            if (send_with_fds(s.get(), msg, fds) != 0) return 204;
-            if (unshare(CLONE_NEWUSER) != 0) return 205;
-            Answer a = receive(s.get());
-            if (a.kind != Answer::reply) return 206;
-            return a.rep.error == EPERM ? 0 : 1;
+            int map_fd = dup(t.map.get());  // inherited across exec
+            int dir_fd = open(t.m.p("private").c_str(), O_PATH);
+            if (map_fd < 0 || dir_fd < 0) return 210;
+            std::string a = std::to_string(map_fd), b = std::to_string(dir_fd);
+            if (pin_try) {
+                execl(BPFFS_USERNS_RACER_BIN, "userns_racer", sock.c_str(), hex.c_str(), a.c_str(),
+                      b.c_str(), static_cast<char*>(nullptr));
+            } else {
+                execl(BPFFS_USERNS_RACER_BIN, "userns_racer", sock.c_str(), hex.c_str(),
+                      static_cast<char*>(nullptr));
+            }
+            return 211;
         });
+        rc = rc == EPERM ? 0 : rc == 0 ? 1 : rc;
         if (rc == 1) ++granted;
         if (rc != 0 && rc != 1) ++failed;
         if (failed > 0) {
