@@ -29,8 +29,11 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1733,4 +1736,28 @@ TEST_CASE("privilege: status tells the object counts only to a caller that may p
         return c.exit_code == 0 && c.out.find("maps: hidden") != std::string::npos ? 0 : 1;
     });
     CHECK(out == 0);
+}
+
+TEST_CASE("privilege: a non-root process holding CAP_SYS_ADMIN is unprivileged for the broker",
+          "[broker][kernel][privilege]") {
+    // The documented departure (docs/semantics.md): the kernel records no capabilities at
+    // connect, so only a caller that was root then may use them.
+    KMount m("mode=1777");
+    must_mkdir(m.p("d"), 0777);
+    auto map = must_map();
+    int rc = run_child([&] {
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return 200;
+        if (setresgid(kUserGid, kUserGid, kUserGid) != 0 || setresuid(kUser, kUser, kUser) != 0) {
+            return 201;
+        }
+        __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[2]{};
+        if (syscall(SYS_capget, &hdr, data) != 0) return 202;
+        data[0].effective |= 1u << CAP_SYS_ADMIN;  // still permitted: PR_SET_KEEPCAPS
+        if (syscall(SYS_capset, &hdr, data) != 0) return 203;
+        int e = pin(map.get(), m.p("d/m"));
+        return e == 250 ? 204 : e;
+    });
+    CHECK(ename(rc) == ename(EPERM));
+    CHECK_FALSE(exists(m.p("d/m")));
 }
