@@ -224,7 +224,6 @@ public:
     Filesystem(RestoreKey, Clock clock, Policy policy);
 
 private:
-    struct Node;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

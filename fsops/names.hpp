@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// What makes a name one that mkdir and pin accept: the rules' vocabulary, shared by the
+// operations (filesystem.cpp) and restore's checks (restore.cpp).
+#pragma once
+
+#include "fsops/types.hpp"
+
+#include <string_view>
+
+namespace bpffs::fsops {
+
+// '.' anywhere: reserved (the seed's bpf_dname_reserved: EPERM).
+inline bool is_dotted(std::string_view name) { return name.find('.') != std::string_view::npos; }
+// A name no path component can be.
+inline bool is_bad_name(std::string_view name) {
+    return name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos;
+}
+// A name mkdir or pin could have created.
+inline bool is_valid_name(std::string_view name) {
+    return !name.empty() && name.size() <= kNameMax && !is_bad_name(name) && !is_dotted(name);
+}
+
+}  // namespace bpffs::fsops

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Restore: a core rebuilt from a state (the state log, systemd's fd store), with every invariant
+// the operations keep checked, since the state comes from outside the process.
+#include "fsops/names.hpp"
+#include "fsops/node_table.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace bpffs::fsops::table {
+
+// Fills an empty table from `s`: each node on its own, then the links into the parents (in
+// cookie order, so each directory's entries come out sorted), then the rules that need the
+// whole tree. False on the first inconsistency.
+bool NodeTable::load(const CoreState& s, bool terminal_dirs) {
+    const CoreMeta& m = s.meta;
+    if (m.next_ino <= kRootIno) return false;
+    opts = m.opts;
+    next_ino = m.next_ino;
+    socket_ino = m.socket_ino;
+    read_only = m.read_only;
+
+    struct ToLink {
+        Ino parent;
+        std::uint64_t cookie;
+        std::uint32_t slot;
+        const NodeState* ns;
+    };
+    std::vector<ToLink> to_link;
+    for (const NodeState& ns : s.nodes) {
+        if (ns.ino == 0 || ns.ino >= next_ino || ns.attr.ino != ns.ino) return false;
+        if (ns.type != ObjType::map && ns.type != ObjType::prog) return false;
+        std::uint32_t fmt = ns.attr.mode & kIfMt;
+        if (fmt != kIfDir && fmt != kIfReg && fmt != kIfSock) return false;
+        if (ns.is_dir != (fmt == kIfDir)) return false;
+        if (ns.is_dir ? ns.next_cookie < kFirstCookie : ns.next_cookie != 0) return false;
+        if (ns.handle && fmt != kIfReg) return false;
+        bool is_root = ns.ino == kRootIno;
+        bool is_socket = ns.ino == socket_ino;
+        if ((fmt == kIfSock) != is_socket) return false;
+        if (is_root) {
+            if (ns.parent != 0 || !ns.name.empty() || ns.cookie != 0 || !ns.is_dir || ns.removed)
+                return false;
+        } else if (ns.parent == 0) {
+            return false;
+        }
+        if (is_socket && (ns.parent != kRootIno || ns.name != kSocketName || ns.cookie != 0 ||
+                          ns.removed || ns.attr.nlink != 1))
+            return false;
+        if (ns.removed) {
+            // Unlinked: no nlink, no object; in the table only while the kernel holds it.
+            if (ns.nlookup == 0 || ns.handle || ns.attr.nlink != 0) return false;
+        } else if (!is_root && !is_socket) {
+            if (!is_valid_name(ns.name)) return false;
+            if (fmt == kIfReg && ns.attr.nlink != 1) return false;
+        }
+        if (find(ns.ino) != nullptr) return false;  // the same ino twice
+        std::uint32_t slot = new_node(ns.ino);
+        Node& n = at(slot);
+        set_attr(n, ns.attr);
+        set_lookups(n, ns.nlookup);
+        if (ns.type == ObjType::prog) n.bits |= Node::kProg;
+        if (ns.handle) {
+            n.bits |= Node::kHasHandle;
+            n.handle = *ns.handle;
+        }
+        if (ns.is_dir) dirs[ns.ino].next_cookie = ns.next_cookie;
+        if (ns.removed) {
+            n.bits |= Node::kRemoved;
+            detached[ns.ino] = Detached{ns.parent, ns.cookie, ns.name};
+        } else if (!is_root && !is_socket) {
+            to_link.push_back(ToLink{ns.parent, ns.cookie, slot, &ns});
+        }
+    }
+    std::uint32_t root_slot = slot_of(kRootIno);
+    if (root_slot == kNone) return false;
+    at(root_slot).parent = root_slot;
+    if (socket_ino != 0) {
+        Node* sock = find(socket_ino);
+        if (sock == nullptr) return false;
+        sock->parent = root_slot;
+    }
+
+    std::sort(to_link.begin(), to_link.end(), [](const ToLink& a, const ToLink& b) {
+        return a.parent != b.parent ? a.parent < b.parent : a.cookie < b.cookie;
+    });
+    for (std::size_t i = 0; i < to_link.size(); ++i) {
+        const ToLink& l = to_link[i];
+        Node* p = find(l.parent);
+        if (p == nullptr || p->removed() || !p->is_dir()) return false;
+        Dir& d = dir_of(*p);
+        if (l.cookie < kFirstCookie || l.cookie >= d.next_cookie) return false;
+        if (i > 0 && to_link[i - 1].parent == l.parent && to_link[i - 1].cookie == l.cookie)
+            return false;  // the same cookie twice in a directory
+        if (d.find(l.ns->name) != kNone) return false;  // the same name twice
+        d.reserve_entry(l.ns->name.size());
+        link(*p, d, l.slot, l.ns->name, l.cookie);
+    }
+
+    counts = Counts{0, 0, 0};
+    for (const NodeState& ns : s.nodes) {
+        if (ns.handle) ++(ns.type == ObjType::map ? counts.maps : counts.progs);
+        if (ns.removed || !ns.is_dir) continue;
+        const Dir& d = dirs.find(ns.ino)->second;
+        if (ns.attr.nlink != 2 + d.nsubdirs) return false;
+        if (terminal_dirs && d.nobjects > 0 && d.nsubdirs > 0) return false;
+        ++counts.dirs;
+    }
+
+    // Every linked node hangs off the root (no cycle of directories on its own). Each node is
+    // linked once, so the walk from the root ends.
+    std::size_t reached = 0;
+    std::vector<const Dir*> todo{&dirs.find(kRootIno)->second};
+    while (!todo.empty()) {
+        const Dir* d = todo.back();
+        todo.pop_back();
+        for (const Entry& e : d->entries) {
+            if (e.slot == kNone) continue;
+            ++reached;
+            const Node& c = at(e.slot);
+            if (c.is_dir()) todo.push_back(&dir_of(c));
+        }
+    }
+    return reached == to_link.size();
+}
+
+}  // namespace bpffs::fsops::table
