@@ -178,4 +178,22 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
     return rep;
 }
 
+Reply reply_error(Op op, int error) {
+    Reply r;
+    r.op = op;
+    r.error = error;
+    return r;
+}
+
+const char* op_name(Op op) {
+    switch (op) {
+        case Op::pin: return "pin";
+        case Op::get: return "get";
+        case Op::status: return "status";
+        case Op::remount: return "remount";
+        case Op::upgrade: return "upgrade";
+    }
+    return "?";
+}
+
 }  // namespace bpffs::protocol

@@ -77,6 +77,10 @@ std::size_t expected_fds(Op op);
 
 std::vector<std::uint8_t> encode(const Request& r);
 std::vector<std::uint8_t> encode(const Reply& r);
+// A reply that carries only an errno (0: success without payload).
+Reply reply_error(Op op, int error);
+// "pin", "get", ... for logs; "?" for a value that is no op.
+const char* op_name(Op op);
 // EPROTO: bad magic, version, op, flags, lengths or payload; EMSGSIZE: longer than kMaxMessage.
 Result<Request> decode_request(std::span<const std::uint8_t> msg);
 Result<Reply> decode_reply(std::span<const std::uint8_t> msg);

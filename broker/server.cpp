@@ -1,15 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Request handling mirrors the seed's bpf_obj_pin_user / bpf_obj_get_user, in the spec's order
-// (docs/semantics.md). Registration comes before publication: an object is in the registry
-// before its name is linked in the core, so a get that finds the name always finds the fd; an
-// unlink releases the name first, then the registry entry, so a racing get gets a valid fd or
-// ENOENT, never a closed one.
+// The broker's server: the socket, the connections and their serving threads, each message's
+// credentials (peer.hpp), the mount-table watch. The requests themselves: handlers.cpp.
 #include "broker/broker.hpp"
 
-#include "broker/kernel.hpp"
 #include "broker/peer.hpp"
 #include "common/scm.hpp"
-#include "fsops/mount_options.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -21,14 +16,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
-#include <linux/capability.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -55,24 +47,6 @@ std::int64_t now_ns() {
 int pass_credentials(int sock) {
     int one = 1;
     return setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == 0 ? 0 : errno;
-}
-
-protocol::Reply error_reply(protocol::Op op, int e) {
-    protocol::Reply r;
-    r.op = op;
-    r.error = e;
-    return r;
-}
-
-const char* op_name(protocol::Op op) {
-    switch (op) {
-        case protocol::Op::pin: return "pin";
-        case protocol::Op::get: return "get";
-        case protocol::Op::status: return "status";
-        case protocol::Op::remount: return "remount";
-        case protocol::Op::upgrade: return "upgrade";
-    }
-    return "?";
 }
 
 }  // namespace
@@ -453,16 +427,16 @@ bool Broker::on_readable(Conn& c) {
         UniqueFd out_fd;
         protocol::Reply rep;
         if (r.fds.size() != protocol::expected_fds(req->op)) {
-            rep = error_reply(req->op, EINVAL);
+            rep = protocol::reply_error(req->op, EINVAL);
         } else {
             try {
                 RequestCreds creds(fd, c.peer, r.sender, self_userns_);
                 rep = handle(creds, *req, r.fds, out_fd);
             } catch (const std::bad_alloc&) {
-                rep = error_reply(req->op, ENOMEM);
+                rep = protocol::reply_error(req->op, ENOMEM);
             } catch (const std::exception& ex) {
-                spdlog::error("broker: {} failed: {}", op_name(req->op), ex.what());
-                rep = error_reply(req->op, EIO);
+                spdlog::error("broker: {} failed: {}", protocol::op_name(req->op), ex.what());
+                rep = protocol::reply_error(req->op, EIO);
             }
         }
         r.fds.clear();
@@ -476,129 +450,6 @@ bool Broker::on_readable(Conn& c) {
         }
     }
     return true;
-}
-
-protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
-                               std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
-    protocol::Reply rep;
-    switch (req.op) {
-        case protocol::Op::pin: rep = do_pin(c, req.name, fds); break;
-        case protocol::Op::get: rep = do_get(c, fds, out_fd); break;
-        case protocol::Op::status: rep = do_status(c); break;
-        case protocol::Op::remount: rep = do_remount(c, req.name); break;
-        case protocol::Op::upgrade: rep = do_upgrade(c, req.name); break;
-    }
-    spdlog::debug("op={} pid={} uid={} -> {}", op_name(req.op), c.sender_pid(), c.ids().uid,
-                  rep.error == 0 ? "ok" : strerrorname_np(rep.error));
-    return rep;
-}
-
-protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name, std::vector<UniqueFd>& fds) {
-    using protocol::Op;
-    // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
-    // permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6. name
-    // and terminal rules (the core), 7. create.
-    if (!c.with_caps().caps.sys_admin) return error_reply(Op::pin, EPERM);
-    auto obj = identify(fds[0].get());
-    if (!obj) return error_reply(Op::pin, obj.error().value);
-    int dirfd = fds[1].get();
-    struct stat st {};
-    if (fstat(dirfd, &st) != 0) return error_reply(Op::pin, errno);
-    if (!S_ISDIR(st.st_mode)) return error_reply(Op::pin, ENOTDIR);
-    bool read_only = walked_read_only(dirfd);
-    if (st.st_dev != mount_dev_) {
-        struct stat child {};
-        if (fstatat(dirfd, name.c_str(), &child, AT_SYMLINK_NOFOLLOW) == 0) {
-            return error_reply(Op::pin, EEXIST);
-        }
-        return error_reply(Op::pin, read_only ? EROFS : EACCES);
-    }
-    // The kernel's lookup of the last component needs search permission on the parent
-    // (may_lookup), before the name is found to exist: the client does not look it up itself.
-    if (auto x = fs_.permission(c.with_caps(), st.st_ino, fsops::kMayExec); !x) {
-        return error_reply(Op::pin, x.error().value);
-    }
-    auto handle = registry_.add(fds[0].get(), *obj);
-    if (!handle) return error_reply(Op::pin, handle.error().value);
-    auto attr = fs_.pin(c.with_caps(), st.st_ino, name, obj->type, *handle, read_only);
-    if (!attr) {
-        registry_.release(*handle);
-        return error_reply(Op::pin, attr.error().value);
-    }
-    if (hooks_.invalidate_entry) hooks_.invalidate_entry(st.st_ino, name);
-    spdlog::info("pinned {} id {} as \"{}\" in dir {} (uid {})",
-                 obj->type == fsops::ObjType::map ? "map" : "prog", obj->id, name, st.st_ino,
-                 c.ids().uid);
-    return error_reply(Op::pin, 0);
-}
-
-protocol::Reply Broker::do_get(RequestCreds& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
-    using protocol::Op;
-    int node = fds[0].get();
-    struct stat st {};
-    if (fstat(node, &st) != 0) return error_reply(Op::get, errno);
-    if (st.st_dev != mount_dev_) return error_reply(Op::get, EACCES);  // not our object
-    // inode_permission(MAY_WRITE) checks the superblock (sb_permission), not the mount: a
-    // read-only bind mount of a writable mount does not make get fail; a read-only superblock
-    // does, for objects and directories alike, before any other check.
-    if (sb_read_only_.load() && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
-        return error_reply(Op::get, EROFS);
-    }
-    // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).
-    auto got = fs_.get(c.ids(), st.st_ino);
-    if (!got && got.error().value == EACCES && !c.caps_known()) {
-        got = fs_.get(c.with_caps(), st.st_ino);
-    }
-    if (!got) return error_reply(Op::get, got.error().value);
-    auto fd = registry_.open(got->handle);
-    if (!fd) return error_reply(Op::get, fd.error().value);
-    auto obj = registry_.object(got->handle);
-    if (!obj) return error_reply(Op::get, obj.error().value);
-    out_fd = std::move(*fd);
-    protocol::Reply r;
-    r.op = Op::get;
-    r.get = protocol::GetReply{
-        obj->type == fsops::ObjType::map ? protocol::ObjKind::map : protocol::ObjKind::prog,
-        obj->id};
-    return r;
-}
-
-// Anyone who reaches the socket learns what stat(2) of the mount root and the daemon's
-// --version tell (options, version, pids); the counts, which take in directories the caller
-// may not list, only a caller that may pin.
-protocol::Reply Broker::do_status(RequestCreds& c) {
-    protocol::Reply r;
-    r.op = protocol::Op::status;
-    auto opts = fs_.options();
-    constexpr auto hidden = protocol::StatusInfo::kHidden;
-    fsops::Counts counts{hidden, hidden, hidden};
-    if (c.with_caps().caps.sys_admin) counts = fs_.counts();
-    r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()), opts.uid, opts.gid,
-                                    opts.mode, counts.dirs, counts.maps, counts.progs,
-                                    cfg_.version};
-    r.status->worker_pid = r.status->pid;
-    if (hooks_.status) hooks_.status(*r.status);
-    return r;
-}
-
-protocol::Reply Broker::do_upgrade(RequestCreds& c, const std::string& path) {
-    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::upgrade, EPERM);
-    if (!hooks_.upgrade) return error_reply(protocol::Op::upgrade, ENOTSUP);
-    int e = hooks_.upgrade(path);
-    spdlog::info("upgrade to {} requested by pid {}: {}", path.empty() ? "the same binary" : path,
-                 c.sender_pid(), e == 0 ? "handing over" : std::strerror(e));
-    return error_reply(protocol::Op::upgrade, e);
-}
-
-protocol::Reply Broker::do_remount(RequestCreds& c, const std::string& list) {
-    if (!c.with_caps().caps.sys_admin) return error_reply(protocol::Op::remount, EPERM);
-    auto opts = fsops::parse_remount_options(list, fs_.options());
-    if (!opts) return error_reply(protocol::Op::remount, EINVAL);
-    fs_.apply_options(*opts);
-    if (hooks_.invalidate_inode) hooks_.invalidate_inode(fsops::kRootIno);
-    spdlog::info("remount: {}", fsops::show_options(*opts).empty() ? "defaults"
-                                                                   : fsops::show_options(*opts));
-    return error_reply(protocol::Op::remount, 0);
 }
 
 }  // namespace bpffs::broker

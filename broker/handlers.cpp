@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Request handling mirrors the seed's bpf_obj_pin_user / bpf_obj_get_user, in the spec's order
+// (docs/semantics.md). Registration comes before publication: an object is in the registry
+// before its name is linked in the core, so a get that finds the name always finds the fd; an
+// unlink releases the name first, then the registry entry, so a racing get gets a valid fd or
+// ENOENT, never a closed one.
+#include "broker/broker.hpp"
+
+#include "broker/kernel.hpp"
+#include "broker/peer.hpp"
+#include "fsops/mount_options.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace bpffs::broker {
+
+using protocol::op_name;
+using protocol::reply_error;
+
+protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
+                               std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
+    protocol::Reply rep;
+    switch (req.op) {
+        case protocol::Op::pin: rep = do_pin(c, req.name, fds); break;
+        case protocol::Op::get: rep = do_get(c, fds, out_fd); break;
+        case protocol::Op::status: rep = do_status(c); break;
+        case protocol::Op::remount: rep = do_remount(c, req.name); break;
+        case protocol::Op::upgrade: rep = do_upgrade(c, req.name); break;
+    }
+    spdlog::debug("op={} pid={} uid={} -> {}", op_name(req.op), c.sender_pid(), c.ids().uid,
+                  rep.error == 0 ? "ok" : strerrorname_np(rep.error));
+    return rep;
+}
+
+protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
+                               std::vector<UniqueFd>& fds) {
+    using protocol::Op;
+    // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
+    // permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6. name
+    // and terminal rules (the core), 7. create.
+    if (!c.with_caps().caps.sys_admin) return reply_error(Op::pin, EPERM);
+    auto obj = identify(fds[0].get());
+    if (!obj) return reply_error(Op::pin, obj.error().value);
+    int dirfd = fds[1].get();
+    struct stat st {};
+    if (fstat(dirfd, &st) != 0) return reply_error(Op::pin, errno);
+    if (!S_ISDIR(st.st_mode)) return reply_error(Op::pin, ENOTDIR);
+    bool read_only = walked_read_only(dirfd);
+    if (st.st_dev != mount_dev_) {
+        struct stat child {};
+        if (fstatat(dirfd, name.c_str(), &child, AT_SYMLINK_NOFOLLOW) == 0) {
+            return reply_error(Op::pin, EEXIST);
+        }
+        return reply_error(Op::pin, read_only ? EROFS : EACCES);
+    }
+    // The kernel's lookup of the last component needs search permission on the parent
+    // (may_lookup), before the name is found to exist: the client does not look it up itself.
+    if (auto x = fs_.permission(c.with_caps(), st.st_ino, fsops::kMayExec); !x) {
+        return reply_error(Op::pin, x.error().value);
+    }
+    auto handle = registry_.add(fds[0].get(), *obj);
+    if (!handle) return reply_error(Op::pin, handle.error().value);
+    auto attr = fs_.pin(c.with_caps(), st.st_ino, name, obj->type, *handle, read_only);
+    if (!attr) {
+        registry_.release(*handle);
+        return reply_error(Op::pin, attr.error().value);
+    }
+    if (hooks_.invalidate_entry) hooks_.invalidate_entry(st.st_ino, name);
+    spdlog::info("pinned {} id {} as \"{}\" in dir {} (uid {})",
+                 obj->type == fsops::ObjType::map ? "map" : "prog", obj->id, name, st.st_ino,
+                 c.ids().uid);
+    return reply_error(Op::pin, 0);
+}
+
+protocol::Reply Broker::do_get(RequestCreds& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
+    using protocol::Op;
+    int node = fds[0].get();
+    struct stat st {};
+    if (fstat(node, &st) != 0) return reply_error(Op::get, errno);
+    if (st.st_dev != mount_dev_) return reply_error(Op::get, EACCES);  // not our object
+    // inode_permission(MAY_WRITE) checks the superblock (sb_permission), not the mount: a
+    // read-only bind mount of a writable mount does not make get fail; a read-only superblock
+    // does, for objects and directories alike, before any other check.
+    if (sb_read_only_.load() && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        return reply_error(Op::get, EROFS);
+    }
+    // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).
+    auto got = fs_.get(c.ids(), st.st_ino);
+    if (!got && got.error().value == EACCES && !c.caps_known()) {
+        got = fs_.get(c.with_caps(), st.st_ino);
+    }
+    if (!got) return reply_error(Op::get, got.error().value);
+    auto fd = registry_.open(got->handle);
+    if (!fd) return reply_error(Op::get, fd.error().value);
+    auto obj = registry_.object(got->handle);
+    if (!obj) return reply_error(Op::get, obj.error().value);
+    out_fd = std::move(*fd);
+    protocol::Reply r;
+    r.op = Op::get;
+    r.get = protocol::GetReply{
+        obj->type == fsops::ObjType::map ? protocol::ObjKind::map : protocol::ObjKind::prog,
+        obj->id};
+    return r;
+}
+
+// Anyone who reaches the socket learns what stat(2) of the mount root and the daemon's
+// --version tell (options, version, pids); the counts, which take in directories the caller
+// may not list, only a caller that may pin.
+protocol::Reply Broker::do_status(RequestCreds& c) {
+    protocol::Reply r;
+    r.op = protocol::Op::status;
+    auto opts = fs_.options();
+    constexpr auto hidden = protocol::StatusInfo::kHidden;
+    fsops::Counts counts{hidden, hidden, hidden};
+    if (c.with_caps().caps.sys_admin) counts = fs_.counts();
+    r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()), opts.uid, opts.gid,
+                                    opts.mode, counts.dirs, counts.maps, counts.progs,
+                                    cfg_.version};
+    r.status->worker_pid = r.status->pid;
+    if (hooks_.status) hooks_.status(*r.status);
+    return r;
+}
+
+protocol::Reply Broker::do_upgrade(RequestCreds& c, const std::string& path) {
+    if (!c.with_caps().caps.sys_admin) return reply_error(protocol::Op::upgrade, EPERM);
+    if (!hooks_.upgrade) return reply_error(protocol::Op::upgrade, ENOTSUP);
+    int e = hooks_.upgrade(path);
+    spdlog::info("upgrade to {} requested by pid {}: {}", path.empty() ? "the same binary" : path,
+                 c.sender_pid(), e == 0 ? "handing over" : std::strerror(e));
+    return reply_error(protocol::Op::upgrade, e);
+}
+
+protocol::Reply Broker::do_remount(RequestCreds& c, const std::string& list) {
+    if (!c.with_caps().caps.sys_admin) return reply_error(protocol::Op::remount, EPERM);
+    auto opts = fsops::parse_remount_options(list, fs_.options());
+    if (!opts) return reply_error(protocol::Op::remount, EINVAL);
+    fs_.apply_options(*opts);
+    if (hooks_.invalidate_inode) hooks_.invalidate_inode(fsops::kRootIno);
+    spdlog::info("remount: {}", fsops::show_options(*opts).empty() ? "defaults"
+                                                                   : fsops::show_options(*opts));
+    return reply_error(protocol::Op::remount, 0);
+}
+
+}  // namespace bpffs::broker
