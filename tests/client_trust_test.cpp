@@ -407,6 +407,36 @@ TEST_CASE("trust: a .bpffs.sock symlink to a real broker is refused, the broker 
     CHECK(r.exit_code == 0);
 }
 
+TEST_CASE("trust: under the preload shim, another user's socket is EPERM until "
+          "$BPFFS_TRUST_UID names it",
+          "[client][trust][preload][kernel]") {
+    auto map = must_map();
+    MinFuse fs(BPFFS_MINFUSE_BIN, kOther, kOther);
+    std::string obj = make_file(fs.p("obj"));
+    Impostor imp(fs.p(".bpffs.sock"), map.get());
+    const std::string preload = std::string("LD_PRELOAD=") + BPFFS_PRELOAD_LIB;
+    // The probe makes the bpf(2) calls an unmodified program makes (preload/tests/probe.c).
+    auto r = run_cmd({"/usr/bin/env", preload, PRELOAD_PROBE_BIN, "get", obj});
+    CHECK(r.out == "EPERM\n");
+    r = run_cmd({"/usr/bin/env", preload, PRELOAD_PROBE_BIN, "pin", fs.p("x")});
+    CHECK(r.out == "EPERM\n");
+    r = run_cmd({"/usr/bin/env", preload, "BPFFS_TRUST_UID=1001", PRELOAD_PROBE_BIN, "get", obj});
+    CHECK(r.out == "EPERM\n");
+    r = run_cmd({"/usr/bin/env", preload, "BPFFS_TRUST_UID=65534x", PRELOAD_PROBE_BIN, "get", obj});
+    CHECK(r.out == "EPERM\n");
+    CHECK(messages(imp.stop()).empty());
+    REQUIRE(unlink(fs.p(".bpffs.sock").c_str()) == 0);
+    Impostor trusted(fs.p(".bpffs.sock"), map.get());
+    r = run_cmd({"/usr/bin/env", preload, "BPFFS_TRUST_UID=65534", PRELOAD_PROBE_BIN, "get", obj});
+    CHECK(r.out == "ok id=" + std::to_string(kernel_id(map.get())) + "\n");
+    // bpffsctl run --trust-uid hands it on.
+    r = run_cmd({"/usr/bin/env", std::string("BPFFS_PRELOAD=") + BPFFS_PRELOAD_LIB, BPFFSCTL_BIN,
+                 "run", "--trust-uid", "65534", "--", PRELOAD_PROBE_BIN, "get", obj});
+    CHECK(r.out == "ok id=" + std::to_string(kernel_id(map.get())) + "\n");
+    CHECK(messages(trusted.stop()) ==
+          std::vector<std::string>{"msg op=2 fds=1", "msg op=2 fds=1"});
+}
+
 TEST_CASE("trust: bpffs_opts with a bad size is EINVAL", "[client][trust]") {
     bpffs_opts o{};
     o.sz = 1;
