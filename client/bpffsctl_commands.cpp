@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // bpffsctl's verbs. pin/get/exec go through the public C API (bpffs_obj_pin / bpffs_obj_get),
-// exactly as any program would; status/remount talk to the broker with the internal client
-// helpers, since the C API has no such calls.
+// exactly as any program would; status/remount/upgrade talk to the broker with the internal
+// client helpers, since the C API has no such calls, through the same trust check
+// (client::connect_broker). A refusal is printed with its reason: connect_broker gives it to
+// status/remount/upgrade; after a pin or get fails with EPERM, client::refusal_for asks again
+// (connecting, sending nothing) whether the broker was refused and why.
 //
 // exec places the fetched fds at 3, 4, ... without clobbering: a fetched fd may itself already
 // be numbered inside the target range (fd 3 for the second PATH while the first PATH's fd must

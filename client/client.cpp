@@ -10,6 +10,10 @@
 // answered EEXIST fetches what is pinned under the name and compares kernel ids with the fd it
 // pinned: the same object means the first attempt did it, and the pin succeeded.
 //
+// Trust: every connect, first or again, goes through connect_broker, which sends nothing to a
+// socket that is not served by a trusted bpffs-fuse daemon (client.hpp says what it checks) and
+// fails with EPERM instead; the calls below pass the caller's Trust down to it.
+//
 // "No broker" is decided at the first connect only (ENOENT or ECONNREFUSED there: not a
 // bpffs-fuse directory, EACCES/EROFS as the kernel would say); a reconnect that fails after a
 // connection broke returns connect's own errno (the broker went away).
@@ -21,8 +25,8 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
-#include <sys/socket.h>
 #include <linux/magic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
