@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // bpffsctl's verbs. pin/get/exec go through the public C API (bpffs_obj_pin / bpffs_obj_get),
-// exactly as any program would; status/remount talk to the broker with the internal client
-// helpers, since the C API has no such calls.
+// exactly as any program would; status/remount/upgrade talk to the broker with the internal
+// client helpers, since the C API has no such calls, through the same trust check
+// (client::connect_broker). A refusal is printed with its reason: connect_broker gives it to
+// status/remount/upgrade; after a pin or get fails with EPERM, client::refusal_for asks again
+// (connecting, sending nothing) whether the broker was refused and why.
 //
 // exec places the fetched fds at 3, 4, ... without clobbering: a fetched fd may itself already
 // be numbered inside the target range (fd 3 for the second PATH while the first PATH's fd must
@@ -183,18 +186,53 @@ Result<std::vector<Field>> prog_fields(int fd) {
     return f;
 }
 
-// A connection to the broker serving directory `dir`. Errors are positive errnos; a directory
-// without a broker is ENOENT or ECONNREFUSED, as connect() says.
-Result<UniqueFd> connect_to(const std::string& dir) {
+client::Trust trust_of(std::uint32_t trust_uid) {
+    client::Trust t;
+    if (trust_uid != 0) t.uid = trust_uid;
+    return t;
+}
+
+bpffs_opts opts_of(std::uint32_t trust_uid) {
+    bpffs_opts o{};
+    o.sz = sizeof o;
+    o.trust_uid = trust_uid;
+    return o;
+}
+
+// Prints the failure `e` of a pin (`pin`) or get of `path`: when it is EPERM because its
+// broker is not trusted, why.
+int report_call(const std::string& what, const std::string& path, bool pin,
+                std::uint32_t trust_uid, int e) {
+    if (e == client::kUntrusted) {
+        if (auto why = client::refusal_for(path, pin, trust_of(trust_uid))) {
+            std::fprintf(stderr, "bpffsctl: error: %s: %s\n", what.c_str(),
+                         client::describe(*why).c_str());
+            return kExitFailure;
+        }
+    }
+    return report(what, e);
+}
+
+// A connection to the broker serving directory `dir`, checked as libbpffs checks it. Errors are
+// positive errnos; a directory without a broker is ENOENT or ECONNREFUSED, as connect() says;
+// an untrusted one is client::kUntrusted, with the reason in *why.
+Result<UniqueFd> connect_to(const std::string& dir, std::uint32_t trust_uid,
+                            client::Refusal* why) {
     UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dirfd) return fail(errno);
-    return client::connect_broker(dir, dirfd.get());
+    return client::connect_broker(dir, dirfd.get(), trust_of(trust_uid), why);
 }
 
 // Prints the failure of connect_to for `verb dir`.
-int report_connect(const std::string& verb, const std::string& dir, int e) {
+int report_connect(const std::string& verb, const std::string& dir, int e,
+                   const client::Refusal& why) {
+    if (e == client::kUntrusted) {
+        std::fprintf(stderr, "bpffsctl: error: %s %s: %s\n", verb.c_str(), dir.c_str(),
+                     client::describe(why).c_str());
+        return kExitFailure;
+    }
     if (e == ENOENT || e == ECONNREFUSED) {
-        if (const char* env = std::getenv("BPFFS_SOCKET"); env != nullptr && *env != '\0') {
+        if (const char* env = secure_getenv("BPFFS_SOCKET"); env != nullptr && *env != '\0') {
             return report(verb + " " + dir + ": no broker at $BPFFS_SOCKET (" + env + ")", e);
         }
         // The directory exists (it was opened): it has no broker.
@@ -236,13 +274,17 @@ int run_pin(const PinOptions& o) {
             break;
     }
     if (!obj) return report(what, errno);
-    if (bpffs_obj_pin(obj.get(), o.path.c_str()) != 0) return report("pin " + o.path, errno);
+    bpffs_opts opts = opts_of(o.trust_uid);
+    if (bpffs_obj_pin_opts(obj.get(), o.path.c_str(), &opts) != 0) {
+        return report_call("pin " + o.path, o.path, true, o.trust_uid, errno);
+    }
     return kExitOk;
 }
 
 int run_get(const GetOptions& o) {
-    UniqueFd fd(bpffs_obj_get(o.path.c_str()));
-    if (!fd) return report("get " + o.path, errno);
+    bpffs_opts opts = opts_of(o.trust_uid);
+    UniqueFd fd(bpffs_obj_get_opts(o.path.c_str(), &opts));
+    if (!fd) return report_call("get " + o.path, o.path, false, o.trust_uid, errno);
     auto kind = fd_kind(fd.get());
     if (!kind) {
         return report("get " + o.path + ": cannot tell a map from a program", kind.error().value);
@@ -264,9 +306,10 @@ int run_exec(const ExecOptions& o) {
         return kExitUsage;
     }
     std::vector<UniqueFd> fetched;
+    bpffs_opts opts = opts_of(o.trust_uid);
     for (const auto& p : o.paths) {
-        UniqueFd fd(bpffs_obj_get(p.c_str()));
-        if (!fd) return report("get " + p, errno);
+        UniqueFd fd(bpffs_obj_get_opts(p.c_str(), &opts));
+        if (!fd) return report_call("get " + p, p, false, o.trust_uid, errno);
         fetched.push_back(std::move(fd));
     }
     const int first = 3;
@@ -331,6 +374,11 @@ int run_run(const RunOptions& o) {
     if (setenv("LD_PRELOAD", preload.c_str(), 1) != 0) {
         return report("run: setenv LD_PRELOAD", errno);
     }
+    // The shim's only channel for the trusted uid.
+    if (o.trust_uid != 0 &&
+        setenv("BPFFS_TRUST_UID", std::to_string(o.trust_uid).c_str(), 1) != 0) {
+        return report("run: setenv BPFFS_TRUST_UID", errno);
+    }
     std::vector<char*> argv;
     for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -341,8 +389,9 @@ int run_run(const RunOptions& o) {
 }
 
 int run_status(const StatusOptions& o) {
-    auto sock = connect_to(o.mountpoint);
-    if (!sock) return report_connect("status", o.mountpoint, sock.error().value);
+    client::Refusal why;
+    auto sock = connect_to(o.mountpoint, o.trust_uid, &why);
+    if (!sock) return report_connect("status", o.mountpoint, sock.error().value, why);
     auto st = fetch_status(sock->get());
     if (!st) return report("status " + o.mountpoint, st.error().value);
     std::string shown = fsops::show_options(fsops::MountOptions{st->uid, st->gid, st->mode});
@@ -373,8 +422,9 @@ int run_upgrade(const UpgradeOptions& o) {
         report(what + ": path too long", ENAMETOOLONG);
         return kExitUsage;
     }
-    auto sock = connect_to(o.mountpoint);
-    if (!sock) return report_connect("upgrade", o.mountpoint, sock.error().value);
+    client::Refusal why;
+    auto sock = connect_to(o.mountpoint, o.trust_uid, &why);
+    if (!sock) return report_connect("upgrade", o.mountpoint, sock.error().value, why);
     auto before = fetch_status(sock->get());
     if (!before) return report(what, before.error().value);
     auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::upgrade, path}, {});
@@ -391,7 +441,7 @@ int run_upgrade(const UpgradeOptions& o) {
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<long>(o.timeout * 1000));
     while (std::chrono::steady_clock::now() < deadline) {
-        auto s2 = connect_to(o.mountpoint);
+        auto s2 = connect_to(o.mountpoint, o.trust_uid, nullptr);
         if (s2) {
             auto st = fetch_status(s2->get());
             if (st && st->generation > before->generation) {
@@ -418,8 +468,9 @@ int run_upgrade(const UpgradeOptions& o) {
 int run_remount(const RemountOptions& o) {
     std::string list = join(o.options, ',');
     const std::string what = "remount " + o.mountpoint;
-    auto sock = connect_to(o.mountpoint);
-    if (!sock) return report_connect("remount", o.mountpoint, sock.error().value);
+    client::Refusal why;
+    auto sock = connect_to(o.mountpoint, o.trust_uid, &why);
+    if (!sock) return report_connect("remount", o.mountpoint, sock.error().value, why);
     auto st = fetch_status(sock->get());
     if (!st) return report(what, st.error().value);
     auto parsed =

@@ -16,7 +16,13 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitCannotExec = 127;  // as shells report a command that cannot be run
 
+// Every verb that talks to a broker takes --trust-uid (default $BPFFS_TRUST_UID): a uid whose
+// daemon is trusted besides root's and the caller's own; 0 trusts no other. A broker that is
+// not trusted is refused before anything is sent ("... is not served by a trusted bpffs-fuse
+// daemon (peer uid N)").
+
 struct PinOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
     enum class Source { map_id, prog_id, kernel_path };
     Source source = Source::map_id;
     std::uint32_t id = 0;  // map_id, prog_id
@@ -25,30 +31,36 @@ struct PinOptions {
 };
 
 struct GetOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
     std::string path;
     bool json = false;
 };
 
 struct ExecOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
     std::vector<std::string> paths;    // fetched in order onto fds 3, 4, ...
     std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
 };
 
 struct RunOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
     std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
 };
 
 struct StatusOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
     std::string mountpoint;
     bool json = false;
 };
 
 struct RemountOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
     std::string mountpoint;
     std::vector<std::string> options;  // every -o list, joined with ','
 };
 
 struct UpgradeOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
     std::string mountpoint;
     std::string exec;  // the new binary; empty: the path the running one was started from
     double timeout = 30.0;

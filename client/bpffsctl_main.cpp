@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -35,6 +36,14 @@ int usage_error(const std::string& message) {
     std::fprintf(stderr, "bpffsctl: error: %s\n", message.c_str());
     std::fprintf(stderr, "Run with --help for more information.\n");
     return kExitUsage;
+}
+
+// --trust-uid on a verb that talks to a broker (bpffsctl_commands.hpp).
+void add_trust_option(CLI::App* verb, std::uint32_t& uid) {
+    verb->add_option("--trust-uid", uid,
+                     "also trust a bpffs-fuse daemon running as this uid (a mount another "
+                     "user made); root's and your own are always trusted")
+        ->envname("BPFFS_TRUST_UID");
 }
 
 // The index of the verb: the first argument that is not an option (the top level has no
@@ -86,6 +95,7 @@ int run_main(int argc, char** argv) {
                                         "the object pinned at this path on a kernel bpffs "
                                         "(e.g. /sys/fs/bpf/NAME)");
     pin->add_option("PATH", pin_o.path, "the new name, on a bpffs-fuse mount")->required();
+    add_trust_option(pin, pin_o.trust_uid);
 
     GetOptions get_o;
     auto* get = app.add_subcommand("get",
@@ -93,6 +103,7 @@ int run_main(int argc, char** argv) {
                                    "info, one 'key: value' per line");
     get->add_option("PATH", get_o.path, "a pinned map or program")->required();
     get->add_flag("--json", get_o.json, "print one JSON object instead");
+    add_trust_option(get, get_o.trust_uid);
     get->footer(
         "Keys: type (map or prog), id, name; maps: map_type, key_size, value_size,\n"
         "max_entries, map_flags; programs: prog_type, tag. map_type and prog_type are\n"
@@ -103,6 +114,7 @@ int run_main(int argc, char** argv) {
                                     "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
                                     "CMD with the objects open on fds 3, 4, ...");
     exec->add_option("PATH", exec_o.paths, "pinned maps or programs, in fd order")->required();
+    add_trust_option(exec, exec_o.trust_uid);
     exec->footer(
         "The fetched objects are open (not close-on-exec) on fds 3, 4, ... in the order\n"
         "of the PATHs, and $BPFFS_FDS lists them (\"3 4 ...\"). CMD is looked up in\n"
@@ -114,12 +126,14 @@ int run_main(int argc, char** argv) {
                                    "run -- CMD [ARGS...]: run CMD with the preload shim, so "
                                    "that unmodified bpftool and libbpf programs pin and get "
                                    "on bpffs-fuse mounts");
+    add_trust_option(run, run_o.trust_uid);
     run->footer(
         "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"
         "when set, else " BPFFS_PRELOAD_PATH ".\n"
         "Under it, bpf(2)'s BPF_OBJ_PIN and BPF_OBJ_GET of a path on a bpffs-fuse mount\n"
         "go to the mount's broker, and statfs() there reports the bpf filesystem's magic;\n"
-        "every other call goes to the kernel untouched.\n"
+        "every other call goes to the kernel untouched. --trust-uid reaches the shim as\n"
+        "$BPFFS_TRUST_UID.\n"
         "Example: bpffsctl run -- bpftool map create /mnt/bpf/tc/m type hash key 4\n"
         "value 8 entries 16 name m\n"
         "Exit status: CMD's own; 1 if the shim is missing, 2 on a usage error, 127 if CMD\n"
@@ -134,6 +148,7 @@ int run_main(int argc, char** argv) {
                      "a bpffs-fuse mount (or any directory in it)")
         ->required();
     status->add_flag("--json", status_o.json, "print one JSON object instead");
+    add_trust_option(status, status_o.trust_uid);
     status->footer(
         "Keys: options (as /proc/mounts shows them; 'defaults' when none, \"\" in\n"
         "JSON), uid, gid, mode (octal), directories, maps, programs, pid (the daemon's),\n"
@@ -150,6 +165,7 @@ int run_main(int argc, char** argv) {
                      "uid=N, gid=N, mode=OCTAL; as in the kernel's bpffs, mode goes back to "
                      "0700 when not given, uid and gid keep their values")
         ->required();
+    add_trust_option(remount, remount_o.trust_uid);
 
     UpgradeOptions upgrade_o;
     auto* upgrade = app.add_subcommand(
@@ -162,6 +178,7 @@ int run_main(int argc, char** argv) {
                         "started from, e.g. after a package upgrade)");
     upgrade->add_option("--timeout", upgrade_o.timeout,
                         "seconds to wait for the new worker to serve (default 30)");
+    add_trust_option(upgrade, upgrade_o.trust_uid);
     upgrade->footer(
         "Pinned objects, inode numbers and open client connections carry over; requests\n"
         "wait while the workers change. See docs/operations.md.");

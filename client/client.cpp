@@ -10,6 +10,10 @@
 // answered EEXIST fetches what is pinned under the name and compares kernel ids with the fd it
 // pinned: the same object means the first attempt did it, and the pin succeeded.
 //
+// Trust: every connect, first or again, goes through connect_broker, which sends nothing to a
+// socket that is not served by a trusted bpffs-fuse daemon (client.hpp says what it checks) and
+// fails with EPERM instead; the calls below pass the caller's Trust down to it.
+//
 // "No broker" is decided at the first connect only (ENOENT or ECONNREFUSED there: not a
 // bpffs-fuse directory, EACCES/EROFS as the kernel would say); a reconnect that fails after a
 // connection broke returns connect's own errno (the broker went away).
@@ -21,17 +25,22 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -112,6 +121,74 @@ void pause_for(std::chrono::nanoseconds d) {
     }
 }
 
+// Is the listener's uid one the caller trusts?
+bool trusted(uid_t peer, const Trust& t) {
+    return peer == 0 || peer == geteuid() || (t.uid && *t.uid == peer);
+}
+
+// What connect_broker compares of a node: its device, inode, type and mount.
+struct NodeInfo {
+    dev_t dev;
+    ino_t ino;
+    mode_t mode;
+    std::uint64_t mnt_id;  // 0 when the kernel gives no unique mount id (before Linux 6.8)
+};
+
+constexpr unsigned kStatxMntIdUnique = 0x4000;  // STATX_MNT_ID_UNIQUE (Linux 6.8)
+
+// statx without AT_STATX_SYNC: on FUSE, no GETATTR round trip (nothing compared here changes).
+int node_info(int fd, NodeInfo* out) {
+    struct statx sx {};
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+              STATX_TYPE | STATX_INO | kStatxMntIdUnique, &sx) == 0) {
+        *out = NodeInfo{makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, sx.stx_mode,
+                        (sx.stx_mask & kStatxMntIdUnique) != 0 ? sx.stx_mnt_id : 0};
+        return 0;
+    }
+    struct stat st {};  // statx refused (an old seccomp filter)
+    if (fstat(fd, &st) != 0) return errno;
+    *out = NodeInfo{st.st_dev, st.st_ino, st.st_mode, 0};
+    return 0;
+}
+
+// Mounts known to be FUSE mounts, by unique mount id (never reused, and a mount's filesystem
+// never changes): fstatfs on FUSE is a round trip to the FUSE server, paid once per mount and
+// process this way. Lock-free (fork-safe); a lost race only costs another fstatfs. The only
+// mutable global of the library: a cache of facts that cannot go stale.
+constexpr std::size_t kFuseMountSlots = 32;
+constinit std::atomic<std::uint64_t> g_fuse_mounts[kFuseMountSlots] = {};
+constinit std::atomic<std::size_t> g_fuse_mounts_next{0};
+
+bool on_fuse_mount(int fd, const NodeInfo& n) {
+    if (n.mnt_id != 0) {
+        for (const auto& slot : g_fuse_mounts) {
+            if (slot.load(std::memory_order_relaxed) == n.mnt_id) return true;
+        }
+    }
+    // The system call itself: the preload shim, which has this library compiled in, makes
+    // libc's fstatfs report the bpf filesystem's magic on a bpffs-fuse mount.
+    struct statfs fs {};
+    if (syscall(SYS_fstatfs, fd, &fs) != 0 || fs.f_type != FUSE_SUPER_MAGIC) return false;
+    if (n.mnt_id != 0) {
+        std::size_t i = g_fuse_mounts_next.fetch_add(1, std::memory_order_relaxed);
+        g_fuse_mounts[i % kFuseMountSlots].store(n.mnt_id, std::memory_order_relaxed);
+    }
+    return true;
+}
+
+// connect(2) to an address path, again after EINTR (an interrupted AF_UNIX connect leaves the
+// socket unconnected). 0 or errno.
+int connect_path(int s, const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return ENAMETOOLONG;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    while (connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+        if (errno != EINTR) return errno;
+    }
+    return 0;
+}
+
 }  // namespace
 
 std::string dir_part(const std::string& path) {
@@ -127,38 +204,73 @@ std::string name_part(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-Result<UniqueFd> connect_broker(const std::string& dir, int dirfd) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::string path;
-    if (const char* env = std::getenv("BPFFS_SOCKET"); env != nullptr && *env != '\0') {
-        path = env;
-    } else {
-        path = (dir == "/" ? std::string() : dir) + "/" + std::string(protocol::kSocketName);
+std::string describe(const Refusal& r) {
+    std::string why;
+    switch (r.why) {
+        case Refusal::Why::not_on_mount: why = "not a socket on the directory's own mount"; break;
+        case Refusal::Why::not_fuse: why = "not on a FUSE mount"; break;
+        case Refusal::Why::peer: why = "peer uid " + std::to_string(r.peer_uid); break;
     }
+    return r.socket + " is not served by a trusted bpffs-fuse daemon (" + why + ")";
+}
+
+Result<UniqueFd> connect_broker(const std::string& dir, int dirfd, const Trust& trust,
+                                Refusal* why) {
     UniqueFd own_dirfd;
-    if (path.size() >= sizeof addr.sun_path && std::getenv("BPFFS_SOCKET") == nullptr) {
-        if (dirfd < 0) {
-            own_dirfd.reset(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-            if (!own_dirfd) return fail(errno);
-            dirfd = own_dirfd.get();
-        }
-        path = "/proc/self/fd/" + std::to_string(dirfd) + "/" + std::string(protocol::kSocketName);
+    if (dirfd < 0) {
+        own_dirfd.reset(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!own_dirfd) return fail(errno);
+        dirfd = own_dirfd.get();
     }
-    if (path.size() >= sizeof addr.sun_path) return fail(ENAMETOOLONG);
-    std::memcpy(addr.sun_path, path.data(), path.size());
+    // $BPFFS_SOCKET is the caller's own choice (followed); the mount's name is not: a symlink
+    // there could lead to any socket. Not from the environment of a set-user-ID program.
+    const char* env = secure_getenv("BPFFS_SOCKET");
+    bool overridden = env != nullptr && *env != '\0';
+    std::string name = overridden ? std::string(env)
+                                  : (dir == "/" ? std::string() : dir) + "/" +
+                                        std::string(protocol::kSocketName);
+    std::string sock_name(protocol::kSocketName);
+    UniqueFd node(overridden ? open(env, O_PATH | O_CLOEXEC)
+                             : openat(dirfd, sock_name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!node) return fail(errno);  // ENOENT: no broker here
+    NodeInfo d{}, n{};
+    if (int e = node_info(dirfd, &d); e != 0) return fail(e);
+    if (int e = node_info(node.get(), &n); e != 0) return fail(e);
+    auto refuse = [&](Refusal::Why w, uid_t uid = 0) -> Result<UniqueFd> {
+        if (why != nullptr) *why = Refusal{w, uid, name};
+        return fail(kUntrusted);
+    };
+    if (!S_ISSOCK(n.mode) && !S_ISLNK(n.mode)) return fail(ECONNREFUSED);  // as connect(2) says
+    if (!S_ISSOCK(n.mode) || n.dev != d.dev) return refuse(Refusal::Why::not_on_mount);
+    if (!on_fuse_mount(node.get(), n)) return refuse(Refusal::Why::not_fuse);
+
     UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!s) return fail(errno);
     timeval tv{kTimeoutSec, 0};
     setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    while (connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-        // An interrupted connect of an AF_UNIX socket left it unconnected: try again.
-        if (errno == EINTR) continue;
-        // A directory elsewhere has no such name (ENOENT); a name that is not a listening
-        // socket is ECONNREFUSED.
-        return fail(errno);
+    // Through the very node checked above; without /proc (a chroot), by its name, and the name
+    // is checked again afterwards.
+    int e = connect_path(s.get(), "/proc/self/fd/" + std::to_string(node.get()));
+    if (e == ENOENT) {
+        e = connect_path(s.get(), name);
+        if (e == 0) {
+            UniqueFd again(overridden
+                               ? open(env, O_PATH | O_CLOEXEC)
+                               : openat(dirfd, sock_name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+            NodeInfo a{};
+            if (!again || node_info(again.get(), &a) != 0 || a.dev != n.dev || a.ino != n.ino) {
+                return refuse(Refusal::Why::not_on_mount);
+            }
+        }
     }
+    // A directory elsewhere has no such name (ENOENT); a name that is not a listening socket is
+    // ECONNREFUSED.
+    if (e != 0) return fail(e);
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (getsockopt(s.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return fail(errno);
+    if (!trusted(peer.uid, trust)) return refuse(Refusal::Why::peer, peer.uid);
     return s;
 }
 
@@ -190,15 +302,15 @@ bool is_broken_connection(int e) { return e == ECONNRESET || e == EPIPE; }
 
 bool is_transient_connect_error(int e) { return e == ECONNREFUSED || e == EAGAIN; }
 
-Channel::Channel(std::string dir, int dirfd, RetryPolicy policy)
-    : dir_(std::move(dir)), dirfd_(dirfd), policy_(std::move(policy)) {}
+Channel::Channel(std::string dir, int dirfd, RetryPolicy policy, Trust trust)
+    : dir_(std::move(dir)), dirfd_(dirfd), policy_(std::move(policy)), trust_(trust) {}
 
-Channel::Channel(std::string dir, UniqueFd dirfd, RetryPolicy policy)
+Channel::Channel(std::string dir, UniqueFd dirfd, RetryPolicy policy, Trust trust)
     : dir_(std::move(dir)), owned_dirfd_(std::move(dirfd)), dirfd_(owned_dirfd_.get()),
-      policy_(std::move(policy)) {}
+      policy_(std::move(policy)), trust_(trust) {}
 
 Result<void> Channel::connect_once() {
-    auto s = connect_broker(dir_, dirfd_);
+    auto s = connect_broker(dir_, dirfd_, trust_);
     if (!s) return s.error();
     sock_ = std::move(*s);
     pid_ = getpid();
@@ -345,10 +457,10 @@ int pin_on(Channel& ch, int fd, const PinTarget& t) {
     return e;
 }
 
-int obj_pin(int fd, const char* pathname) {
+int obj_pin(int fd, const char* pathname, const Trust& trust) {
     PinTarget t;
     if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
-    Channel ch(t.dir, t.dirfd.get());
+    Channel ch(t.dir, t.dirfd.get(), {}, trust);
     if (auto c = ch.connect(); !c) {
         return no_broker(c.error().value) ? no_broker_error(t) : c.error().value;
     }
@@ -396,10 +508,10 @@ int get_on(Channel& ch, int node, int* out) {
     return 0;
 }
 
-int obj_get(const char* pathname, int* out) {
+int obj_get(const char* pathname, int* out, const Trust& trust) {
     GetTarget t;
     if (int e = get_prelude(pathname, &t); e != 0) return e;
-    Channel ch(t.dir, -1);
+    Channel ch(t.dir, -1, {}, trust);
     if (auto c = ch.connect(); !c) {
         // No broker beside it: not an object of a bpffs-fuse mount.
         return no_broker(c.error().value) ? EACCES : c.error().value;
@@ -408,23 +520,43 @@ int obj_get(const char* pathname, int* out) {
 }
 
 }  // namespace
+
+std::optional<Refusal> refusal_for(const std::string& path, bool pin, const Trust& trust) {
+    std::string dir;
+    if (pin) {
+        std::string p = path;
+        while (p.size() > 1 && p.back() == '/') p.pop_back();
+        dir = dir_part(p);
+    } else {
+        GetTarget t;
+        if (get_prelude(path.c_str(), &t) != 0) return std::nullopt;
+        dir = t.dir;
+    }
+    Refusal why;
+    auto s = connect_broker(dir, -1, trust, &why);
+    if (s || s.error().value != kUntrusted) return std::nullopt;
+    return why;
+}
+
 }  // namespace bpffs::client
 
 // A kept connection: the channel to one mount's broker, and that mount's device number, which
 // tells the paths it can answer for. The mutex makes one request at a time (the protocol's
-// rule) out of calls from several threads.
+// rule) out of calls from several threads. `trust` serves the reconnects and the one-shot
+// calls for paths on other mounts.
 struct bpffs_conn {
-    bpffs_conn(std::string dir, bpffs::UniqueFd dirfd, dev_t d)
-        : ch(std::move(dir), std::move(dirfd)), dev(d) {}
+    bpffs_conn(std::string dir, bpffs::UniqueFd dirfd, dev_t d, bpffs::client::Trust t)
+        : ch(std::move(dir), std::move(dirfd), {}, t), dev(d), trust(t) {}
     std::mutex mu;
     bpffs::client::Channel ch;  // guarded by mu
     dev_t dev;
+    bpffs::client::Trust trust;
 };
 
 namespace bpffs::client {
 namespace {
 
-int conn_open(const char* path_in_mount, std::unique_ptr<bpffs_conn>* out) {
+int conn_open(const char* path_in_mount, const Trust& trust, std::unique_ptr<bpffs_conn>* out) {
     if (path_in_mount == nullptr) return EFAULT;
     if (*path_in_mount == '\0') return ENOENT;
     // An absolute path without symlinks, so that a reconnect later finds the same directory
@@ -444,7 +576,7 @@ int conn_open(const char* path_in_mount, std::unique_ptr<bpffs_conn>* out) {
         if (!dirfd) return errno;
         if (fstat(dirfd.get(), &st) != 0) return errno;
     }
-    auto c = std::make_unique<bpffs_conn>(dir, std::move(dirfd), st.st_dev);
+    auto c = std::make_unique<bpffs_conn>(dir, std::move(dirfd), st.st_dev, trust);
     if (auto r = c->ch.connect(); !r) {
         // No broker there: not on a bpffs-fuse mount.
         return no_broker(r.error().value) ? EACCES : r.error().value;
@@ -458,7 +590,7 @@ int conn_get(bpffs_conn* c, const char* pathname, unsigned flags, int* out) {
     if (flags != 0) return EINVAL;  // the protocol has no read-only or write-only gets
     GetTarget t;
     if (int e = get_prelude(pathname, &t); e != 0) return e;
-    if (t.st.st_dev != c->dev) return obj_get(pathname, out);  // another mount: its own broker
+    if (t.st.st_dev != c->dev) return obj_get(pathname, out, c->trust);  // another mount
     std::lock_guard lock(c->mu);
     return get_on(c->ch, t.node.get(), out);
 }
@@ -469,7 +601,7 @@ int conn_pin(bpffs_conn* c, int fd, const char* pathname) {
     if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
     struct stat st {};
     if (fstat(t.dirfd.get(), &st) != 0) return errno;
-    if (st.st_dev != c->dev) return obj_pin(fd, pathname);  // another mount: its own broker
+    if (st.st_dev != c->dev) return obj_pin(fd, pathname, c->trust);  // another mount
     std::lock_guard lock(c->mu);
     return pin_on(c->ch, fd, t);
 }
@@ -492,25 +624,66 @@ int guarded(F&& body) {
 using bpffs::client::guarded;
 using bpffs::client::set_errno;
 
-extern "C" BPFFS_API int bpffs_obj_pin(int fd, const char* pathname) {
-    int e = guarded([&] { return bpffs::client::obj_pin(fd, pathname); });
+namespace {
+
+// The trust an opts struct asks for. libbpf's rule for growing structs: a caller built against
+// an older header passes a smaller sz (the fields it lacks keep their defaults); bytes beyond
+// the fields this version knows must be zero. 0 or EINVAL.
+int trust_of(const bpffs_opts* opts, bpffs::client::Trust* out) {
+    *out = {};
+    if (opts == nullptr) return 0;
+    if (opts->sz < sizeof opts->sz) return EINVAL;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(opts);
+    for (std::size_t i = sizeof(bpffs_opts); i < opts->sz; ++i) {
+        if (bytes[i] != 0) return EINVAL;
+    }
+    constexpr std::size_t kTrustEnd = offsetof(bpffs_opts, trust_uid) + sizeof(uid_t);
+    if (opts->sz >= kTrustEnd && opts->trust_uid != 0) out->uid = opts->trust_uid;
+    return 0;
+}
+
+}  // namespace
+
+extern "C" BPFFS_API int bpffs_obj_pin_opts(int fd, const char* pathname,
+                                            const struct bpffs_opts* opts) {
+    bpffs::client::Trust trust;
+    if (int e = trust_of(opts, &trust); e != 0) return set_errno(e);
+    int e = guarded([&] { return bpffs::client::obj_pin(fd, pathname, trust); });
     return e == 0 ? 0 : set_errno(e);
 }
 
-extern "C" BPFFS_API int bpffs_obj_get(const char* pathname) {
+extern "C" BPFFS_API int bpffs_obj_pin(int fd, const char* pathname) {
+    return bpffs_obj_pin_opts(fd, pathname, nullptr);
+}
+
+extern "C" BPFFS_API int bpffs_obj_get_opts(const char* pathname, const struct bpffs_opts* opts) {
+    bpffs::client::Trust trust;
+    if (int e = trust_of(opts, &trust); e != 0) return set_errno(e);
     int fd = -1;
-    int e = guarded([&] { return bpffs::client::obj_get(pathname, &fd); });
+    int e = guarded([&] { return bpffs::client::obj_get(pathname, &fd, trust); });
     return e == 0 ? fd : set_errno(e);
 }
 
-extern "C" BPFFS_API int bpffs_conn_open(const char* path_in_mount, struct bpffs_conn** out) {
+extern "C" BPFFS_API int bpffs_obj_get(const char* pathname) {
+    return bpffs_obj_get_opts(pathname, nullptr);
+}
+
+extern "C" BPFFS_API int bpffs_conn_open_opts(const char* path_in_mount,
+                                              const struct bpffs_opts* opts,
+                                              struct bpffs_conn** out) {
     if (out == nullptr) return set_errno(EFAULT);
     *out = nullptr;
+    bpffs::client::Trust trust;
+    if (int e = trust_of(opts, &trust); e != 0) return set_errno(e);
     std::unique_ptr<bpffs_conn> c;
-    int e = guarded([&] { return bpffs::client::conn_open(path_in_mount, &c); });
+    int e = guarded([&] { return bpffs::client::conn_open(path_in_mount, trust, &c); });
     if (e != 0) return set_errno(e);
     *out = c.release();
     return 0;
+}
+
+extern "C" BPFFS_API int bpffs_conn_open(const char* path_in_mount, struct bpffs_conn** out) {
+    return bpffs_conn_open_opts(path_in_mount, nullptr, out);
 }
 
 extern "C" BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn* conn, const char* pathname,

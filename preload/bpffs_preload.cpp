@@ -31,6 +31,11 @@
 //   kernel's EFAULT rather than a crash; where that call is not allowed (a seccomp filter) the
 //   attr is read directly, as the kernel would have.
 //
+// Trust: the client library checks the broker's socket before it sends anything (bpffs.h). The
+// shim has no channel but the environment for a uid to trust besides root and the caller:
+// $BPFFS_TRUST_UID (a decimal uid), read with secure_getenv, so a set-user-ID program ignores
+// it. A value that is not a uid trusts nobody more.
+//
 // Served calls follow bpffs_obj_pin/bpffs_obj_get's errno rules (the seed filesystem's). The seed
 // bpf(2) had no file_flags (BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_PATH_FD...): any non-zero byte
 // after bpf_fd is EINVAL, as the seed's CHECK_ATTR was, and so is a non-zero bpf_fd for
@@ -303,6 +308,21 @@ bool is_bpffs_fuse_call(long cmd_arg, long attr_arg, long size_arg, ObjCall* cal
     return pin_target_on_bpffs_fuse(dirfd, call->path);
 }
 
+// $BPFFS_TRUST_UID as client options (trust_uid 0, the default, when unset or not a uid).
+bpffs_opts trust_opts() {
+    bpffs_opts o{};
+    o.sz = sizeof o;
+    const char* v = secure_getenv("BPFFS_TRUST_UID");
+    if (v == nullptr || *v == '\0' || std::strlen(v) > 10) return o;
+    unsigned long long uid = 0;
+    for (const char* c = v; *c != '\0'; ++c) {
+        if (*c < '0' || *c > '9') return o;
+        uid = uid * 10 + static_cast<unsigned>(*c - '0');
+    }
+    if (uid < static_cast<uid_t>(-1)) o.trust_uid = static_cast<uid_t>(uid);
+    return o;
+}
+
 // Serves a call is_bpffs_fuse_call accepted, as the system call would answer: 0 or a new fd,
 // or -1 with errno set. On success errno is left as the caller had it.
 long serve(const ObjCall& call) {
@@ -312,8 +332,10 @@ long serve(const ObjCall& call) {
         return -1;
     }
     int saved = errno;
-    long r = call.cmd == BPF_OBJ_PIN ? bpffs_obj_pin(static_cast<int>(call.bpf_fd), call.path)
-                                     : bpffs_obj_get(call.path);
+    bpffs_opts opts = trust_opts();
+    long r = call.cmd == BPF_OBJ_PIN
+                 ? bpffs_obj_pin_opts(static_cast<int>(call.bpf_fd), call.path, &opts)
+                 : bpffs_obj_get_opts(call.path, &opts);
     if (r < 0) return -1;  // errno set by the client library
     errno = saved;
     return r;

@@ -80,6 +80,14 @@ int main(int argc, char **argv) {
         close(fd);
     }
 
+    {
+        /* The options struct, as C sets it: the root daemon needs no trusted uid. */
+        struct bpffs_opts opts = {.sz = sizeof(struct bpffs_opts), .trust_uid = 65534};
+        fd = bpffs_obj_get_opts(path, &opts);
+        EXPECT(fd >= 0 && map_id(fd) == map_id(map));
+        if (fd >= 0) close(fd);
+    }
+
     errno = 0;
     fd = bpffs_obj_get(missing);
     EXPECT(fd == -ENOENT);

@@ -3,9 +3,11 @@
 // when a connection breaks (the daemon restarting its worker), and of the kernel's readdir
 // cache, which a pin through the broker must invalidate. Needs root (mounting, CAP_BPF).
 //
-// The retry tests talk to a FakeBroker: a SOCK_SEQPACKET socket bound as "<tmp>/.bpffs.sock",
-// which the client finds through the path as it finds a real broker, served by a thread that
-// runs one scripted handler per accepted connection (close before or after reading, answer).
+// The retry tests talk to a FakeBroker: a SOCK_SEQPACKET socket bound as "<dir>/.bpffs.sock" in
+// the root of a FUSE mount (bench/bpffs-bench-minfuse, MinFuse: the client trusts no socket
+// elsewhere), which the client finds through the path as it finds a real broker, served by a
+// thread that runs one scripted handler per accepted connection (close before or after
+// reading, answer).
 // Handlers record what they saw; the test thread checks it (Catch2's macros stay on the test
 // thread). Tests that could raise SIGPIPE run their client in a forked child with the default
 // SIGPIPE action, so a signal would show as a dead child.
@@ -194,7 +196,7 @@ void send_reply(int sock, proto::Op op, int error, int fd = -1, std::uint32_t id
     send_with_fds(sock, msg, fd >= 0 ? std::span<const int>(one) : std::span<const int>());
 }
 
-// A broker at "<dir>/.bpffs.sock" (dir: a fresh temp dir) that hands its i-th accepted
+// A broker at "<dir>/.bpffs.sock" (dir: the root of a fresh minfuse mount, run as root) that hands its i-th accepted
 // connection to script[i] and closes any further connection at once; a connection is closed
 // when its handler returns. start() binds, sets the script and listens (unless told not to:
 // a connect is then refused until listen()); stop() takes the broker away and leaves the dir.
@@ -283,7 +285,7 @@ private:
         }
     }
 
-    TempDir dir_;
+    MinFuse dir_{BPFFS_MINFUSE_BIN};
     std::string sock_path_;
     std::vector<Handler> script_;
     UniqueFd listen_fd_;

@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 namespace bpffs::test {
@@ -168,6 +170,75 @@ void Mount::cleanup() {
         unlink((base_ + "/daemon.log").c_str());
         rmdir(base_.c_str());
     }
+    dir_.clear();
+    base_.clear();
+}
+
+MinFuse::MinFuse(const std::string& bin, uid_t uid, gid_t gid) {
+    char tmpl[] = "/tmp/bpffs-minfuse-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    base_ = tmpl;
+    chmod(base_.c_str(), 0755);
+    dir_ = base_ + "/mnt";
+    mkdir(dir_.c_str(), 0755);
+    UniqueFd dev(open("/dev/fuse", O_RDWR | O_CLOEXEC));
+    std::string opts = "fd=" + std::to_string(dev.get()) +
+                       ",rootmode=40000,user_id=" + std::to_string(uid) +
+                       ",group_id=" + std::to_string(gid) + ",allow_other,default_permissions";
+    if (!dev ||
+        mount("minfuse", dir_.c_str(), "fuse.minfuse", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
+        int e = errno;
+        cleanup();
+        throw std::system_error(e, std::generic_category(), "minfuse: mount");
+    }
+    mounted_ = true;
+    std::vector<std::string> argv = {bin, "/dev/fd/3"};
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+        // fd 3 first: /dev/null, opened after, cannot land on it.
+        int placed = dev.get() == 3 ? fcntl(3, F_SETFD, 0) : dup2(dev.get(), 3);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (placed < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+            dup2(null, 2) < 0) {
+            _exit(126);
+        }
+        if (uid != 0 && (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
+                         setresuid(uid, uid, uid) != 0)) {
+            _exit(126);
+        }
+        execv(args[0], args.data());
+        _exit(127);
+    }
+    dev.reset();  // the daemon's is the only one left: if it dies, the mount fails at once
+    // The first request waits for the daemon's answer to FUSE_INIT.
+    struct statfs sf {};
+    if (pid_ < 0 || statfs(dir_.c_str(), &sf) != 0 || sf.f_type != 0x65735546) {
+        cleanup();
+        throw std::runtime_error("minfuse did not start");
+    }
+}
+
+MinFuse::~MinFuse() { cleanup(); }
+
+void MinFuse::cleanup() {
+    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+    mounted_ = false;
+    if (pid_ > 0) {
+        // The detached mount goes once its last user is gone, and the daemon's read then ends.
+        if (wait_child(pid_, 2000) == -1) {
+            kill(pid_, SIGTERM);
+            if (wait_child(pid_, 10000) == -1) {
+                kill(pid_, SIGKILL);
+                wait_child(pid_, 10000);
+            }
+        }
+    }
+    pid_ = -1;
+    if (!dir_.empty()) rmdir(dir_.c_str());
+    if (!base_.empty()) rmdir(base_.c_str());
     dir_.clear();
     base_.clear();
 }

@@ -44,6 +44,30 @@ private:
     bool allow_restarts_ = false;
 };
 
+// A FUSE mount served by bench/bpffs-bench-minfuse (`bin`: an in-memory filesystem that takes
+// any node, sockets and regular files included) on a fresh temp dir, made as fusermount3 makes
+// one for user `uid`: mount(2) of /dev/fuse with user_id=uid, group_id=gid, allow_other and
+// default_permissions, and the daemon, running as uid:gid, gets the fd ("/dev/fd/3"). Its
+// root is 0755, owned by uid. The constructor returns once the mount answers; the destructor
+// unmounts, reaps the daemon and removes the dir (also when the constructor throws).
+class MinFuse {
+public:
+    explicit MinFuse(const std::string& bin, uid_t uid = 0, gid_t gid = 0);
+    ~MinFuse();
+    MinFuse(const MinFuse&) = delete;
+    MinFuse& operator=(const MinFuse&) = delete;
+
+    const std::string& path() const { return dir_; }
+    std::string p(std::string_view rel) const { return dir_ + "/" + std::string(rel); }
+
+private:
+    void cleanup();
+    std::string base_;
+    std::string dir_;
+    bool mounted_ = false;
+    pid_t pid_ = -1;
+};
+
 // Runs fn in a forked child with credentials uid/gid (groups: `groups`, no capabilities) and
 // returns what fn returned (0..255: an errno or 0), or -1 if the child died otherwise.
 int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn,

@@ -17,6 +17,13 @@
  * one to a mount's broker for many calls, which saves the connect and the broker's per-connection
  * work (about half the cost of a get).
  *
+ * Trust: before it sends anything (or accepts an fd), every call checks the socket it found:
+ * a socket on the directory's own FUSE mount (not a symlink, not on another filesystem),
+ * listened on by a process (SO_PEERCRED) running as root, as the caller's effective uid, or
+ * as the trusted uid of the _opts calls (bpffs_opts.trust_uid: for a mount another user made,
+ * e.g. with fusermount3). Otherwise the call fails with EPERM and nothing leaves the process.
+ * docs/protocol.md ("What the client checks") says what this proves and what it cannot.
+ *
  * The daemon may restart its worker or be upgraded while a call is under way: a connection that
  * breaks before its reply (EOF, ECONNRESET, EPIPE), or a connect refused meanwhile (ECONNREFUSED,
  * EAGAIN), is retried on a new connection for about 2 s (pauses of 10 ms, doubling). A get is
@@ -31,17 +38,35 @@
 extern "C" {
 #endif
 
+#include <stddef.h>
+#include <sys/types.h>
+
 #define BPFFS_API __attribute__((visibility("default")))
 
+/* Options of the _opts calls. Zero it, set sz = sizeof(struct bpffs_opts), then the fields
+ * wanted (libbpf's convention: a later version may add fields; a NULL opts is all defaults). */
+struct bpffs_opts {
+    size_t sz;
+    /* Trust the broker of a daemon that runs as this uid too (root's and the caller's own are
+     * always trusted; 0: no other). Trust it only if that user may hold your objects. */
+    uid_t trust_uid;
+};
+
 /* Pins the map or program `fd` at `pathname` (the caller keeps `fd`). Needs CAP_SYS_ADMIN.
- * Errors: EPERM (no CAP_SYS_ADMIN, or a name with '.'), EBADF, EINVAL (not a map or program),
- * ENOENT, ENOTDIR, EACCES (search permission; parent not on a bpffs-fuse mount), EEXIST,
- * EBUSY (the directory has subdirectories), EROFS, ETIMEDOUT/ECONNREFUSED (broker gone). */
+ * Errors: EPERM (no CAP_SYS_ADMIN, a name with '.', or the socket is not served by a trusted
+ * daemon: nothing was sent), EBADF, EINVAL (not a map or program), ENOENT, ENOTDIR, EACCES
+ * (search permission; parent not on a bpffs-fuse mount), EEXIST, EBUSY (the directory has
+ * subdirectories), EROFS, ETIMEDOUT/ECONNREFUSED (broker gone). */
 BPFFS_API int bpffs_obj_pin(int fd, const char *pathname);
+/* The same with options (NULL: as bpffs_obj_pin); EINVAL for a bad opts. */
+BPFFS_API int bpffs_obj_pin_opts(int fd, const char *pathname, const struct bpffs_opts *opts);
 
 /* Returns a new fd (O_RDWR, close-on-exec) for the object pinned at `pathname`.
- * Errors: ENOENT, ENOTDIR, ELOOP, EACCES (search or write permission; not an object), EROFS. */
+ * Errors: ENOENT, ENOTDIR, ELOOP, EACCES (search or write permission; not an object), EROFS,
+ * EPERM (the socket is not served by a trusted daemon: nothing was sent or accepted). */
 BPFFS_API int bpffs_obj_get(const char *pathname);
+/* The same with options (NULL: as bpffs_obj_get); EINVAL for a bad opts. */
+BPFFS_API int bpffs_obj_get_opts(const char *pathname, const struct bpffs_opts *opts);
 
 /* A kept connection to the broker of one bpffs-fuse mount.
  *
@@ -57,6 +82,7 @@ BPFFS_API int bpffs_obj_get(const char *pathname);
  * time (the protocol answers one request at a time per connection). Open one connection per
  * thread for parallel requests.
  *
+ * Every reconnect checks the socket again as the first connect did (EPERM if it fails).
  * A reconnect after a broken connection (see above) is transparent; the broker also closes
  * a connection idle for 30 s, and the next call reconnects without delay. When no broker can
  * be reached any more, calls fail with -1 (ECONNREFUSED, ECONNRESET, ENOENT...) and errno. */
@@ -65,8 +91,13 @@ struct bpffs_conn;
 /* Connects to the broker of the mount that holds `path_in_mount` (any directory or file on
  * the mount; it is found as the calls above find it, $BPFFS_SOCKET included). 0 and *out set,
  * or a negative errno (*out NULL): ENOENT, ENOTDIR, ELOOP, EACCES (search permission; not on
- * a bpffs-fuse mount), EFAULT (NULL argument), ENOMEM. */
+ * a bpffs-fuse mount), EPERM (not served by a trusted daemon), EFAULT (NULL argument),
+ * ENOMEM. */
 BPFFS_API int bpffs_conn_open(const char *path_in_mount, struct bpffs_conn **out);
+/* The same with options (NULL: as bpffs_conn_open), kept for the connection's life: its
+ * reconnects and the calls it hands to another mount's broker trust the same uid. */
+BPFFS_API int bpffs_conn_open_opts(const char *path_in_mount, const struct bpffs_opts *opts,
+                                   struct bpffs_conn **out);
 
 /* As bpffs_obj_get(), over the connection. `flags` must be 0 (EINVAL otherwise: the fd is
  * always O_RDWR). A path on another mount is answered by that mount's broker, on a connection

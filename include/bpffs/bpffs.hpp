@@ -5,6 +5,7 @@
 //   bpffs::obj_pin(map.get(), "/mnt/bpf/tc/counters2");
 //   bpffs::Connection conn("/mnt/bpf");           // many requests, one connection
 //   bpffs::ObjectFd again = conn.obj_get("/mnt/bpf/tc/counters");
+// Every call takes an optional `const bpffs_opts*` (bpffs.h: e.g. a trusted uid).
 // Errors are std::system_error with the errno of the C call (see bpffs.h, which also says what
 // a connection's credentials are and how it behaves across threads and fork()).
 #pragma once
@@ -43,22 +44,22 @@ private:
     int fd_ = -1;
 };
 
-inline ObjectFd obj_get(const std::string& path) {
-    int fd = bpffs_obj_get(path.c_str());
+inline ObjectFd obj_get(const std::string& path, const bpffs_opts* opts = nullptr) {
+    int fd = bpffs_obj_get_opts(path.c_str(), opts);
     if (fd < 0) throw std::system_error(-fd, std::generic_category(), "bpffs_obj_get " + path);
     return ObjectFd(fd);
 }
 
-inline void obj_pin(int fd, const std::string& path) {
-    int rc = bpffs_obj_pin(fd, path.c_str());
+inline void obj_pin(int fd, const std::string& path, const bpffs_opts* opts = nullptr) {
+    int rc = bpffs_obj_pin_opts(fd, path.c_str(), opts);
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "bpffs_obj_pin " + path);
 }
 
 // Owns a struct bpffs_conn. Move-only; closes it on destruction.
 class Connection {
 public:
-    explicit Connection(const std::string& path_in_mount) {
-        int rc = bpffs_conn_open(path_in_mount.c_str(), &c_);
+    explicit Connection(const std::string& path_in_mount, const bpffs_opts* opts = nullptr) {
+        int rc = bpffs_conn_open_opts(path_in_mount.c_str(), opts, &c_);
         if (rc < 0) {
             throw std::system_error(-rc, std::generic_category(),
                                     "bpffs_conn_open " + path_in_mount);
