@@ -44,10 +44,31 @@ bool is_expected_errno(int e) {
     }
 }
 
-void reply_error(fuse_req_t req, const char* op, Errno e) {
-    if (is_expected_errno(e.value)) spdlog::debug("op={} -> {}", op, strerrorname_np(e.value));
-    else spdlog::error("op={} -> {} ({})", op, strerrorname_np(e.value), std::strerror(e.value));
-    fuse_reply_err(req, e.value);
+// The one line a request leaves in the log (`op=mkdir parent=1 name="x" -> 5`): debug level
+// for a success and for the errnos that are answers, error level for the rest. `detail` is
+// formatted only when the line is written; `result` is what a success shows.
+template <class... A>
+void log_op(const char* op, int error, std::string_view result, fmt::format_string<A...> detail,
+            A&&... args) {
+    const bool fault = error != 0 && !is_expected_errno(error);
+    const auto level = fault ? spdlog::level::err : spdlog::level::debug;
+    if (!spdlog::should_log(level)) return;
+    spdlog::log(level, "op={} {} -> {}", op, fmt::format(detail, std::forward<A>(args)...),
+                error != 0 ? std::string_view(strerrorname_np(error)) : result);
+}
+
+// Every reply that carries only an errno (0: success without data) goes through here.
+template <class... A>
+void reply_status(fuse_req_t req, const char* op, int error, fmt::format_string<A...> detail,
+                  A&&... args) {
+    log_op(op, error, "ok", detail, std::forward<A>(args)...);
+    fuse_reply_err(req, error);
+}
+
+// The errno of a result, 0 for success.
+template <class T>
+int error_of(const Result<T>& r) {
+    return r ? 0 : r.error().value;
 }
 
 // Runs one callback body; exceptions never cross into libfuse.
@@ -56,11 +77,21 @@ void guarded(fuse_req_t req, const char* op, F&& body) {
     try {
         body();
     } catch (const std::bad_alloc&) {
-        reply_error(req, op, Errno{ENOMEM});
+        reply_status(req, op, ENOMEM, "(out of memory)");
+    } catch (const std::exception& ex) {
+        reply_status(req, op, EIO, "failed: {}", ex.what());
+    }
+}
+
+// forget and forget_multi have no reply but "none", whatever happens.
+template <class F>
+void guarded_forget(fuse_req_t req, const char* op, F&& body) {
+    try {
+        body();
     } catch (const std::exception& ex) {
         spdlog::error("op={} failed: {}", op, ex.what());
-        fuse_reply_err(req, EIO);
     }
+    fuse_reply_none(req);
 }
 
 struct stat to_stat(const Attr& a) {
@@ -105,8 +136,11 @@ Caller caller_full(fuse_req_t req) {
     return c;
 }
 
-void reply_entry(fuse_req_t req, const char* op, const Result<Attr>& r) {
-    if (!r) return reply_error(req, op, r.error());
+template <class... A>
+void reply_entry(fuse_req_t req, const char* op, const Result<Attr>& r,
+                 fmt::format_string<A...> detail, A&&... args) {
+    if (!r) return reply_status(req, op, r.error().value, detail, std::forward<A>(args)...);
+    log_op(op, 0, std::to_string(r->ino), detail, std::forward<A>(args)...);
     auto e = to_entry(state(req), *r);
     fuse_reply_entry(req, &e);
 }
@@ -136,39 +170,37 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     guarded(req, "lookup", [&] {
         auto& st = state(req);
         auto r = st.fs.lookup(parent, name);
-        spdlog::debug("op=lookup parent={} name=\"{}\" -> {}", parent, name,
-                      r ? std::to_string(r->ino) : strerrorname_np(r.error().value));
         // The socket name is never cached as missing: it appears when the broker binds.
         if (!r && r.error().value == ENOENT && st.negative_timeout > 0 &&
             name != fsops::kSocketName) {
+            log_op("lookup", 0, "a negative entry", "parent={} name=\"{}\"", parent, name);
             fuse_entry_param e{};
             e.ino = 0;  // a cached negative entry
             e.entry_timeout = st.negative_timeout;
             fuse_reply_entry(req, &e);
             return;
         }
-        if (!r) return (void)fuse_reply_err(req, r.error().value);
-        auto e = to_entry(st, *r);
-        fuse_reply_entry(req, &e);
+        reply_entry(req, "lookup", r, "parent={} name=\"{}\"", parent, name);
     });
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    state(req).fs.forget(ino, nlookup);
-    fuse_reply_none(req);
+    guarded_forget(req, "forget", [&] { state(req).fs.forget(ino, nlookup); });
 }
 
 void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-    auto& fs = state(req).fs;
-    for (size_t i = 0; i < count; ++i) fs.forget(forgets[i].ino, forgets[i].nlookup);
-    fuse_reply_none(req);
+    guarded_forget(req, "forget_multi", [&] {
+        auto& fs = state(req).fs;
+        for (size_t i = 0; i < count; ++i) fs.forget(forgets[i].ino, forgets[i].nlookup);
+    });
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     guarded(req, "getattr", [&] {
         auto& st = state(req);
         auto r = st.fs.getattr(ino);
-        if (!r) return reply_error(req, "getattr", r.error());
+        if (!r) return reply_status(req, "getattr", r.error().value, "ino={}", ino);
+        log_op("getattr", 0, "ok", "ino={}", ino);
         auto s = to_stat(*r);
         fuse_reply_attr(req, &s, st.attr_timeout);
     });
@@ -191,9 +223,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
         if (to_set & FUSE_SET_ATTR_CTIME)
             s.ctime = fsops::Timespec{attr->st_ctim.tv_sec, attr->st_ctim.tv_nsec};
         auto r = st.fs.setattr(ino, s);
-        spdlog::debug("op=setattr ino={} to_set={:#x} -> {}", ino, to_set,
-                      r ? "ok" : strerrorname_np(r.error().value));
-        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        if (!r) {
+            return reply_status(req, "setattr", r.error().value, "ino={} to_set={:#x}", ino,
+                                to_set);
+        }
+        log_op("setattr", 0, "ok", "ino={} to_set={:#x}", ino, to_set);
         auto out = to_stat(*r);
         fuse_reply_attr(req, &out, st.attr_timeout);
     });
@@ -204,9 +238,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
         // The requested mode and the umask are ignored: the seed copies the parent's mode.
         auto r = state(req).fs.mkdir(caller_ids(req), parent, name);
         if (r) state(req).listed.changed(parent);
-        spdlog::debug("op=mkdir parent={} name=\"{}\" -> {}", parent, name,
-                      r ? std::to_string(r->ino) : strerrorname_np(r.error().value));
-        reply_entry(req, "mkdir", r);
+        reply_entry(req, "mkdir", r, "parent={} name=\"{}\"", parent, name);
     });
 }
 
@@ -214,9 +246,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     guarded(req, "rmdir", [&] {
         auto r = state(req).fs.rmdir(parent, name);
         if (r) state(req).listed.changed(parent);
-        spdlog::debug("op=rmdir parent={} name=\"{}\" -> {}", parent, name,
-                      r ? "ok" : strerrorname_np(r.error().value));
-        fuse_reply_err(req, r ? 0 : r.error().value);
+        reply_status(req, "rmdir", error_of(r), "parent={} name=\"{}\"", parent, name);
     });
 }
 
@@ -225,33 +255,34 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
         auto& st = state(req);
         auto r = st.fs.unlink(parent, name);
         if (r) st.listed.changed(parent);
-        spdlog::debug("op=unlink parent={} name=\"{}\" -> {}", parent, name,
-                      r ? "ok" : strerrorname_np(r.error().value));
         if (r && r->released && st.release_object) st.release_object(*r->released);
-        fuse_reply_err(req, r ? 0 : r.error().value);
+        reply_status(req, "unlink", error_of(r), "parent={} name=\"{}\"", parent, name);
     });
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int) {
-    auto r = state(req).fs.rename(parent, name, newparent, newname);
-    spdlog::debug("op=rename parent={} name=\"{}\" -> {}", parent, name,
-                  r ? "ok" : strerrorname_np(r.error().value));
-    fuse_reply_err(req, r ? 0 : r.error().value);
+    guarded(req, "rename", [&] {
+        auto r = state(req).fs.rename(parent, name, newparent, newname);
+        reply_status(req, "rename", error_of(r),
+                     "parent={} name=\"{}\" newparent={} newname=\"{}\"", parent, name, newparent,
+                     newname);
+    });
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-    auto r = state(req).fs.link(ino, newparent, newname);
-    spdlog::debug("op=link ino={} name=\"{}\" -> {}", ino, newname,
-                  r ? "ok" : strerrorname_np(r.error().value));
-    fuse_reply_err(req, r ? 0 : r.error().value);
+    guarded(req, "link", [&] {
+        auto r = state(req).fs.link(ino, newparent, newname);
+        reply_status(req, "link", error_of(r), "ino={} newparent={} newname=\"{}\"", ino, newparent,
+                     newname);
+    });
 }
 
 void op_symlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
-    auto r = state(req).fs.symlink(parent, name);
-    spdlog::debug("op=symlink parent={} name=\"{}\" -> {}", parent, name,
-                  r ? "ok" : strerrorname_np(r.error().value));
-    fuse_reply_err(req, r ? 0 : r.error().value);
+    guarded(req, "symlink", [&] {
+        auto r = state(req).fs.symlink(parent, name);
+        reply_status(req, "symlink", error_of(r), "parent={} name=\"{}\"", parent, name);
+    });
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
@@ -259,21 +290,21 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
         auto& st = state(req);
         if (S_ISSOCK(mode) && name == fsops::kSocketName &&
             fuse_req_ctx(req)->pid == st.socket_creator.load()) {
-            return reply_entry(req, "mknod", st.fs.make_socket_node());  // the broker's bind()
+            // the broker's bind()
+            return reply_entry(req, "mknod", st.fs.make_socket_node(), "the broker's socket");
         }
         auto r = st.fs.mknod(parent, name, mode);
-        spdlog::debug("op=mknod parent={} name=\"{}\" mode={:o} -> {}", parent, name, mode,
-                      r ? "ok" : strerrorname_np(r.error().value));
-        fuse_reply_err(req, r ? 0 : r.error().value);
+        reply_status(req, "mknod", error_of(r), "parent={} name=\"{}\" mode={:o}", parent, name,
+                     mode);
     });
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info*) {
     guarded(req, "create", [&] {
         auto r = state(req).fs.create(parent, name);
-        spdlog::debug("op=create parent={} name=\"{}\" -> {}", parent, name,
-                      r ? "ok" : strerrorname_np(r.error().value));
-        fuse_reply_err(req, r ? EIO : r.error().value);  // create never succeeds in the seed
+        // create never succeeds in the seed
+        reply_status(req, "create", r ? EIO : r.error().value, "parent={} name=\"{}\"", parent,
+                     name);
     });
 }
 
@@ -293,26 +324,31 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         // Groups and capabilities (a /proc read) only when the ids alone are refused.
         auto& fs = state(req).fs;
         auto r = fs.open(caller_ids(req), ino, acc_mode(fi->flags));
-        if (!r && r.error().value == EACCES) r = fs.open(caller_full(req), ino, acc_mode(fi->flags));
-        spdlog::debug("op=open ino={} flags={:#o} -> {}", ino, fi->flags,
-                      r ? "ok" : strerrorname_np(r.error().value));
-        if (r) return (void)fuse_reply_open(req, fi);
-        fuse_reply_err(req, r.error().value);
+        if (!r && r.error().value == EACCES) {
+            r = fs.open(caller_full(req), ino, acc_mode(fi->flags));
+        }
+        if (!r) {
+            return reply_status(req, "open", r.error().value, "ino={} flags={:#o}", ino,
+                                fi->flags);
+        }
+        log_op("open", 0, "ok", "ino={} flags={:#o}", ino, fi->flags);
+        fuse_reply_open(req, fi);
     });
 }
 
 // Objects can never be opened, so no file handle reaches read or write.
-void op_read(fuse_req_t req, fuse_ino_t, size_t, off_t, fuse_file_info*) {
-    fuse_reply_err(req, EBADF);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t, off_t, fuse_file_info*) {
+    reply_status(req, "read", EBADF, "ino={}", ino);
 }
-void op_write(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) {
-    fuse_reply_err(req, EBADF);
+void op_write(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_file_info*) {
+    reply_status(req, "write", EBADF, "ino={}", ino);
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "opendir", [&] {
         auto r = state(req).fs.opendir(ino);
-        if (!r) return reply_error(req, "opendir", r.error());
+        if (!r) return reply_status(req, "opendir", r.error().value, "ino={}", ino);
+        log_op("opendir", 0, "ok", "ino={}", ino);
         // The kernel may keep a listing (FOPEN_CACHE_DIR) and reuse it across opens
         // (FOPEN_KEEP_CACHE): its own mkdir/rmdir/unlink/create change the directory's version
         // and reset it; a pin through the broker does not, so invalidate_entry() drops it.
@@ -352,9 +388,8 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool
             used += need;
             return true;
         });
-        spdlog::debug("op={} ino={} off={} -> {}", op, ino, off,
-                      r ? std::to_string(used) + " bytes" : strerrorname_np(r.error().value));
-        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        if (!r) return reply_status(req, op, r.error().value, "ino={} off={}", ino, off);
+        log_op(op, 0, std::to_string(used) + " bytes", "ino={} off={}", ino, off);
         if (used == 0) st.listed.listed(ino);  // the end of the listing
         fuse_reply_buf(req, buf.data(), used);
     });
@@ -368,9 +403,12 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
     readdir_common(req, ino, size, off, true);
 }
 
-void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    reply_status(req, "releasedir", 0, "ino={}", ino);
+}
 
-void op_statfs(fuse_req_t req, fuse_ino_t) {
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+    log_op("statfs", 0, "ok", "ino={}", ino);
     auto s = state(req).fs.statfs();
     struct statvfs v {};
     v.f_bsize = s.bsize;
@@ -384,9 +422,11 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
         auto& fs = state(req).fs;
         auto r = fs.getxattr(caller_ids(req), ino, name, size);
         if (!r && r.error().value == EACCES) r = fs.getxattr(caller_full(req), ino, name, size);
-        spdlog::debug("op=getxattr ino={} name=\"{}\" size={} -> {}", ino, name, size,
-                      r ? "ok" : strerrorname_np(r.error().value));
-        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        if (!r) {
+            return reply_status(req, "getxattr", r.error().value, "ino={} name=\"{}\" size={}", ino,
+                                name, size);
+        }
+        log_op("getxattr", 0, "ok", "ino={} name=\"{}\" size={}", ino, name, size);
         if (size == 0) return (void)fuse_reply_xattr(req, r->length);
         fuse_reply_buf(req, r->value.data(), r->value.size());
     });
@@ -395,22 +435,25 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     guarded(req, "listxattr", [&] {
         auto r = state(req).fs.listxattr(ino, size);
-        spdlog::debug("op=listxattr ino={} size={} -> {}", ino, size,
-                      r ? "ok" : strerrorname_np(r.error().value));
-        if (!r) return (void)fuse_reply_err(req, r.error().value);
+        if (!r) return reply_status(req, "listxattr", r.error().value, "ino={} size={}", ino, size);
+        log_op("listxattr", 0, "ok", "ino={} size={}", ino, size);
         if (size == 0) return (void)fuse_reply_xattr(req, r->length);
         fuse_reply_buf(req, r->value.data(), r->value.size());
     });
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char*, size_t, int) {
-    auto r = state(req).fs.setxattr(ino, name);
-    fuse_reply_err(req, r ? 0 : r.error().value);
+    guarded(req, "setxattr", [&] {
+        auto r = state(req).fs.setxattr(ino, name);
+        reply_status(req, "setxattr", error_of(r), "ino={} name=\"{}\"", ino, name);
+    });
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-    auto r = state(req).fs.removexattr(ino, name);
-    fuse_reply_err(req, r ? 0 : r.error().value);
+    guarded(req, "removexattr", [&] {
+        auto r = state(req).fs.removexattr(ino, name);
+        reply_status(req, "removexattr", error_of(r), "ino={} name=\"{}\"", ino, name);
+    });
 }
 
 constexpr fuse_lowlevel_ops kOps = {
