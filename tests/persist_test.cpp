@@ -1816,7 +1816,7 @@ int raw_status(const std::string& mnt) {
 }
 
 // Client i, until told to stop. Kinds: 0 and 1 lstat fresh names (a LOOKUP the daemon must
-// answer ENOENT) in the root and in names/, and stat pinned names; 2 mkdir and rmdir its own
+// answer ENOENT) in the root and in names/d0, and stat pinned names; 2 mkdir and rmdir its own
 // directories; 3 pins, gets and unlinks its own names and gets pinned ones through libbpffs;
 // 4 asks the broker for its status on raw connections. A repeated mutation may end with EEXIST
 // (mkdir) or ENOENT (rmdir, unlink); libbpffs turns a repeated pin into success itself.
@@ -1833,7 +1833,7 @@ int stress_client(int i, const Mount& m, const std::vector<Pinned>& objs, Stress
             case 0:
             case 1: {
                 std::string fresh = i == 0 ? m.p("fresh_" + std::to_string(k))
-                                           : m.p("names/fresh_" + std::to_string(k));
+                                           : m.p("names/d0/fresh_" + std::to_string(k));
                 timed_call(c, 1, {ENOENT}, [&] {
                     struct stat st {};
                     return lstat(fresh.c_str(), &st) == 0 ? EEXIST : errno;
@@ -1909,10 +1909,22 @@ double percentile(std::vector<double> v, double p) {
 
 }  // namespace
 
-TEST_CASE("crash: workers killed again and again under load leave no call unanswered",
-          "[persist][crash][load]") {
+namespace {
+
+struct StressConfig {
+    int names = kStressNames;  // pinned in names/dK/nI, 1,000 a directory
+    int rounds = kStressKills;  // kills, or upgrades
+    bool upgrade = false;       // bpffsctl upgrade instead of kill -9
+    int stuck_ms = kStuckMs;
+    int watchdog_s = 110;
+};
+
+// The tests below, for `cfg`. Larger trees (the manual variants) check every 100th name only.
+void load_and_replace(const StressConfig& cfg) {
+    const int stuck_ms = cfg.stuck_ms;
+    const bool big = cfg.names > 100000;
     Mount m("mode=0777");
-    m.allow_restarts();
+    if (!cfg.upgrade) m.allow_restarts();  // else the fixture checks that no worker crashed
     must_mkdir(m.p("names"));
     must_mkdir(m.p("dirs"));
     must_mkdir(m.p("load"));
@@ -1922,19 +1934,21 @@ TEST_CASE("crash: workers killed again and again under load leave no call unansw
         for (int j = 0; j < kStressObjects; ++j) {
             maps.push_back(must_map(("stress_" + std::to_string(j)).c_str()));
         }
-        for (int n = 0; n < kStressNames; ++n) {
+        for (int n = 0; n < cfg.names; ++n) {
+            if (n % 1000 == 0) must_mkdir(m.p("names/d" + std::to_string(n / 1000)));
             const UniqueFd& fd = maps[static_cast<std::size_t>(n % kStressObjects)];
-            std::string path = m.p("names/n" + std::to_string(n));
+            std::string path =
+                m.p("names/d" + std::to_string(n / 1000) + "/n" + std::to_string(n));
             REQUIRE(pin(fd.get(), path) == 0);
             objs.push_back({path, kernel_id(fd.get()), {}});
         }
     }  // from here on the daemon's references are the only ones
-    const std::string before = describe(stat_tree(m.p("names")));
+    const std::string before = big ? "" : describe(stat_tree(m.p("names")));
 
     Shared<StressLoad> load;
     std::unique_ptr<Child> spinner;
     std::vector<std::unique_ptr<Child>> clients;
-    Watchdog watchdog(m.path(), 110);  // declared after the children: it goes first
+    Watchdog watchdog(m.path(), cfg.watchdog_s);  // declared after the children: it goes first
     spinner = std::make_unique<Child>([] {
         std::atomic<std::uint64_t> n{0};
         while (true) n.fetch_add(1, std::memory_order_relaxed);
@@ -1964,12 +1978,12 @@ TEST_CASE("crash: workers killed again and again under load leave no call unansw
         }
         return s.str();
     };
-    // A call that has not returned for kStuckMs: the client's pid, else -1.
+    // A call that has not returned for stuck_ms: the client's pid, else -1.
     auto stuck = [&]() -> int {
         const std::uint64_t now = mono_ns();
         for (int i = 0; i < kStressClients; ++i) {
             std::uint64_t t = load->c[i].call_start.load();
-            if (t != 0 && now > t && now - t > std::uint64_t{kStuckMs} * 1000000) return i;
+            if (t != 0 && now > t && now - t > static_cast<std::uint64_t>(stuck_ms) * 1000000) return i;
         }
         return -1;
     };
@@ -1998,10 +2012,10 @@ TEST_CASE("crash: workers killed again and again under load leave no call unansw
                 w = fresh_worker(m.pid(), killed);
                 return w > 0 && serves(m.log(), w);
             },
-            kStuckMs);
+            stuck_ms);
     };
     int kills = 0;
-    for (int round = 1; round <= kStressKills && hang.empty(); ++round) {
+    for (int round = 1; round <= cfg.rounds && hang.empty(); ++round) {
         pid_t w = -1;
         if (!await_serving(w) || stuck() >= 0) {
             give_up(stuck() >= 0 ? "a call did not return" : "no worker served");
@@ -2010,13 +2024,25 @@ TEST_CASE("crash: workers killed again and again under load leave no call unansw
         // Let the clients work on this worker for 0 to 20 ms, then kill it.
         std::this_thread::sleep_for(std::chrono::microseconds(next_rand() % 20000));
         const std::uint64_t t_kill = mono_ns();
+        if (cfg.upgrade) {
+            // To the same binary: the worker hands over at a request boundary.
+            auto r = run_cmd({BPFFSCTL_BIN, "upgrade", m.path()});
+            if (r.exit_code != 0) {
+                give_up("bpffsctl upgrade: " + r.out);
+                break;
+            }
+            killed.insert(w);
+            ++kills;
+            recovery_ms.push_back(static_cast<double>(mono_ns() - t_kill) / 1e6);
+            continue;
+        }
         REQUIRE(kill(w, SIGKILL) == 0);
         killed.insert(w);
         ++kills;
-        if (round % 4 == 0 && round < kStressKills) {
+        if (round % 4 == 0 && round < cfg.rounds) {
             // The next one as soon as it exists, before it serves (maybe before it resent).
             pid_t next = -1;
-            wait_for([&] { return (next = fresh_worker(m.pid(), killed)) > 0; }, kStuckMs);
+            wait_for([&] { return (next = fresh_worker(m.pid(), killed)) > 0; }, stuck_ms);
             if (next > 0) {
                 std::this_thread::sleep_for(std::chrono::microseconds(next_rand() % 3000));
                 kill(next, SIGKILL);
@@ -2038,7 +2064,7 @@ TEST_CASE("crash: workers killed again and again under load leave no call unansw
             load->probe_done.store(mono_ns());
             return e;
         });
-        if (!wait_for([&] { return has_exited(probe.pid()); }, kStuckMs)) {
+        if (!wait_for([&] { return has_exited(probe.pid()); }, stuck_ms)) {
             give_up("the probe lstat " + fresh + " did not return");
             probe.wait(10000);
             break;
@@ -2060,7 +2086,7 @@ TEST_CASE("crash: workers killed again and again under load leave no call unansw
             }
             return true;
         },
-        kStuckMs);
+        stuck_ms);
     if (!ended && hang.empty()) give_up("a client did not end after the last kill");
     INFO("daemon log (end):\n" << [&] {
         std::string l = m.log();
@@ -2081,25 +2107,55 @@ TEST_CASE("crash: workers killed again and again under load leave no call unansw
         CHECK(load->c[i].calls.load() > 0);
     }
     CHECK(bad == 0);
-    CHECK(kills >= kStressKills);
+    CHECK(kills >= cfg.rounds);
     // Every pinned name keeps its object; the clients left nothing behind.
-    CHECK(describe(stat_tree(m.p("names"))) == before);
+    if (!big) CHECK(describe(stat_tree(m.p("names"))) == before);
     std::size_t wrong = 0;
     std::string first_wrong;
-    for (const auto& o : objs) {
-        std::string w = check_object(o);
+    for (std::size_t n = 0; n < objs.size(); n += big ? 100 : 1) {
+        std::string w = check_object(objs[n]);
         if (!w.empty() && wrong++ == 0) first_wrong = w;
     }
+    CHECK(must_status(m.path()).maps == static_cast<std::uint64_t>(cfg.names));
     INFO("first wrong object: " << first_wrong);
     CHECK(wrong == 0);
     CHECK(tree(m.p("dirs")).empty());
     CHECK(tree(m.p("load")).empty());
-    std::printf("kills under load: %d kills, %zu names, %llu calls, longest call %.1f ms; "
-                "recovery (kill -> fresh lookup answered) median %.1f ms, p90 %.1f ms, worst "
-                "%.1f ms over %zu rounds\n",
-                kills, objs.size(), static_cast<unsigned long long>(calls),
-                static_cast<double>(longest) / 1e6, percentile(recovery_ms, 0.5),
+    std::printf("%s under load: %d times, %zu names, %llu calls, longest call %.1f ms; "
+                "%s median %.1f ms, p90 %.1f ms, worst %.1f ms over %zu rounds\n",
+                cfg.upgrade ? "upgrades" : "kills", kills, objs.size(), static_cast<unsigned long long>(calls),
+                static_cast<double>(longest) / 1e6,
+                cfg.upgrade ? "bpffsctl upgrade took" : "recovery (kill -> fresh lookup answered)",
+                percentile(recovery_ms, 0.5),
                 percentile(recovery_ms, 0.9),
                 recovery_ms.empty() ? 0.0 : *std::max_element(recovery_ms.begin(), recovery_ms.end()),
                 recovery_ms.size());
+}
+
+}  // namespace
+
+TEST_CASE("crash: workers killed again and again under load leave no call unanswered",
+          "[persist][crash][load]") {
+    load_and_replace({});
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kStressUpgrades = 10;
+#else
+constexpr int kStressUpgrades = 50;
+#endif
+
+TEST_CASE("upgrade: again and again under load, no call fails or hangs",
+          "[persist][upgrade][load]") {
+    load_and_replace({.rounds = kStressUpgrades, .upgrade = true});
+}
+
+// Manual (hidden: run them by name or tag, e.g. persist_tests '[manual]'): the issue's larger
+// trees, minutes each, beyond CI's budget. docs/operations.md quotes their figures.
+TEST_CASE("crash: 20 kills under load at 100,000 names", "[.][manual][persist][crash][load]") {
+    load_and_replace({.names = 100000, .rounds = 20, .stuck_ms = 20000, .watchdog_s = 900});
+}
+
+TEST_CASE("crash: 10 kills under load at 1,000,000 names", "[.][manual][persist][crash][load]") {
+    load_and_replace({.names = 1000000, .rounds = 10, .stuck_ms = 30000, .watchdog_s = 1800});
 }
