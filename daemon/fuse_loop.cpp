@@ -22,9 +22,8 @@ namespace bpffs::daemon {
 namespace {
 
 // Linux 6.9's resend (uapi fuse.h 7.40), newer than Debian 12's header.
-constexpr std::int32_t kNotifyResend = 7;               // FUSE_NOTIFY_RESEND
-constexpr std::uint64_t kHasResend = 1ULL << 39;        // FUSE_HAS_RESEND, in flags2
-constexpr std::uint32_t kInitExt = 1U << 30;            // FUSE_INIT_EXT: flags2 is valid
+constexpr std::int32_t kNotifyResend = 7;         // FUSE_NOTIFY_RESEND
+constexpr std::uint64_t kHasResend = 1ULL << 39;  // FUSE_HAS_RESEND, in flags2
 
 // Does this FUSE_INIT request (header and fuse_init_in) offer FUSE_HAS_RESEND?
 bool offers_resend(std::span<const std::uint8_t> init) {
@@ -32,7 +31,7 @@ bool offers_resend(std::span<const std::uint8_t> init) {
     if (init.size() < at + offsetof(fuse_init_in, flags2) + sizeof(std::uint32_t)) return false;
     fuse_init_in in{};
     std::memcpy(&in, init.data() + at, std::min(sizeof in, init.size() - at));
-    if (in.major != 7 || in.minor < 36 || (in.flags & kInitExt) == 0) return false;
+    if (in.major != 7 || in.minor < 36 || (in.flags & FUSE_INIT_EXT) == 0) return false;
     return (in.flags2 & (kHasResend >> 32)) != 0;
 }
 
@@ -93,6 +92,7 @@ void FuseLoop::record(const void* buf, std::size_t n) {
     if (in->opcode == FUSE_INIT) {
         std::span init(static_cast<const std::uint8_t*>(buf), n);
         resends_.store(offers_resend(init));
+        init_seen_.store(true);
         if (on_init_) on_init_(init);
         return;
     }
@@ -153,6 +153,7 @@ void FuseLoop::resume(std::span<const std::uint8_t> init) {
     }
     std::vector<std::uint8_t> copy(init.begin(), init.end());
     resends_.store(offers_resend(init));
+    init_seen_.store(true);
     const auto* in = reinterpret_cast<const fuse_in_header*>(copy.data());
     swallow_.store(in->unique == 0 ? ~std::uint64_t{0} : in->unique);
     fuse_buf buf{};
@@ -189,8 +190,9 @@ std::size_t FuseLoop::replay_inflight() {
 }
 
 int FuseLoop::request_resend() {
-    if (!resends_.load()) return EOPNOTSUPP;
-    // A notification: unique 0, the code in `error`, no payload.
+    if (init_seen_.load() && !resends_.load()) return EOPNOTSUPP;
+    // A notification: unique 0, the code in `error`, no payload. Without an INIT (the first
+    // worker of a mount) the kernel is asked anyway: one that cannot resend says EINVAL.
     fuse_out_header out{};
     out.len = sizeof out;
     out.error = kNotifyResend;
@@ -198,7 +200,7 @@ int FuseLoop::request_resend() {
     ssize_t n;
     while ((n = ::write(fuse_session_fd(se_), &out, sizeof out)) < 0 && errno == EINTR) {
     }
-    if (n < 0) return errno;
+    if (n < 0) return errno == EINVAL && !init_seen_.load() ? EOPNOTSUPP : errno;
     return n == static_cast<ssize_t>(sizeof out) ? 0 : EIO;
 }
 

@@ -60,12 +60,12 @@ public:
     // Requests a previous worker read and did not answer, from the in-flight area. Returns how
     // many.
     std::size_t replay_inflight();
-    // Does the kernel of this connection resend (FUSE_HAS_RESEND in its FUSE_INIT)? Known once
-    // the INIT was read or resume() replayed it.
-    bool kernel_resends() const { return resends_.load(); }
     // Asks the kernel to queue again every request it handed out and has no reply for. Call it
     // after replay_inflight() and before start(): requests this worker's threads are serving
-    // would be queued again too. Returns 0 or an errno (EOPNOTSUPP: the kernel cannot).
+    // would be queued again too. Returns 0 or an errno (EOPNOTSUPP: the kernel cannot). Also
+    // for the first worker of a mount: a worker killed after it read the kernel's FUSE_INIT and
+    // before it recorded it leaves the INIT in the kernel's queue, and only a resend brings it
+    // back.
     int request_resend();
     void start();
     // Graceful: returns once every thread has finished its request and stopped reading.
@@ -94,7 +94,9 @@ private:
     std::function<void(std::span<const std::uint8_t>)> on_init_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> gone_{false};
-    std::atomic<bool> resends_{false};  // set before the INIT's reply, so before any request
+    // Both set before the INIT's reply, so before any other request is read.
+    std::atomic<bool> resends_{false};    // the kernel offered FUSE_HAS_RESEND
+    std::atomic<bool> init_seen_{false};  // the INIT was read or replayed: resends_ is known
     std::atomic<std::uint64_t> swallow_{0};
     std::vector<std::thread> threads_;
     std::atomic<std::size_t> running_{0};
