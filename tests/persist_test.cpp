@@ -1745,6 +1745,7 @@ struct StressClient {
     std::atomic<std::uint64_t> longest_ns{0};
     std::atomic<int> last_op{0};
     std::atomic<std::uint64_t> bad{0};  // calls that ended with an errno not allowed for them
+    std::atomic<std::uint64_t> closed{0};  // broker requests that ended with the connection
     std::atomic<int> first_bad_op{0};
     std::atomic<int> first_bad_errno{0};
 };
@@ -1792,8 +1793,9 @@ void timed_call(StressClient& c, int op, std::initializer_list<int> allowed, Fn 
 }
 
 // A status request on a new connection, waiting up to 60 s for the answer: 0 for a reply or a
-// connection the broker closed (the worker died: allowed), ETIMEDOUT for no answer at all.
-int raw_status(const std::string& mnt) {
+// connection the broker closed (the worker died: allowed, counted in `closed`), ETIMEDOUT for no
+// answer at all.
+int raw_status(const std::string& mnt, std::atomic<std::uint64_t>& closed) {
     UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!s) return errno;
     timeval tv{60, 0};
@@ -1806,12 +1808,18 @@ int raw_status(const std::string& mnt) {
     std::memcpy(addr.sun_path, path.data(), path.size());
     if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno;
     int e = send_with_fds(s.get(), proto::encode(proto::Request{proto::Op::status, {}}), {});
-    if (e == EPIPE || e == ECONNRESET) return 0;
+    if (e == EPIPE || e == ECONNRESET) {
+        closed.fetch_add(1);
+        return 0;
+    }
     if (e != 0) return e;
     std::array<std::uint8_t, proto::kMaxMessage> buf;
     Received r = recv_with_fds(s.get(), buf, proto::kMaxFds);
     if (r.error == EAGAIN || r.error == EWOULDBLOCK) return ETIMEDOUT;
-    if (r.error == ECONNRESET || (r.error == 0 && r.size == 0)) return 0;
+    if (r.error == ECONNRESET || (r.error == 0 && r.size == 0)) {
+        closed.fetch_add(1);
+        return 0;
+    }
     if (r.error != 0) return r.error;
     auto rep = proto::decode_reply(std::span(buf.data(), r.size));
     return rep ? rep->error : EBADMSG;
@@ -1865,7 +1873,7 @@ int stress_client(int i, const Mount& m, const std::vector<Pinned>& objs, Stress
                 break;
             }
             default:
-                timed_call(c, 10, {}, [&] { return raw_status(m.path()); });
+                timed_call(c, 10, {}, [&] { return raw_status(m.path(), c.closed); });
                 break;
         }
     }
@@ -1967,7 +1975,8 @@ void load_and_replace(const StressConfig& cfg) {
             s << "client " << i << " (pid " << clients[static_cast<std::size_t>(i)]->pid()
               << ", state " << process_state(clients[static_cast<std::size_t>(i)]->pid())
               << "): " << c.calls.load() << " calls, longest "
-              << c.longest_ns.load() / 1000000 << " ms, " << c.bad.load() << " bad";
+              << c.longest_ns.load() / 1000000 << " ms, " << c.bad.load() << " bad, "
+              << c.closed.load() << " closed by the broker";
             if (c.bad.load() != 0) {
                 s << " (first: " << stress_op_name(c.first_bad_op.load()) << " "
                   << ename(c.first_bad_errno.load()) << ")";
@@ -2139,9 +2148,12 @@ void load_and_replace(const StressConfig& cfg) {
     CHECK(wrong == 0);
     CHECK(tree(m.p("dirs")).empty());
     CHECK(tree(m.p("load")).empty());
-    std::printf("%s under load: %d times, %zu names, %llu calls, longest call %.1f ms; "
+    std::printf("%s under load: %d times, %zu names, %llu calls (%llu broker requests ended by a "
+                "closed connection), longest call %.1f ms; "
                 "%s median %.1f ms, p90 %.1f ms, worst %.1f ms over %zu rounds\n",
-                cfg.upgrade ? "upgrades" : "kills", kills, objs.size(), static_cast<unsigned long long>(calls),
+                cfg.upgrade ? "upgrades" : "kills", kills, objs.size(),
+                static_cast<unsigned long long>(calls),
+                static_cast<unsigned long long>(load->c[4].closed.load()),
                 static_cast<double>(longest) / 1e6,
                 cfg.upgrade ? "bpffsctl upgrade took" : "recovery (kill -> fresh lookup answered)",
                 percentile(recovery_ms, 0.5),
