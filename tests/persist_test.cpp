@@ -1958,6 +1958,26 @@ void load_and_replace(const StressConfig& cfg) {
     Shared<StressLoad> load;
     std::unique_ptr<Child> spinner;
     std::vector<std::unique_ptr<Child>> clients;
+    // Should a REQUIRE end the test early: stop the clients, and free any that hang (a Child's
+    // destructor waits for its process). Declared after the children: it goes before them.
+    struct Release {
+        const Mount& m;
+        StressLoad& load;
+        std::vector<std::unique_ptr<Child>>& clients;
+        int stuck_ms;
+        ~Release() {
+            load.stop.store(true);
+            bool ended = wait_for(
+                [&] {
+                    for (const auto& c : clients) {
+                        if (!has_exited(c->pid())) return false;
+                    }
+                    return true;
+                },
+                stuck_ms);
+            if (!ended) abort_connection(dev_of(m.path()));
+        }
+    } release{m, *load, clients, stuck_ms};
     Watchdog watchdog(m.path(), cfg.watchdog_s);  // declared after the children: it goes first
     spinner = std::make_unique<Child>([] {
         std::atomic<std::uint64_t> n{0};
@@ -2047,7 +2067,10 @@ void load_and_replace(const StressConfig& cfg) {
             recovery_ms.push_back(static_cast<double>(mono_ns() - t_kill) / 1e6);
             continue;
         }
-        REQUIRE(kill(w, SIGKILL) == 0);
+        if (kill(w, SIGKILL) != 0) {
+            give_up("kill " + std::to_string(w) + ": " + ename(errno));
+            break;
+        }
         killed.insert(w);
         ++kills;
         if (round % 4 == 0 && round < cfg.rounds) {
