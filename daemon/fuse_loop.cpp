@@ -11,13 +11,29 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <system_error>
 
 namespace bpffs::daemon {
 namespace {
+
+// Linux 6.9's resend (uapi fuse.h 7.40), newer than Debian 12's header.
+constexpr std::int32_t kNotifyResend = 7;         // FUSE_NOTIFY_RESEND
+constexpr std::uint64_t kHasResend = 1ULL << 39;  // FUSE_HAS_RESEND, in flags2
+
+// Does this FUSE_INIT request (header and fuse_init_in) offer FUSE_HAS_RESEND?
+bool offers_resend(std::span<const std::uint8_t> init) {
+    const std::size_t at = sizeof(fuse_in_header);
+    if (init.size() < at + offsetof(fuse_init_in, flags2) + sizeof(std::uint32_t)) return false;
+    fuse_init_in in{};
+    std::memcpy(&in, init.data() + at, std::min(sizeof in, init.size() - at));
+    if (in.major != 7 || in.minor < 36 || (in.flags & FUSE_INIT_EXT) == 0) return false;
+    return (in.flags2 & (kHasResend >> 32)) != 0;
+}
 
 thread_local int t_slot = -1;  // this thread's in-flight slot, -1 for threads without one
 
@@ -73,10 +89,15 @@ FuseLoop::Slot* FuseLoop::slot(std::size_t i) const {
 
 void FuseLoop::record(const void* buf, std::size_t n) {
     const auto* in = static_cast<const fuse_in_header*>(buf);
-    if (in->opcode == FUSE_INIT && on_init_) {
-        on_init_(std::span(static_cast<const std::uint8_t*>(buf), n));
+    if (in->opcode == FUSE_INIT) {
+        std::span init(static_cast<const std::uint8_t*>(buf), n);
+        resends_.store(offers_resend(init));
+        init_seen_.store(true);
+        if (on_init_) on_init_(init);
         return;
     }
+    // The kernel's processing queue records the request: nothing to copy.
+    if (resends_.load(std::memory_order_relaxed)) return;
     if (t_slot < 0 || !kept(in->opcode) || n > sizeof(Slot::data)) return;
     Slot* s = slot(static_cast<std::size_t>(t_slot));
     std::memcpy(s->data, buf, n);
@@ -131,6 +152,8 @@ void FuseLoop::resume(std::span<const std::uint8_t> init) {
         throw std::runtime_error("no recorded FUSE_INIT for a connection in use");
     }
     std::vector<std::uint8_t> copy(init.begin(), init.end());
+    resends_.store(offers_resend(init));
+    init_seen_.store(true);
     const auto* in = reinterpret_cast<const fuse_in_header*>(copy.data());
     swallow_.store(in->unique == 0 ? ~std::uint64_t{0} : in->unique);
     fuse_buf buf{};
@@ -164,6 +187,21 @@ std::size_t FuseLoop::replay_inflight() {
         ++n;
     }
     return n;
+}
+
+int FuseLoop::request_resend() {
+    if (init_seen_.load() && !resends_.load()) return EOPNOTSUPP;
+    // A notification: unique 0, the code in `error`, no payload. Without an INIT (the first
+    // worker of a mount) the kernel is asked anyway: one that cannot resend says EINVAL.
+    fuse_out_header out{};
+    out.len = sizeof out;
+    out.error = kNotifyResend;
+    out.unique = 0;
+    ssize_t n;
+    while ((n = ::write(fuse_session_fd(se_), &out, sizeof out)) < 0 && errno == EINTR) {
+    }
+    if (n < 0) return errno == EINVAL && !init_seen_.load() ? EOPNOTSUPP : errno;
+    return n == static_cast<ssize_t>(sizeof out) ? 0 : EIO;
 }
 
 void FuseLoop::run(std::size_t index) {

@@ -241,6 +241,21 @@ int worker_main(int handoff_fd) {
                 spdlog::info("answered {} request(s) the previous worker had read", n);
             }
         }
+        // Whatever else a previous worker had read and not answered (it may have died between
+        // taking a request and recording it, the mount's INIT included) is queued again by the
+        // kernel. The first worker of a mount finds nothing to resend.
+        if (int e = loop->request_resend(); e == 0) {
+            if (h.generation > 1) {
+                spdlog::info("asked the kernel to resend the requests the previous worker had read");
+            }
+        } else if (e == EOPNOTSUPP) {
+            if (h.generation > 1) {
+                spdlog::info("this kernel cannot resend requests (Linux < 6.9): a request the "
+                             "previous worker read but had not recorded stays unanswered");
+            }
+        } else {
+            spdlog::error("asking the kernel to resend requests: {}", std::strerror(e));
+        }
     } catch (const std::exception& e) {
         spdlog::error("cannot take over the FUSE connection: {}", e.what());
         return kExitStartFailed;

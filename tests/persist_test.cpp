@@ -5,7 +5,9 @@
 // read when it died (one of them while the broker waited for the kernel); `bpffsctl upgrade` to
 // a second copy of the binary and back under a load of 8 clients, and upgrades that must not
 // happen; systemd's fd store, played here by a NOTIFY_SOCKET the test owns, and a start that
-// gets the stored fds back (LISTEN_FDS) and rebuilds the tree.
+// gets the stored fds back (LISTEN_FDS) and rebuilds the tree; the worker killed (or upgraded)
+// again and again under clients that never pause (issue 16: no request handed to a dying worker
+// may stay unanswered).
 // Needs root (mounting, CAP_BPF, CAP_SYS_ADMIN, setresuid) and /dev/fuse.
 //
 // What "the same" means after a crash: every node's stat (inode number, mode, owner, link count)
@@ -769,7 +771,9 @@ TEST_CASE("crash: a mkdir the dead worker had read is answered by the next one",
     CHECK((st.st_mode & 07777) == 0777);  // the seed's mkdir: the parent's mode
     CHECK(st.st_uid == 1001);
     CHECK(st.st_gid == 1002);
-    CHECK(m.log().find("left by the previous worker") != std::string::npos);
+    // Answered from the in-flight area, or queued again by a kernel that resends (Linux 6.9+).
+    CHECK((m.log().find("left by the previous worker") != std::string::npos ||
+           m.log().find("asked the kernel to resend") != std::string::npos));
     // The new worker was not told to stall: mkdir works, and the stalled one was made once.
     const pid_t now = worker_of(m.pid());
     CHECK(now != old);
@@ -1700,4 +1704,511 @@ TEST_CASE("fd store: one FDSTORE per object, FDSTOREREMOVE with its last name, r
     CHECK(wait_for([&] { return !prog_id_alive(id_p); }, 5000));
     CHECK(wait_for([&] { return !prog_id_alive(id_p2); }, 5000));
     CHECK(wait_for([&] { return !map_id_alive(id_q); }, 5000));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Kills under load (issue 16)
+//
+// Clients that never pause (lookups of fresh names, getattrs, mkdir/rmdir, library pins, gets
+// and unlinks, raw broker requests) while the worker is killed again and again, one CPU kept
+// busy by a spinning child. The old worker is not awaited: the next kill comes as soon as the
+// next worker serves (every fourth round: as soon as it exists, before it serves). A request
+// that a dying worker took from the kernel and never answered leaves its caller asleep in
+// request_wait_answer (state D), and a lost LOOKUP also blocks its whole directory: here that
+// shows as a call that does not return. Every call must return within kStuckMs (the daemon
+// needs tens of ms to replace a worker; the bound is generous for a loaded CI machine), with
+// ok or the errno documented for a repeated request (docs/operations.md).
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kStressKills = 40;  // the sanitizers' daemon starts several times slower
+constexpr int kStuckMs = 20000;
+#else
+constexpr int kStressKills = 200;
+constexpr int kStuckMs = 5000;
+#endif
+constexpr int kStressNames = 1000;
+constexpr int kStressObjects = 20;
+constexpr int kStressClients = 5;
+
+std::uint64_t mono_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // one clock for every process
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+struct StressClient {
+    std::atomic<std::uint64_t> calls{0};
+    std::atomic<std::uint64_t> call_start{0};  // mono_ns() of the call in progress, 0: none
+    std::atomic<std::uint64_t> longest_ns{0};
+    std::atomic<int> last_op{0};
+    std::atomic<std::uint64_t> bad{0};  // calls that ended with an errno not allowed for them
+    std::atomic<std::uint64_t> closed{0};  // broker requests that ended with the connection
+    std::atomic<int> first_bad_op{0};
+    std::atomic<int> first_bad_errno{0};
+};
+
+struct StressLoad {
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> probe_done{0};  // mono_ns() when the probe's lookup returned
+    StressClient c[kStressClients];
+};
+
+const char* stress_op_name(int op) {
+    switch (op) {
+        case 1: return "lstat of a fresh name";
+        case 2: return "stat of a pinned name";
+        case 3: return "mkdir";
+        case 4: return "rmdir";
+        case 5: return "pin";
+        case 6: return "get of the own name";
+        case 7: return "unlink";
+        case 8: return "get of a pinned name";
+        case 9: return "get returned another object";
+        case 10: return "broker status (raw)";
+        case 11: return "bpf_map_create";
+        default: return "?";
+    }
+}
+
+// One call, timed: `fn` returns 0 or an errno; `allowed` are the errnos it may end with.
+template <typename Fn>
+void timed_call(StressClient& c, int op, std::initializer_list<int> allowed, Fn fn) {
+    c.last_op.store(op);
+    const std::uint64_t t0 = mono_ns();
+    c.call_start.store(t0);
+    const int e = fn();
+    const std::uint64_t took = mono_ns() - t0;
+    c.call_start.store(0);
+    if (took > c.longest_ns.load()) c.longest_ns.store(took);
+    c.calls.fetch_add(1);
+    if (e != 0 && std::find(allowed.begin(), allowed.end(), e) == allowed.end()) {
+        if (c.bad.fetch_add(1) == 0) {
+            c.first_bad_op.store(op);
+            c.first_bad_errno.store(e);
+        }
+    }
+}
+
+// A status request on a new connection, waiting up to 60 s for the answer: 0 for a reply or a
+// connection the broker closed (the worker died: allowed, counted in `closed`), ETIMEDOUT for no
+// answer at all.
+int raw_status(const std::string& mnt, std::atomic<std::uint64_t>& closed) {
+    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!s) return errno;
+    timeval tv{60, 0};
+    setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = mnt + "/" + std::string(proto::kSocketName);
+    if (path.size() >= sizeof addr.sun_path) return ENAMETOOLONG;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno;
+    int e = send_with_fds(s.get(), proto::encode(proto::Request{proto::Op::status, {}}), {});
+    if (e == EPIPE || e == ECONNRESET) {
+        closed.fetch_add(1);
+        return 0;
+    }
+    if (e != 0) return e;
+    std::array<std::uint8_t, proto::kMaxMessage> buf;
+    Received r = recv_with_fds(s.get(), buf, proto::kMaxFds);
+    if (r.error == EAGAIN || r.error == EWOULDBLOCK) return ETIMEDOUT;
+    if (r.error == ECONNRESET || (r.error == 0 && r.size == 0)) {
+        closed.fetch_add(1);
+        return 0;
+    }
+    if (r.error != 0) return r.error;
+    auto rep = proto::decode_reply(std::span(buf.data(), r.size));
+    return rep ? rep->error : EBADMSG;
+}
+
+// Client i, until told to stop. Kinds: 0 and 1 lstat fresh names (a LOOKUP the daemon must
+// answer ENOENT) in the root and in names/d0, and stat pinned names; 2 mkdir and rmdir its own
+// directories; 3 pins, gets and unlinks its own names and gets pinned ones through libbpffs;
+// 4 asks the broker for its status on raw connections. A repeated mutation may end with EEXIST
+// (mkdir) or ENOENT (rmdir, unlink); libbpffs turns a repeated pin into success itself.
+int stress_client(int i, const Mount& m, const std::vector<Pinned>& objs, StressLoad& load) {
+    StressClient& c = load.c[i];
+    UniqueFd map;
+    if (i == 3 && !(map = create_hash_map("stress_own"))) {
+        timed_call(c, 11, {}, [] { return errno; });
+        return 0;
+    }
+    for (std::uint64_t k = 0; !load.stop.load(); ++k) {
+        const Pinned& o = objs[(k * 7 + static_cast<std::uint64_t>(i)) % objs.size()];
+        switch (i) {
+            case 0:
+            case 1: {
+                std::string fresh = i == 0 ? m.p("fresh_" + std::to_string(k))
+                                           : m.p("names/d0/fresh_" + std::to_string(k));
+                timed_call(c, 1, {ENOENT}, [&] {
+                    struct stat st {};
+                    return lstat(fresh.c_str(), &st) == 0 ? EEXIST : errno;
+                });
+                timed_call(c, 2, {}, [&] {
+                    struct stat st {};
+                    return errno_of(stat(o.path.c_str(), &st));
+                });
+                break;
+            }
+            case 2: {
+                std::string d = m.p("dirs/d" + std::to_string(k));
+                timed_call(c, 3, {EEXIST}, [&] { return errno_of(mkdir(d.c_str(), 0755)); });
+                timed_call(c, 4, {ENOENT}, [&] { return errno_of(rmdir(d.c_str())); });
+                break;
+            }
+            case 3: {
+                std::string name = m.p("load/p" + std::to_string(k));
+                timed_call(c, 5, {}, [&] { return pin(map.get(), name); });
+                timed_call(c, 6, {}, [&] { return get(name).error; });
+                timed_call(c, 7, {ENOENT}, [&] { return errno_of(unlink(name.c_str())); });
+                timed_call(c, 8, {}, [&] {
+                    Got g = get(o.path);
+                    if (g.error == 0 && kernel_id(g.fd.get()) != o.id) return -1;
+                    return g.error;
+                });
+                break;
+            }
+            default:
+                timed_call(c, 10, {}, [&] { return raw_status(m.path(), c.closed); });
+                break;
+        }
+    }
+    return 0;
+}
+
+// The supervisor's children, oldest first: killed workers not yet reaped come before the one
+// that serves.
+std::vector<pid_t> children_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                     "/children");
+    std::vector<pid_t> out;
+    pid_t c;
+    while (in >> c) out.push_back(c);
+    return out;
+}
+
+// The newest worker not in `killed`, -1 if none yet.
+pid_t fresh_worker(pid_t supervisor, const std::set<pid_t>& killed) {
+    auto kids = children_of(supervisor);
+    for (auto it = kids.rbegin(); it != kids.rend(); ++it) {
+        if (killed.count(*it) == 0) return *it;
+    }
+    return -1;
+}
+
+// Has worker w logged that it serves ("worker W (generation G) serving MNT")?
+bool serves(const std::string& log, pid_t w) {
+    const std::string key = " info: worker " + std::to_string(w) + " (generation ";
+    for (auto at = log.find(key); at != std::string::npos; at = log.find(key, at + 1)) {
+        auto eol = log.find('\n', at + 1);
+        if (log.substr(at, eol - at).find(") serving ") != std::string::npos) return true;
+    }
+    return false;
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    auto at = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(at, v.size() - 1)];
+}
+
+}  // namespace
+
+namespace {
+
+struct StressConfig {
+    int names = kStressNames;  // pinned in names/dK/nI, 1,000 a directory
+    int rounds = kStressKills;  // kills, or upgrades
+    bool upgrade = false;       // bpffsctl upgrade instead of kill -9
+    int stuck_ms = kStuckMs;
+    int watchdog_s = 110;
+};
+
+// The tests below, for `cfg`. Larger trees (the manual variants) check every 100th name only.
+void load_and_replace(const StressConfig& cfg) {
+    const int stuck_ms = cfg.stuck_ms;
+    const bool big = cfg.names > 100000;
+    Mount m("mode=0777");
+    if (!cfg.upgrade) m.allow_restarts();  // else the fixture checks that no worker crashed
+    must_mkdir(m.p("names"));
+    must_mkdir(m.p("dirs"));
+    must_mkdir(m.p("load"));
+    std::vector<Pinned> objs;
+    {
+        std::vector<UniqueFd> maps;
+        for (int j = 0; j < kStressObjects; ++j) {
+            maps.push_back(must_map(("stress_" + std::to_string(j)).c_str()));
+        }
+        for (int n = 0; n < cfg.names; ++n) {
+            if (n % 1000 == 0) must_mkdir(m.p("names/d" + std::to_string(n / 1000)));
+            const UniqueFd& fd = maps[static_cast<std::size_t>(n % kStressObjects)];
+            std::string path =
+                m.p("names/d" + std::to_string(n / 1000) + "/n" + std::to_string(n));
+            REQUIRE(pin(fd.get(), path) == 0);
+            objs.push_back({path, kernel_id(fd.get()), {}});
+        }
+    }  // from here on the daemon's references are the only ones
+    const std::string before = big ? "" : describe(stat_tree(m.p("names")));
+
+    Shared<StressLoad> load;
+    std::unique_ptr<Child> spinner;
+    std::vector<std::unique_ptr<Child>> clients;
+    // Should a REQUIRE end the test early: stop the clients, and free any that hang (a Child's
+    // destructor waits for its process). Declared after the children: it goes before them.
+    struct Release {
+        const Mount& m;
+        StressLoad& load;
+        std::vector<std::unique_ptr<Child>>& clients;
+        int stuck_ms;
+        ~Release() {
+            load.stop.store(true);
+            bool ended = wait_for(
+                [&] {
+                    for (const auto& c : clients) {
+                        if (!has_exited(c->pid())) return false;
+                    }
+                    return true;
+                },
+                stuck_ms);
+            if (!ended) abort_connection(dev_of(m.path()));
+        }
+    } release{m, *load, clients, stuck_ms};
+    Watchdog watchdog(m.path(), cfg.watchdog_s);  // declared after the children: it goes first
+    spinner = std::make_unique<Child>([] {
+        std::atomic<std::uint64_t> n{0};
+        while (true) n.fetch_add(1, std::memory_order_relaxed);
+        return 0;
+    });
+    for (int i = 0; i < kStressClients; ++i) {
+        clients.push_back(
+            std::make_unique<Child>([&, i] { return stress_client(i, m, objs, *load); }));
+    }
+    auto report = [&] {
+        std::ostringstream s;
+        for (int i = 0; i < kStressClients; ++i) {
+            const StressClient& c = load->c[i];
+            s << "client " << i << " (pid " << clients[static_cast<std::size_t>(i)]->pid()
+              << ", state " << process_state(clients[static_cast<std::size_t>(i)]->pid())
+              << "): " << c.calls.load() << " calls, longest "
+              << c.longest_ns.load() / 1000000 << " ms, " << c.bad.load() << " bad, "
+              << c.closed.load() << " closed by the broker";
+            if (c.bad.load() != 0) {
+                s << " (first: " << stress_op_name(c.first_bad_op.load()) << " "
+                  << ename(c.first_bad_errno.load()) << ")";
+            }
+            if (std::uint64_t t = c.call_start.load(); t != 0) {
+                s << ", in " << stress_op_name(c.last_op.load()) << " for "
+                  << (mono_ns() - t) / 1000000 << " ms";
+            }
+            s << "\n";
+        }
+        return s.str();
+    };
+    // A call that has not returned for stuck_ms: the client's pid, else -1.
+    auto stuck = [&]() -> int {
+        const std::uint64_t now = mono_ns();
+        for (int i = 0; i < kStressClients; ++i) {
+            std::uint64_t t = load->c[i].call_start.load();
+            if (t != 0 && now > t && now - t > static_cast<std::uint64_t>(stuck_ms) * 1000000) return i;
+        }
+        return -1;
+    };
+    std::string hang;  // what hung, "" if nothing
+    auto give_up = [&](const std::string& what) {
+        hang = what + "\n" + report();
+        for (const auto& c : clients) hang += thread_states(c->pid());
+        // Free every caller asleep in the kernel, so that the clients (and the test) can end.
+        abort_connection(dev_of(m.path()));
+    };
+
+    std::set<pid_t> killed;
+    std::vector<double> recovery_ms;
+    std::uint64_t rng = 0x9e3779b97f4a7c15ull;
+    auto next_rand = [&rng] {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        return rng;
+    };
+    // Waits for the newest worker to serve (its "serving" line in the log): its pid, or -1.
+    auto await_serving = [&](pid_t& w) {
+        return wait_for(
+            [&] {
+                if (stuck() >= 0) return true;
+                w = fresh_worker(m.pid(), killed);
+                return w > 0 && serves(m.log(), w);
+            },
+            stuck_ms);
+    };
+    int kills = 0;
+    for (int round = 1; round <= cfg.rounds && hang.empty(); ++round) {
+        pid_t w = -1;
+        if (!await_serving(w) || stuck() >= 0) {
+            give_up(stuck() >= 0 ? "a call did not return" : "no worker served");
+            break;
+        }
+        // Let the clients work on this worker for 0 to 20 ms, then kill it.
+        std::this_thread::sleep_for(std::chrono::microseconds(next_rand() % 20000));
+        const std::uint64_t t_kill = mono_ns();
+        if (cfg.upgrade) {
+            // To the same binary: the worker hands over at a request boundary.
+            auto r = run_cmd({BPFFSCTL_BIN, "upgrade", m.path()});
+            if (r.exit_code != 0) {
+                give_up("bpffsctl upgrade: " + r.out);
+                break;
+            }
+            killed.insert(w);
+            ++kills;
+            recovery_ms.push_back(static_cast<double>(mono_ns() - t_kill) / 1e6);
+            continue;
+        }
+        if (kill(w, SIGKILL) != 0) {
+            give_up("kill " + std::to_string(w) + ": " + ename(errno));
+            break;
+        }
+        killed.insert(w);
+        ++kills;
+        if (round % 4 == 0 && round < cfg.rounds) {
+            // The next one as soon as it exists, before it serves (maybe before it resent).
+            pid_t next = -1;
+            wait_for([&] { return (next = fresh_worker(m.pid(), killed)) > 0; }, stuck_ms);
+            if (next > 0) {
+                std::this_thread::sleep_for(std::chrono::microseconds(next_rand() % 3000));
+                kill(next, SIGKILL);
+                killed.insert(next);
+                ++kills;
+                ++round;
+            }
+            continue;
+        }
+        // Recovery: from the kill until a lookup of a fresh name is answered by the new worker.
+        pid_t now = -1;
+        if (!await_serving(now) || stuck() >= 0) continue;  // reported at the loop's top
+        // In a child: a lost LOOKUP would block the root for every process, this one included.
+        std::string fresh = m.p("probe_" + std::to_string(round));
+        load->probe_done.store(0);
+        Child probe([&] {
+            struct stat st {};
+            int e = errno_of(lstat(fresh.c_str(), &st));
+            load->probe_done.store(mono_ns());
+            return e;
+        });
+        if (!wait_for([&] { return has_exited(probe.pid()); }, stuck_ms)) {
+            give_up("the probe lstat " + fresh + " did not return");
+            probe.wait(10000);
+            break;
+        }
+        if (int e = probe.wait(1000); e != ENOENT) {
+            give_up("lstat " + fresh + ": " + ename(e));
+            break;
+        }
+        recovery_ms.push_back(static_cast<double>(load->probe_done.load() - t_kill) / 1e6);
+    }
+    if (hang.empty() && stuck() >= 0) give_up("a call did not return");
+
+    // Stop the clients: each must return from the call in hand.
+    load->stop.store(true);
+    bool ended = wait_for(
+        [&] {
+            for (const auto& c : clients) {
+                if (!has_exited(c->pid())) return false;
+            }
+            return true;
+        },
+        stuck_ms);
+    if (!ended && hang.empty()) give_up("a client did not end after the last kill");
+    INFO("daemon log (end):\n" << [&] {
+        std::string l = m.log();
+        return l.size() > 6000 ? l.substr(l.size() - 6000) : l;
+    }());
+    INFO("clients:\n" << report());
+    INFO("what hung: " << hang);
+    CHECK(hang.empty());
+    for (auto& c : clients) c->wait(10000);
+    spinner.reset();
+    if (!hang.empty()) return;
+
+    std::uint64_t bad = 0, calls = 0, longest = 0;
+    for (int i = 0; i < kStressClients; ++i) {
+        bad += load->c[i].bad.load();
+        calls += load->c[i].calls.load();
+        longest = std::max<std::uint64_t>(longest, load->c[i].longest_ns.load());
+        CHECK(load->c[i].calls.load() > 0);
+    }
+    CHECK(bad == 0);
+    CHECK(kills >= cfg.rounds);
+    // Every worker that went was killed here (or handed over): none crashed on its own, and no
+    // sanitizer spoke (its report would end the worker, and the supervisor would hide that).
+    {
+        const std::string l = m.log();
+        std::istringstream lines(l);
+        std::string line, other;
+        while (std::getline(lines, line)) {
+            if ((line.find("starting another") != std::string::npos &&
+                 line.find("killed by Killed") == std::string::npos) ||
+                line.find("Sanitizer") != std::string::npos ||
+                line.find("runtime error:") != std::string::npos) {
+                other += line + "\n";
+            }
+        }
+        CHECK(other == "");
+    }
+    // Every pinned name keeps its object; the clients left nothing behind.
+    if (!big) CHECK(describe(stat_tree(m.p("names"))) == before);
+    std::size_t wrong = 0;
+    std::string first_wrong;
+    for (std::size_t n = 0; n < objs.size(); n += big ? 100 : 1) {
+        std::string w = check_object(objs[n]);
+        if (!w.empty() && wrong++ == 0) first_wrong = w;
+    }
+    CHECK(must_status(m.path()).maps == static_cast<std::uint64_t>(cfg.names));
+    INFO("first wrong object: " << first_wrong);
+    CHECK(wrong == 0);
+    CHECK(tree(m.p("dirs")).empty());
+    CHECK(tree(m.p("load")).empty());
+    std::printf("%s under load: %d times, %zu names, %llu calls (%llu broker requests ended by a "
+                "closed connection), longest call %.1f ms; "
+                "%s median %.1f ms, p90 %.1f ms, worst %.1f ms over %zu rounds\n",
+                cfg.upgrade ? "upgrades" : "kills", kills, objs.size(),
+                static_cast<unsigned long long>(calls),
+                static_cast<unsigned long long>(load->c[4].closed.load()),
+                static_cast<double>(longest) / 1e6,
+                cfg.upgrade ? "bpffsctl upgrade took" : "recovery (kill -> fresh lookup answered)",
+                percentile(recovery_ms, 0.5),
+                percentile(recovery_ms, 0.9),
+                recovery_ms.empty() ? 0.0 : *std::max_element(recovery_ms.begin(), recovery_ms.end()),
+                recovery_ms.size());
+}
+
+}  // namespace
+
+TEST_CASE("crash: workers killed again and again under load leave no call unanswered",
+          "[persist][crash][load]") {
+    load_and_replace({});
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kStressUpgrades = 10;
+#else
+constexpr int kStressUpgrades = 50;
+#endif
+
+TEST_CASE("upgrade: again and again under load, no call fails or hangs",
+          "[persist][upgrade][load]") {
+    load_and_replace({.rounds = kStressUpgrades, .upgrade = true});
+}
+
+// Manual (hidden: run them by name or tag, e.g. persist_tests '[manual]'): the issue's larger
+// trees, minutes each, beyond CI's budget. docs/operations.md quotes their figures.
+TEST_CASE("crash: 20 kills under load at 100,000 names", "[.][manual][persist][crash][load]") {
+    load_and_replace({.names = 100000, .rounds = 20, .stuck_ms = 20000, .watchdog_s = 900});
+}
+
+TEST_CASE("crash: 10 kills under load at 1,000,000 names", "[.][manual][persist][crash][load]") {
+    load_and_replace({.names = 1000000, .rounds = 10, .stuck_ms = 30000, .watchdog_s = 1800});
 }
