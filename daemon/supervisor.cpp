@@ -153,7 +153,8 @@ int check_binary(const std::string& path, std::string& what) {
 // process is dying but cannot be reaped yet. That happens when a thread is blocked in the kernel
 // on something only a live worker can release, e.g. an entry invalidation waiting for a
 // directory lock that a request the dead worker never answered holds. The next worker answers
-// that request (it is in the in-flight area), so it must start now, not at the reaping.
+// that request (the kernel resends it, or the in-flight area holds it on kernels before 6.9), so
+// it must start now, not at the reaping.
 bool dying(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string line;
