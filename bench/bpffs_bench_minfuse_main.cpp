@@ -284,7 +284,10 @@ int main(int argc, char** argv) {
     fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, const_cast<char**>(fuse_argv));
     State st;
     fuse_session* se = fuse_session_new(&args, &kOps, sizeof kOps, &st);
-    if (se == nullptr) return 1;
+    if (se == nullptr) {
+        fuse_opt_free_args(&args);
+        return 1;
+    }
     int rc = 1;
     if (fuse_set_signal_handlers(se) == 0) {
         if (fuse_session_mount(se, argv[1]) == 0) {
@@ -298,5 +301,6 @@ int main(int argc, char** argv) {
         fuse_remove_signal_handlers(se);
     }
     fuse_session_destroy(se);
+    fuse_opt_free_args(&args);  // libfuse may have copied and extended them
     return rc == 0 || rc == SIGTERM || rc == SIGINT ? 0 : 1;
 }
