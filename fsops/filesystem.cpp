@@ -250,10 +250,9 @@ Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view nam
         auto ok = impl_->check_new_name(p, name, impl_->read_only, EINVAL);
         if (!ok) return ok.error();
         if (is_dotted(name)) return fail(EPERM);
-        if (impl_->policy.terminal_dirs && impl_->dir_of(p).nobjects > 0) return fail(EPERM);
-        // The seed's bpf_mkdir: the new directory takes the parent's full mode.
-        std::uint32_t mode = impl_->attr_of(p).mode;
-        Node& n = impl_->link_new(p, name, kIfDir | (mode & 07777), c);
+        if (int e = impl_->policy.mkdir_refused(impl_->dir_of(p).nobjects)) return fail(e);
+        std::uint32_t mode = impl_->policy.new_dir_mode(impl_->attr_of(p).mode);
+        Node& n = impl_->link_new(p, name, kIfDir | mode, c);
         n.nlookup = 1;  // (link_new touched n and p; the parent's nlink counts the new subdir)
         ++impl_->counts.dirs;
         return impl_->attr_of(n);
@@ -445,7 +444,7 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
         // An empty name: the path ended in '/'.
         if (auto ok = impl_->check_new_name(p, name, read_only, ENOENT); !ok) return ok.error();
         if (is_dotted(name)) return fail(EPERM);
-        if (impl_->policy.terminal_dirs && impl_->dir_of(p).nsubdirs > 0) return fail(EBUSY);
+        if (int e = impl_->policy.pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
         Node& n = impl_->link_new(p, name, kIfReg | 0600, c);
         if (type == ObjType::prog) n.bits |= Node::kProg;
         n.bits |= Node::kHasHandle;
@@ -608,7 +607,7 @@ Filesystem::Filesystem(RestoreKey, Clock clock, Policy policy)
 Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Clock clock,
                                                         Policy policy) {
     auto fs = std::make_unique<Filesystem>(RestoreKey{}, std::move(clock), policy);
-    if (!fs->impl_->load(s, policy.terminal_dirs)) return fail(EINVAL);
+    if (!fs->impl_->load(s, policy.mixed_dirs_allowed())) return fail(EINVAL);
     return fs;
 }
 

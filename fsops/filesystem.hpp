@@ -25,6 +25,7 @@
 #pragma once
 
 #include "fsops/mount_options.hpp"
+#include "fsops/policy.hpp"
 #include "fsops/result.hpp"
 #include "fsops/state.hpp"
 #include "fsops/types.hpp"
@@ -44,12 +45,6 @@ namespace bpffs::fsops {
 using Clock = std::function<Timespec()>;
 Timespec system_clock_now();
 
-// Switches for the rules that differ between the seed and today's kernel (spec section 7).
-// Only the seed's values are implemented today; the fields name where compat=linux will hook in.
-struct Policy {
-    bool terminal_dirs = true;         // seed: a dir with objects is terminal
-    bool mkdir_copies_parent_mode = true;
-};
 
 // One directory entry as readdir hands it to a sink.
 struct DirEntry {
@@ -206,7 +201,7 @@ public:
     // unique per dir; cookies >= 3, unique per dir, below the dir's next_cookie; every ino in
     // [1, next_ino); attr.ino, type bits, is_dir, nlink and handles agreeing; the socket node
     // (if any) the root's kSocketName and the only socket; removed nodes unlinked, referenced
-    // (nlookup > 0), without a handle; with policy.terminal_dirs no dir holding both objects and
+    // (nlookup > 0), without a handle; unless the policy allows it, no dir holding both objects and
     // dirs; every live node reachable from the root.
     static Result<std::unique_ptr<Filesystem>> restore(const CoreState& s,
                                                        Clock clock = system_clock_now,

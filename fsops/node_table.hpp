@@ -596,8 +596,8 @@ struct NodeTable {
 
 
     // Fills an empty table from `s` (fsops/restore.cpp): false on the first inconsistency.
-    // `terminal_dirs`: refuse a directory that holds both objects and directories.
-    bool load(const CoreState& s, bool terminal_dirs);
+    // `mixed_dirs`: a directory may hold both objects and directories (else: refused).
+    bool load(const CoreState& s, bool mixed_dirs);
 };
 
 }  // namespace bpffs::fsops::table

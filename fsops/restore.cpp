@@ -12,7 +12,7 @@ namespace bpffs::fsops::table {
 // Fills an empty table from `s`: each node on its own, then the links into the parents (in
 // cookie order, so each directory's entries come out sorted), then the rules that need the
 // whole tree. False on the first inconsistency.
-bool NodeTable::load(const CoreState& s, bool terminal_dirs) {
+bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
     const CoreMeta& m = s.meta;
     if (m.next_ino <= kRootIno) return false;
     opts = m.opts;
@@ -103,7 +103,7 @@ bool NodeTable::load(const CoreState& s, bool terminal_dirs) {
         if (ns.removed || !ns.is_dir) continue;
         const Dir& d = dirs.find(ns.ino)->second;
         if (ns.attr.nlink != 2 + d.nsubdirs) return false;
-        if (terminal_dirs && d.nobjects > 0 && d.nsubdirs > 0) return false;
+        if (!mixed_dirs && d.nobjects > 0 && d.nsubdirs > 0) return false;
         ++counts.dirs;
     }
 
