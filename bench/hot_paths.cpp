@@ -12,7 +12,7 @@
 #include "bench/floor.hpp"
 
 #include "bpffs/bpffs.h"
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 #include "client/client.hpp"
 
 #include <bpf/bpf.h>

@@ -18,7 +18,7 @@
 #pragma once
 
 #include "broker/peer.hpp"
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 #include "broker/registry.hpp"
 #include "common/unique_fd.hpp"
 #include "fsops/filesystem.hpp"

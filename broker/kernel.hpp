@@ -4,7 +4,7 @@
 #pragma once
 
 #include "common/unique_fd.hpp"
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 #include "fsops/types.hpp"
 
 #include <cstdint>

@@ -8,7 +8,7 @@
 
 #include "broker/kernel.hpp"
 #include "common/unique_fd.hpp"
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 #include "fsops/types.hpp"
 
 #include <cstdint>

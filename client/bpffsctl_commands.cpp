@@ -22,7 +22,7 @@
 #include "client/bpffsctl_commands.hpp"
 
 #include "bpffs/bpffs.h"
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 #include "client/client.hpp"
 #include "common/unique_fd.hpp"
 #include "fsops/mount_options.hpp"

@@ -22,9 +22,9 @@
 // the client checks", says what this does and does not prove.
 #pragma once
 
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 #include "common/unique_fd.hpp"
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 
 #include <cerrno>
 #include <chrono>

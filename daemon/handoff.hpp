@@ -5,7 +5,7 @@
 // malformed handoff rather than guess.
 #pragma once
 
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 #include "fsops/types.hpp"
 
 #include <cstdint>

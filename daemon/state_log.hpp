@@ -23,7 +23,7 @@
 
 #include "common/unique_fd.hpp"
 #include "fsops/filesystem.hpp"
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 #include "fsops/state.hpp"
 
 #include <cstdint>

@@ -26,7 +26,7 @@
 
 #include "fsops/mount_options.hpp"
 #include "fsops/policy.hpp"
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 #include "fsops/state.hpp"
 #include "fsops/types.hpp"
 

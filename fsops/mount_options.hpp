@@ -9,7 +9,7 @@
 // Errors carry a one-line message for the operator.
 #pragma once
 
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 
 #include <cstdint>
 #include <string>

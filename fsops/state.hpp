@@ -17,7 +17,7 @@
 #pragma once
 
 #include "fsops/mount_options.hpp"
-#include "fsops/result.hpp"
+#include "common/result.hpp"
 #include "fsops/types.hpp"
 
 #include <cstdint>

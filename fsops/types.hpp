@@ -3,6 +3,8 @@
 // what to change (SetAttr). No FUSE, no syscalls: the adapters fill these in.
 #pragma once
 
+#include "common/socket_name.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -15,7 +17,7 @@ inline constexpr Ino kRootIno = 1;
 inline constexpr std::size_t kNameMax = 255;
 // The broker's socket: a generated entry (names with '.' are reserved for those) that the lookup
 // of this name finds in every directory, so a socket bound once answers from all of them.
-inline constexpr std::string_view kSocketName = ".bpffs.sock";
+using bpffs::kSocketName;
 
 // Opaque token for a pinned kernel object; the broker's registry resolves it to a kernel fd.
 using ObjHandle = std::uint64_t;

@@ -41,6 +41,7 @@
 // after bpf_fd is EINVAL, as the seed's CHECK_ATTR was, and so is a non-zero bpf_fd for
 // BPF_OBJ_GET.
 #include "bpffs/bpffs.h"
+#include "common/socket_name.hpp"
 #include "common/unique_fd.hpp"
 
 #include <dlfcn.h>
@@ -67,7 +68,6 @@ using bpffs::UniqueFd;
 
 constexpr long kFuseMagic = FUSE_SUPER_MAGIC;
 constexpr long kBpfMagic = BPF_FS_MAGIC;
-constexpr const char* kSocketName = ".bpffs.sock";  // broker/protocol.hpp's kSocketName
 constexpr std::uint32_t kBpfFPathFd = 1U << 14;     // BPF_F_PATH_FD (Linux 6.5, not in 6.1)
 constexpr unsigned kMaxAttrSize = 4096;             // the kernel's limit (PAGE_SIZE): E2BIG above
 
@@ -121,7 +121,8 @@ Verdict dir_has_broker(int dfd) {
     struct stat d {};
     struct stat s {};
     if (fstat(dfd, &d) != 0) return Verdict::unknown;
-    if (fstatat(dfd, kSocketName, &s, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fstatat(dfd, bpffs::kSocketName.data(), &s,  // a literal: NUL-terminated
+                AT_SYMLINK_NOFOLLOW) != 0) {
         return errno == ENOENT ? Verdict::no : Verdict::unknown;
     }
     return S_ISSOCK(s.st_mode) && s.st_dev == d.st_dev ? Verdict::yes : Verdict::no;

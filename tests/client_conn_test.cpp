@@ -17,7 +17,7 @@
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
 
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 #include "client/client.hpp"
 #include "common/scm.hpp"
 #include "common/unique_fd.hpp"

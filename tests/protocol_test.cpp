@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Unit tests of the broker's wire protocol (broker/protocol.hpp, docs/protocol.md): round trips
+// Unit tests of the broker's wire protocol (common/protocol.hpp, docs/protocol.md): round trips
 // of every op, every rejection the decoder promises (EPROTO, EMSGSIZE), and a fixed-seed fuzz
 // loop over both decoders. Pure: no sockets, no root.
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 
 #include <catch2/catch.hpp>
 

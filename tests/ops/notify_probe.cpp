@@ -17,7 +17,7 @@
 // --stop=none: the daemon is expected to fail before READY=1. Exits 0 when every check holds, else
 // prints each failure and exits 1. Whatever happens, the daemon is stopped (SIGTERM, then SIGKILL),
 // the mount detached and the temp dir removed.
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 #include "common/unique_fd.hpp"
 
 #include <fcntl.h>

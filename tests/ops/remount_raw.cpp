@@ -7,7 +7,7 @@
 //
 // Prints "remount: ok" or "remount: <strerror>" and exits 0 (applied), 1 (refused by the
 // broker) or 3 (no answer: connect, send or receive failed, or an undecodable reply).
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 #include "common/unique_fd.hpp"
 
 #include <sys/socket.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-#include "broker/protocol.hpp"
+#include "common/protocol.hpp"
 
 #include <cstring>
 

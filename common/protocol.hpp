@@ -9,7 +9,8 @@
 //   reply:    magic u32 | version u16 | op u16 | error u32 | payload_len u32 | payload
 #pragma once
 
-#include "fsops/result.hpp"
+#include "common/result.hpp"
+#include "common/socket_name.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -27,7 +28,7 @@ inline constexpr std::size_t kMaxMessage = 4096;  // header + payload, either di
 inline constexpr std::size_t kMaxFds = 2;         // per message
 // The name clients connect to in any directory of a mount: reserved ('.'), so no user name
 // can clash with it.
-inline constexpr std::string_view kSocketName = ".bpffs.sock";
+using bpffs::kSocketName;
 
 enum class Op : std::uint16_t {
     pin = 1,      // fds: object, O_PATH parent dir; payload: the name
