@@ -1,39 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "broker/kernel.hpp"
 
+#include "common/bpf_fd.hpp"
+
 #include <bpf/bpf.h>
-#include <fcntl.h>
-#include <linux/bpf.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-#include <string>
 
 namespace bpffs::broker {
 
 Result<KernelObject> identify(int fd) {
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0) return fail(EBADF);
-    char link[64];
-    std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
-    if (n < 0) return fail(errno == ENOENT ? EBADF : errno);
-    link[n] = '\0';
-    KernelObject obj;
-    if (std::strcmp(link, "anon_inode:bpf-map") == 0) {
-        bpf_map_info info{};
-        __u32 len = sizeof info;
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return fail(EINVAL);
-        obj = {fsops::ObjType::map, info.id};
-    } else if (std::strcmp(link, "anon_inode:bpf-prog") == 0) {
-        bpf_prog_info info{};
-        __u32 len = sizeof info;
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return fail(EINVAL);
-        obj = {fsops::ObjType::prog, info.id};
-    } else {
-        return fail(EINVAL);
-    }
-    return obj;
+    auto kind = bpf_kind(fd);
+    if (!kind) return fail(kind.error().value == ENOENT ? EBADF : kind.error().value);
+    if (*kind != BpfKind::map && *kind != BpfKind::prog) return fail(EINVAL);
+    std::uint32_t id = bpf_object_id(fd);
+    if (id == 0) return fail(EINVAL);
+    return KernelObject{*kind == BpfKind::map ? fsops::ObjType::map : fsops::ObjType::prog, id};
 }
 
 Result<UniqueFd> open_by_id(const KernelObject& obj) {

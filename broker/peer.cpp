@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "broker/peer.hpp"
 
-#include <linux/capability.h>
+#include "common/caps.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -120,12 +121,10 @@ const fsops::Caller& RequestCreds::with_caps() {
     // CAP_SYS_ADMIN here, so two equal reads bracket a capget made inside it.
     const std::string pid = std::to_string(peer_.pid);
     if (ns_of(pid) != self_ns_) return caller_;
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, peer_.pid};
-    std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
-    if (syscall(SYS_capget, &hdr, data.data()) != 0) return caller_;
+    auto caps = effective_caps(peer_.pid);
+    if (!caps) return caller_;
     if (ns_of(pid) != self_ns_ || exited(peer_.pidfd.get())) return caller_;
-    caller_.caps = fsops::Caps::from_bits(std::uint64_t{data[0].effective} |
-                                          (std::uint64_t{data[1].effective} << 32));
+    caller_.caps = fsops::Caps::from_bits(*caps);
     return caller_;
 }
 

@@ -21,6 +21,8 @@
 // exits 2 (usage) instead of the broker's bare EINVAL.
 #include "client/bpffsctl_commands.hpp"
 
+#include "common/bpf_fd.hpp"
+
 #include "bpffs/bpffs.h"
 #include "common/protocol.hpp"
 #include "client/client.hpp"
@@ -130,20 +132,6 @@ void print_fields(const std::vector<Field>& fields, bool json) {
 // The kernel's name field: NUL-padded, not necessarily NUL-terminated.
 std::string obj_name(const char* name, std::size_t size) {
     return std::string(name, strnlen(name, size));
-}
-
-enum class Kind { map, prog, other };
-
-// What the fd is, as /proc shows it. Positive errno when /proc cannot tell.
-Result<Kind> fd_kind(int fd) {
-    char link[64];
-    std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
-    if (n < 0) return fail(errno);
-    std::string_view l(link, static_cast<std::size_t>(n));
-    if (l == "anon_inode:bpf-map") return Kind::map;
-    if (l == "anon_inode:bpf-prog") return Kind::prog;
-    return Kind::other;
 }
 
 Result<std::vector<Field>> map_fields(int fd) {
@@ -285,15 +273,16 @@ int run_get(const GetOptions& o) {
     bpffs_opts opts = opts_of(o.trust_uid);
     UniqueFd fd(bpffs_obj_get_opts(o.path.c_str(), &opts));
     if (!fd) return report_call("get " + o.path, o.path, false, o.trust_uid, errno);
-    auto kind = fd_kind(fd.get());
+    auto kind = bpf_kind(fd.get());
     if (!kind) {
         return report("get " + o.path + ": cannot tell a map from a program", kind.error().value);
     }
     Result<std::vector<Field>> fields = fail(EINVAL);
     switch (*kind) {
-        case Kind::map: fields = map_fields(fd.get()); break;
-        case Kind::prog: fields = prog_fields(fd.get()); break;
-        case Kind::other: return report("get " + o.path + ": not a map or program", EINVAL);
+        case BpfKind::map: fields = map_fields(fd.get()); break;
+        case BpfKind::prog: fields = prog_fields(fd.get()); break;
+        case BpfKind::link:
+        case BpfKind::other: return report("get " + o.path + ": not a map or program", EINVAL);
     }
     if (!fields) return report("get " + o.path + ": object info", fields.error().value);
     print_fields(*fields, o.json);

@@ -19,6 +19,9 @@
 // connection broke returns connect's own errno (the broker went away).
 #include "client/client.hpp"
 
+#include "common/bpf_fd.hpp"
+#include "common/caps.hpp"
+
 #include "bpffs/bpffs.h"
 #include "common/scm.hpp"
 
@@ -53,56 +56,25 @@ namespace bpffs::client {
 namespace {
 
 constexpr int kTimeoutSec = 10;
-constexpr int kCapSysAdmin = 21;
-
 bool has_cap_sys_admin() {
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2]{};
-    if (syscall(SYS_capget, &hdr, data) != 0) return true;  // let the broker decide
-    return (data[kCapSysAdmin / 32].effective >> (kCapSysAdmin % 32)) & 1;
-}
-
-// What /proc/self/fd/N links to: 1 map, 2 program, 0 anything else, -1 unknown (no /proc).
-int bpf_kind(int fd) {
-    char link[64];
-    std::string proc = "/proc/self/fd/" + std::to_string(fd);
-    ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
-    if (n < 0) return -1;
-    link[n] = '\0';
-    if (std::strcmp(link, "anon_inode:bpf-map") == 0) return 1;
-    if (std::strcmp(link, "anon_inode:bpf-prog") == 0) return 2;
-    return 0;
+    auto caps = effective_caps(0);
+    return !caps || cap_in(*caps, kCapSysAdmin);  // unknown: let the broker decide
 }
 
 // 0, EBADF (closed), EINVAL (open but not a BPF map or program).
 int check_bpf_fd(int fd) {
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0) return EBADF;
-    int kind = bpf_kind(fd);
-    return kind == 0 ? EINVAL : 0;  // no /proc (a chroot): the broker checks
-}
-
-// The kernel id of a map or program (BPF_OBJ_GET_INFO_BY_FD; bpf_map_info and bpf_prog_info
-// both begin with `type, id`, and the kernel copies no more than the length we give). 0 if the
-// call fails.
-std::uint32_t kernel_id(int fd) {
-    struct {
-        std::uint32_t type, id;
-    } info{};
-    bpf_attr attr{};
-    attr.info.bpf_fd = static_cast<std::uint32_t>(fd);
-    attr.info.info_len = sizeof info;
-    attr.info.info = reinterpret_cast<std::uintptr_t>(&info);
-    if (syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &attr, sizeof attr) != 0) return 0;
-    return info.id;
+    auto kind = bpf_kind(fd);
+    if (!kind) return kind.error().value == EBADF ? EBADF : 0;  // no /proc (a chroot): the broker checks
+    return *kind == BpfKind::map || *kind == BpfKind::prog ? 0 : EINVAL;
 }
 
 // Are two fds the same kernel object? Maps and programs have separate id spaces, so the kind
 // counts too (unknown without /proc: the ids alone decide).
 bool same_object(int a, int b) {
-    std::uint32_t ia = kernel_id(a), ib = kernel_id(b);
+    std::uint32_t ia = bpf_object_id(a), ib = bpf_object_id(b);
     if (ia == 0 || ia != ib) return false;
-    int ka = bpf_kind(a), kb = bpf_kind(b);
-    return ka < 0 || kb < 0 || ka == kb;
+    auto ka = bpf_kind(a), kb = bpf_kind(b);
+    return !ka || !kb || *ka == *kb;
 }
 
 int set_errno(int e) {

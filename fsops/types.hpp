@@ -3,6 +3,7 @@
 // what to change (SetAttr). No FUSE, no syscalls: the adapters fill these in.
 #pragma once
 
+#include "common/caps.hpp"
 #include "common/socket_name.hpp"
 
 #include <cstdint>
@@ -37,9 +38,8 @@ struct Caps {
 
     // From an effective capability set as the kernel writes it (bit N = capability N).
     static Caps from_bits(std::uint64_t cap_eff) {
-        constexpr int kDacOverride = 1, kDacReadSearch = 2, kSysAdmin = 21;
-        return Caps{((cap_eff >> kSysAdmin) & 1) != 0, ((cap_eff >> kDacOverride) & 1) != 0,
-                    ((cap_eff >> kDacReadSearch) & 1) != 0};
+        return Caps{cap_in(cap_eff, kCapSysAdmin), cap_in(cap_eff, kCapDacOverride),
+                    cap_in(cap_eff, kCapDacReadSearch)};
     }
 };
 
