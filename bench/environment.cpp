@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "bench/environment.hpp"
 
+#include "tests/bpf_test_util.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -95,19 +97,6 @@ std::string read_all(const std::string& path) {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
-}
-
-std::string unescape_mountinfo(const std::string& s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size()) {
-            out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
-            i += 3;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
 }
 
 [[noreturn]] void sys_fail(const std::string& what) {
@@ -241,16 +230,8 @@ std::string TempDir::file(const std::string& name) {
 }
 
 bool is_mounted(const std::string& path, const std::string& fstype) {
-    std::istringstream in(read_all("/proc/self/mountinfo"));
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::string id, parent, devno, root, mnt, f, type;
-        ls >> id >> parent >> devno >> root >> mnt;
-        while (ls >> f && f != "-") {
-        }
-        ls >> type;
-        if (unescape_mountinfo(mnt) == path && type == fstype) return true;
+    for (const auto& e : test::mount_table()) {
+        if (e.path == path && e.fstype == fstype) return true;
     }
     return false;
 }

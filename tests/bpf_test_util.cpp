@@ -11,17 +11,22 @@
 #include <linux/capability.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <string_view>
 
 namespace bpffs::test {
@@ -292,6 +297,66 @@ std::set<std::string> tree(const std::string& dir) {
     std::set<std::string> out;
     walk(dir, "", out);
     return out;
+}
+
+bool wait_for(const std::function<bool()>& pred, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto pause = std::chrono::microseconds(200);
+    while (true) {
+        if (pred()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return pred();
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(20000));
+    }
+}
+
+namespace {
+// Decodes the octal escapes (\040) mountinfo uses for spaces and the like.
+std::string unescape_mountinfo(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 3 < s.size()) {
+            out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
+            i += 3;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+}  // namespace
+
+std::vector<MountEntry> mount_table() {
+    std::ifstream in("/proc/self/mountinfo");
+    std::vector<MountEntry> out;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string id, parent, devno, root, mnt, f;
+        MountEntry e;
+        ls >> id >> parent >> devno >> root >> mnt >> e.options;
+        while (ls >> f && f != "-") {
+        }
+        std::string source;
+        ls >> e.fstype >> source >> e.super_options;
+        e.path = unescape_mountinfo(mnt);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+UniqueFd raw_connect(const std::string& sock_path) {
+    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!s) return s;
+    timeval tv{5, 0};
+    setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (sock_path.size() >= sizeof addr.sun_path) return UniqueFd();
+    std::memcpy(addr.sun_path, sock_path.data(), sock_path.size());
+    if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
+    return s;
 }
 
 }  // namespace bpffs::test

@@ -54,6 +54,20 @@ int count_connections(pid_t pid);
 // The worker that serves a daemon's mount (its supervisor's child), -1 if none.
 pid_t worker_of(pid_t daemon);
 
+// Waits until pred() holds, polling, for at most timeout_ms. Returns pred()'s last value.
+bool wait_for(const std::function<bool()>& pred, int timeout_ms = 10000);
+
+// One line of /proc/self/mountinfo: the mount point (unescaped), its type, its mount options
+// and its superblock options.
+struct MountEntry {
+    std::string path, fstype, options, super_options;
+};
+std::vector<MountEntry> mount_table();
+
+// A SOCK_SEQPACKET connection to `sock_path` with 5 s send and receive timeouts; invalid if the
+// connect fails (errno set).
+UniqueFd raw_connect(const std::string& sock_path);
+
 // An RAII owner of many fds (the SCM_RIGHTS tests send hundreds).
 class FdGroup {
 public:

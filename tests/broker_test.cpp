@@ -181,20 +181,6 @@ struct Pipe {
 
 // --- raw protocol traffic ---------------------------------------------------------------
 
-UniqueFd raw_connect(const std::string& sock_path) {
-    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    if (!s) return s;
-    timeval tv{5, 0};
-    setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (sock_path.size() >= sizeof addr.sun_path) return UniqueFd();
-    std::memcpy(addr.sun_path, sock_path.data(), sock_path.size());
-    if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
-    return s;
-}
-
 // A Mount whose broker accepts connections. The fixture is ready when the socket node exists,
 // but the broker binds before it listens: a connect in between is refused (ECONNREFUSED, which
 // the library reports as "not a bpffs-fuse directory", EACCES).

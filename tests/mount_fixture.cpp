@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "tests/mount_fixture.hpp"
 
+#include "tests/bpf_test_util.hpp"
+
 #include "common/unique_fd.hpp"
 
 #include <catch2/catch.hpp>
@@ -37,20 +39,6 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
-// Decodes the octal escapes (\040) mountinfo uses for spaces and the like.
-std::string unescape_mountinfo(const std::string& s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size()) {
-            out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
-            i += 3;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
 pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
     pid_t pid = fork();
     if (pid != 0) return pid;
@@ -83,30 +71,9 @@ bool can_connect(const std::string& path) {
 
 }  // namespace
 
-bool wait_for(const std::function<bool()>& pred, int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    auto pause = std::chrono::microseconds(200);
-    while (true) {
-        if (pred()) return true;
-        if (std::chrono::steady_clock::now() >= deadline) return pred();
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, std::chrono::microseconds(20000));
-    }
-}
-
 bool is_bpffs_mounted(const std::string& path) {
-    std::istringstream in(read_file("/proc/self/mountinfo"));
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::string id, parent, devno, root, mnt;
-        ls >> id >> parent >> devno >> root >> mnt;
-        std::string f;
-        while (ls >> f && f != "-") {
-        }
-        std::string fstype;
-        ls >> fstype;
-        if (unescape_mountinfo(mnt) == path && fstype == "fuse.bpffs-fuse") return true;
+    for (const auto& e : mount_table()) {
+        if (e.path == path && e.fstype == "fuse.bpffs-fuse") return true;
     }
     return false;
 }

@@ -5,6 +5,8 @@
 // Needs root (mounting, setresuid).
 #pragma once
 
+#include "tests/bpf_test_util.hpp"  // wait_for, TempDir, mount_table
+
 #include <sys/types.h>
 
 #include <functional>
@@ -80,7 +82,5 @@ struct CmdResult {
 // Runs argv (argv[0] a path) with a timeout of 30 s; stdin is /dev/null.
 CmdResult run_cmd(const std::vector<std::string>& argv);
 
-// Waits until pred() holds, polling, for at most timeout_ms. Returns pred()'s last value.
-bool wait_for(const std::function<bool()>& pred, int timeout_ms = 10000);
 
 }  // namespace bpffs::test

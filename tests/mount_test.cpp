@@ -14,6 +14,7 @@
 // Errno values are compared by name (err()) so that a failure reads "ENOENT" == "EPERM".
 // Unprivileged callers run in forked children (run_as) that return an errno, 0 for success.
 #include "tests/mount_fixture.hpp"
+#include "tests/bpf_test_util.hpp"
 
 #include "common/unique_fd.hpp"
 
@@ -51,9 +52,11 @@ namespace {
 
 using bpffs::UniqueFd;
 using bpffs::test::is_bpffs_mounted;
+using bpffs::test::mount_table;
 using bpffs::test::Mount;
 using bpffs::test::run_as;
 using bpffs::test::run_cmd;
+using bpffs::test::TempDir;
 using bpffs::test::wait_for;
 
 constexpr uid_t kUser = 1001;
@@ -138,39 +141,11 @@ private:
     mode_t old_;
 };
 
-// A fresh empty directory under /tmp, removed (it must be empty then) at the end of the scope.
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/bpffs-mt-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() { ::rmdir(path_.c_str()); }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
 // The mount options and super block options of the mount at `path` (from mountinfo), joined
 // with commas and framed by commas (",rw,nosuid,...,"), or "" if it is not mounted.
 std::string mountinfo_options(const std::string& path) {
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::string id, parent, devno, root, mnt, opts;
-        ls >> id >> parent >> devno >> root >> mnt >> opts;
-        if (mnt != path) continue;
-        std::string f;
-        while (ls >> f && f != "-") {
-        }
-        std::string fstype, source, super;
-        ls >> fstype >> source >> super;
-        return "," + opts + "," + super + ",";
+    for (const auto& e : mount_table()) {
+        if (e.path == path) return "," + e.options + "," + e.super_options + ",";
     }
     return "";
 }

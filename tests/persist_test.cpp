@@ -140,20 +140,6 @@ UniqueFd must_prog(const char* name) {
     return fd;
 }
 
-UniqueFd raw_connect(const std::string& sock_path) {
-    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    if (!s) return s;
-    timeval tv{5, 0};
-    setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (sock_path.size() >= sizeof addr.sun_path) return UniqueFd();
-    std::memcpy(addr.sun_path, sock_path.data(), sock_path.size());
-    if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
-    return s;
-}
-
 // One request on a new connection to the mount's broker: the decoded reply, or nothing when the
 // connection fails or ends before a reply (a worker going away meanwhile).
 std::optional<proto::Reply> ask(const std::string& mnt, const proto::Request& req) {
