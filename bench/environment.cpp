@@ -183,14 +183,7 @@ void cleanup_unregister_mount(const std::string& path) {
 }
 
 bool wait_until(const std::function<bool()>& pred, int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    auto pause = std::chrono::microseconds(200);
-    while (true) {
-        if (pred()) return true;
-        if (std::chrono::steady_clock::now() >= deadline) return pred();
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, std::chrono::microseconds(20000));
-    }
+    return test::wait_for(pred, timeout_ms);
 }
 
 TempDir::TempDir() {

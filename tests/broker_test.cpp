@@ -16,6 +16,7 @@
 // connection (it does so asynchronously); the expected errnos were checked against a real
 // kernel bpffs on 6.18 where the seed and today's kernel agree (trailing '/', ENAMETOOLONG,
 // read-only remounts).
+#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
 
@@ -65,16 +66,6 @@ constexpr uid_t kUser = 1000;
 constexpr gid_t kUserGid = 1000;
 constexpr uid_t kOther = 1001;
 
-// 0 or the errno of bpffs_obj_pin; 250 if the return value and errno disagree (libbpf 1.x
-// style: -errno returned, errno set).
-int pin(int fd, const std::string& path) {
-    errno = 0;
-    int rc = bpffs_obj_pin(fd, path.c_str());
-    if (rc == 0) return 0;
-    int e = errno;
-    return rc == -e ? e : 250;
-}
-
 struct Got {
     int error = 0;
     UniqueFd fd;
@@ -119,25 +110,6 @@ struct stat must_stat(const std::string& path) {
 bool exists(const std::string& path) {
     struct stat st {};
     return lstat(path.c_str(), &st) == 0;
-}
-
-UniqueFd must_map(const char* name = "bpffs_test") {
-    UniqueFd fd = create_hash_map(name);
-    INFO("bpf_map_create: " << ename(errno));
-    REQUIRE(fd);
-    return fd;
-}
-
-UniqueFd must_prog(const char* name = "bpffs_test") {
-    UniqueFd fd = load_trivial_prog(name);
-    INFO("bpf_prog_load: " << ename(errno));
-    REQUIRE(fd);
-    return fd;
-}
-
-void must_pin(int fd, const std::string& path) {
-    INFO("pin " << path);
-    REQUIRE(ename(pin(fd, path)) == ename(0));
 }
 
 // A map that is still the same object and still works.

@@ -14,6 +14,7 @@
 //
 // The readdir tests tell a listing served by the kernel's cache from one that reached the
 // daemon by the daemon's debug log, which has one line per READDIR(PLUS) request.
+#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
 
@@ -58,13 +59,6 @@ using namespace bpffs::test;
 namespace proto = bpffs::protocol;
 
 namespace {
-
-UniqueFd must_map(const char* name = "bpffs_conn") {
-    UniqueFd fd = create_hash_map(name);
-    INFO("bpf_map_create: " << ename(errno));
-    REQUIRE(fd);
-    return fd;
-}
 
 int errno_of(int rc) { return rc >= 0 ? 0 : errno; }
 

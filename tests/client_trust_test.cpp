@@ -11,6 +11,7 @@
 // user (mount_fixture.hpp), so that no /etc/fuse.conf change (user_allow_other) is needed.
 //
 // The children are forked while this process runs no other thread.
+#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
 
@@ -47,13 +48,6 @@ namespace proto = bpffs::protocol;
 namespace {
 
 constexpr uid_t kOther = 65534;
-
-UniqueFd must_map(const char* name = "bpffs_trust") {
-    UniqueFd fd = create_hash_map(name);
-    INFO("bpf_map_create: " << ename(errno));
-    REQUIRE(fd);
-    return fd;
-}
 
 // 0 or the errno of a libbpffs call (250: the return value and errno disagree).
 int lib_errno(int rc) {

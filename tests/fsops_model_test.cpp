@@ -8,6 +8,7 @@
 // once (e.g. lookup of a long name under an object); where the core's header fixes the order
 // (pin, mkdir), the model follows the header.
 
+#include "tests/result_helpers.hpp"
 #include "fsops/filesystem.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,6 +24,7 @@
 #include <vector>
 
 using namespace bpffs::fsops;
+using bpffs::test::err_of;
 
 namespace {
 
@@ -155,11 +157,6 @@ std::string errname(int e) {
     case EACCES: return "EACCES";
     default: return std::to_string(e);
     }
-}
-
-template <class R>
-int err_of(const R& r) {
-    return r.has_value() ? 0 : r.error().value;
 }
 
 // Where an operation is aimed: a live directory, a live object, or a removed directory.

@@ -9,6 +9,7 @@
 // operations in lockstep and must give the same results and snapshots. A fake clock that moves
 // one second per call makes every timestamp deterministic.
 
+#include "tests/result_helpers.hpp"
 #include "fsops/filesystem.hpp"
 #include "fsops/state.hpp"
 
@@ -25,6 +26,7 @@
 #include <vector>
 
 using namespace bpffs::fsops;
+using bpffs::test::err_of;
 
 namespace {
 
@@ -36,11 +38,6 @@ struct FakeClock {
     }
     void tick() { now->sec += 1; }
 };
-
-template <class R>
-int err_of(const R& r) {
-    return r.has_value() ? 0 : r.error().value;
-}
 
 Caller admin() {
     Caller c;

@@ -10,6 +10,7 @@
 // numeric (no <sys/stat.h>), as the core itself is free of system headers. A directory with a
 // subdirectory refuses pins (EBUSY), so objects go into their own directory, not the root.
 
+#include "tests/result_helpers.hpp"
 #include "fsops/filesystem.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,6 +24,7 @@
 #include <vector>
 
 using namespace bpffs::fsops;
+using bpffs::test::err_of;
 
 namespace {
 
@@ -51,12 +53,6 @@ struct Fx {
     Filesystem fs;
     explicit Fx(MountOptions o = {}) : fs(o, clk.clock()) {}
 };
-
-// 0 on success, else the positive errno.
-template <class R>
-int err_of(const R& r) {
-    return r.has_value() ? 0 : r.error().value;
-}
 
 Caller user(std::uint32_t uid, std::uint32_t gid, std::vector<std::uint32_t> groups = {},
             Caps caps = {}) {

@@ -26,6 +26,7 @@
 // runs under a Watchdog that aborts the mount's FUSE connection (fusectl) after a deadline far
 // beyond the test's normal run time, and waits for children that may hang by polling
 // (has_exited) rather than blocking: a deadlock fails the test and is cleaned up.
+#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
 
@@ -105,16 +106,6 @@ void must_chmod(const std::string& path, mode_t mode) {
     REQUIRE(ename(errno_of(::chmod(path.c_str(), mode))) == ename(0));
 }
 
-// 0 or the errno of bpffs_obj_pin.
-int pin(int fd, const std::string& path) {
-    return bpffs_obj_pin(fd, path.c_str()) == 0 ? 0 : errno;
-}
-
-void must_pin(int fd, const std::string& path) {
-    INFO("pin " << path);
-    REQUIRE(ename(pin(fd, path)) == ename(0));
-}
-
 struct Got {
     int error = 0;
     UniqueFd fd;
@@ -124,20 +115,6 @@ Got get(const std::string& path) {
     int fd = bpffs_obj_get(path.c_str());
     if (fd >= 0) return {0, UniqueFd(fd)};
     return {errno, {}};
-}
-
-UniqueFd must_map(const char* name) {
-    UniqueFd fd = create_hash_map(name);
-    INFO("bpf_map_create: " << ename(errno));
-    REQUIRE(fd);
-    return fd;
-}
-
-UniqueFd must_prog(const char* name) {
-    UniqueFd fd = load_trivial_prog(name);
-    INFO("bpf_prog_load: " << ename(errno));
-    REQUIRE(fd);
-    return fd;
 }
 
 // One request on a new connection to the mount's broker: the decoded reply, or nothing when the

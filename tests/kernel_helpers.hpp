@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Catch2 helpers the kernel tests share: maps, programs, pins (header-only: they use REQUIRE and
+// INFO, so they live apart from the support library the bench links too).
+#pragma once
+
+#include "tests/bpf_test_util.hpp"
+
+#include <bpffs/bpffs.h>
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <string>
+
+namespace bpffs::test {
+
+// A map / a program, or the test stops here with the kernel's errno.
+inline UniqueFd must_map(const char* name = "bpffs_test") {
+    UniqueFd fd = create_hash_map(name);
+    INFO("bpf_map_create: " << ename(errno));
+    REQUIRE(fd);
+    return fd;
+}
+inline UniqueFd must_prog(const char* name = "bpffs_test") {
+    UniqueFd fd = load_trivial_prog(name);
+    INFO("bpf_prog_load: " << ename(errno));
+    REQUIRE(fd);
+    return fd;
+}
+
+// 0 or the errno of bpffs_obj_pin; 250 if the return value and errno disagree (libbpf 1.x
+// style: -errno returned, errno set).
+inline int pin(int fd, const std::string& path) {
+    errno = 0;
+    int rc = bpffs_obj_pin(fd, path.c_str());
+    if (rc == 0) return 0;
+    int e = errno;
+    return rc == -e ? e : 250;
+}
+inline void must_pin(int fd, const std::string& path) {
+    INFO("pin " << path);
+    REQUIRE(ename(pin(fd, path)) == ename(0));
+}
+
+}  // namespace bpffs::test
