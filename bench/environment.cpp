@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// What a run sets up and always takes down: a mount namespace, temp dirs, the daemons, children.
 #include "bench/environment.hpp"
 
 #include "tests/bpf_test_util.hpp"

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The floor: a bare SCM_RIGHTS server and client, what a get cannot beat.
 #include "bench/floor.hpp"
 
 #include <sys/epoll.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// Timing and reporting: samples, medians, ratios against a baseline of the same run.
 #include "bench/harness.hpp"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// What the broker asks bpf(2): which object an fd is, and a new fd for an object by id.
 #include "broker/kernel.hpp"
 
 #include "common/bpf_fd.hpp"

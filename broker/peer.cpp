@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// Who a broker request speaks as: the credentials bound to the connection and the message.
 #include "broker/peer.hpp"
 
 #include "common/caps.hpp"

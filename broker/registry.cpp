@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The registry: the only owner of the kernel objects' fds, by handle.
 #include "broker/registry.hpp"
 
 #include <fcntl.h>

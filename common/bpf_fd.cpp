@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// What an fd is to bpf(2), from /proc and the raw system call.
 #include "common/bpf_fd.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// A process's effective capabilities, from capget(2).
 #include "common/caps.hpp"
 
 #include <linux/capability.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// Groups and capabilities of a thread, from /proc/<tid>/status.
 #include "common/proc_status.hpp"
 
 #include <fstream>

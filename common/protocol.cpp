@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The broker protocol's codec: length-checked encode and decode, nothing else.
 #include "common/protocol.hpp"
 
 #include <cstring>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// sendmsg/recvmsg of one message with its fds (and the sender's credentials).
 #include "common/scm.hpp"
 
 #include <sys/socket.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The supervisor's and the worker's control socketpair: small typed messages with an fd.
 #include "daemon/control.hpp"
 
 #include "common/scm.hpp"

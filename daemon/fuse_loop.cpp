@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The FUSE request loop with custom io: the INIT kept, requests a dead worker read answered.
 #include "daemon/fuse_loop.hpp"
 
 #include "daemon/fuse_adapter.hpp"

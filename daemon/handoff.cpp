@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// What a supervisor hands a new worker: the fds and figures, as "key value" text in a memfd.
 #include "daemon/handoff.hpp"
 
 #include <cerrno>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// Logging set up once: spdlog to stderr, the journal or syslog, libfuse's messages routed in.
 #include "daemon/logging.hpp"
 
 #include <fuse3/fuse_log.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// sd_notify without libsystemd: READY, STOPPING, STATUS and the fd store.
 #include "daemon/notify.hpp"
 
 #include "common/unique_fd.hpp"

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The state log: every core change appended before its reply, read back and compacted.
 #include "daemon/state_log.hpp"
 
 #include <sys/mman.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The supervisor: holds the mount and the objects, starts, restarts and upgrades workers.
 #include "daemon/supervisor.hpp"
 
 #include "daemon/control.hpp"

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The worker: serves FUSE and the broker from what the supervisor handed it.
 #include "daemon/worker.hpp"
 
 #include "broker/broker.hpp"

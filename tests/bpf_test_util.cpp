@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// Test support shared by the tests and the bench: maps, programs, children, temp dirs, mounts.
 #include "tests/bpf_test_util.hpp"
 
 #include "tests/mount_fixture.hpp"

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// The mount fixture: the real daemon on a temp dir, always unmounted, and children as other users.
 #include "tests/mount_fixture.hpp"
 
 #include "tests/bpf_test_util.hpp"
