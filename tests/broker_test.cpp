@@ -16,6 +16,7 @@
 // connection (it does so asynchronously); the expected errnos were checked against a real
 // kernel bpffs on 6.18 where the seed and today's kernel agree (trailing '/', ENAMETOOLONG,
 // read-only remounts).
+#include "tests/result_helpers.hpp"
 #include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
@@ -81,10 +82,6 @@ Got get(const std::string& path) {
 
 int get_errno(const std::string& path) {
     return get(path).error;
-}
-
-int errno_of(int rc) {
-    return rc == 0 ? 0 : errno;
 }
 
 // An fd number that is not open, and high enough not to be reused by the test's next open().

@@ -14,6 +14,7 @@
 //
 // The readdir tests tell a listing served by the kernel's cache from one that reached the
 // daemon by the daemon's debug log, which has one line per READDIR(PLUS) request.
+#include "tests/result_helpers.hpp"
 #include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
@@ -59,8 +60,6 @@ using namespace bpffs::test;
 namespace proto = bpffs::protocol;
 
 namespace {
-
-int errno_of(int rc) { return rc >= 0 ? 0 : errno; }
 
 // 0 or the errno of a libbpffs call that returns 0/an fd or -errno (250: return value and errno
 // disagree).

@@ -13,6 +13,7 @@
 //
 // Errno values are compared by name (err()) so that a failure reads "ENOENT" == "EPERM".
 // Unprivileged callers run in forked children (run_as) that return an errno, 0 for success.
+#include "tests/result_helpers.hpp"
 #include "tests/mount_fixture.hpp"
 #include "tests/bpf_test_util.hpp"
 
@@ -52,6 +53,7 @@ namespace {
 
 using bpffs::UniqueFd;
 using bpffs::test::is_bpffs_mounted;
+using bpffs::test::errno_of;
 using bpffs::test::mount_table;
 using bpffs::test::Mount;
 using bpffs::test::run_as;
@@ -69,10 +71,6 @@ std::string err(int e) {
     const char* n = strerrorname_np(e);
     return n != nullptr ? n : std::to_string(e);
 }
-
-// The errno of a call returning 0 or -1. Takes the call's result, so errno is read before
-// anything else can run.
-int errno_of(int rc) { return rc == 0 ? 0 : errno; }
 
 // The errno of open(2) (0 if it succeeded; the fd is closed then).
 int open_errno(const std::string& path, int flags, mode_t mode = 0) {

@@ -26,6 +26,7 @@
 // runs under a Watchdog that aborts the mount's FUSE connection (fusectl) after a deadline far
 // beyond the test's normal run time, and waits for children that may hang by polling
 // (has_exited) rather than blocking: a deadlock fails the test and is cleaned up.
+#include "tests/result_helpers.hpp"
 #include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
 #include "tests/mount_fixture.hpp"
@@ -84,10 +85,6 @@ namespace proto = bpffs::protocol;
 namespace {
 
 constexpr uid_t kNobody = 65534;
-
-int errno_of(int rc) {
-    return rc == 0 ? 0 : errno;
-}
 
 void must_mkdir(const std::string& path, mode_t mode = 0755) {
     INFO("mkdir " << path);
