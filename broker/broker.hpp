@@ -108,6 +108,9 @@ private:
     bool refresh_mount_state_locked();
     // Is the mount that the client walked to `dirfd` read-only (pin: EROFS)?
     bool walked_read_only(int dirfd);
+    // Is the superblock read-only (get: EROFS), counting a remount made just before the request?
+    bool superblock_read_only();
+    void take_pending_mount_change_locked();  // under mount_mu_
 
 private:
     protocol::Reply handle(RequestCreds& c, const protocol::Request& req,

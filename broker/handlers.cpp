@@ -87,7 +87,7 @@ protocol::Reply Broker::do_get(RequestCreds& c, std::vector<UniqueFd>& fds, Uniq
     // inode_permission(MAY_WRITE) checks the superblock (sb_permission), not the mount: a
     // read-only bind mount of a writable mount does not make get fail; a read-only superblock
     // does, for objects and directories alike, before any other check.
-    if (sb_read_only_.load() && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+    if ((S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && superblock_read_only()) {
         return reply_error(Op::get, EROFS);
     }
     // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).

@@ -214,20 +214,30 @@ bool Broker::refresh_mount_state_locked() {
     return found;
 }
 
+// A mount change the client made before asking must count: take a pending change of the mount
+// table first (no thread's epoll_wait may have seen it yet). Under mount_mu_, so that a thread
+// that finds nothing pending waits for one that is re-reading.
+void Broker::take_pending_mount_change_locked() {
+    pollfd pf{mountinfo_.get(), POLLPRI, 0};
+    if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLPRI | POLLERR)) &&
+        !refresh_mount_state_locked()) {
+        mount_gone_.store(true);  // the threads stop after this request
+    }
+}
+
+bool Broker::superblock_read_only() {
+    std::lock_guard l(mount_mu_);
+    take_pending_mount_change_locked();
+    return sb_read_only_.load();
+}
+
 bool Broker::walked_read_only(int dirfd) {
     struct statx sx {};
     bool have_id = statx(dirfd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) == 0 &&
                    (sx.stx_mask & STATX_MNT_ID);
     {
         std::lock_guard l(mount_mu_);
-        // A mount change the client made before asking must count: take a pending change of
-        // the mount table first (no thread's epoll_wait may have seen it yet). Under the lock,
-        // so that a thread that finds nothing pending waits for one that is re-reading.
-        pollfd pf{mountinfo_.get(), POLLPRI, 0};
-        if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLPRI | POLLERR)) &&
-            !refresh_mount_state_locked()) {
-            mount_gone_.store(true);  // the threads stop after this request
-        }
+        take_pending_mount_change_locked();
         if (sb_read_only_.load()) return true;
         if (have_id) {
             auto it = mount_ro_.find(sx.stx_mnt_id);
