@@ -346,15 +346,18 @@ std::vector<MountEntry> mount_table() {
     return out;
 }
 
-UniqueFd raw_connect(const std::string& sock_path) {
+UniqueFd raw_connect(const std::string& sock_path, int timeout_s) {
     UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!s) return s;
-    timeval tv{5, 0};
+    timeval tv{timeout_s, 0};
     setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (sock_path.size() >= sizeof addr.sun_path) return UniqueFd();
+    if (sock_path.size() >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        return UniqueFd();
+    }
     std::memcpy(addr.sun_path, sock_path.data(), sock_path.size());
     if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
     return s;

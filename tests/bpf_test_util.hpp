@@ -64,9 +64,9 @@ struct MountEntry {
 };
 std::vector<MountEntry> mount_table();
 
-// A SOCK_SEQPACKET connection to `sock_path` with 5 s send and receive timeouts; invalid if the
+// A SOCK_SEQPACKET connection to `sock_path` with send and receive timeouts; invalid if the
 // connect fails (errno set).
-UniqueFd raw_connect(const std::string& sock_path);
+UniqueFd raw_connect(const std::string& sock_path, int timeout_s = 5);
 
 // An RAII owner of many fds (the SCM_RIGHTS tests send hundreds).
 class FdGroup {

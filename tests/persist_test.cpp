@@ -317,6 +317,18 @@ bool has_exited(pid_t pid) {
            si.si_pid == pid;
 }
 
+// Waits (at most timeout_ms) until every child has exited (not reaped: Child reaps them).
+bool all_exited(const std::vector<std::unique_ptr<Child>>& children, int timeout_ms) {
+    return wait_for(
+        [&] {
+            for (const auto& c : children) {
+                if (!has_exited(c->pid())) return false;
+            }
+            return true;
+        },
+        timeout_ms);
+}
+
 // "tid state wchan" for each thread of pid: where a stuck process sleeps.
 std::string thread_states(pid_t pid) {
     std::string out;
@@ -1756,17 +1768,8 @@ void timed_call(StressClient& c, int op, std::initializer_list<int> allowed, Fn 
 // connection the broker closed (the worker died: allowed, counted in `closed`), ETIMEDOUT for no
 // answer at all.
 int raw_status(const std::string& mnt, std::atomic<std::uint64_t>& closed) {
-    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    UniqueFd s = raw_connect(mnt + "/" + std::string(proto::kSocketName), 60);
     if (!s) return errno;
-    timeval tv{60, 0};
-    setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    const std::string path = mnt + "/" + std::string(proto::kSocketName);
-    if (path.size() >= sizeof addr.sun_path) return ENAMETOOLONG;
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return errno;
     int e = send_with_fds(s.get(), proto::encode(proto::Request{proto::Op::status, {}}), {});
     if (e == EPIPE || e == ECONNRESET) {
         closed.fetch_add(1);
@@ -1927,15 +1930,7 @@ void load_and_replace(const StressConfig& cfg) {
         int stuck_ms;
         ~Release() {
             load.stop.store(true);
-            bool ended = wait_for(
-                [&] {
-                    for (const auto& c : clients) {
-                        if (!has_exited(c->pid())) return false;
-                    }
-                    return true;
-                },
-                stuck_ms);
-            if (!ended) abort_connection(dev_of(m.path()));
+            if (!all_exited(clients, stuck_ms)) abort_connection(dev_of(m.path()));
         }
     } release{m, *load, clients, stuck_ms};
     Watchdog watchdog(m.path(), cfg.watchdog_s);  // declared after the children: it goes first
@@ -2073,14 +2068,7 @@ void load_and_replace(const StressConfig& cfg) {
 
     // Stop the clients: each must return from the call in hand.
     load->stop.store(true);
-    bool ended = wait_for(
-        [&] {
-            for (const auto& c : clients) {
-                if (!has_exited(c->pid())) return false;
-            }
-            return true;
-        },
-        stuck_ms);
+    bool ended = all_exited(clients, stuck_ms);
     if (!ended && hang.empty()) give_up("a client did not end after the last kill");
     INFO("daemon log (end):\n" << [&] {
         std::string l = m.log();
