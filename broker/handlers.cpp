@@ -44,7 +44,7 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
     // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
     // permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6. name
     // and terminal rules (the core), 7. create.
-    if (!c.with_caps().caps.sys_admin) return reply_error(Op::pin, EPERM);
+    if (auto ok = fs_.may_pin(c.with_caps()); !ok) return reply_error(Op::pin, ok.error().value);
     auto obj = identify(fds[0].get());
     if (!obj) return reply_error(Op::pin, obj.error().value);
     int dirfd = fds[1].get();

@@ -88,6 +88,20 @@ struct Filesystem::Impl : table::NodeTable {
         return n;
     }
 
+    // The name an rmdir or unlink removes, in their order: a read-only mount (EROFS), the
+    // parent (live_dir), the name (ENOENT).
+    struct Victim {
+        Node* parent;
+        Node* node;
+    };
+    Result<Victim> victim(Ino parent, std::string_view name) {
+        if (read_only) return fail(EROFS);
+        auto d = live_dir(parent);
+        if (!d) return d.error();
+        Node* n = child(**d, name);
+        if (n == nullptr) return fail(ENOENT);
+        return Victim{*d, n};
+    }
 
     // New node linked into `parent` under `name`: validate first (the caller), then allocate,
     // then link.
@@ -261,31 +275,25 @@ Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view nam
 
 Result<void> Filesystem::rmdir(Ino parent, std::string_view name) {
     return impl_->change([&]() -> Result<void> {
-        if (impl_->read_only) return fail(EROFS);
-        auto d = impl_->live_dir(parent);
-        if (!d) return d.error();
-        Node& p = **d;
-        Node* n = impl_->child(p, name);
-        if (n == nullptr) return fail(ENOENT);
-        if (!n->is_dir()) return fail(ENOTDIR);
-        if (impl_->dir_of(*n).live() != 0) return fail(ENOTEMPTY);
-        impl_->unlink_node(p, *n);  // touches p and n
+        auto v = impl_->victim(parent, name);
+        if (!v) return v.error();
+        Node& n = *v->node;
+        if (!n.is_dir()) return fail(ENOTDIR);
+        if (impl_->dir_of(n).live() != 0) return fail(ENOTEMPTY);
+        impl_->unlink_node(*v->parent, n);  // touches both
         return {};
     });
 }
 
 Result<Unlinked> Filesystem::unlink(Ino parent, std::string_view name) {
     return impl_->change([&]() -> Result<Unlinked> {
-        if (impl_->read_only) return fail(EROFS);
-        auto d = impl_->live_dir(parent);
-        if (!d) return d.error();
-        Node& p = **d;
-        Node* n = impl_->child(p, name);
-        if (n == nullptr) return fail(ENOENT);
-        if (n->is_dir()) return fail(EISDIR);
-        if (n->ino == impl_->socket_ino) return fail(EPERM);  // generated, not the user's
+        auto v = impl_->victim(parent, name);
+        if (!v) return v.error();
+        Node& n = *v->node;
+        if (n.is_dir()) return fail(EISDIR);
+        if (n.ino == impl_->socket_ino) return fail(EPERM);  // generated, not the user's
         Unlinked out;
-        out.released = impl_->unlink_node(p, *n);  // touches p and n
+        out.released = impl_->unlink_node(*v->parent, n);  // touches both
         return out;
     });
 }
@@ -434,9 +442,14 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view) const {
     return fail(EOPNOTSUPP);
 }
 
+Result<void> Filesystem::may_pin(const Caller& c) const {
+    if (int e = impl_->policy.pin_denied(c.caps.sys_admin)) return fail(e);
+    return {};
+}
+
 Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
                              ObjHandle handle, bool read_only) {
-    if (!c.caps.sys_admin) return fail(EPERM);
+    if (auto ok = may_pin(c); !ok) return ok.error();
     return impl_->change([&]() -> Result<Attr> {
         auto d = impl_->live_dir(parent);
         if (!d) return d.error();

@@ -134,6 +134,9 @@ public:
     Result<void> removexattr(Ino ino, std::string_view name) const;
 
     // --- the bpf(2) commands, for the broker ----------------------------------------------
+    // May this caller pin at all? The first check of a pin, before its fd and its path
+    // (EPERM without CAP_SYS_ADMIN); pin() asks it too.
+    Result<void> may_pin(const Caller& c) const;
     // pin (BPF_PIN_FD) into directory `parent`, after the broker checked the fd. Order: EPERM
     // (no CAP_SYS_ADMIN), ENOENT (parent removed), ENOTDIR, ENAMETOOLONG, EEXIST, EROFS (when
     // `read_only`: the mount the client walked is read-only), EPERM (dotted name), EBUSY (parent

@@ -594,10 +594,17 @@ struct NodeTable {
             d.index.insert(hash_name(d.name_of(d.entries[pos])), pos);
     }
 
-
     // Fills an empty table from `s` (fsops/restore.cpp): false on the first inconsistency.
     // `mixed_dirs`: a directory may hold both objects and directories (else: refused).
     bool load(const CoreState& s, bool mixed_dirs);
+
+private:
+    // load()'s steps (fsops/restore.cpp).
+    struct ToLink;
+    bool load_node(const NodeState& ns, std::vector<ToLink>& to_link);
+    bool link_loaded(std::vector<ToLink>& to_link);
+    bool count_loaded(const CoreState& s, bool mixed_dirs);
+    std::size_t reachable_from_root() const;
 };
 
 }  // namespace bpffs::fsops::table

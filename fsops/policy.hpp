@@ -11,6 +11,9 @@ namespace bpffs::fsops {
 
 class Policy {
 public:
+    // Who may pin at all, asked before the fd and the path (the seed's bpf_obj_pin_user):
+    // CAP_SYS_ADMIN, else EPERM. 0: allowed.
+    int pin_denied(bool cap_sys_admin) const { return cap_sys_admin ? 0 : EPERM; }
     // The seed's terminal rule, mkdir's half: no directory beside objects (EPERM). 0: allowed.
     int mkdir_refused(std::uint32_t objects_in_parent) const {
         return objects_in_parent > 0 ? EPERM : 0;

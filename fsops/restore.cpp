@@ -9,6 +9,48 @@
 
 namespace bpffs::fsops::table {
 
+namespace {
+
+// The checks a node's state passes on its own: its ino, type and format, a root, a socket, a
+// removed node and a named one each as the operations make them.
+bool node_state_valid(const NodeState& ns, Ino next_ino, Ino socket_ino) {
+    if (ns.ino == 0 || ns.ino >= next_ino || ns.attr.ino != ns.ino) return false;
+    if (ns.type != ObjType::map && ns.type != ObjType::prog) return false;
+    std::uint32_t fmt = ns.attr.mode & kIfMt;
+    if (fmt != kIfDir && fmt != kIfReg && fmt != kIfSock) return false;
+    if (ns.is_dir != (fmt == kIfDir)) return false;
+    if (ns.is_dir ? ns.next_cookie < kFirstCookie : ns.next_cookie != 0) return false;
+    if (ns.handle && fmt != kIfReg) return false;
+    bool is_root = ns.ino == kRootIno;
+    bool is_socket = ns.ino == socket_ino;
+    if ((fmt == kIfSock) != is_socket) return false;
+    if (is_root) {
+        if (ns.parent != 0 || !ns.name.empty() || ns.cookie != 0 || !ns.is_dir || ns.removed)
+            return false;
+    } else if (ns.parent == 0) {
+        return false;
+    }
+    if (is_socket && (ns.parent != kRootIno || ns.name != kSocketName || ns.cookie != 0 ||
+                      ns.removed || ns.attr.nlink != 1))
+        return false;
+    if (ns.removed) {
+        // Unlinked: no nlink, no object; in the table only while the kernel holds it.
+        return ns.nlookup != 0 && !ns.handle && ns.attr.nlink == 0;
+    }
+    if (is_root || is_socket) return true;
+    return is_valid_name(ns.name) && (fmt != kIfReg || ns.attr.nlink == 1);
+}
+
+}  // namespace
+
+// A named node waiting to be linked into its parent.
+struct NodeTable::ToLink {
+    Ino parent;
+    std::uint64_t cookie;
+    std::uint32_t slot;
+    const NodeState* ns;
+};
+
 // Fills an empty table from `s`: each node on its own, then the links into the parents (in
 // cookie order, so each directory's entries come out sorted), then the rules that need the
 // whole tree. False on the first inconsistency.
@@ -20,57 +62,9 @@ bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
     socket_ino = m.socket_ino;
     read_only = m.read_only;
 
-    struct ToLink {
-        Ino parent;
-        std::uint64_t cookie;
-        std::uint32_t slot;
-        const NodeState* ns;
-    };
     std::vector<ToLink> to_link;
     for (const NodeState& ns : s.nodes) {
-        if (ns.ino == 0 || ns.ino >= next_ino || ns.attr.ino != ns.ino) return false;
-        if (ns.type != ObjType::map && ns.type != ObjType::prog) return false;
-        std::uint32_t fmt = ns.attr.mode & kIfMt;
-        if (fmt != kIfDir && fmt != kIfReg && fmt != kIfSock) return false;
-        if (ns.is_dir != (fmt == kIfDir)) return false;
-        if (ns.is_dir ? ns.next_cookie < kFirstCookie : ns.next_cookie != 0) return false;
-        if (ns.handle && fmt != kIfReg) return false;
-        bool is_root = ns.ino == kRootIno;
-        bool is_socket = ns.ino == socket_ino;
-        if ((fmt == kIfSock) != is_socket) return false;
-        if (is_root) {
-            if (ns.parent != 0 || !ns.name.empty() || ns.cookie != 0 || !ns.is_dir || ns.removed)
-                return false;
-        } else if (ns.parent == 0) {
-            return false;
-        }
-        if (is_socket && (ns.parent != kRootIno || ns.name != kSocketName || ns.cookie != 0 ||
-                          ns.removed || ns.attr.nlink != 1))
-            return false;
-        if (ns.removed) {
-            // Unlinked: no nlink, no object; in the table only while the kernel holds it.
-            if (ns.nlookup == 0 || ns.handle || ns.attr.nlink != 0) return false;
-        } else if (!is_root && !is_socket) {
-            if (!is_valid_name(ns.name)) return false;
-            if (fmt == kIfReg && ns.attr.nlink != 1) return false;
-        }
-        if (find(ns.ino) != nullptr) return false;  // the same ino twice
-        std::uint32_t slot = new_node(ns.ino);
-        Node& n = at(slot);
-        set_attr(n, ns.attr);
-        set_lookups(n, ns.nlookup);
-        if (ns.type == ObjType::prog) n.bits |= Node::kProg;
-        if (ns.handle) {
-            n.bits |= Node::kHasHandle;
-            n.handle = *ns.handle;
-        }
-        if (ns.is_dir) dirs[ns.ino].next_cookie = ns.next_cookie;
-        if (ns.removed) {
-            n.bits |= Node::kRemoved;
-            detached[ns.ino] = Detached{ns.parent, ns.cookie, ns.name};
-        } else if (!is_root && !is_socket) {
-            to_link.push_back(ToLink{ns.parent, ns.cookie, slot, &ns});
-        }
+        if (!load_node(ns, to_link)) return false;
     }
     std::uint32_t root_slot = slot_of(kRootIno);
     if (root_slot == kNone) return false;
@@ -80,7 +74,36 @@ bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
         if (sock == nullptr) return false;
         sock->parent = root_slot;
     }
+    if (!link_loaded(to_link) || !count_loaded(s, mixed_dirs)) return false;
+    // Every linked node hangs off the root (no cycle of directories on its own).
+    return reachable_from_root() == to_link.size();
+}
 
+// One node into the slab, its name queued for link_loaded().
+bool NodeTable::load_node(const NodeState& ns, std::vector<ToLink>& to_link) {
+    if (!node_state_valid(ns, next_ino, socket_ino)) return false;
+    if (find(ns.ino) != nullptr) return false;  // the same ino twice
+    std::uint32_t slot = new_node(ns.ino);
+    Node& n = at(slot);
+    set_attr(n, ns.attr);
+    set_lookups(n, ns.nlookup);
+    if (ns.type == ObjType::prog) n.bits |= Node::kProg;
+    if (ns.handle) {
+        n.bits |= Node::kHasHandle;
+        n.handle = *ns.handle;
+    }
+    if (ns.is_dir) dirs[ns.ino].next_cookie = ns.next_cookie;
+    if (ns.removed) {
+        n.bits |= Node::kRemoved;
+        detached[ns.ino] = Detached{ns.parent, ns.cookie, ns.name};
+    } else if (ns.ino != kRootIno && ns.ino != socket_ino) {
+        to_link.push_back(ToLink{ns.parent, ns.cookie, slot, &ns});
+    }
+    return true;
+}
+
+// Links the named nodes into live parent directories, each cookie and name once.
+bool NodeTable::link_loaded(std::vector<ToLink>& to_link) {
     std::sort(to_link.begin(), to_link.end(), [](const ToLink& a, const ToLink& b) {
         return a.parent != b.parent ? a.parent < b.parent : a.cookie < b.cookie;
     });
@@ -96,7 +119,11 @@ bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
         d.reserve_entry(l.ns->name.size());
         link(*p, d, l.slot, l.ns->name, l.cookie);
     }
+    return true;
+}
 
+// The counts, and each live directory's nlink and (unless allowed) the terminal rule.
+bool NodeTable::count_loaded(const CoreState& s, bool mixed_dirs) {
     counts = Counts{0, 0, 0};
     for (const NodeState& ns : s.nodes) {
         if (ns.handle) ++(ns.type == ObjType::map ? counts.maps : counts.progs);
@@ -106,9 +133,11 @@ bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
         if (!mixed_dirs && d.nobjects > 0 && d.nsubdirs > 0) return false;
         ++counts.dirs;
     }
+    return true;
+}
 
-    // Every linked node hangs off the root (no cycle of directories on its own). Each node is
-    // linked once, so the walk from the root ends.
+// How many linked nodes a walk from the root reaches. Each node is linked once, so it ends.
+std::size_t NodeTable::reachable_from_root() const {
     std::size_t reached = 0;
     std::vector<const Dir*> todo{&dirs.find(kRootIno)->second};
     while (!todo.empty()) {
@@ -121,7 +150,7 @@ bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
             if (c.is_dir()) todo.push_back(&dir_of(c));
         }
     }
-    return reached == to_link.size();
+    return reached;
 }
 
 }  // namespace bpffs::fsops::table
