@@ -134,18 +134,31 @@ std::string obj_name(const char* name, std::size_t size) {
     return std::string(name, strnlen(name, size));
 }
 
-Result<std::vector<Field>> map_fields(int fd) {
-    bpf_map_info info{};
+// The kernel's info on a map or program (bpf_map_info, bpf_prog_info).
+template <typename Info>
+Result<Info> info_of(int fd) {
+    Info info{};
     __u32 len = sizeof info;
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return fail(errno);
-    std::vector<Field> f = {str("type", "map"), num("id", info.id),
-                            str("name", obj_name(info.name, sizeof info.name))};
-    // As bpftool does: the type's name when libbpf knows it, else its number.
-    if (const char* t = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(info.type))) {
-        f.push_back(str("map_type", t));
-    } else {
-        f.push_back(num("map_type", info.type));
-    }
+    return info;
+}
+
+// The first fields of both kinds: type, id, name, then the kernel's type of the object as
+// bpftool shows it: libbpf's name for it when it has one (`type_name`), else its number.
+std::vector<Field> head_fields(const char* kind, std::uint32_t id, std::string name,
+                               const char* type_name, std::uint32_t type) {
+    std::string type_key = std::string(kind) + "_type";
+    return {str("type", kind), num("id", id), str("name", std::move(name)),
+            type_name != nullptr ? str(type_key, type_name) : num(type_key, type)};
+}
+
+Result<std::vector<Field>> map_fields(int fd) {
+    auto got = info_of<bpf_map_info>(fd);
+    if (!got) return got.error();
+    const bpf_map_info& info = *got;
+    std::vector<Field> f =
+        head_fields("map", info.id, obj_name(info.name, sizeof info.name),
+                    libbpf_bpf_map_type_str(static_cast<bpf_map_type>(info.type)), info.type);
     f.push_back(num("key_size", info.key_size));
     f.push_back(num("value_size", info.value_size));
     f.push_back(num("max_entries", info.max_entries));
@@ -154,16 +167,12 @@ Result<std::vector<Field>> map_fields(int fd) {
 }
 
 Result<std::vector<Field>> prog_fields(int fd) {
-    bpf_prog_info info{};
-    __u32 len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return fail(errno);
-    std::vector<Field> f = {str("type", "prog"), num("id", info.id),
-                            str("name", obj_name(info.name, sizeof info.name))};
-    if (const char* t = libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(info.type))) {
-        f.push_back(str("prog_type", t));
-    } else {
-        f.push_back(num("prog_type", info.type));
-    }
+    auto got = info_of<bpf_prog_info>(fd);
+    if (!got) return got.error();
+    const bpf_prog_info& info = *got;
+    std::vector<Field> f =
+        head_fields("prog", info.id, obj_name(info.name, sizeof info.name),
+                    libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(info.type)), info.type);
     std::string tag;
     for (unsigned char b : info.tag) {
         char buf[4];

@@ -73,61 +73,78 @@ std::vector<std::string> split_exec_command(int argc, char** argv,
     return args;
 }
 
-int run_main(int argc, char** argv) {
+// The command line: the top-level app, each verb's options and its CLI11 subcommand.
+struct Cli {
     CLI::App app{
         "bpffsctl: pin, fetch and inspect eBPF maps and programs on bpffs-fuse mounts,\n"
         "and show or change a mount's options.",
         "bpffsctl"};
-    app.set_version_flag("--version", std::string("bpffsctl ") + BPFFS_VERSION);
-    app.require_subcommand(1);
-    app.footer(
-        "Exit status: 0 ok, 1 failure, 2 usage error. Run 'bpffsctl VERB --help' for a verb.");
-
     PinOptions pin_o;
     std::uint32_t map_id = 0, prog_id = 0;
-    auto* pin = app.add_subcommand("pin",
-                                   "pin a kernel map or program at PATH on a bpffs-fuse "
-                                   "mount (needs CAP_SYS_ADMIN)");
-    auto* source = pin->add_option_group("source", "where the object comes from (exactly one)");
-    auto* opt_map = source->add_option("--map-id", map_id, "the map with this kernel id");
-    auto* opt_prog = source->add_option("--prog-id", prog_id, "the program with this kernel id");
-    auto* opt_from = source->add_option("--from", pin_o.from,
-                                        "the object pinned at this path on a kernel bpffs "
-                                        "(e.g. /sys/fs/bpf/NAME)");
-    pin->add_option("PATH", pin_o.path, "the new name, on a bpffs-fuse mount")->required();
-    add_trust_option(pin, pin_o.trust_uid);
-
+    CLI::App* pin = nullptr;
+    CLI::Option *opt_map = nullptr, *opt_prog = nullptr, *opt_from = nullptr;
     GetOptions get_o;
-    auto* get = app.add_subcommand("get",
-                                   "fetch the object pinned at PATH and print its kernel "
-                                   "info, one 'key: value' per line");
-    get->add_option("PATH", get_o.path, "a pinned map or program")->required();
-    get->add_flag("--json", get_o.json, "print one JSON object instead");
-    add_trust_option(get, get_o.trust_uid);
-    get->footer(
+    CLI::App* get = nullptr;
+    ExecOptions exec_o;
+    CLI::App* exec = nullptr;
+    RunOptions run_o;
+    CLI::App* run = nullptr;
+    StatusOptions status_o;
+    CLI::App* status = nullptr;
+    RemountOptions remount_o;
+    CLI::App* remount = nullptr;
+    UpgradeOptions upgrade_o;
+    CLI::App* upgrade = nullptr;
+};
+
+void add_pin(Cli& c) {
+    c.pin = c.app.add_subcommand("pin",
+                                 "pin a kernel map or program at PATH on a bpffs-fuse "
+                                 "mount (needs CAP_SYS_ADMIN)");
+    auto* source = c.pin->add_option_group("source", "where the object comes from (exactly one)");
+    c.opt_map = source->add_option("--map-id", c.map_id, "the map with this kernel id");
+    c.opt_prog = source->add_option("--prog-id", c.prog_id, "the program with this kernel id");
+    c.opt_from = source->add_option("--from", c.pin_o.from,
+                                    "the object pinned at this path on a kernel bpffs "
+                                    "(e.g. /sys/fs/bpf/NAME)");
+    c.pin->add_option("PATH", c.pin_o.path, "the new name, on a bpffs-fuse mount")->required();
+    add_trust_option(c.pin, c.pin_o.trust_uid);
+}
+
+void add_get(Cli& c) {
+    c.get = c.app.add_subcommand("get",
+                                 "fetch the object pinned at PATH and print its kernel "
+                                 "info, one 'key: value' per line");
+    c.get->add_option("PATH", c.get_o.path, "a pinned map or program")->required();
+    c.get->add_flag("--json", c.get_o.json, "print one JSON object instead");
+    add_trust_option(c.get, c.get_o.trust_uid);
+    c.get->footer(
         "Keys: type (map or prog), id, name; maps: map_type, key_size, value_size,\n"
         "max_entries, map_flags; programs: prog_type, tag. map_type and prog_type are\n"
         "libbpf's names, or numbers for types libbpf does not know.");
+}
 
-    ExecOptions exec_o;
-    auto* exec = app.add_subcommand("exec",
-                                    "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
-                                    "CMD with the objects open on fds 3, 4, ...");
-    exec->add_option("PATH", exec_o.paths, "pinned maps or programs, in fd order")->required();
-    add_trust_option(exec, exec_o.trust_uid);
-    exec->footer(
+void add_exec(Cli& c) {
+    c.exec = c.app.add_subcommand("exec",
+                                  "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
+                                  "CMD with the objects open on fds 3, 4, ...");
+    c.exec->add_option("PATH", c.exec_o.paths, "pinned maps or programs, in fd order")
+        ->required();
+    add_trust_option(c.exec, c.exec_o.trust_uid);
+    c.exec->footer(
         "The fetched objects are open (not close-on-exec) on fds 3, 4, ... in the order\n"
         "of the PATHs, and $BPFFS_FDS lists them (\"3 4 ...\"). CMD is looked up in\n"
         "$PATH. Exit status: CMD's own; 1 if a PATH cannot be fetched, 2 on a usage\n"
         "error, 127 if CMD cannot be run (not found, not executable: execvp failed).");
+}
 
-    RunOptions run_o;
-    auto* run = app.add_subcommand("run",
-                                   "run -- CMD [ARGS...]: run CMD with the preload shim, so "
-                                   "that unmodified bpftool and libbpf programs pin and get "
-                                   "on bpffs-fuse mounts");
-    add_trust_option(run, run_o.trust_uid);
-    run->footer(
+void add_run(Cli& c) {
+    c.run = c.app.add_subcommand("run",
+                                 "run -- CMD [ARGS...]: run CMD with the preload shim, so "
+                                 "that unmodified bpftool and libbpf programs pin and get "
+                                 "on bpffs-fuse mounts");
+    add_trust_option(c.run, c.run_o.trust_uid);
+    c.run->footer(
         "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"
         "when set, else " BPFFS_PRELOAD_PATH ".\n"
         "Under it, bpf(2)'s BPF_OBJ_PIN and BPF_OBJ_GET of a path on a bpffs-fuse mount\n"
@@ -138,100 +155,121 @@ int run_main(int argc, char** argv) {
         "value 8 entries 16 name m\n"
         "Exit status: CMD's own; 1 if the shim is missing, 2 on a usage error, 127 if CMD\n"
         "cannot be run.");
+}
 
-    StatusOptions status_o;
-    auto* status = app.add_subcommand("status",
-                                      "show a mount's options, object counts, daemon "
-                                      "pid and version");
-    status
-        ->add_option("MOUNTPOINT", status_o.mountpoint,
+void add_status(Cli& c) {
+    c.status = c.app.add_subcommand("status",
+                                    "show a mount's options, object counts, daemon "
+                                    "pid and version");
+    c.status
+        ->add_option("MOUNTPOINT", c.status_o.mountpoint,
                      "a bpffs-fuse mount (or any directory in it)")
         ->required();
-    status->add_flag("--json", status_o.json, "print one JSON object instead");
-    add_trust_option(status, status_o.trust_uid);
-    status->footer(
+    c.status->add_flag("--json", c.status_o.json, "print one JSON object instead");
+    add_trust_option(c.status, c.status_o.trust_uid);
+    c.status->footer(
         "Keys: options (as /proc/mounts shows them; 'defaults' when none, \"\" in\n"
         "JSON), uid, gid, mode (octal), directories, maps, programs, pid (the daemon's),\n"
         "version, worker (the process serving requests), generation (workers started),\n"
         "restarts (after a crash).");
+}
 
-    RemountOptions remount_o;
-    auto* remount = app.add_subcommand("remount",
-                                       "change a mount's options, as 'mount -o "
-                                       "remount' would (needs CAP_SYS_ADMIN)");
-    remount->add_option("MOUNTPOINT", remount_o.mountpoint, "a bpffs-fuse mount")->required();
-    remount
-        ->add_option("-o", remount_o.options,
+void add_remount(Cli& c) {
+    c.remount = c.app.add_subcommand("remount",
+                                     "change a mount's options, as 'mount -o "
+                                     "remount' would (needs CAP_SYS_ADMIN)");
+    c.remount->add_option("MOUNTPOINT", c.remount_o.mountpoint, "a bpffs-fuse mount")
+        ->required();
+    c.remount
+        ->add_option("-o", c.remount_o.options,
                      "uid=N, gid=N, mode=OCTAL; as in the kernel's bpffs, mode goes back to "
                      "0700 when not given, uid and gid keep their values")
         ->required();
-    add_trust_option(remount, remount_o.trust_uid);
+    add_trust_option(c.remount, c.remount_o.trust_uid);
+}
 
-    UpgradeOptions upgrade_o;
-    auto* upgrade = app.add_subcommand(
+void add_upgrade(Cli& c) {
+    c.upgrade = c.app.add_subcommand(
         "upgrade",
         "replace the daemon's worker with a new binary without unmounting (needs "
         "CAP_SYS_ADMIN)");
-    upgrade->add_option("MOUNTPOINT", upgrade_o.mountpoint, "a bpffs-fuse mount")->required();
-    upgrade->add_option("--exec", upgrade_o.exec,
-                        "the new bpffs-fuse binary (default: the path the running one was "
-                        "started from, e.g. after a package upgrade)");
-    upgrade->add_option("--timeout", upgrade_o.timeout,
-                        "seconds to wait for the new worker to serve (default 30)");
-    add_trust_option(upgrade, upgrade_o.trust_uid);
-    upgrade->footer(
+    c.upgrade->add_option("MOUNTPOINT", c.upgrade_o.mountpoint, "a bpffs-fuse mount")
+        ->required();
+    c.upgrade->add_option("--exec", c.upgrade_o.exec,
+                          "the new bpffs-fuse binary (default: the path the running one was "
+                          "started from, e.g. after a package upgrade)");
+    c.upgrade->add_option("--timeout", c.upgrade_o.timeout,
+                          "seconds to wait for the new worker to serve (default 30)");
+    add_trust_option(c.upgrade, c.upgrade_o.trust_uid);
+    c.upgrade->footer(
         "Pinned objects, inode numbers and open client connections carry over; requests\n"
         "wait while the workers change. See docs/operations.md.");
+}
+
+// pin: exactly one source.
+int dispatch_pin(Cli& c) {
+    std::size_t given = c.opt_map->count() + c.opt_prog->count() + c.opt_from->count();
+    if (given != 1) return usage_error("pin: give exactly one of --map-id, --prog-id, --from");
+    if (c.opt_map->count() != 0) {
+        c.pin_o.source = PinOptions::Source::map_id;
+        c.pin_o.id = c.map_id;
+    } else if (c.opt_prog->count() != 0) {
+        c.pin_o.source = PinOptions::Source::prog_id;
+        c.pin_o.id = c.prog_id;
+    } else {
+        c.pin_o.source = PinOptions::Source::kernel_path;
+    }
+    return run_pin(c.pin_o);
+}
+
+// Runs the verb the command line chose; `command` is what followed "--" (exec, run).
+int dispatch(Cli& c, std::vector<std::string> command, bool has_separator) {
+    bool has_command = has_separator && !command.empty();
+    if (*c.pin) return dispatch_pin(c);
+    if (*c.get) return run_get(c.get_o);
+    if (*c.exec) {
+        if (!has_command) return usage_error("exec: expected '-- CMD [ARGS...]'");
+        c.exec_o.command = std::move(command);
+        return run_exec(c.exec_o);
+    }
+    if (*c.run) {
+        if (!has_command) return usage_error("run: expected '-- CMD [ARGS...]'");
+        c.run_o.command = std::move(command);
+        return run_run(c.run_o);
+    }
+    if (*c.status) return run_status(c.status_o);
+    if (*c.remount) return run_remount(c.remount_o);
+    if (*c.upgrade) return run_upgrade(c.upgrade_o);
+    return usage_error("no verb given");
+}
+
+int run_main(int argc, char** argv) {
+    Cli c;
+    c.app.set_version_flag("--version", std::string("bpffsctl ") + BPFFS_VERSION);
+    c.app.require_subcommand(1);
+    c.app.footer(
+        "Exit status: 0 ok, 1 failure, 2 usage error. Run 'bpffsctl VERB --help' for a verb.");
+    for (auto add : {add_pin, add_get, add_exec, add_run, add_status, add_remount, add_upgrade})
+        add(c);
 
     std::vector<std::string> command;
     bool has_separator = false;
     std::vector<std::string> args = split_exec_command(argc, argv, command, has_separator);
     std::size_t verb = verb_index(args);
     if (verb < args.size() && args[verb] != "--" &&
-        app.get_subcommands([&](CLI::App* s) { return s->check_name(args[verb]); }).empty()) {
+        c.app.get_subcommands([&](CLI::App* s) { return s->check_name(args[verb]); }).empty()) {
         return usage_error("unknown verb '" + args[verb] + "'");
     }
     std::vector<char*> cargs;
     for (auto& a : args) cargs.push_back(a.data());
     try {
-        app.parse(static_cast<int>(cargs.size()), cargs.data());
+        c.app.parse(static_cast<int>(cargs.size()), cargs.data());
     } catch (const CLI::Success& e) {
-        return app.exit(e);  // --help, --version
+        return c.app.exit(e);  // --help, --version
     } catch (const CLI::ParseError& e) {
         return usage_error(e.what());
     }
-
-    if (*pin) {
-        std::size_t given = opt_map->count() + opt_prog->count() + opt_from->count();
-        if (given != 1) return usage_error("pin: give exactly one of --map-id, --prog-id, --from");
-        if (opt_map->count() != 0) {
-            pin_o.source = PinOptions::Source::map_id;
-            pin_o.id = map_id;
-        } else if (opt_prog->count() != 0) {
-            pin_o.source = PinOptions::Source::prog_id;
-            pin_o.id = prog_id;
-        } else {
-            pin_o.source = PinOptions::Source::kernel_path;
-        }
-        return run_pin(pin_o);
-    }
-    if (*get) return run_get(get_o);
-    if (*exec) {
-        if (!has_separator || command.empty())
-            return usage_error("exec: expected '-- CMD [ARGS...]'");
-        exec_o.command = std::move(command);
-        return run_exec(exec_o);
-    }
-    if (*run) {
-        if (!has_separator || command.empty())
-            return usage_error("run: expected '-- CMD [ARGS...]'");
-        run_o.command = std::move(command);
-        return run_run(run_o);
-    }
-    if (*status) return run_status(status_o);
-    if (*remount) return run_remount(remount_o);
-    if (*upgrade) return run_upgrade(upgrade_o);
-    return usage_error("no verb given");
+    return dispatch(c, std::move(command), has_separator);
 }
 
 }  // namespace

@@ -223,12 +223,12 @@ bool node_on_bpffs_fuse(int fd, int dirfd, const char* path) {
 }
 
 // statfs(path) follows symlinks, and so does this.
-bool path_on_bpffs_fuse(const char* path) {
+bool on_bpffs_fuse(const char* path) {
     UniqueFd fd(open(path, O_PATH | O_CLOEXEC));
     return fd && node_on_bpffs_fuse(fd.get(), AT_FDCWD, path);
 }
 
-bool fd_on_bpffs_fuse(int fd) { return node_on_bpffs_fuse(fd, AT_FDCWD, nullptr); }
+bool on_bpffs_fuse(int fd) { return node_on_bpffs_fuse(fd, AT_FDCWD, nullptr); }
 
 // The target of a pin: its parent directory must be a bpffs-fuse directory. `path` has been read
 // by the kernel already (it is a valid string shorter than PATH_MAX).
@@ -342,34 +342,19 @@ long serve(const ObjCall& call) {
     return r;
 }
 
-// statfs/statfs64 by path and fstatfs/fstatfs64 by fd: the next definition's answer, with the
-// bpf magic where it is a bpffs-fuse mount.
-template <typename Buf>
-int statfs_by_path(Real which, const char* path, Buf* buf) {
-    auto next = reinterpret_cast<int (*)(const char*, Buf*)>(real(which));
+// statfs/statfs64 by path and fstatfs/fstatfs64 by fd (`what`): the next definition's answer,
+// with the bpf magic where it is a bpffs-fuse mount.
+template <typename What, typename Buf>
+int statfs_of(Real which, What what, Buf* buf) {
+    auto next = reinterpret_cast<int (*)(What, Buf*)>(real(which));
     if (next == nullptr) {
         errno = ENOSYS;
         return -1;
     }
-    int r = next(path, buf);
+    int r = next(what, buf);
     if (r == 0 && buf->f_type == kFuseMagic) {
         ErrnoGuard keep;
-        if (path_on_bpffs_fuse(path)) buf->f_type = kBpfMagic;
-    }
-    return r;
-}
-
-template <typename Buf>
-int statfs_by_fd(Real which, int fd, Buf* buf) {
-    auto next = reinterpret_cast<int (*)(int, Buf*)>(real(which));
-    if (next == nullptr) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int r = next(fd, buf);
-    if (r == 0 && buf->f_type == kFuseMagic) {
-        ErrnoGuard keep;
-        if (fd_on_bpffs_fuse(fd)) buf->f_type = kBpfMagic;
+        if (on_bpffs_fuse(what)) buf->f_type = kBpfMagic;
     }
     return r;
 }
@@ -397,17 +382,17 @@ BPFFS_INTERPOSE long syscall(long number, ...) noexcept {
 }
 
 BPFFS_INTERPOSE int statfs(const char* path, struct statfs* buf) noexcept {
-    return statfs_by_path(Real::statfs, path, buf);
+    return statfs_of(Real::statfs, path, buf);
 }
 
 BPFFS_INTERPOSE int statfs64(const char* path, struct statfs64* buf) noexcept {
-    return statfs_by_path(Real::statfs64, path, buf);
+    return statfs_of(Real::statfs64, path, buf);
 }
 
 BPFFS_INTERPOSE int fstatfs(int fd, struct statfs* buf) noexcept {
-    return statfs_by_fd(Real::fstatfs, fd, buf);
+    return statfs_of(Real::fstatfs, fd, buf);
 }
 
 BPFFS_INTERPOSE int fstatfs64(int fd, struct statfs64* buf) noexcept {
-    return statfs_by_fd(Real::fstatfs64, fd, buf);
+    return statfs_of(Real::fstatfs64, fd, buf);
 }
