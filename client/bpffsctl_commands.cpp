@@ -251,6 +251,18 @@ Result<protocol::StatusInfo> fetch_status(int sock) {
     return std::move(*rep->reply.status);
 }
 
+// Replaces this process with `command` (looked up in $PATH); returns only when it cannot be
+// run, after saying why.
+int exec_command(const char* verb, const std::vector<std::string>& command) {
+    std::vector<char*> argv;
+    for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    execvp(argv[0], argv.data());
+    report(std::string(verb) + " " + command.front(), errno);
+    return kExitCannotExec;
+}
+
 }  // namespace
 
 int run_pin(const PinOptions& o) {
@@ -335,13 +347,7 @@ int run_exec(const ExecOptions& o) {
         list += std::to_string(target);
     }
     if (setenv("BPFFS_FDS", list.c_str(), 1) != 0) return report("exec: setenv BPFFS_FDS", errno);
-    std::vector<char*> argv;
-    for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::fflush(nullptr);
-    execvp(argv[0], argv.data());
-    report("exec " + o.command.front(), errno);
-    return kExitCannotExec;
+    return exec_command("exec", o.command);
 }
 
 int run_run(const RunOptions& o) {
@@ -377,13 +383,7 @@ int run_run(const RunOptions& o) {
         setenv("BPFFS_TRUST_UID", std::to_string(o.trust_uid).c_str(), 1) != 0) {
         return report("run: setenv BPFFS_TRUST_UID", errno);
     }
-    std::vector<char*> argv;
-    for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::fflush(nullptr);
-    execvp(argv[0], argv.data());
-    report("run " + o.command.front(), errno);
-    return kExitCannotExec;
+    return exec_command("run", o.command);
 }
 
 int run_status(const StatusOptions& o) {
