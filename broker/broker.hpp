@@ -18,8 +18,8 @@
 #pragma once
 
 #include "broker/peer.hpp"
-#include "common/protocol.hpp"
 #include "broker/registry.hpp"
+#include "common/protocol.hpp"
 #include "common/unique_fd.hpp"
 #include "fsops/filesystem.hpp"
 

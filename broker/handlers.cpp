@@ -27,11 +27,21 @@ protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
                                std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
     protocol::Reply rep;
     switch (req.op) {
-        case protocol::Op::pin: rep = do_pin(c, req.name, fds); break;
-        case protocol::Op::get: rep = do_get(c, fds, out_fd); break;
-        case protocol::Op::status: rep = do_status(c); break;
-        case protocol::Op::remount: rep = do_remount(c, req.name); break;
-        case protocol::Op::upgrade: rep = do_upgrade(c, req.name); break;
+        case protocol::Op::pin:
+            rep = do_pin(c, req.name, fds);
+            break;
+        case protocol::Op::get:
+            rep = do_get(c, fds, out_fd);
+            break;
+        case protocol::Op::status:
+            rep = do_status(c);
+            break;
+        case protocol::Op::remount:
+            rep = do_remount(c, req.name);
+            break;
+        case protocol::Op::upgrade:
+            rep = do_upgrade(c, req.name);
+            break;
     }
     spdlog::debug("op={} pid={} uid={} -> {}", op_name(req.op), c.sender_pid(), c.ids().uid,
                   rep.error == 0 ? "ok" : strerrorname_np(rep.error));
@@ -119,8 +129,13 @@ protocol::Reply Broker::do_status(RequestCreds& c) {
     constexpr auto hidden = protocol::StatusInfo::kHidden;
     fsops::Counts counts{hidden, hidden, hidden};
     if (c.with_caps().caps.sys_admin) counts = fs_.counts();
-    r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()), opts.uid, opts.gid,
-                                    opts.mode, counts.dirs, counts.maps, counts.progs,
+    r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()),
+                                    opts.uid,
+                                    opts.gid,
+                                    opts.mode,
+                                    counts.dirs,
+                                    counts.maps,
+                                    counts.progs,
                                     cfg_.version};
     r.status->worker_pid = r.status->pid;
     if (hooks_.status) hooks_.status(*r.status);
@@ -142,8 +157,8 @@ protocol::Reply Broker::do_remount(RequestCreds& c, const std::string& list) {
     if (!opts) return reply_error(protocol::Op::remount, EINVAL);
     fs_.apply_options(*opts);
     if (hooks_.invalidate_inode) hooks_.invalidate_inode(fsops::kRootIno);
-    spdlog::info("remount: {}", fsops::show_options(*opts).empty() ? "defaults"
-                                                                   : fsops::show_options(*opts));
+    spdlog::info("remount: {}",
+                 fsops::show_options(*opts).empty() ? "defaults" : fsops::show_options(*opts));
     return reply_error(protocol::Op::remount, 0);
 }
 

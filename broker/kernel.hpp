@@ -3,8 +3,8 @@
 // kernel id), and a new fd for an object the broker holds.
 #pragma once
 
-#include "common/unique_fd.hpp"
 #include "common/result.hpp"
+#include "common/unique_fd.hpp"
 #include "fsops/types.hpp"
 
 #include <cstdint>

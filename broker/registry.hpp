@@ -7,8 +7,8 @@
 #pragma once
 
 #include "broker/kernel.hpp"
-#include "common/unique_fd.hpp"
 #include "common/result.hpp"
+#include "common/unique_fd.hpp"
 #include "fsops/types.hpp"
 
 #include <cstdint>

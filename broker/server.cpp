@@ -7,15 +7,15 @@
 #include "common/scm.hpp"
 
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/mount.h>
-#include <sys/sysmacros.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,7 +27,6 @@
 #include <thread>
 
 namespace bpffs::broker {
-
 
 namespace {
 
@@ -82,8 +81,8 @@ int Broker::bind_and_listen(const std::string& mountpoint, const std::function<v
     }
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    std::string path = "/proc/self/fd/" + std::to_string(tree.get()) + "/" +
-                       std::string(protocol::kSocketName);
+    std::string path =
+        "/proc/self/fd/" + std::to_string(tree.get()) + "/" + std::string(protocol::kSocketName);
     std::memcpy(addr.sun_path, path.data(), path.size());
     listen_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listen_) return errno;
@@ -204,8 +203,7 @@ bool Broker::refresh_mount_state_locked() {
         ls >> root >> point >> mntopts;
         bool ro = mntopts == "ro" || mntopts.rfind("ro,", 0) == 0;
         mount_ro_[std::strtoull(id.c_str(), nullptr, 10)] = ro;
-        while (ls >> field && field != "-") {
-        }
+        while (ls >> field && field != "-") {}
         std::string fstype, source, superopts;
         ls >> fstype >> source >> superopts;
         sb_ro = superopts == "ro" || superopts.rfind("ro,", 0) == 0;
@@ -379,8 +377,8 @@ void Broker::serve_conn(std::uint64_t id, std::uint32_t events) {
         c = it->second;
     }
     c->last_active.store(now_ns());
-    bool keep = (events & (EPOLLIN | EPOLLRDHUP)) ? on_readable(*c)
-                                                  : !(events & (EPOLLHUP | EPOLLERR));
+    bool keep =
+        (events & (EPOLLIN | EPOLLRDHUP)) ? on_readable(*c) : !(events & (EPOLLHUP | EPOLLERR));
     if (keep) {
         epoll_event ev{};
         ev.events = kConnEvents;
@@ -400,8 +398,8 @@ void Broker::sweep_idle() {
     std::int64_t now = now_ns();
     std::int64_t due = next_sweep_.load();
     if (now < due || !next_sweep_.compare_exchange_strong(due, now + 1'000'000'000)) return;
-    std::int64_t limit = std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.idle_timeout)
-                             .count();
+    std::int64_t limit =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.idle_timeout).count();
     std::lock_guard l(conns_mu_);
     for (auto it = conns_.begin(); it != conns_.end();) {
         Conn& c = *it->second;

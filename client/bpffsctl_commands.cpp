@@ -24,8 +24,8 @@
 #include "common/bpf_fd.hpp"
 
 #include "bpffs/bpffs.h"
-#include "common/protocol.hpp"
 #include "client/client.hpp"
+#include "common/protocol.hpp"
 #include "common/unique_fd.hpp"
 #include "fsops/mount_options.hpp"
 
@@ -36,14 +36,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <chrono>
 #include <string>
-#include <thread>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -80,13 +80,27 @@ std::string json_string(std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20 || c >= 0x7f) {
                     char buf[8];
@@ -107,9 +121,7 @@ struct Field {
     bool is_string;  // JSON: quoted and escaped; else a number, printed as is
 };
 
-Field str(std::string key, std::string value) {
-    return {std::move(key), std::move(value), true};
-}
+Field str(std::string key, std::string value) { return {std::move(key), std::move(value), true}; }
 Field num(std::string key, unsigned long long value) {
     return {std::move(key), std::to_string(value), false};
 }
@@ -198,8 +210,8 @@ bpffs_opts opts_of(std::uint32_t trust_uid) {
 
 // Prints the failure `e` of a pin (`pin`) or get of `path`: when it is EPERM because its
 // broker is not trusted, why.
-int report_call(const std::string& what, const std::string& path, bool pin,
-                std::uint32_t trust_uid, int e) {
+int report_call(const std::string& what, const std::string& path, bool pin, std::uint32_t trust_uid,
+                int e) {
     if (e == client::kUntrusted) {
         if (auto why = client::refusal_for(path, pin, trust_of(trust_uid))) {
             std::fprintf(stderr, "bpffsctl: error: %s: %s\n", what.c_str(),
@@ -213,8 +225,7 @@ int report_call(const std::string& what, const std::string& path, bool pin,
 // A connection to the broker serving directory `dir`, checked as libbpffs checks it. Errors are
 // positive errnos; a directory without a broker is ENOENT or ECONNREFUSED, as connect() says;
 // an untrusted one is client::kUntrusted, with the reason in *why.
-Result<UniqueFd> connect_to(const std::string& dir, std::uint32_t trust_uid,
-                            client::Refusal* why) {
+Result<UniqueFd> connect_to(const std::string& dir, std::uint32_t trust_uid, client::Refusal* why) {
     UniqueFd dirfd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dirfd) return fail(errno);
     return client::connect_broker(dir, dirfd.get(), trust_of(trust_uid), why);
@@ -300,10 +311,15 @@ int run_get(const GetOptions& o) {
     }
     Result<std::vector<Field>> fields = fail(EINVAL);
     switch (*kind) {
-        case BpfKind::map: fields = map_fields(fd.get()); break;
-        case BpfKind::prog: fields = prog_fields(fd.get()); break;
+        case BpfKind::map:
+            fields = map_fields(fd.get());
+            break;
+        case BpfKind::prog:
+            fields = prog_fields(fd.get());
+            break;
         case BpfKind::link:
-        case BpfKind::other: return report("get " + o.path + ": not a map or program", EINVAL);
+        case BpfKind::other:
+            return report("get " + o.path + ": not a map or program", EINVAL);
     }
     if (!fields) return report("get " + o.path + ": object info", fields.error().value);
     print_fields(*fields, o.json);
@@ -397,14 +413,13 @@ int run_status(const StatusOptions& o) {
     auto count = [&](const char* key, std::uint64_t n) {
         return st->counts_shown() ? num(key, n) : str(key, "hidden");
     };
-    print_fields({str("options", shown.empty() && !o.json ? "defaults" : shown),
-                  num("uid", st->uid), num("gid", st->gid), str("mode", octal_mode(st->mode)),
-                  count("directories", st->dirs), count("maps", st->maps),
-                  count("programs", st->progs),
-                  num("pid", st->pid), str("version", st->version),
-                  num("worker", st->worker_pid), num("generation", st->generation),
-                  num("restarts", st->restarts)},
-                 o.json);
+    print_fields(
+        {str("options", shown.empty() && !o.json ? "defaults" : shown), num("uid", st->uid),
+         num("gid", st->gid), str("mode", octal_mode(st->mode)), count("directories", st->dirs),
+         count("maps", st->maps), count("programs", st->progs), num("pid", st->pid),
+         str("version", st->version), num("worker", st->worker_pid),
+         num("generation", st->generation), num("restarts", st->restarts)},
+        o.json);
     return kExitOk;
 }
 
@@ -428,7 +443,8 @@ int run_upgrade(const UpgradeOptions& o) {
     auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::upgrade, path}, {});
     if (!rep) return report(what, rep.error().value);
     if (rep->reply.error == EACCES && !path.empty()) {
-        report(what + ": " + path + " must be owned by root (or the daemon's user), like every "
+        report(what + ": " + path +
+                   " must be owned by root (or the daemon's user), like every "
                    "directory above it, and writable by no one else",
                EACCES);
         return kExitFailure;

@@ -37,13 +37,13 @@ struct GetOptions {
 };
 
 struct ExecOptions {
-    std::uint32_t trust_uid = 0;  // --trust-uid
+    std::uint32_t trust_uid = 0;       // --trust-uid
     std::vector<std::string> paths;    // fetched in order onto fds 3, 4, ...
     std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
 };
 
 struct RunOptions {
-    std::uint32_t trust_uid = 0;  // --trust-uid
+    std::uint32_t trust_uid = 0;       // --trust-uid
     std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
 };
 

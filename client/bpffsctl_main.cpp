@@ -128,8 +128,7 @@ void add_exec(Cli& c) {
     c.exec = c.app.add_subcommand("exec",
                                   "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
                                   "CMD with the objects open on fds 3, 4, ...");
-    c.exec->add_option("PATH", c.exec_o.paths, "pinned maps or programs, in fd order")
-        ->required();
+    c.exec->add_option("PATH", c.exec_o.paths, "pinned maps or programs, in fd order")->required();
     add_trust_option(c.exec, c.exec_o.trust_uid);
     c.exec->footer(
         "The fetched objects are open (not close-on-exec) on fds 3, 4, ... in the order\n"
@@ -146,7 +145,8 @@ void add_run(Cli& c) {
     add_trust_option(c.run, c.run_o.trust_uid);
     c.run->footer(
         "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"
-        "when set, else " BPFFS_PRELOAD_PATH ".\n"
+        "when set, else " BPFFS_PRELOAD_PATH
+        ".\n"
         "Under it, bpf(2)'s BPF_OBJ_PIN and BPF_OBJ_GET of a path on a bpffs-fuse mount\n"
         "go to the mount's broker, and statfs() there reports the bpf filesystem's magic;\n"
         "every other call goes to the kernel untouched. --trust-uid reaches the shim as\n"
@@ -178,8 +178,7 @@ void add_remount(Cli& c) {
     c.remount = c.app.add_subcommand("remount",
                                      "change a mount's options, as 'mount -o "
                                      "remount' would (needs CAP_SYS_ADMIN)");
-    c.remount->add_option("MOUNTPOINT", c.remount_o.mountpoint, "a bpffs-fuse mount")
-        ->required();
+    c.remount->add_option("MOUNTPOINT", c.remount_o.mountpoint, "a bpffs-fuse mount")->required();
     c.remount
         ->add_option("-o", c.remount_o.options,
                      "uid=N, gid=N, mode=OCTAL; as in the kernel's bpffs, mode goes back to "
@@ -193,8 +192,7 @@ void add_upgrade(Cli& c) {
         "upgrade",
         "replace the daemon's worker with a new binary without unmounting (needs "
         "CAP_SYS_ADMIN)");
-    c.upgrade->add_option("MOUNTPOINT", c.upgrade_o.mountpoint, "a bpffs-fuse mount")
-        ->required();
+    c.upgrade->add_option("MOUNTPOINT", c.upgrade_o.mountpoint, "a bpffs-fuse mount")->required();
     c.upgrade->add_option("--exec", c.upgrade_o.exec,
                           "the new bpffs-fuse binary (default: the path the running one was "
                           "started from, e.g. after a package upgrade)");

@@ -33,8 +33,8 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,7 +64,8 @@ bool has_cap_sys_admin() {
 // 0, EBADF (closed), EINVAL (open but not a BPF map or program).
 int check_bpf_fd(int fd) {
     auto kind = bpf_kind(fd);
-    if (!kind) return kind.error().value == EBADF ? EBADF : 0;  // no /proc (a chroot): the broker checks
+    if (!kind)
+        return kind.error().value == EBADF ? EBADF : 0;  // no /proc (a chroot): the broker checks
     return *kind == BpfKind::map || *kind == BpfKind::prog ? 0 : EINVAL;
 }
 
@@ -89,8 +90,7 @@ void pause_for(std::chrono::nanoseconds d) {
     auto ns = static_cast<long long>(until.tv_nsec) + d.count();
     until.tv_sec += static_cast<time_t>(ns / 1'000'000'000);
     until.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
-    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {}
 }
 
 // Is the listener's uid one the caller trusts?
@@ -179,9 +179,15 @@ std::string name_part(const std::string& path) {
 std::string describe(const Refusal& r) {
     std::string why;
     switch (r.why) {
-        case Refusal::Why::not_on_mount: why = "not a socket on the directory's own mount"; break;
-        case Refusal::Why::not_fuse: why = "not on a FUSE mount"; break;
-        case Refusal::Why::peer: why = "peer uid " + std::to_string(r.peer_uid); break;
+        case Refusal::Why::not_on_mount:
+            why = "not a socket on the directory's own mount";
+            break;
+        case Refusal::Why::not_fuse:
+            why = "not on a FUSE mount";
+            break;
+        case Refusal::Why::peer:
+            why = "peer uid " + std::to_string(r.peer_uid);
+            break;
     }
     return r.socket + " is not served by a trusted bpffs-fuse daemon (" + why + ")";
 }
@@ -198,9 +204,9 @@ Result<UniqueFd> connect_broker(const std::string& dir, int dirfd, const Trust& 
     // there could lead to any socket. Not from the environment of a set-user-ID program.
     const char* env = secure_getenv("BPFFS_SOCKET");
     bool overridden = env != nullptr && *env != '\0';
-    std::string name = overridden ? std::string(env)
-                                  : (dir == "/" ? std::string() : dir) + "/" +
-                                        std::string(protocol::kSocketName);
+    std::string name =
+        overridden ? std::string(env)
+                   : (dir == "/" ? std::string() : dir) + "/" + std::string(protocol::kSocketName);
     std::string sock_name(protocol::kSocketName);
     UniqueFd node(overridden ? open(env, O_PATH | O_CLOEXEC)
                              : openat(dirfd, sock_name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
@@ -665,8 +671,7 @@ extern "C" BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn* conn, const char*
     return e == 0 ? fd : set_errno(e);
 }
 
-extern "C" BPFFS_API int bpffs_conn_obj_pin(struct bpffs_conn* conn, int fd,
-                                            const char* pathname) {
+extern "C" BPFFS_API int bpffs_conn_obj_pin(struct bpffs_conn* conn, int fd, const char* pathname) {
     int e = guarded([&] { return bpffs::client::conn_pin(conn, fd, pathname); });
     return e == 0 ? 0 : set_errno(e);
 }

@@ -23,8 +23,8 @@
 #pragma once
 
 #include "common/protocol.hpp"
-#include "common/unique_fd.hpp"
 #include "common/result.hpp"
+#include "common/unique_fd.hpp"
 
 #include <cerrno>
 #include <chrono>

@@ -72,7 +72,8 @@ Result<Header> read_header(Reader& r, std::size_t total) {
     }
     if (magic != kMagic || version != kVersion) return fail(EPROTO);
     if (h.len != total - kHeaderSize) return fail(EPROTO);
-    if (h.op < static_cast<std::uint16_t>(Op::pin) || h.op > static_cast<std::uint16_t>(Op::upgrade)) {
+    if (h.op < static_cast<std::uint16_t>(Op::pin) ||
+        h.op > static_cast<std::uint16_t>(Op::upgrade)) {
         return fail(EPROTO);
     }
     return h;
@@ -87,9 +88,12 @@ bool valid_name(std::string_view n) {
 
 std::size_t expected_fds(Op op) {
     switch (op) {
-        case Op::pin: return 2;
-        case Op::get: return 1;
-        default: return 0;
+        case Op::pin:
+            return 2;
+        case Op::get:
+            return 1;
+        default:
+            return 0;
     }
 }
 
@@ -168,9 +172,9 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
         StatusInfo s;
         std::uint32_t vlen = 0;
         if (!rd.get(s.pid) || !rd.get(s.uid) || !rd.get(s.gid) || !rd.get(s.mode) ||
-            !rd.get(s.dirs) || !rd.get(s.maps) || !rd.get(s.progs) || !rd.get(vlen) ||
-            vlen > 256 || !rd.bytes(vlen, s.version) || !rd.get(s.worker_pid) ||
-            !rd.get(s.generation) || !rd.get(s.restarts)) {
+            !rd.get(s.dirs) || !rd.get(s.maps) || !rd.get(s.progs) || !rd.get(vlen) || vlen > 256 ||
+            !rd.bytes(vlen, s.version) || !rd.get(s.worker_pid) || !rd.get(s.generation) ||
+            !rd.get(s.restarts)) {
             return fail(EPROTO);
         }
         rep.status = std::move(s);
@@ -188,11 +192,16 @@ Reply reply_error(Op op, int error) {
 
 const char* op_name(Op op) {
     switch (op) {
-        case Op::pin: return "pin";
-        case Op::get: return "get";
-        case Op::status: return "status";
-        case Op::remount: return "remount";
-        case Op::upgrade: return "upgrade";
+        case Op::pin:
+            return "pin";
+        case Op::get:
+            return "get";
+        case Op::status:
+            return "status";
+        case Op::remount:
+            return "remount";
+        case Op::upgrade:
+            return "upgrade";
     }
     return "?";
 }

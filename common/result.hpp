@@ -35,15 +35,24 @@ class [[nodiscard]] Result {
 public:
     Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
     Result(Unexpected<E> e) : v_(std::in_place_index<1>, std::move(e.error)) {}  // NOLINT
-    Result(Errno e) requires std::is_same_v<E, Errno> && (!std::is_same_v<T, Errno>)
+    Result(Errno e) requires std::is_same_v<E, Errno> &&(!std::is_same_v<T, Errno>)
         : v_(std::in_place_index<1>, e) {}  // NOLINT
 
     bool has_value() const { return v_.index() == 0; }
     explicit operator bool() const { return has_value(); }
 
-    T& value() & { check(); return std::get<0>(v_); }
-    const T& value() const& { check(); return std::get<0>(v_); }
-    T&& value() && { check(); return std::get<0>(std::move(v_)); }
+    T& value() & {
+        check();
+        return std::get<0>(v_);
+    }
+    const T& value() const& {
+        check();
+        return std::get<0>(v_);
+    }
+    T&& value() && {
+        check();
+        return std::get<0>(std::move(v_));
+    }
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
     T* operator->() { return &value(); }
@@ -65,7 +74,7 @@ template <class E>
 class [[nodiscard]] Result<void, E> {
 public:
     Result() = default;
-    Result(Unexpected<E> e) : ok_(false), e_(std::move(e.error)) {}  // NOLINT
+    Result(Unexpected<E> e) : ok_(false), e_(std::move(e.error)) {}           // NOLINT
     Result(Errno e) requires std::is_same_v<E, Errno> : ok_(false), e_(e) {}  // NOLINT
 
     bool has_value() const { return ok_; }

@@ -11,7 +11,7 @@ namespace bpffs {
 namespace {
 // Room for the largest control message we ever accept; anything larger arrives truncated.
 constexpr std::size_t kMaxRecvFds = 8;
-}
+}  // namespace
 
 int send_with_fds(int sock, std::span<const std::uint8_t> data, std::span<const int> fds) {
     iovec iov{const_cast<std::uint8_t*>(data.data()), data.size()};
@@ -42,8 +42,8 @@ Received recv_with_fds(int sock, std::span<std::uint8_t> buf, std::size_t max_fd
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRecvFds) +
-                                  CMSG_SPACE(sizeof(ucred))];
+    alignas(
+        cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRecvFds) + CMSG_SPACE(sizeof(ucred))];
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n;

@@ -22,9 +22,9 @@ namespace bpffs {
 int send_with_fds(int sock, std::span<const std::uint8_t> data, std::span<const int> fds);
 
 struct Received {
-    int error = 0;           // 0 or a positive errno (EAGAIN: nothing to read yet)
-    std::size_t size = 0;    // bytes received; 0 with error 0: the peer closed
-    bool truncated = false;  // MSG_TRUNC: the message was longer than the buffer
+    int error = 0;            // 0 or a positive errno (EAGAIN: nothing to read yet)
+    std::size_t size = 0;     // bytes received; 0 with error 0: the peer closed
+    bool truncated = false;   // MSG_TRUNC: the message was longer than the buffer
     bool ctruncated = false;  // MSG_CTRUNC: more fds (or control data) than we take
     std::vector<UniqueFd> fds;
     // SCM_CREDENTIALS, when the socket has SO_PASSCRED (ids as seen from our user namespace).

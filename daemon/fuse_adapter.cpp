@@ -35,9 +35,22 @@ FuseState& state(fuse_req_t req) { return *static_cast<FuseState*>(fuse_req_user
 // Errnos that are answers, not faults: logged at debug level. Anything else at error level.
 bool is_expected_errno(int e) {
     switch (e) {
-        case ENOENT: case EEXIST: case EPERM: case EACCES: case ENOTDIR: case EISDIR:
-        case ENOTEMPTY: case ENAMETOOLONG: case ENXIO: case EOPNOTSUPP: case ENODATA:
-        case ERANGE: case EBUSY: case EINVAL: case EBADF: case EROFS:
+        case ENOENT:
+        case EEXIST:
+        case EPERM:
+        case EACCES:
+        case ENOTDIR:
+        case EISDIR:
+        case ENOTEMPTY:
+        case ENAMETOOLONG:
+        case ENXIO:
+        case EOPNOTSUPP:
+        case ENODATA:
+        case ERANGE:
+        case EBUSY:
+        case EINVAL:
+        case EBADF:
+        case EROFS:
             return true;
         default:
             return false;
@@ -151,8 +164,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
     // O_TRUNC on open is an open flag to us (objects cannot be opened anyway).
     conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
-    spdlog::info("FUSE session initialised (protocol {}.{})", conn->proto_major,
-                 conn->proto_minor);
+    spdlog::info("FUSE session initialised (protocol {}.{})", conn->proto_major, conn->proto_minor);
 }
 
 void op_destroy(void* userdata) {
@@ -214,10 +226,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
         if (to_set & FUSE_SET_ATTR_UID) s.uid = attr->st_uid;
         if (to_set & FUSE_SET_ATTR_GID) s.gid = attr->st_gid;
         if (to_set & FUSE_SET_ATTR_SIZE) s.size = static_cast<std::uint64_t>(attr->st_size);
-        if (to_set & FUSE_SET_ATTR_ATIME_NOW) s.atime = fsops::TimeSet{true, {}};
+        if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+            s.atime = fsops::TimeSet{true, {}};
         else if (to_set & FUSE_SET_ATTR_ATIME)
             s.atime = fsops::TimeSet{false, {attr->st_atim.tv_sec, attr->st_atim.tv_nsec}};
-        if (to_set & FUSE_SET_ATTR_MTIME_NOW) s.mtime = fsops::TimeSet{true, {}};
+        if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+            s.mtime = fsops::TimeSet{true, {}};
         else if (to_set & FUSE_SET_ATTR_MTIME)
             s.mtime = fsops::TimeSet{false, {attr->st_mtim.tv_sec, attr->st_mtim.tv_nsec}};
         if (to_set & FUSE_SET_ATTR_CTIME)
@@ -311,9 +325,15 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse
 int acc_mode(int flags) {
     int mask = 0;
     switch (flags & O_ACCMODE) {
-        case O_RDONLY: mask = fsops::kMayRead; break;
-        case O_WRONLY: mask = fsops::kMayWrite; break;
-        default: mask = fsops::kMayRead | fsops::kMayWrite; break;
+        case O_RDONLY:
+            mask = fsops::kMayRead;
+            break;
+        case O_WRONLY:
+            mask = fsops::kMayWrite;
+            break;
+        default:
+            mask = fsops::kMayRead | fsops::kMayWrite;
+            break;
     }
     if (flags & O_TRUNC) mask |= fsops::kMayWrite;
     return mask;
@@ -328,8 +348,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
             r = fs.open(caller_full(req), ino, acc_mode(fi->flags));
         }
         if (!r) {
-            return reply_status(req, "open", r.error().value, "ino={} flags={:#o}", ino,
-                                fi->flags);
+            return reply_status(req, "open", r.error().value, "ino={} flags={:#o}", ino, fi->flags);
         }
         log_op("open", 0, "ok", "ino={} flags={:#o}", ino, fi->flags);
         fuse_reply_open(req, fi);
@@ -368,26 +387,26 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool
         auto& st = state(req);
         std::vector<char> buf(size);
         size_t used = 0;
-        auto r = st.fs.readdir(ino, static_cast<std::uint64_t>(off), plus,
-                               [&](const fsops::DirEntry& de) {
-            std::string name(de.name);
-            size_t left = size - used;
-            size_t need;
-            if (plus) {
-                auto e = to_entry(st, de.attr);
-                need = fuse_add_direntry_plus(req, buf.data() + used, left, name.c_str(), &e,
-                                              static_cast<off_t>(de.next_off));
-            } else {
-                struct stat s {};
-                s.st_ino = de.attr.ino;
-                s.st_mode = de.attr.mode;
-                need = fuse_add_direntry(req, buf.data() + used, left, name.c_str(), &s,
-                                         static_cast<off_t>(de.next_off));
-            }
-            if (need > left) return false;
-            used += need;
-            return true;
-        });
+        auto r = st.fs.readdir(
+            ino, static_cast<std::uint64_t>(off), plus, [&](const fsops::DirEntry& de) {
+                std::string name(de.name);
+                size_t left = size - used;
+                size_t need;
+                if (plus) {
+                    auto e = to_entry(st, de.attr);
+                    need = fuse_add_direntry_plus(req, buf.data() + used, left, name.c_str(), &e,
+                                                  static_cast<off_t>(de.next_off));
+                } else {
+                    struct stat s {};
+                    s.st_ino = de.attr.ino;
+                    s.st_mode = de.attr.mode;
+                    need = fuse_add_direntry(req, buf.data() + used, left, name.c_str(), &s,
+                                             static_cast<off_t>(de.next_off));
+                }
+                if (need > left) return false;
+                used += need;
+                return true;
+            });
         if (!r) return reply_status(req, op, r.error().value, "ino={} off={}", ino, off);
         log_op(op, 0, std::to_string(used) + " bytes", "ino={} off={}", ino, off);
         if (used == 0) st.listed.listed(ino);  // the end of the listing

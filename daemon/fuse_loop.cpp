@@ -66,8 +66,8 @@ FuseLoop::FuseLoop(fuse_session* se, UniqueFd fuse_fd, int inflight_fd,
     void* p = mmap(nullptr, inflight_size(), PROT_READ | PROT_WRITE, MAP_SHARED, inflight_fd, 0);
     if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap in-flight");
     area_ = static_cast<std::uint8_t*>(p);
-    static const fuse_custom_io io = {.writev = io_writev, .read = io_read,
-                                      .splice_receive = nullptr, .splice_send = nullptr};
+    static const fuse_custom_io io = {
+        .writev = io_writev, .read = io_read, .splice_receive = nullptr, .splice_send = nullptr};
     int raw = fuse_fd.release();
     if (int e = fuse_session_custom_io(se_, &io, raw); e != 0) {
         ::close(raw);
@@ -199,8 +199,7 @@ int FuseLoop::request_resend() {
     out.error = kNotifyResend;
     out.unique = 0;
     ssize_t n;
-    while ((n = ::write(fuse_session_fd(se_), &out, sizeof out)) < 0 && errno == EINTR) {
-    }
+    while ((n = ::write(fuse_session_fd(se_), &out, sizeof out)) < 0 && errno == EINTR) {}
     if (n < 0) return errno == EINVAL && !init_seen_.load() ? EOPNOTSUPP : errno;
     return n == static_cast<ssize_t>(sizeof out) ? 0 : EIO;
 }

@@ -60,22 +60,42 @@ Result<WorkerHandoff> parse_handoff(const std::string& text) {
         std::string val = sp == std::string::npos ? "" : line.substr(sp + 1);
         bool ok = true;
         int flag = 0;
-        if (key == "mountpoint") h.mountpoint = val;
-        else if (key == "options") h.options = val;
-        else if (key == "log_level") h.log_level = val;
-        else if (key == "read_only") { ok = number(val, flag); h.read_only = flag != 0; }
-        else if (key == "first") { ok = number(val, flag); h.first = flag != 0; }
-        else if (key == "detached") { ok = number(val, flag); h.detached = flag != 0; }
-        else if (key == "debug") { ok = number(val, flag); h.debug = flag != 0; }
-        else if (key == "fuse") ok = number(val, h.fuse_fd);
-        else if (key == "control") ok = number(val, h.control_fd);
-        else if (key == "log") ok = number(val, h.log_fd);
-        else if (key == "inflight") ok = number(val, h.inflight_fd);
-        else if (key == "listen") ok = number(val, h.listen_fd);
-        else if (key == "tree") ok = number(val, h.tree_fd);
-        else if (key == "supervisor") ok = number(val, h.supervisor_pid);
-        else if (key == "generation") ok = number(val, h.generation);
-        else if (key == "restarts") ok = number(val, h.restarts);
+        if (key == "mountpoint")
+            h.mountpoint = val;
+        else if (key == "options")
+            h.options = val;
+        else if (key == "log_level")
+            h.log_level = val;
+        else if (key == "read_only") {
+            ok = number(val, flag);
+            h.read_only = flag != 0;
+        } else if (key == "first") {
+            ok = number(val, flag);
+            h.first = flag != 0;
+        } else if (key == "detached") {
+            ok = number(val, flag);
+            h.detached = flag != 0;
+        } else if (key == "debug") {
+            ok = number(val, flag);
+            h.debug = flag != 0;
+        } else if (key == "fuse")
+            ok = number(val, h.fuse_fd);
+        else if (key == "control")
+            ok = number(val, h.control_fd);
+        else if (key == "log")
+            ok = number(val, h.log_fd);
+        else if (key == "inflight")
+            ok = number(val, h.inflight_fd);
+        else if (key == "listen")
+            ok = number(val, h.listen_fd);
+        else if (key == "tree")
+            ok = number(val, h.tree_fd);
+        else if (key == "supervisor")
+            ok = number(val, h.supervisor_pid);
+        else if (key == "generation")
+            ok = number(val, h.generation);
+        else if (key == "restarts")
+            ok = number(val, h.restarts);
         else if (key == "obj") {
             auto sp2 = val.find(' ');
             fsops::ObjHandle handle = 0;

@@ -17,7 +17,7 @@ namespace bpffs::daemon {
 
 struct WorkerHandoff {
     std::string mountpoint;
-    std::string options;    // the -o list of uid=, gid=, mode= (first start only)
+    std::string options;     // the -o list of uid=, gid=, mode= (first start only)
     bool read_only = false;  // -o ro: remount read-only once the socket exists (first start)
     bool first = true;       // a new mount: the kernel's INIT is still to come
     bool detached = false;   // log to syslog

@@ -6,8 +6,8 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -37,8 +37,8 @@ std::vector<std::pair<std::string, UniqueFd>> take_listen_fds() {
         std::size_t pos = 0;
         for (long i = 0; i < count && i < 1 << 20; ++i) {
             std::size_t colon = all.find(':', pos);
-            std::string name = all.substr(pos, colon == std::string::npos ? std::string::npos
-                                                                          : colon - pos);
+            std::string name =
+                all.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
             pos = colon == std::string::npos ? all.size() : colon + 1;
             int fd = 3 + static_cast<int>(i);
             fcntl(fd, F_SETFD, FD_CLOEXEC);

@@ -27,8 +27,8 @@ constexpr std::size_t kBatchMax = std::numeric_limits<std::uint32_t>::max() - 3;
 std::size_t pad4(std::size_t n) { return (n + 3) & ~std::size_t{3}; }
 
 std::uint32_t load_u32(const std::uint8_t* p) {
-    return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(
-                                              const_cast<std::uint8_t*>(p)))
+    return std::atomic_ref<std::uint32_t>(
+               *reinterpret_cast<std::uint32_t*>(const_cast<std::uint8_t*>(p)))
         .load(std::memory_order_acquire);
 }
 
@@ -135,7 +135,7 @@ int StateLog::put_record(std::size_t& pos, const fsops::Change& c) {
     if (need - end_ - 4 > kBatchMax) return EFBIG;
     if (int e = grow(need); e != 0) return e;
     std::uint8_t* p = base_ + pos;
-    for (std::size_t len = scratch_.size(); ; len >>= 7) {
+    for (std::size_t len = scratch_.size();; len >>= 7) {
         if (len < 0x80) {
             *p++ = static_cast<std::uint8_t>(len);
             break;
@@ -206,8 +206,7 @@ bool StateLog::wants_compaction() const {
     return end_ > floor_ && 2 * end_ > 3 * compacted_size_;
 }
 
-int StateLog::compact(const fsops::Filesystem& fs,
-                      const std::function<void(int new_fd)>& publish) {
+int StateLog::compact(const fsops::Filesystem& fs, const std::function<void(int new_fd)>& publish) {
     return rewrite(fs, true, publish);
 }
 

@@ -21,9 +21,9 @@
 // Filesystem::stream_state) before the log's; nothing here calls into the core otherwise.
 #pragma once
 
+#include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "fsops/filesystem.hpp"
-#include "common/result.hpp"
 #include "fsops/state.hpp"
 
 #include <cstdint>

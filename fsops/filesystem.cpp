@@ -20,8 +20,8 @@ namespace bpffs::fsops {
 using table::Detached;
 using table::Dir;
 using table::Entry;
-using table::Node;
 using table::kNone;
+using table::Node;
 
 bool Caller::in_group(std::uint32_t g) const {
     return g == gid || std::find(groups.begin(), groups.end(), g) != groups.end();
@@ -135,7 +135,6 @@ struct Filesystem::Impl : table::NodeTable {
         return n;
     }
 
-
     // Takes a node out of its parent: the parent's mtime and ctime and the node's ctime move to
     // now; the node stays in the table while the kernel references it. Returns the handle an
     // object held (release_all may have taken it already), which the caller releases.
@@ -144,8 +143,8 @@ struct Filesystem::Impl : table::NodeTable {
         const Entry e = d.entries[n.pos];
         bool referenced = lookups(n) > 0;
         if (referenced)  // the only allocation: first
-            detached.insert_or_assign(
-                n.ino, Detached{parent.ino, e.cookie, std::string(d.name_of(e))});
+            detached.insert_or_assign(n.ino,
+                                      Detached{parent.ino, e.cookie, std::string(d.name_of(e))});
         std::optional<ObjHandle> released;
         if (n.has(Node::kHasHandle)) {
             released = n.handle;
@@ -169,13 +168,15 @@ struct Filesystem::Impl : table::NodeTable {
         return released;
     }
 
-
     Result<void> permission(const Caller& c, const Node& n, int mask) const {
         std::uint32_t mode = n.bits & Node::kModeMask;
         std::uint32_t bits;
-        if (c.uid == n.uid) bits = (mode >> 6) & 7;
-        else if (c.in_group(n.gid)) bits = (mode >> 3) & 7;
-        else bits = mode & 7;
+        if (c.uid == n.uid)
+            bits = (mode >> 6) & 7;
+        else if (c.in_group(n.gid))
+            bits = (mode >> 3) & 7;
+        else
+            bits = mode & 7;
         if ((static_cast<std::uint32_t>(mask) & ~bits) == 0) return {};
         if (n.is_dir()) {
             if (c.caps.dac_override) return {};
@@ -187,7 +188,6 @@ struct Filesystem::Impl : table::NodeTable {
         return fail(EACCES);
     }
 };
-
 
 Filesystem::Filesystem(MountOptions opts, Clock clock, Policy policy)
     : impl_(std::make_unique<Impl>()) {
@@ -216,9 +216,12 @@ Result<Attr> Filesystem::lookup(Ino parent, std::string_view name) {
         if (!d) return d.error();
         if (name.size() > kNameMax) return fail(ENAMETOOLONG);
         Node* n = nullptr;
-        if (name == ".") n = *d;
-        else if (name == "..") n = &impl_->at((*d)->parent);
-        else n = impl_->child(**d, name);
+        if (name == ".")
+            n = *d;
+        else if (name == "..")
+            n = &impl_->at((*d)->parent);
+        else
+            n = impl_->child(**d, name);
         if (n == nullptr) return fail(ENOENT);
         impl_->set_lookups(*n, impl_->lookups(*n) + 1);
         impl_->touch_lookups(*n);
@@ -375,9 +378,8 @@ Result<void> Filesystem::readdir(Ino ino, std::uint64_t off, bool plus, const Di
         if (off < 2 && !sink(DirEntry{"..", impl_->attr_of(impl_->at(d->parent)), 2})) return {};
         const Dir& dir = impl_->dir_of(*d);
         std::uint64_t after = std::max<std::uint64_t>(off, 2);
-        auto it = std::upper_bound(
-            dir.entries.begin(), dir.entries.end(), after,
-            [](std::uint64_t c, const Entry& e) { return c < e.cookie; });
+        auto it = std::upper_bound(dir.entries.begin(), dir.entries.end(), after,
+                                   [](std::uint64_t c, const Entry& e) { return c < e.cookie; });
         for (auto i = static_cast<std::size_t>(it - dir.entries.begin()); i < dir.entries.size();
              ++i) {
             const Entry e = dir.entries[i];
@@ -393,8 +395,7 @@ Result<void> Filesystem::readdir(Ino ino, std::uint64_t off, bool plus, const Di
     });
 }
 
-Result<Filesystem::XattrReply> Filesystem::getxattr(const Caller& c, Ino ino,
-                                                    std::string_view name,
+Result<Filesystem::XattrReply> Filesystem::getxattr(const Caller& c, Ino ino, std::string_view name,
                                                     std::size_t size) const {
     std::lock_guard lock(impl_->mu);
     const Node* n = impl_->find(ino);
@@ -406,8 +407,7 @@ Result<Filesystem::XattrReply> Filesystem::getxattr(const Caller& c, Ino ino,
     if (!n->is_object()) return fail(ENODATA);  // the socket node
     // The seed compares with strncmp(name, "bpf.type", 8): a prefix match.
     if (name.substr(0, 8) != "bpf.type") return fail(ENODATA);
-    std::string value =
-        n->type() == ObjType::map ? std::string("map", 4) : std::string("prog", 5);
+    std::string value = n->type() == ObjType::map ? std::string("map", 4) : std::string("prog", 5);
     XattrReply r;
     r.length = value.size();
     if (size == 0) return r;
@@ -611,8 +611,7 @@ CoreState Filesystem::snapshot() const {
     return s;
 }
 
-Filesystem::Filesystem(RestoreKey, Clock clock, Policy policy)
-    : impl_(std::make_unique<Impl>()) {
+Filesystem::Filesystem(RestoreKey, Clock clock, Policy policy) : impl_(std::make_unique<Impl>()) {
     impl_->clock = std::move(clock);
     impl_->policy = policy;
 }

@@ -24,9 +24,9 @@
 // back into the core.
 #pragma once
 
+#include "common/result.hpp"
 #include "fsops/mount_options.hpp"
 #include "fsops/policy.hpp"
-#include "common/result.hpp"
 #include "fsops/state.hpp"
 #include "fsops/types.hpp"
 
@@ -45,11 +45,10 @@ namespace bpffs::fsops {
 using Clock = std::function<Timespec()>;
 Timespec system_clock_now();
 
-
 // One directory entry as readdir hands it to a sink.
 struct DirEntry {
     std::string_view name;
-    Attr attr;            // full attributes (readdirplus); readdir uses ino and the type bits
+    Attr attr;               // full attributes (readdirplus); readdir uses ino and the type bits
     std::uint64_t next_off;  // the offset to resume after this entry
 };
 
@@ -66,8 +65,7 @@ struct Unlinked {
 
 class Filesystem {
 public:
-    explicit Filesystem(MountOptions opts = {}, Clock clock = system_clock_now,
-                        Policy policy = {});
+    explicit Filesystem(MountOptions opts = {}, Clock clock = system_clock_now, Policy policy = {});
     ~Filesystem();
     Filesystem(const Filesystem&) = delete;
     Filesystem& operator=(const Filesystem&) = delete;
@@ -92,8 +90,7 @@ public:
     // unlink: ENOENT, EISDIR. Returns the object's handle, which the caller releases.
     Result<Unlinked> unlink(Ino parent, std::string_view name);
     // rename, link, symlink: EPERM (the seed has none of these operations).
-    Result<void> rename(Ino parent, std::string_view name, Ino newparent,
-                        std::string_view newname);
+    Result<void> rename(Ino parent, std::string_view name, Ino newparent, std::string_view newname);
     Result<void> link(Ino ino, Ino newparent, std::string_view newname);
     Result<void> symlink(Ino parent, std::string_view name);
     // mknod: EEXIST if the name exists; S_IFREG or 0: EACCES; anything else: EPERM.

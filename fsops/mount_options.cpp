@@ -33,10 +33,14 @@ std::optional<long long> parse_int(std::string_view s, int base) {
     unsigned long long v = 0;
     for (char ch : s) {
         int d;
-        if (ch >= '0' && ch <= '9') d = ch - '0';
-        else if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
-        else if (ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
-        else return std::nullopt;
+        if (ch >= '0' && ch <= '9')
+            d = ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+            d = ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F')
+            d = ch - 'A' + 10;
+        else
+            return std::nullopt;
         if (d >= base) return std::nullopt;
         v = v * static_cast<unsigned>(base) + static_cast<unsigned>(d);
         if (v > static_cast<unsigned long long>(INT_MAX) + 1) return std::nullopt;
@@ -65,12 +69,43 @@ std::optional<std::uint32_t> parse_mode(std::string_view s) {
 // value. This is the set libfuse 3.14's fuse_session_new accepts, plus the generic mount flags
 // mount(8) and mount.fuse3 pass on for fstab lines.
 constexpr std::array<std::string_view, 37> kPassthrough = {
-    "rw", "ro", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync",
-    "dirsync", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
-    "strictatime", "nostrictatime", "lazytime", "nolazytime", "default_permissions",
-    "allow_other", "allow_root", "auto_unmount", "blkdev", "debug", "fsname=", "subtype=",
-    "max_read=", "blksize=", "context=", "fscontext=", "defcontext=", "rootcontext=",
-    "max_idle_threads=", "clone_fd",
+    "rw",
+    "ro",
+    "suid",
+    "nosuid",
+    "dev",
+    "nodev",
+    "exec",
+    "noexec",
+    "async",
+    "sync",
+    "dirsync",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nolazytime",
+    "default_permissions",
+    "allow_other",
+    "allow_root",
+    "auto_unmount",
+    "blkdev",
+    "debug",
+    "fsname=",
+    "subtype=",
+    "max_read=",
+    "blksize=",
+    "context=",
+    "fscontext=",
+    "defcontext=",
+    "rootcontext=",
+    "max_idle_threads=",
+    "clone_fd",
 };
 
 OptionError bad_value(std::string_view element, std::string_view key) {
@@ -93,7 +128,8 @@ Result<Parsed, OptionError> parse_list(std::string_view list) {
         if (el.empty()) continue;
         auto eq = el.find('=');
         std::string_view key = el.substr(0, eq);
-        std::string_view val = eq == std::string_view::npos ? std::string_view{} : el.substr(eq + 1);
+        std::string_view val =
+            eq == std::string_view::npos ? std::string_view{} : el.substr(eq + 1);
         bool has_val = eq != std::string_view::npos;
         if (has_val && (key == "uid" || key == "gid")) {
             auto id = parse_id(val);
@@ -106,8 +142,8 @@ Result<Parsed, OptionError> parse_list(std::string_view list) {
         } else if (is_passthrough_option(el)) {
             p.passthrough.emplace_back(el);
         } else {
-            return Unexpected{OptionError{std::string(el),
-                                          "unknown mount option '" + std::string(el) + "'"}};
+            return Unexpected{
+                OptionError{std::string(el), "unknown mount option '" + std::string(el) + "'"}};
         }
     }
     return p;
@@ -144,7 +180,8 @@ Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
     if (!p) return Unexpected{p.error()};
     if (!p->passthrough.empty()) {
         const auto& el = p->passthrough.front();
-        return Unexpected{OptionError{el, "mount option '" + el + "' cannot be changed by remount"}};
+        return Unexpected{
+            OptionError{el, "mount option '" + el + "' cannot be changed by remount"}};
     }
     MountOptions out = current;
     out.mode = p->mode.value_or(kDefaultRootMode);

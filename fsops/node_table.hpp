@@ -61,7 +61,6 @@ namespace bpffs::fsops::table {
 constexpr std::uint64_t kFirstCookie = 3;
 constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
 
-
 // A time as int64 nanoseconds since the epoch, when that holds it exactly.
 constexpr std::int64_t kNsPerSec = 1'000'000'000;
 inline bool pack_time(const Timespec& t, std::int64_t& ns) {
@@ -173,9 +172,7 @@ private:
         for (std::uint32_t r : old)
             if (r != kNone) insert(hash_of(r), r);
     }
-    void set_shift() {
-        shift_ = slots_.empty() ? 0 : 64 - std::countr_zero(slots_.size());
-    }
+    void set_shift() { shift_ = slots_.empty() ? 0 : 64 - std::countr_zero(slots_.size()); }
     std::size_t home(std::uint64_t h) const {
         return static_cast<std::size_t>((h * 0x9e3779b97f4a7c15ull) >> shift_);
     }
@@ -282,7 +279,6 @@ struct Node {
 // The node table, the directories and the change marks of the call in progress.
 struct NodeTable {
     static_assert(sizeof(Node) == 64, "a node is one cache line");
-
 
     // The node table: slots in chunks that never move, a free list threaded through
     // Node::parent, and the index by ino.
@@ -447,8 +443,10 @@ struct NodeTable {
     void mark(Ino ino, Part part) {
         if (!sink) return;
         auto [it, fresh] = pending_at.try_emplace(ino, pending.size());
-        if (fresh) pending.push_back(Pending{ino, part});
-        else pending[it->second].part = std::max(pending[it->second].part, part);
+        if (fresh)
+            pending.push_back(Pending{ino, part});
+        else
+            pending[it->second].part = std::max(pending[it->second].part, part);
     }
     void touch(const Node& n) { mark(n.ino, Part::whole); }
     // Only atime, mtime, ctime, nlink or the next cookie changed.
@@ -524,7 +522,6 @@ struct NodeTable {
         pending_at.clear();
         sink(out);
     }
-
 
     Node* child(const Node& dir, std::string_view name) {
         if (name == kSocketName && socket_ino != 0) return find(socket_ino);

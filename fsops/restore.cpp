@@ -114,7 +114,7 @@ bool NodeTable::link_loaded(std::vector<ToLink>& to_link) {
         Dir& d = dir_of(*p);
         if (l.cookie < kFirstCookie || l.cookie >= d.next_cookie) return false;
         if (i > 0 && to_link[i - 1].parent == l.parent && to_link[i - 1].cookie == l.cookie)
-            return false;  // the same cookie twice in a directory
+            return false;                               // the same cookie twice in a directory
         if (d.find(l.ns->name) != kNone) return false;  // the same name twice
         d.reserve_entry(l.ns->name.size());
         link(*p, d, l.slot, l.ns->name, l.cookie);

@@ -81,10 +81,10 @@ public:
         for (int shift = 0; ok_; shift += 7) {
             std::uint8_t b = u8();
             if (!ok_) break;
-            if (shift == 63 && b > 1) break;               // more than 64 bits
+            if (shift == 63 && b > 1) break;  // more than 64 bits
             x |= std::uint64_t{b & 0x7fu} << shift;
             if ((b & 0x80) == 0) {
-                if (b == 0 && shift != 0) break;           // a needless zero byte: not minimal
+                if (b == 0 && shift != 0) break;  // a needless zero byte: not minimal
                 return x;
             }
         }
@@ -154,8 +154,7 @@ void put_node(Writer& w, const NodeState& n) {
     put_times(w, a.atime, a.mtime, a.ctime);
     w.v(n.nlookup);
     std::uint8_t flags = (n.removed ? kFlagRemoved : 0) | (n.is_dir ? kFlagDir : 0) |
-                         (n.handle ? kFlagHandle : 0) |
-                         (n.type == ObjType::prog ? kFlagProg : 0);
+                         (n.handle ? kFlagHandle : 0) | (n.type == ObjType::prog ? kFlagProg : 0);
     w.u8(flags);
     w.v(n.next_cookie);
     if (n.handle) w.v(*n.handle);
@@ -194,30 +193,30 @@ void encode_to(const Change& c, std::string& out) {
     Writer w(out);
     w.u8(static_cast<std::uint8_t>(c.kind));
     switch (c.kind) {
-    case Change::Kind::put:
-        put_node(w, c.node);
-        break;
-    case Change::Kind::lookups:
-        w.v(c.ino);
-        w.v(c.nlookup);
-        break;
-    case Change::Kind::erase:
-        w.v(c.ino);
-        break;
-    case Change::Kind::meta:
-        w.v(c.meta.opts.uid);
-        w.v(c.meta.opts.gid);
-        w.v(c.meta.opts.mode);
-        w.v(c.meta.next_ino);
-        w.v(c.meta.socket_ino);
-        w.u8(c.meta.read_only ? 1 : 0);
-        break;
-    case Change::Kind::times:
-        w.v(c.ino);
-        put_times(w, c.times.atime, c.times.mtime, c.times.ctime);
-        w.v(c.times.nlink);
-        w.v(c.times.next_cookie);
-        break;
+        case Change::Kind::put:
+            put_node(w, c.node);
+            break;
+        case Change::Kind::lookups:
+            w.v(c.ino);
+            w.v(c.nlookup);
+            break;
+        case Change::Kind::erase:
+            w.v(c.ino);
+            break;
+        case Change::Kind::meta:
+            w.v(c.meta.opts.uid);
+            w.v(c.meta.opts.gid);
+            w.v(c.meta.opts.mode);
+            w.v(c.meta.next_ino);
+            w.v(c.meta.socket_ino);
+            w.u8(c.meta.read_only ? 1 : 0);
+            break;
+        case Change::Kind::times:
+            w.v(c.ino);
+            put_times(w, c.times.atime, c.times.mtime, c.times.ctime);
+            w.v(c.times.nlink);
+            w.v(c.times.next_cookie);
+            break;
     }
 }
 
@@ -234,30 +233,30 @@ Result<Change> decode(std::string_view bytes) {
     Change c;
     c.kind = static_cast<Change::Kind>(kind);
     switch (c.kind) {
-    case Change::Kind::put:
-        c.node = get_node(r);
-        break;
-    case Change::Kind::lookups:
-        c.ino = r.v();
-        c.nlookup = r.v();
-        break;
-    case Change::Kind::erase:
-        c.ino = r.v();
-        break;
-    case Change::Kind::meta:
-        c.meta.opts.uid = r.v32();
-        c.meta.opts.gid = r.v32();
-        c.meta.opts.mode = r.v32();
-        c.meta.next_ino = r.v();
-        c.meta.socket_ino = r.v();
-        c.meta.read_only = r.flag();
-        break;
-    case Change::Kind::times:
-        c.ino = r.v();
-        get_times(r, c.times.atime, c.times.mtime, c.times.ctime);
-        c.times.nlink = r.v32();
-        c.times.next_cookie = r.v();
-        break;
+        case Change::Kind::put:
+            c.node = get_node(r);
+            break;
+        case Change::Kind::lookups:
+            c.ino = r.v();
+            c.nlookup = r.v();
+            break;
+        case Change::Kind::erase:
+            c.ino = r.v();
+            break;
+        case Change::Kind::meta:
+            c.meta.opts.uid = r.v32();
+            c.meta.opts.gid = r.v32();
+            c.meta.opts.mode = r.v32();
+            c.meta.next_ino = r.v();
+            c.meta.socket_ino = r.v();
+            c.meta.read_only = r.flag();
+            break;
+        case Change::Kind::times:
+            c.ino = r.v();
+            get_times(r, c.times.atime, c.times.mtime, c.times.ctime);
+            c.times.nlink = r.v32();
+            c.times.next_cookie = r.v();
+            break;
     }
     if (!r.ok() || !r.at_end()) return fail(EINVAL);
     return c;
@@ -285,28 +284,28 @@ StateBuilder::StateBuilder(const CoreState& base) : meta_(base.meta) {
 
 void StateBuilder::apply(const Change& c) {
     switch (c.kind) {
-    case Change::Kind::put:
-        nodes_.insert_or_assign(c.node.ino, c.node);
-        break;
-    case Change::Kind::lookups:
-        if (auto it = nodes_.find(c.ino); it != nodes_.end()) it->second.nlookup = c.nlookup;
-        break;
-    case Change::Kind::times:
-        if (auto it = nodes_.find(c.ino); it != nodes_.end()) {
-            NodeState& n = it->second;
-            n.attr.atime = c.times.atime;
-            n.attr.mtime = c.times.mtime;
-            n.attr.ctime = c.times.ctime;
-            n.attr.nlink = c.times.nlink;
-            n.next_cookie = c.times.next_cookie;
-        }
-        break;
-    case Change::Kind::erase:
-        nodes_.erase(c.ino);
-        break;
-    case Change::Kind::meta:
-        meta_ = c.meta;
-        break;
+        case Change::Kind::put:
+            nodes_.insert_or_assign(c.node.ino, c.node);
+            break;
+        case Change::Kind::lookups:
+            if (auto it = nodes_.find(c.ino); it != nodes_.end()) it->second.nlookup = c.nlookup;
+            break;
+        case Change::Kind::times:
+            if (auto it = nodes_.find(c.ino); it != nodes_.end()) {
+                NodeState& n = it->second;
+                n.attr.atime = c.times.atime;
+                n.attr.mtime = c.times.mtime;
+                n.attr.ctime = c.times.ctime;
+                n.attr.nlink = c.times.nlink;
+                n.next_cookie = c.times.next_cookie;
+            }
+            break;
+        case Change::Kind::erase:
+            nodes_.erase(c.ino);
+            break;
+        case Change::Kind::meta:
+            meta_ = c.meta;
+            break;
     }
 }
 
@@ -320,9 +319,8 @@ CoreState StateBuilder::state() const {
 
 CoreState fresh_mount_view(CoreState s) {
     Ino sock = s.meta.socket_ino;
-    std::erase_if(s.nodes, [sock](const NodeState& n) {
-        return n.removed || (sock != 0 && n.ino == sock);
-    });
+    std::erase_if(s.nodes,
+                  [sock](const NodeState& n) { return n.removed || (sock != 0 && n.ino == sock); });
     for (auto& n : s.nodes) n.nlookup = n.ino == kRootIno ? 1 : 0;
     s.meta.socket_ino = 0;
     return s;

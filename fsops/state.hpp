@@ -16,8 +16,8 @@
 // self-delimiting: the log frames them. A pinned object's node takes about 45 bytes.
 #pragma once
 
-#include "fsops/mount_options.hpp"
 #include "common/result.hpp"
+#include "fsops/mount_options.hpp"
 #include "fsops/types.hpp"
 
 #include <cstdint>
@@ -35,22 +35,22 @@ bool same_attr(const Attr& a, const Attr& b);
 // One node of the inode table, everything needed to rebuild it.
 struct NodeState {
     Ino ino = 0;
-    Ino parent = 0;             // 0 for the root
-    std::uint64_t cookie = 0;   // its readdir offset in the parent (0: root, socket node)
-    std::string name;           // empty for the root
+    Ino parent = 0;            // 0 for the root
+    std::uint64_t cookie = 0;  // its readdir offset in the parent (0: root, socket node)
+    std::string name;          // empty for the root
     Attr attr;
     std::uint64_t nlookup = 0;
-    bool removed = false;       // unlinked but still referenced by the kernel
+    bool removed = false;  // unlinked but still referenced by the kernel
     bool is_dir = false;
     std::uint64_t next_cookie = 0;    // directories: the next cookie to hand out; else 0
     ObjType type = ObjType::map;      // objects
     std::optional<ObjHandle> handle;  // objects, until unlink (or release_all)
 
     friend bool operator==(const NodeState& a, const NodeState& b) {
-        return a.ino == b.ino && a.parent == b.parent && a.cookie == b.cookie &&
-               a.name == b.name && same_attr(a.attr, b.attr) && a.nlookup == b.nlookup &&
-               a.removed == b.removed && a.is_dir == b.is_dir &&
-               a.next_cookie == b.next_cookie && a.type == b.type && a.handle == b.handle;
+        return a.ino == b.ino && a.parent == b.parent && a.cookie == b.cookie && a.name == b.name &&
+               same_attr(a.attr, b.attr) && a.nlookup == b.nlookup && a.removed == b.removed &&
+               a.is_dir == b.is_dir && a.next_cookie == b.next_cookie && a.type == b.type &&
+               a.handle == b.handle;
     }
 };
 

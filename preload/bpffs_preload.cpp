@@ -68,8 +68,8 @@ using bpffs::UniqueFd;
 
 constexpr long kFuseMagic = FUSE_SUPER_MAGIC;
 constexpr long kBpfMagic = BPF_FS_MAGIC;
-constexpr std::uint32_t kBpfFPathFd = 1U << 14;     // BPF_F_PATH_FD (Linux 6.5, not in 6.1)
-constexpr unsigned kMaxAttrSize = 4096;             // the kernel's limit (PAGE_SIZE): E2BIG above
+constexpr std::uint32_t kBpfFPathFd = 1U << 14;  // BPF_F_PATH_FD (Linux 6.5, not in 6.1)
+constexpr unsigned kMaxAttrSize = 4096;          // the kernel's limit (PAGE_SIZE): E2BIG above
 
 // The next definitions of the interposed functions: the shim's only state, and its only
 // mutable global (an interposed libc function has no object to keep it in). Constant-

@@ -57,16 +57,16 @@ struct bpffs_opts {
  * daemon: nothing was sent), EBADF, EINVAL (not a map or program), ENOENT, ENOTDIR, EACCES
  * (search permission; parent not on a bpffs-fuse mount), EEXIST, EBUSY (the directory has
  * subdirectories), EROFS, ETIMEDOUT/ECONNREFUSED (broker gone). */
-BPFFS_API int bpffs_obj_pin(int fd, const char *pathname);
+BPFFS_API int bpffs_obj_pin(int fd, const char* pathname);
 /* The same with options (NULL: as bpffs_obj_pin); EINVAL for a bad opts. */
-BPFFS_API int bpffs_obj_pin_opts(int fd, const char *pathname, const struct bpffs_opts *opts);
+BPFFS_API int bpffs_obj_pin_opts(int fd, const char* pathname, const struct bpffs_opts* opts);
 
 /* Returns a new fd (O_RDWR, close-on-exec) for the object pinned at `pathname`.
  * Errors: ENOENT, ENOTDIR, ELOOP, EACCES (search or write permission; not an object), EROFS,
  * EPERM (the socket is not served by a trusted daemon: nothing was sent or accepted). */
-BPFFS_API int bpffs_obj_get(const char *pathname);
+BPFFS_API int bpffs_obj_get(const char* pathname);
 /* The same with options (NULL: as bpffs_obj_get); EINVAL for a bad opts. */
-BPFFS_API int bpffs_obj_get_opts(const char *pathname, const struct bpffs_opts *opts);
+BPFFS_API int bpffs_obj_get_opts(const char* pathname, const struct bpffs_opts* opts);
 
 /* A kept connection to the broker of one bpffs-fuse mount.
  *
@@ -93,22 +93,22 @@ struct bpffs_conn;
  * or a negative errno (*out NULL): ENOENT, ENOTDIR, ELOOP, EACCES (search permission; not on
  * a bpffs-fuse mount), EPERM (not served by a trusted daemon), EFAULT (NULL argument),
  * ENOMEM. */
-BPFFS_API int bpffs_conn_open(const char *path_in_mount, struct bpffs_conn **out);
+BPFFS_API int bpffs_conn_open(const char* path_in_mount, struct bpffs_conn** out);
 /* The same with options (NULL: as bpffs_conn_open), kept for the connection's life: its
  * reconnects and the calls it hands to another mount's broker trust the same uid. */
-BPFFS_API int bpffs_conn_open_opts(const char *path_in_mount, const struct bpffs_opts *opts,
-                                   struct bpffs_conn **out);
+BPFFS_API int bpffs_conn_open_opts(const char* path_in_mount, const struct bpffs_opts* opts,
+                                   struct bpffs_conn** out);
 
 /* As bpffs_obj_get(), over the connection. `flags` must be 0 (EINVAL otherwise: the fd is
  * always O_RDWR). A path on another mount is answered by that mount's broker, on a connection
  * of its own, as bpffs_obj_get() would. */
-BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn *conn, const char *pathname, unsigned flags);
+BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn* conn, const char* pathname, unsigned flags);
 
 /* As bpffs_obj_pin(), over the connection (a path on another mount: as bpffs_obj_pin()). */
-BPFFS_API int bpffs_conn_obj_pin(struct bpffs_conn *conn, int fd, const char *pathname);
+BPFFS_API int bpffs_conn_obj_pin(struct bpffs_conn* conn, int fd, const char* pathname);
 
 /* Closes the connection and frees it. NULL is allowed. No call may use it any more. */
-BPFFS_API void bpffs_conn_close(struct bpffs_conn *conn);
+BPFFS_API void bpffs_conn_close(struct bpffs_conn* conn);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fail(const char *what) {
+static int fail(const char* what) {
     int e = errno;
     fprintf(stderr, "libbpf_pin: %s: %s\n", what, strerror(e));
     return 1;
@@ -41,15 +41,15 @@ static int report_and_store(int map_fd, unsigned long long value) {
     return 0;
 }
 
-static int with_object(const char *obj_path, const char *pin_root, unsigned long long value) {
+static int with_object(const char* obj_path, const char* pin_root, unsigned long long value) {
     LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
-    struct bpf_object *obj = bpf_object__open_file(obj_path, &opts);
+    struct bpf_object* obj = bpf_object__open_file(obj_path, &opts);
     if (obj == NULL) return fail("bpf_object__open_file");
     int rc = 1;
     if (bpf_object__load(obj) != 0) {
         fail("bpf_object__load");
     } else {
-        struct bpf_map *map = bpf_object__find_map_by_name(obj, "counters");
+        struct bpf_map* map = bpf_object__find_map_by_name(obj, "counters");
         if (map == NULL) {
             fail("no map 'counters'");
         } else if (!bpf_map__is_pinned(map)) {
@@ -63,7 +63,7 @@ static int with_object(const char *obj_path, const char *pin_root, unsigned long
     return rc;
 }
 
-static int with_api(const char *pin_root, unsigned long long value) {
+static int with_api(const char* pin_root, unsigned long long value) {
     char path[4096];
     snprintf(path, sizeof path, "%s/counters", pin_root);
     int fd = bpf_obj_get(path);
@@ -79,7 +79,7 @@ static int with_api(const char *pin_root, unsigned long long value) {
     return rc;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: libbpf_pin {OBJ | --api} PIN_ROOT VALUE\n");
         return 2;

@@ -3,8 +3,8 @@
 // pins it at <pin_root_path>/counters, or reuses what is pinned there) and one socket filter
 // that uses it. Compiled with clang -target bpf; with -DBPFFS_TEST_NO_PIN the map is not pinned
 // (for `bpftool prog load`, which pins the program and, with `pinmaps`, the maps itself).
-#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <linux/bpf.h>
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -17,9 +17,9 @@ struct {
 } counters SEC(".maps");
 
 SEC("socket")
-int count_packets(struct __sk_buff *skb) {
+int count_packets(struct __sk_buff* skb) {
     __u32 key = 0;
-    __u64 *value = bpf_map_lookup_elem(&counters, &key);
+    __u64* value = bpf_map_lookup_elem(&counters, &key);
     if (value) __sync_fetch_and_add(value, 1);
     return 0;
 }

@@ -32,44 +32,44 @@
 
 // Every allocation in the process (the shim's included: the executable's definitions come
 // first) is counted, then done by glibc's own allocator.
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-extern void __libc_free(void *);
+extern void* __libc_malloc(size_t);
+extern void* __libc_calloc(size_t, size_t);
+extern void* __libc_realloc(void*, size_t);
+extern void* __libc_memalign(size_t, size_t);
+extern void __libc_free(void*);
 static atomic_long allocations;
 
-void *malloc(size_t n) {
+void* malloc(size_t n) {
     atomic_fetch_add(&allocations, 1);
     return __libc_malloc(n);
 }
-void *calloc(size_t n, size_t size) {
+void* calloc(size_t n, size_t size) {
     atomic_fetch_add(&allocations, 1);
     return __libc_calloc(n, size);
 }
-void *realloc(void *p, size_t n) {
+void* realloc(void* p, size_t n) {
     atomic_fetch_add(&allocations, 1);
     return __libc_realloc(p, n);
 }
-void *memalign(size_t align, size_t n) {
+void* memalign(size_t align, size_t n) {
     atomic_fetch_add(&allocations, 1);
     return __libc_memalign(align, n);
 }
-void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
-int posix_memalign(void **out, size_t align, size_t n) {
-    void *p = memalign(align, n);
+void* aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
+int posix_memalign(void** out, size_t align, size_t n) {
+    void* p = memalign(align, n);
     if (p == NULL) return ENOMEM;
     *out = p;
     return 0;
 }
-void free(void *p) { __libc_free(p); }
+void free(void* p) { __libc_free(p); }
 
-static long sys_bpf(int cmd, union bpf_attr *attr, unsigned size) {
+static long sys_bpf(int cmd, union bpf_attr* attr, unsigned size) {
     return syscall(__NR_bpf, cmd, attr, size);
 }
 
-static const char *errname(int e) {
-    const char *n = strerrorname_np(e);
+static const char* errname(int e) {
+    const char* n = strerrorname_np(e);
     return n != NULL ? n : "E?";
 }
 
@@ -98,7 +98,7 @@ static unsigned map_id(int fd) {
     return info.id;
 }
 
-static int pin_fd(int fd, const char *path) {
+static int pin_fd(int fd, const char* path) {
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     a.pathname = (uint64_t)(uintptr_t)path;
@@ -114,7 +114,7 @@ static int pin_fd(int fd, const char *path) {
 
 static void drop_privileges(void);
 
-static int cmd_pin(const char *path) {
+static int cmd_pin(const char* path) {
     int fd = map_create();
     if (fd < 0) {
         printf("map_create: %s\n", errname(errno));
@@ -126,7 +126,7 @@ static int cmd_pin(const char *path) {
     return 0;
 }
 
-static int cmd_get(const char *path, unsigned flags) {
+static int cmd_get(const char* path, unsigned flags) {
     drop_privileges();
     union bpf_attr a;
     memset(&a, 0, sizeof a);
@@ -143,7 +143,7 @@ static int cmd_get(const char *path, unsigned flags) {
     return 0;
 }
 
-static void print_type(const char *what, int r, long type) {
+static void print_type(const char* what, int r, long type) {
     if (r != 0) {
         printf("%s %s\n", what, errname(errno));
     } else {
@@ -151,7 +151,7 @@ static void print_type(const char *what, int r, long type) {
     }
 }
 
-static int cmd_statfs(const char *path) {
+static int cmd_statfs(const char* path) {
     struct statfs s;
     struct statfs64 s64;
     memset(&s, 0, sizeof s);
@@ -178,7 +178,7 @@ static int cmd_statfs(const char *path) {
 static int failures;
 
 // Call with the result of the expression under test; errno is read right after it.
-static void check(int ok, const char *what) {
+static void check(int ok, const char* what) {
     int e = errno;
     if (!ok) {
         printf("FAIL: %s (errno %s)\n", what, errname(e));
@@ -188,7 +188,7 @@ static void check(int ok, const char *what) {
 
 // Calls that must behave as they do without the shim. PATH is an existing directory on a
 // bpffs-fuse mount, where the shim does act on pins and gets.
-static int cmd_untouched(const char *path) {
+static int cmd_untouched(const char* path) {
     // A successful call leaves errno alone; a failed one sets the kernel's errno.
     errno = 4242;
     check(syscall(__NR_getpid) == getpid() && errno == 4242, "getpid keeps errno");
@@ -198,7 +198,7 @@ static int cmd_untouched(const char *path) {
     check(statfs("/nonexistent/x", &s) == -1 && errno == ENOENT, "statfs ENOENT");
     check(fstatfs(-1, &s) == -1 && errno == EBADF, "fstatfs EBADF");
     // All six arguments reach the kernel (mmap takes six).
-    void *m = (void *)syscall(__NR_mmap, NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* m = (void*)syscall(__NR_mmap, NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     check(m != MAP_FAILED, "mmap with six arguments");
     if (m != MAP_FAILED) munmap(m, 4096);
     // bpf(2) calls that are not ours keep the kernel's answers.
@@ -208,7 +208,7 @@ static int cmd_untouched(const char *path) {
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     errno = 0;
-    check(sys_bpf(BPF_OBJ_GET, (union bpf_attr *)8, OBJ_ATTR_SIZE) == -1 && errno == EFAULT,
+    check(sys_bpf(BPF_OBJ_GET, (union bpf_attr*)8, OBJ_ATTR_SIZE) == -1 && errno == EFAULT,
           "BPF_OBJ_GET with a bad attr pointer: EFAULT");
     a.pathname = 8;
     check(sys_bpf(BPF_OBJ_GET, &a, OBJ_ATTR_SIZE) == -1 && errno == EFAULT,
@@ -225,16 +225,16 @@ static int cmd_untouched(const char *path) {
 }
 
 struct stress_arg {
-    const char *obj;
-    const char *other;
+    const char* obj;
+    const char* other;
     unsigned want_id;
     long other_type;
     int rounds;
     int errors;
 };
 
-static void *stress_thread(void *p) {
-    struct stress_arg *s = p;
+static void* stress_thread(void* p) {
+    struct stress_arg* s = p;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", s->obj);
     *strrchr(dir, '/') = '\0';
@@ -252,7 +252,7 @@ static void *stress_thread(void *p) {
     return NULL;
 }
 
-static int cmd_stress(const char *obj, const char *other, int threads, int rounds) {
+static int cmd_stress(const char* obj, const char* other, int threads, int rounds) {
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     a.pathname = (uint64_t)(uintptr_t)obj;
@@ -283,7 +283,7 @@ static int cmd_stress(const char *obj, const char *other, int threads, int round
 // With $PROBE_UID set, the probe drops to that uid (and gid, no groups) once the map exists:
 // pins and gets are then made by an unprivileged user, with a map root created.
 static void drop_privileges(void) {
-    const char *uid = getenv("PROBE_UID");
+    const char* uid = getenv("PROBE_UID");
     if (uid == NULL) return;
     unsigned id = (unsigned)strtoul(uid, NULL, 10);
     if (setgroups(0, NULL) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
@@ -294,27 +294,27 @@ static void drop_privileges(void) {
 
 // The calls the shim sees but does not serve, in a loop: other system calls, bpf commands,
 // BPF_OBJ_GET on a kernel bpffs, statfs on the mount and elsewhere, fstatfs on the mount.
-static void unserved_calls(const char *kernel_obj, const char *mnt_dir, const char *other) {
+static void unserved_calls(const char* kernel_obj, const char* mnt_dir, const char* other) {
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     a.pathname = (uint64_t)(uintptr_t)kernel_obj;
     int fd = (int)sys_bpf(BPF_OBJ_GET, &a, OBJ_ATTR_SIZE);
     if (fd >= 0) close(fd);
     memset(&a, 0, sizeof a);
-    a.pathname = (uint64_t)(uintptr_t)"/nonexistent";
+    a.pathname = (uint64_t)(uintptr_t) "/nonexistent";
     sys_bpf(BPF_OBJ_GET, &a, OBJ_ATTR_SIZE);
     sys_bpf(BPF_PROG_GET_NEXT_ID, &a, sizeof a);
     syscall(__NR_getpid);
     struct statfs s;
     statfs(mnt_dir, &s);
     statfs(other, &s);
-    statfs64(other, (struct statfs64 *)&s);
+    statfs64(other, (struct statfs64*)&s);
     int dfd = open(mnt_dir, O_PATH | O_CLOEXEC);
     fstatfs(dfd, &s);
     close(dfd);
 }
 
-static int cmd_noalloc(const char *kernel_obj, const char *mnt_dir, const char *other) {
+static int cmd_noalloc(const char* kernel_obj, const char* mnt_dir, const char* other) {
     unserved_calls(kernel_obj, mnt_dir, other);  // warm up (lazy binding)
     long before = atomic_load(&allocations);
     for (int i = 0; i < 100; ++i) unserved_calls(kernel_obj, mnt_dir, other);
@@ -323,7 +323,7 @@ static int cmd_noalloc(const char *kernel_obj, const char *mnt_dir, const char *
     return n == 0 ? 0 : 1;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 3 && strcmp(argv[1], "pin") == 0) return cmd_pin(argv[2]);
     if (argc == 4 && strcmp(argv[1], "pin-fd") == 0) return pin_fd(atoi(argv[2]), argv[3]);
@@ -335,8 +335,9 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "noalloc") == 0) return cmd_noalloc(argv[2], argv[3], argv[4]);
     if (argc == 6 && strcmp(argv[1], "stress") == 0)
         return cmd_stress(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
-    fprintf(stderr, "usage: probe {pin PATH | pin-fd FD PATH | get PATH [FLAGS] | statfs PATH |"
-                    " untouched DIR | stress OBJ OTHER THREADS ROUNDS |"
-                    " noalloc KERNEL_OBJ MNT_DIR OTHER_DIR}\n");
+    fprintf(stderr,
+            "usage: probe {pin PATH | pin-fd FD PATH | get PATH [FLAGS] | statfs PATH |"
+            " untouched DIR | stress OBJ OTHER THREADS ROUNDS |"
+            " noalloc KERNEL_OBJ MNT_DIR OTHER_DIR}\n");
     return 2;
 }
