@@ -27,16 +27,10 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <string_view>
+#include <thread>
 
 namespace bpffs::test {
-
-std::string ename(int e) {
-    if (e == 0) return "ok";
-    const char* n = strerrorname_np(e);
-    return n != nullptr ? n : std::to_string(e);
-}
 
 UniqueFd create_hash_map(const char* name) {
     int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name, sizeof(std::uint32_t), sizeof(std::uint64_t),
@@ -95,12 +89,8 @@ bool id_alive(int fd) {
 }
 }  // namespace
 
-bool map_id_alive(std::uint32_t id) {
-    return id_alive(bpf_map_get_fd_by_id(id));
-}
-bool prog_id_alive(std::uint32_t id) {
-    return id_alive(bpf_prog_get_fd_by_id(id));
-}
+bool map_id_alive(std::uint32_t id) { return id_alive(bpf_map_get_fd_by_id(id)); }
+bool prog_id_alive(std::uint32_t id) { return id_alive(bpf_prog_get_fd_by_id(id)); }
 
 int map_update(int fd, std::uint32_t key, std::uint64_t value) {
     int rc = bpf_map_update_elem(fd, &key, &value, BPF_ANY);
@@ -196,7 +186,8 @@ FdGroup make_pipes(std::size_t n) {
 
 TempDir::TempDir(const std::string& parent) {
     std::string tmpl = parent + "/bpffs-ktest-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp in " + parent + " failed");
+    if (mkdtemp(tmpl.data()) == nullptr)
+        throw std::runtime_error("mkdtemp in " + parent + " failed");
     path_ = tmpl;
     chmod(path_.c_str(), 0755);
 }
@@ -231,8 +222,7 @@ Child::Child(const std::function<int()>& fn) {
         int rc = 255;
         try {
             rc = fn();
-        } catch (...) {
-        }
+        } catch (...) {}
         _exit(rc & 0xff);
     }
 }
@@ -336,8 +326,7 @@ std::vector<MountEntry> mount_table() {
         std::string id, parent, devno, root, mnt, f;
         MountEntry e;
         ls >> id >> parent >> devno >> root >> mnt >> e.options;
-        while (ls >> f && f != "-") {
-        }
+        while (ls >> f && f != "-") {}
         std::string source;
         ls >> e.fstype >> source >> e.super_options;
         e.path = unescape_mountinfo(mnt);

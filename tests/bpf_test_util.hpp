@@ -9,6 +9,7 @@
 #pragma once
 
 #include "common/unique_fd.hpp"
+#include "tests/result_helpers.hpp"  // ename
 
 #include <sys/types.h>
 
@@ -19,9 +20,6 @@
 #include <vector>
 
 namespace bpffs::test {
-
-// "ENOENT" for ENOENT, "ok" for 0: errno values compared by name read well in a failure.
-std::string ename(int e);
 
 // A BPF_MAP_TYPE_HASH map (u32 key, u64 value, 16 entries) named `name` (at most 15 chars).
 // Invalid on failure (errno set).
