@@ -86,24 +86,6 @@ std::size_t readdir_requests(const Mount& m) {
     return n;
 }
 
-// The daemon and its descendants (a supervisor and its worker, once the daemon has both).
-std::vector<pid_t> process_tree(pid_t root) {
-    std::vector<pid_t> out{root};
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        std::string task_dir = "/proc/" + std::to_string(out[i]) + "/task";
-        DIR* d = opendir(task_dir.c_str());
-        if (d == nullptr) continue;
-        while (dirent* e = readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            std::ifstream in(task_dir + "/" + e->d_name + "/children");
-            pid_t child;
-            while (in >> child) out.push_back(child);
-        }
-        closedir(d);
-    }
-    return out;
-}
-
 // The broker's open client connections, wherever in the daemon's process tree it runs: the
 // daemon's SOCK_SEQPACKET sockets that carry the address of the broker's socket (accepted
 // sockets show their listener's path in /proc/net/unix) and are not listening. Other
