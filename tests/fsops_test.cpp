@@ -25,10 +25,7 @@
 #include <vector>
 
 using namespace bpffs::fsops;
-using bpffs::test::admin;
-using bpffs::test::err_of;
-using bpffs::test::FakeClock;
-using bpffs::test::user;
+using namespace bpffs::test;  // err_of, FakeClock, user, admin
 
 namespace {
 
