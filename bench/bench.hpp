@@ -22,18 +22,18 @@ namespace bpffs::bench {
 struct Config {
     bool quick = false;
     bool scale = false;
-    std::uint64_t iterations = 2000;          // samples per latency row
-    std::uint64_t objects = 1'000'000;        // scale mode: names pinned
-    std::uint64_t dir_entries = 100'000;      // scale mode: names per directory at most
+    std::uint64_t iterations = 2000;      // samples per latency row
+    std::uint64_t objects = 1'000'000;    // scale mode: names pinned
+    std::uint64_t dir_entries = 100'000;  // scale mode: names per directory at most
     std::vector<std::uint64_t> readdir_sizes{10'000, 100'000};
     std::vector<int> clients{1, 4, 16};
-    double seconds = 1.0;                     // per concurrency measurement
-    int rounds = 3;                           // concurrency measurements per row (median)
-    std::string daemon_bin;                   // bpffs-fuse
-    std::string minfuse_bin;                  // bpffs-bench-minfuse
+    double seconds = 1.0;     // per concurrency measurement
+    int rounds = 3;           // concurrency measurements per row (median)
+    std::string daemon_bin;   // bpffs-fuse
+    std::string minfuse_bin;  // bpffs-bench-minfuse
     std::string daemon_log_level = "warn";
-    int nice = -20;                           // scheduling priority of the run and its children
-    std::vector<std::string> only;            // sections to run (empty: all)
+    int nice = -20;                 // scheduling priority of the run and its children
+    std::vector<std::string> only;  // sections to run (empty: all)
     bool wants(const std::string& section) const;
 };
 
@@ -47,7 +47,7 @@ public:
     std::string ours(const std::string& rel = "") const { return join(ours_dir_, rel); }
     std::string kern(const std::string& rel = "") const { return join(kern_dir_, rel); }
     std::string min(const std::string& rel = "") const { return join(min_dir_, rel); }
-    pid_t daemon_pid() const { return daemon_->pid(); }  // the supervisor, if it has a worker
+    pid_t daemon_pid() const { return daemon_->pid(); }
     TempDir& tmp() { return tmp_; }
     std::string daemon_log() const { return daemon_->log_text(); }
 
@@ -58,7 +58,7 @@ private:
     TempDir tmp_;
     std::string ours_dir_, kern_dir_, min_dir_;
     std::unique_ptr<Daemon> daemon_;
-    std::unique_ptr<Daemon> minfuse_;
+    std::unique_ptr<FuseDaemon> minfuse_;
     std::unique_ptr<KernelBpffs> kernel_;
 };
 
@@ -66,15 +66,15 @@ private:
 UniqueFd create_map(const char* name);
 
 // The operations measurements are made of. Each returns 0 or a positive errno.
-int lib_get(const std::string& path);            // bpffs_obj_get + close
+int lib_get(const std::string& path);                      // bpffs_obj_get + close
 int lib_conn_get(bpffs_conn* c, const std::string& path);  // bpffs_conn_obj_get + close
-int kernel_get(const std::string& path);         // bpf_obj_get + close
+int kernel_get(const std::string& path);                   // bpf_obj_get + close
 int stat_path(const std::string& path);
-int stat_missing(const std::string& path);       // 0 when the answer is ENOENT
+int stat_missing(const std::string& path);  // 0 when the answer is ENOENT
 // Lists a directory with getdents64 (32 KiB buffer); 0 if it has `expect` entries besides "."
 // and "..", EIO otherwise.
 int list_dir(const std::string& path, std::uint64_t expect);
-int mkdir_p(const std::string& path);            // mkdir, EEXIST is fine
+int mkdir_p(const std::string& path);  // mkdir, EEXIST is fine
 
 int run_hot_paths(const Config& cfg);
 int run_scale(const Config& cfg);

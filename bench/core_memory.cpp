@@ -11,6 +11,7 @@
 
 #include <malloc.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -21,7 +22,6 @@
 #include <memory>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace fsops = bpffs::fsops;
@@ -54,7 +54,7 @@ using Clock = std::chrono::steady_clock;
 struct Tree {
     std::unique_ptr<fsops::Filesystem> fs = std::make_unique<fsops::Filesystem>();
     std::vector<fsops::Ino> dirs;
-    std::vector<fsops::Ino> objects;  // inos, in pin order
+    std::vector<fsops::Ino> objects;     // inos, in pin order
     std::vector<std::uint64_t> cookies;  // of the first directory's entries, in listing order
     std::uint64_t per_dir = 0;
 
@@ -66,8 +66,8 @@ struct Tree {
             if (!a) fail("mkdir");
             dirs.push_back(a->ino);
             for (std::uint64_t i = 0; i < n; ++i) {
-                auto p = fs->pin(root, a->ino, obj_name(i), fsops::ObjType::map,
-                                 objects.size() + 1);
+                auto p =
+                    fs->pin(root, a->ino, obj_name(i), fsops::ObjType::map, objects.size() + 1);
                 if (!p) fail("pin");
                 objects.push_back(p->ino);
             }
@@ -120,6 +120,84 @@ std::uint64_t flag_value(int argc, char** argv, const char* flag, std::uint64_t 
     return dflt;
 }
 
+// What a compaction of the state log does with this core, without the memfd: stream every node
+// through the codec (the log adds a length byte or two per record).
+void stream_rows(const Tree& big) {
+    std::string buf;
+    std::uint64_t bytes = 0, records = 0;
+    auto s0 = Clock::now();
+    big.fs->stream_state([&](const fsops::Change& c) {
+        buf.clear();
+        fsops::encode_to(c, buf);
+        bytes += buf.size();
+        ++records;
+    });
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - s0).count();
+    std::printf("%-44s %9.1f ms\n", "stream_state + encode of every node", ms);
+    std::printf("%-44s %9.1f B\n", "encoded state per node",
+                static_cast<double>(bytes) / static_cast<double>(records));
+}
+
+// Single calls at random places: lookups, getattr, a page of readdir.
+void call_rows(Tree& big, Tree& small) {
+    const int rounds = 9, batch = 20000;
+    row("lookup of an existing name", compare(big, small, rounds, batch, [](Tree& t, auto& rng) {
+            auto i = rng() % t.objects.size();
+            auto r = t.fs->lookup(t.dirs[i / t.per_dir], obj_name(i % t.per_dir));
+            if (!r) Tree::fail("lookup");
+        }));
+    row("lookup of a missing name", compare(big, small, rounds, batch, [](Tree& t, auto& rng) {
+            auto i = rng() % t.objects.size();
+            // Sorts right after an existing name, so no structure finds it on a shortcut.
+            auto r = t.fs->lookup(t.dirs[i / t.per_dir], obj_name(i % t.per_dir) + "x");
+            if (r) Tree::fail("lookup of a missing name");
+        }));
+    row("getattr", compare(big, small, rounds, batch, [](Tree& t, auto& rng) {
+            if (!t.fs->getattr(t.objects[rng() % t.objects.size()])) Tree::fail("getattr");
+        }));
+    row("readdir: 32 entries from a random offset",
+        compare(big, small, rounds, batch / 10, [](Tree& t, auto& rng) {
+            std::uint64_t off = t.cookies[rng() % (t.cookies.size() - 32)];
+            int n = 0;
+            auto r = t.fs->readdir(t.dirs[0], off, false,
+                                   [&](const fsops::DirEntry&) { return ++n < 32; });
+            if (!r || n != 32) Tree::fail("readdir");
+        }));
+}
+
+// A whole directory, per entry: 100,000 entries against 100.
+void whole_dir_row(Tree& big, Tree& small) {
+    std::vector<double> b, s;
+    for (int r = 0; r < 5; ++r) {
+        for (Tree* t : {&big, &small}) {
+            std::uint64_t n = 0;
+            auto start = Clock::now();
+            auto r = t->fs->readdir(t->dirs[0], 0, false, [&](const fsops::DirEntry&) {
+                ++n;
+                return true;
+            });
+            if (!r) Tree::fail("readdir");
+            double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+            (t == &big ? b : s).push_back(ns / n);
+        }
+    }
+    row("readdir of a whole directory, per entry", {median(b), median(s)});
+}
+
+// Unlinks everything, in a random order; nanoseconds per call. The lookups above are forgotten
+// first, as the kernel would, so that no removed node stays behind.
+double unlink_all(Tree& t) {
+    for (fsops::Ino ino : t.objects) t.fs->forget(ino, t.fs->nlookup(ino));
+    std::vector<std::uint64_t> order(t.objects.size());
+    for (std::uint64_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
+    auto start = Clock::now();
+    for (auto i : order) {
+        if (!t.fs->unlink(t.dirs[i / t.per_dir], obj_name(i % t.per_dir))) Tree::fail("unlink");
+    }
+    return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / order.size();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,87 +229,15 @@ int main(int argc, char** argv) {
                 (static_cast<double>(heap1) - heap0 - own) / total);
     std::printf("%-44s %9llu\n", "nodes in the core",
                 static_cast<unsigned long long>(big.fs->node_count()));
-    {
-        // What a compaction of the state log does with this core, without the memfd: stream
-        // every node through the codec (the log adds a length byte or two per record).
-        std::string buf;
-        std::uint64_t bytes = 0, records = 0;
-        auto s0 = Clock::now();
-        big.fs->stream_state([&](const fsops::Change& c) {
-            buf.clear();
-            fsops::encode_to(c, buf);
-            bytes += buf.size();
-            ++records;
-        });
-        double ms = std::chrono::duration<double, std::milli>(Clock::now() - s0).count();
-        std::printf("%-44s %9.1f ms\n", "stream_state + encode of every node", ms);
-        std::printf("%-44s %9.1f B\n", "encoded state per node",
-                    static_cast<double>(bytes) / static_cast<double>(records));
-    }
+    stream_rows(big);
 
     Tree small(1, 100);
     std::printf("# timings: %llu objects against 100 (median ns/call ratio; 1.00x is flat)\n",
                 static_cast<unsigned long long>(total));
-    const int rounds = 9, batch = 20000;
-    row("lookup of an existing name", compare(big, small, rounds, batch, [](Tree& t, auto& rng) {
-            auto i = rng() % t.objects.size();
-            auto r = t.fs->lookup(t.dirs[i / t.per_dir], obj_name(i % t.per_dir));
-            if (!r) Tree::fail("lookup");
-        }));
-    row("lookup of a missing name", compare(big, small, rounds, batch, [](Tree& t, auto& rng) {
-            auto i = rng() % t.objects.size();
-            // Sorts right after an existing name, so no structure finds it on a shortcut.
-            auto r = t.fs->lookup(t.dirs[i / t.per_dir], obj_name(i % t.per_dir) + "x");
-            if (r) Tree::fail("lookup of a missing name");
-        }));
-    row("getattr", compare(big, small, rounds, batch, [](Tree& t, auto& rng) {
-            if (!t.fs->getattr(t.objects[rng() % t.objects.size()])) Tree::fail("getattr");
-        }));
-    row("readdir: 32 entries from a random offset",
-        compare(big, small, rounds, batch / 10, [](Tree& t, auto& rng) {
-            std::uint64_t off = t.cookies[rng() % (t.cookies.size() - 32)];
-            int n = 0;
-            auto r = t.fs->readdir(t.dirs[0], off, false,
-                                   [&](const fsops::DirEntry&) { return ++n < 32; });
-            if (!r || n != 32) Tree::fail("readdir");
-        }));
-    {
-        // A whole directory, per entry: 100,000 entries against 100.
-        std::vector<double> b, s;
-        for (int r = 0; r < 5; ++r) {
-            for (Tree* t : {&big, &small}) {
-                std::uint64_t n = 0;
-                auto start = Clock::now();
-                auto r = t->fs->readdir(t->dirs[0], 0, false, [&](const fsops::DirEntry&) {
-                    ++n;
-                    return true;
-                });
-                if (!r) Tree::fail("readdir");
-                double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-                (t == &big ? b : s).push_back(ns / n);
-            }
-        }
-        row("readdir of a whole directory, per entry", {median(b), median(s)});
-    }
-    {
-        // Unlink everything, in a random order, per call. The lookups above are forgotten
-        // first, as the kernel would, so that no removed node stays behind.
-        auto unlink_all = [](Tree& t) {
-            for (fsops::Ino ino : t.objects) t.fs->forget(ino, t.fs->nlookup(ino));
-            std::vector<std::uint64_t> order(t.objects.size());
-            for (std::uint64_t i = 0; i < order.size(); ++i) order[i] = i;
-            std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
-            auto start = Clock::now();
-            for (auto i : order) {
-                if (!t.fs->unlink(t.dirs[i / t.per_dir], obj_name(i % t.per_dir)))
-                    Tree::fail("unlink");
-            }
-            return std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
-                   order.size();
-        };
-        double b = unlink_all(big), s = unlink_all(small);
-        row("unlink, random order (one pass)", {b, s});
-    }
+    call_rows(big, small);
+    whole_dir_row(big, small);
+    double b = unlink_all(big), s = unlink_all(small);
+    row("unlink, random order (one pass)", {b, s});
     // What stays: the node slab (its slots are reused, not returned) and what malloc keeps.
     std::uint64_t rss2 = rss_bytes(), heap2 = heap_bytes();
     std::printf("%-44s %9.1f B\n", "after unlinking all: RSS per object",

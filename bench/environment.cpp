@@ -16,13 +16,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
-#include <map>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -65,22 +65,28 @@ void copy_path(char (&dst)[SignalCleanup::kPath], const std::string& s) {
     dst[n] = '\0';
 }
 
-void register_path(const std::string& p) {
+using PathList = char[SignalCleanup::kMax][SignalCleanup::kPath];
+
+// Adds p to a list of the signal handler's (dropped if the list is full).
+void add_path(PathList& list, int& n, const std::string& p) {
     SignalBlock b;
-    if (g_cleanup.npaths < SignalCleanup::kMax) copy_path(g_cleanup.paths[g_cleanup.npaths++], p);
+    if (n < SignalCleanup::kMax) copy_path(list[n++], p);
 }
-void unregister_path(const std::string& p) {
+
+// Removes the first p from such a list, keeping the order of the others.
+void remove_path(PathList& list, int& n, const std::string& p) {
     SignalBlock b;
-    for (int i = 0; i < g_cleanup.npaths; ++i) {
-        if (p == g_cleanup.paths[i]) {
-            for (int j = i + 1; j < g_cleanup.npaths; ++j) {
-                std::memcpy(g_cleanup.paths[j - 1], g_cleanup.paths[j], SignalCleanup::kPath);
-            }
-            --g_cleanup.npaths;
+    for (int i = 0; i < n; ++i) {
+        if (p == list[i]) {
+            for (int j = i + 1; j < n; ++j) std::memcpy(list[j - 1], list[j], SignalCleanup::kPath);
+            --n;
             return;
         }
     }
 }
+
+void register_path(const std::string& p) { add_path(g_cleanup.paths, g_cleanup.npaths, p); }
+void unregister_path(const std::string& p) { remove_path(g_cleanup.paths, g_cleanup.npaths, p); }
 
 extern "C" void on_fatal_signal(int sig) {
     // Async-signal-safe calls only.
@@ -93,47 +99,40 @@ extern "C" void on_fatal_signal(int sig) {
     raise(sig);
 }
 
-std::string read_all(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 [[noreturn]] void sys_fail(const std::string& what) {
     throw std::runtime_error(what + ": " + std::strerror(errno));
 }
 
-int wait_status(pid_t pid, int timeout_ms) {
-    int status = -1;
-    bool done = wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms);
-    return done ? status : -1;
+// In a child just forked: `death_signal` when this process dies, the cleanup signals back to
+// their defaults and unblocked (the fork happened inside a SignalBlock).
+void child_signals(int death_signal) {
+    prctl(PR_SET_PDEATHSIG, death_signal);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
-// fork + exec of argv with stdout/stderr on out_fd and stdin on /dev/null; the child gets
-// `death_signal` when this process dies. The pid is registered for the signal handler before a
-// signal can see the child unlisted.
-pid_t spawn(std::vector<std::string> argv, int out_fd, int death_signal) {
+// test::spawn with the child's signals set up and its pid registered for the signal handler
+// before a signal can see the child unlisted.
+pid_t spawn(const std::vector<std::string>& argv, int out_fd, int death_signal) {
     SignalBlock b;
-    pid_t pid = fork();
+    pid_t pid = test::spawn(argv, out_fd, [death_signal] { child_signals(death_signal); });
     if (pid < 0) sys_fail("fork");
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, death_signal);
-        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        dup2(devnull, 0);
-        dup2(out_fd, 1);
-        dup2(out_fd, 2);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        _exit(127);
-    }
     cleanup_register_pid(pid);
     return pid;
+}
+
+// A test::Child with its signals set up, registered as spawn's children are.
+test::Child start_child(const std::function<int()>& fn) {
+    SignalBlock b;
+    test::Child c([&] {
+        child_signals(SIGKILL);
+        return fn();
+    });
+    if (c.pid() < 0) sys_fail("fork");
+    cleanup_register_pid(c.pid());
+    return c;
 }
 
 }  // namespace
@@ -164,27 +163,11 @@ void cleanup_unregister_pid(pid_t pid) {
 }
 
 void cleanup_register_mount(const std::string& path) {
-    SignalBlock b;
-    if (g_cleanup.nmounts < SignalCleanup::kMax) {
-        copy_path(g_cleanup.mounts[g_cleanup.nmounts++], path);
-    }
+    add_path(g_cleanup.mounts, g_cleanup.nmounts, path);
 }
 
 void cleanup_unregister_mount(const std::string& path) {
-    SignalBlock b;
-    for (int i = 0; i < g_cleanup.nmounts; ++i) {
-        if (path == g_cleanup.mounts[i]) {
-            for (int j = i + 1; j < g_cleanup.nmounts; ++j) {
-                std::memcpy(g_cleanup.mounts[j - 1], g_cleanup.mounts[j], SignalCleanup::kPath);
-            }
-            --g_cleanup.nmounts;
-            return;
-        }
-    }
-}
-
-bool wait_until(const std::function<bool()>& pred, int timeout_ms) {
-    return test::wait_for(pred, timeout_ms);
+    remove_path(g_cleanup.mounts, g_cleanup.nmounts, path);
 }
 
 TempDir::TempDir() {
@@ -223,23 +206,16 @@ std::string TempDir::file(const std::string& name) {
     return p;
 }
 
-bool is_mounted(const std::string& path, const std::string& fstype) {
-    for (const auto& e : test::mount_table()) {
-        if (e.path == path && e.fstype == fstype) return true;
-    }
-    return false;
-}
-
-Daemon::Daemon(std::vector<std::string> argv, std::string mountpoint, std::string fstype,
-               std::string log, const std::function<bool()>& ready)
+FuseDaemon::FuseDaemon(std::vector<std::string> argv, std::string mountpoint, std::string fstype,
+                       std::string log, const std::function<bool()>& ready)
     : mountpoint_(std::move(mountpoint)), fstype_(std::move(fstype)), log_(std::move(log)) {
     UniqueFd out(open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!out) sys_fail("open " + log_);
     pid_ = spawn(argv, out.get(), SIGTERM);
     cleanup_register_mount(mountpoint_);
-    bool up = wait_until(
+    bool up = test::wait_for(
         [&] {
-            if (is_mounted(mountpoint_, fstype_) && ready()) return true;
+            if (test::is_mounted(mountpoint_, fstype_) && ready()) return true;
             int status;
             if (waitpid(pid_, &status, WNOHANG) == pid_) {
                 cleanup_unregister_pid(pid_);
@@ -256,26 +232,32 @@ Daemon::Daemon(std::vector<std::string> argv, std::string mountpoint, std::strin
     }
 }
 
-Daemon::~Daemon() { stop(); }
+FuseDaemon::~FuseDaemon() { stop(); }
 
-void Daemon::stop() {
+void FuseDaemon::stop() {
     if (pid_ > 0) {
         kill(pid_, SIGTERM);
-        if (wait_status(pid_, 10000) == -1) {
+        if (test::wait_status(pid_, 10000) == -1) {
             kill(pid_, SIGKILL);
-            wait_status(pid_, 10000);
+            test::wait_status(pid_, 10000);
         }
         cleanup_unregister_pid(pid_);
         pid_ = -1;
     }
     if (!mountpoint_.empty()) {
-        if (is_mounted(mountpoint_, fstype_)) umount2(mountpoint_.c_str(), MNT_DETACH);
+        if (test::is_mounted(mountpoint_, fstype_)) umount2(mountpoint_.c_str(), MNT_DETACH);
         cleanup_unregister_mount(mountpoint_);
         mountpoint_.clear();
     }
 }
 
-std::string Daemon::log_text() const { return read_all(log_); }
+std::string FuseDaemon::log_text() const { return test::read_file(log_); }
+
+Daemon::Daemon(const std::string& bin, const std::string& mountpoint, const std::string& log,
+               const std::string& log_level)
+    : fuse_({bin, "-f", mountpoint, "-o", "mode=0755", "--log-level", log_level}, mountpoint,
+            "fuse.bpffs-fuse", log,
+            [sock = mountpoint + "/.bpffs.sock"] { return test::can_connect(sock); }) {}
 
 KernelBpffs::KernelBpffs(std::string dir) : dir_(std::move(dir)) {
     cleanup_register_mount(dir_);
@@ -292,86 +274,25 @@ KernelBpffs::~KernelBpffs() {
     cleanup_unregister_mount(dir_);
 }
 
-Child::Child(const std::function<int()>& fn) {
-    SignalBlock b;
-    pid_ = fork();
-    if (pid_ < 0) sys_fail("fork");
-    if (pid_ == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        int rc = 255;
-        try {
-            rc = fn();
-        } catch (...) {
-        }
-        _exit(rc & 0xff);
-    }
-    cleanup_register_pid(pid_);
-}
-
-Child::~Child() { kill_now(); }
+Child::Child(const std::function<int()>& fn) : child_(start_child(fn)) {}
 
 void Child::kill_now() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    cleanup_unregister_pid(pid_);
-    pid_ = -1;
+    pid_t pid = child_.pid();
+    if (pid <= 0) return;
+    child_.kill_now();
+    cleanup_unregister_pid(pid);
 }
 
 int Child::wait(int timeout_ms) {
-    if (pid_ <= 0) return -1;
-    int status = wait_status(pid_, timeout_ms);
-    if (status == -1) {
-        kill_now();
-        return -1;
-    }
-    cleanup_unregister_pid(pid_);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::size_t rss_bytes(pid_t pid) {
-    std::istringstream in(read_all("/proc/" + std::to_string(pid) + "/status"));
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-    }
-    return 0;
-}
-
-std::vector<pid_t> process_tree(pid_t root) {
-    std::vector<pid_t> out{root};
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        std::string tasks = "/proc/" + std::to_string(out[i]) + "/task";
-        DIR* d = opendir(tasks.c_str());
-        if (d == nullptr) continue;  // exited meanwhile
-        while (dirent* e = readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            std::istringstream in(read_all(tasks + "/" + e->d_name + "/children"));
-            pid_t child;
-            while (in >> child) out.push_back(child);
-        }
-        closedir(d);
-    }
-    return out;
-}
-
-std::size_t tree_rss_bytes(pid_t root) {
-    std::size_t sum = 0;
-    for (pid_t p : process_tree(root)) sum += rss_bytes(p);
-    return sum;
+    pid_t pid = child_.pid();
+    int rc = child_.wait(timeout_ms);  // kills it if it overruns
+    if (pid > 0) cleanup_unregister_pid(pid);
+    return rc;
 }
 
 namespace {
 
+// The value of a "Key:   123 kB" line of /proc/PID/status, in bytes (0 if absent).
 std::size_t status_kib(const std::string& status, const std::string& key) {
     std::istringstream in(status);
     std::string line;
@@ -380,6 +301,22 @@ std::size_t status_kib(const std::string& status, const std::string& key) {
     }
     return 0;
 }
+
+std::string proc_status(pid_t pid) {
+    return test::read_file("/proc/" + std::to_string(pid) + "/status");
+}
+
+}  // namespace
+
+std::size_t rss_bytes(pid_t pid) { return status_kib(proc_status(pid), "VmRSS:"); }
+
+std::size_t tree_rss_bytes(pid_t root) {
+    std::size_t sum = 0;
+    for (pid_t p : test::process_tree(root)) sum += rss_bytes(p);
+    return sum;
+}
+
+namespace {
 
 std::string mib(std::size_t b) {
     char buf[32];
@@ -422,9 +359,9 @@ DaemonMemory daemon_memory(pid_t root) {
     DaemonMemory out;
     std::map<std::uint64_t, std::size_t> by_ino;  // memfd inode -> index in out.memfds
     std::vector<std::uint64_t> mapped;
-    for (pid_t pid : process_tree(root)) {
+    for (pid_t pid : test::process_tree(root)) {
         std::string dir = "/proc/" + std::to_string(pid);
-        std::string status = read_all(dir + "/status");
+        std::string status = proc_status(pid);
         out.procs.push_back(ProcMemory{pid, status_kib(status, "VmRSS:"),
                                        status_kib(status, "RssAnon:"),
                                        status_kib(status, "RssShmem:")});
@@ -444,14 +381,13 @@ DaemonMemory daemon_memory(pid_t root) {
                 std::string name = target.substr(7);
                 if (auto sp = name.find(' '); sp != std::string::npos) name.resize(sp);
                 out.memfds.push_back(MemfdUse{name, static_cast<std::size_t>(st.st_size),
-                                              static_cast<std::size_t>(st.st_blocks) * 512,
-                                              false});
+                                              static_cast<std::size_t>(st.st_blocks) * 512, false});
             }
             closedir(d);
         }
         // /proc/PID/maps: "start-end perms offset dev inode path"; memfd mappings name
         // "/memfd:NAME (deleted)".
-        std::istringstream maps(read_all(dir + "/maps"));
+        std::istringstream maps(test::read_file(dir + "/maps"));
         std::string line;
         while (std::getline(maps, line)) {
             if (line.find("/memfd:") == std::string::npos) continue;

@@ -15,12 +15,12 @@
 #pragma once
 
 #include "common/unique_fd.hpp"
+#include "tests/bpf_test_util.hpp"  // the support library the tests share: wait_for, mounts, Child
 
 #include <sys/types.h>
 
 #include <functional>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace bpffs::bench {
@@ -54,21 +54,16 @@ private:
     std::vector<std::string> dirs_, files_;
 };
 
-// Is `path` the mount point of a filesystem of type `fstype` (per /proc/self/mountinfo)?
-bool is_mounted(const std::string& path, const std::string& fstype);
-
-// Waits until pred() holds, polling with a growing pause, for at most timeout_ms.
-bool wait_until(const std::function<bool()>& pred, int timeout_ms);
-
 // A FUSE daemon run in the foreground by this process: argv[0] is the binary, the mount point
-// is `mountpoint`, stderr/stdout go to `log`. Ready when `ready()` holds (10 s at most).
-class Daemon {
+// is `mountpoint`, stderr/stdout go to `log`. Ready when `ready()` holds (10 s at most); throws,
+// with the daemon's log, if it is not (the daemon stopped and the mount gone).
+class FuseDaemon {
 public:
-    Daemon(std::vector<std::string> argv, std::string mountpoint, std::string fstype,
-           std::string log, const std::function<bool()>& ready);
-    ~Daemon();
-    Daemon(const Daemon&) = delete;
-    Daemon& operator=(const Daemon&) = delete;
+    FuseDaemon(std::vector<std::string> argv, std::string mountpoint, std::string fstype,
+               std::string log, const std::function<bool()>& ready);
+    ~FuseDaemon();
+    FuseDaemon(const FuseDaemon&) = delete;
+    FuseDaemon& operator=(const FuseDaemon&) = delete;
     pid_t pid() const { return pid_; }
     // SIGTERM, wait (10 s), SIGKILL if needed, detach the mount if still there. Idempotent.
     void stop();
@@ -77,6 +72,20 @@ public:
 private:
     std::string mountpoint_, fstype_, log_;
     pid_t pid_ = -1;
+};
+
+// bpffs-fuse (`bin`) mounted on `mountpoint` (mode=0755, --log-level `log_level`), logging to
+// `log`: returns once the mount serves (its broker accepts connections); stopped and unmounted
+// on destruction, and when it does not come up (the constructor throws then).
+class Daemon {
+public:
+    Daemon(const std::string& bin, const std::string& mountpoint, const std::string& log,
+           const std::string& log_level);
+    pid_t pid() const { return fuse_.pid(); }  // the supervisor, if it has a worker
+    std::string log_text() const { return fuse_.log_text(); }
+
+private:
+    FuseDaemon fuse_;
 };
 
 // The kernel's bpf filesystem mounted on `dir` (mode 0700); detached on destruction.
@@ -92,28 +101,25 @@ private:
     std::string dir_;
 };
 
-// A forked helper process running fn (its exit status is fn's value); killed (SIGKILL) and
-// reaped on destruction unless waited for.
+// A forked helper process running fn (its exit status is fn's value), with the signal
+// registration and the parent-death signal of this file's top; killed (SIGKILL) and reaped on
+// destruction unless waited for.
 class Child {
 public:
     explicit Child(const std::function<int()>& fn);
-    ~Child();
-    Child(const Child&) = delete;
-    Child& operator=(const Child&) = delete;
-    Child(Child&& o) noexcept : pid_(std::exchange(o.pid_, -1)) {}
-    pid_t pid() const { return pid_; }
+    ~Child() { kill_now(); }
+    Child(Child&&) noexcept = default;
+    pid_t pid() const { return child_.pid(); }
     // Waits (timeout_ms at most, then kills); fn's value, or -1 if it died otherwise.
     int wait(int timeout_ms);
     void kill_now();
 
 private:
-    pid_t pid_ = -1;
+    test::Child child_;
 };
 
 // VmRSS of a process in bytes (0 if unreadable).
 std::size_t rss_bytes(pid_t pid);
-// `root` and its descendants (the children of each of its threads, recursively).
-std::vector<pid_t> process_tree(pid_t root);
 // VmRSS summed over `root` and its descendants: the daemon's memory, whether it runs as one
 // process or as a supervisor and a worker (each exec'ed: they share no pages but libraries').
 std::size_t tree_rss_bytes(pid_t root);
@@ -128,10 +134,10 @@ struct ProcMemory {
     std::size_t rss = 0, anon = 0, shmem = 0;
 };
 struct MemfdUse {
-    std::string name;            // "bpffs-state", "bpffs-inflight"
-    std::size_t size = 0;        // st_size
-    std::size_t allocated = 0;   // st_blocks * 512: its pages in memory
-    bool mapped = false;         // some process of the tree maps it
+    std::string name;           // "bpffs-state", "bpffs-inflight"
+    std::size_t size = 0;       // st_size
+    std::size_t allocated = 0;  // st_blocks * 512: its pages in memory
+    bool mapped = false;        // some process of the tree maps it
 };
 struct DaemonMemory {
     std::vector<ProcMemory> procs;  // the root first

@@ -94,8 +94,7 @@ int serve(int listen_fd, int map_fd) {
 }  // namespace
 
 FloorServer::FloorServer(const std::string& socket_path, int map_fd)
-    : path_(socket_path),
-      server_([&] {
+    : path_(socket_path), server_([&] {
           UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
           sockaddr_un a = address(socket_path);
           unlink(socket_path.c_str());
@@ -106,7 +105,7 @@ FloorServer::FloorServer(const std::string& socket_path, int map_fd)
           return serve(s.get(), map_fd);
       }) {
     // Ready when it accepts a connection.
-    bool up = wait_until([&] { return floor_get_oneshot(path_) == 0; }, 10000);
+    bool up = test::wait_for([&] { return floor_get_oneshot(path_) == 0; }, 10000);
     if (!up) throw std::runtime_error("the floor server did not start at " + path_);
 }
 

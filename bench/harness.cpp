@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <initializer_list>
 #include <stdexcept>
 
 namespace bpffs::bench {
@@ -66,12 +67,30 @@ std::vector<Samples> measure_interleaved(const std::vector<std::pair<std::string
     return out;
 }
 
-std::string fmt_duration(double ns) {
+namespace {
+
+// One unit of a scale: values from `from` up are printed divided by `div` with `fmt`.
+struct Unit {
+    double from, div;
+    const char* fmt;
+};
+
+// v in the first of `units` (the largest first) that it reaches; in the last one otherwise.
+std::string fmt_units(double v, std::initializer_list<Unit> units) {
+    const Unit* u = nullptr;
+    for (const Unit& x : units) {
+        u = &x;
+        if (v >= x.from) break;
+    }
     char buf[32];
-    if (ns < 1e6) std::snprintf(buf, sizeof buf, "%.1f µs", ns / 1e3);
-    else if (ns < 1e9) std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
-    else std::snprintf(buf, sizeof buf, "%.2f s", ns / 1e9);
+    std::snprintf(buf, sizeof buf, u->fmt, v / u->div);
     return buf;
+}
+
+}  // namespace
+
+std::string fmt_duration(double ns) {
+    return fmt_units(ns, {{1e9, 1e9, "%.2f s"}, {1e6, 1e6, "%.2f ms"}, {0, 1e3, "%.1f µs"}});
 }
 
 std::string numbered(const char* prefix, std::uint64_t n) {
@@ -90,11 +109,7 @@ std::string fmt_count(std::uint64_t n) {
 }
 
 std::string fmt_rate(double per_sec) {
-    char buf[32];
-    if (per_sec >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM/s", per_sec / 1e6);
-    else if (per_sec >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk/s", per_sec / 1e3);
-    else std::snprintf(buf, sizeof buf, "%.0f/s", per_sec);
-    return buf;
+    return fmt_units(per_sec, {{1e6, 1e6, "%.2fM/s"}, {1e3, 1e3, "%.1fk/s"}, {0, 1, "%.0f/s"}});
 }
 
 std::string fmt_ratio(double r) {
@@ -104,28 +119,34 @@ std::string fmt_ratio(double r) {
 }
 
 std::string fmt_bytes(double bytes) {
-    char buf[32];
-    if (bytes >= 1024.0 * 1024.0) std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / 1048576.0);
-    else if (bytes >= 1024.0) std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
-    else std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-    return buf;
+    return fmt_units(
+        bytes,
+        {{1048576.0, 1048576.0, "%.1f MiB"}, {1024.0, 1024.0, "%.1f KiB"}, {0, 1, "%.0f B"}});
 }
 
 std::string Target::text() const {
     char buf[32];
     switch (kind) {
-        case Kind::none: return "info";
-        case Kind::at_most: std::snprintf(buf, sizeof buf, "<= %.2gx", limit); return buf;
-        case Kind::at_least: std::snprintf(buf, sizeof buf, ">= %.2gx", limit); return buf;
+        case Kind::none:
+            return "info";
+        case Kind::at_most:
+            std::snprintf(buf, sizeof buf, "<= %.2gx", limit);
+            return buf;
+        case Kind::at_least:
+            std::snprintf(buf, sizeof buf, ">= %.2gx", limit);
+            return buf;
     }
     return "";
 }
 
 std::optional<bool> Target::met(double ratio) const {
     switch (kind) {
-        case Kind::none: return std::nullopt;
-        case Kind::at_most: return ratio <= limit;
-        case Kind::at_least: return ratio >= limit;
+        case Kind::none:
+            return std::nullopt;
+        case Kind::at_most:
+            return ratio <= limit;
+        case Kind::at_least:
+            return ratio >= limit;
     }
     return std::nullopt;
 }
@@ -157,12 +178,13 @@ void Table::note(const std::string& op, const std::string& text) {
 }
 
 void Table::print() const {
-    const char* head[] = {"operation", "ours median", "ours p99", "baseline",
-                          "baseline median", "ratio", "target", "met?"};
+    const char* head[] = {"operation",       "ours median", "ours p99", "baseline",
+                          "baseline median", "ratio",       "target",   "met?"};
     std::vector<std::size_t> w(8);
     auto cells = [](const Row& r) {
-        return std::vector<const std::string*>{&r.op, &r.ours_median, &r.ours_p99, &r.baseline,
-                                               &r.baseline_median, &r.ratio, &r.target, &r.met};
+        return std::vector<const std::string*>{
+            &r.op,    &r.ours_median, &r.ours_p99, &r.baseline, &r.baseline_median,
+            &r.ratio, &r.target,      &r.met};
     };
     // Display width: count UTF-8 code points, not bytes ("µ" is two bytes).
     auto width = [](const std::string& s) {
@@ -200,6 +222,13 @@ std::vector<std::string> Table::missed() const {
         if (r.met == "**no**") out.push_back(r.op + " vs " + r.baseline);
     }
     return out;
+}
+
+void Table::print_report() const {
+    print();
+    auto m = missed();
+    std::printf("\nTargets missed: %zu%s\n", m.size(), m.empty() ? "" : ":");
+    for (const auto& x : m) std::printf("  - %s\n", x.c_str());
 }
 
 }  // namespace bpffs::bench

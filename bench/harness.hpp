@@ -92,6 +92,8 @@ public:
     void print() const;
     // Rows whose target was not met.
     std::vector<std::string> missed() const;
+    // print(), then "Targets missed: N" and a line for each: what a run ends with.
+    void print_report() const;
 
 private:
     std::string title_;

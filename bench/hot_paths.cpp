@@ -12,8 +12,8 @@
 #include "bench/floor.hpp"
 
 #include "bpffs/bpffs.h"
-#include "common/protocol.hpp"
 #include "client/client.hpp"
+#include "common/protocol.hpp"
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -80,8 +80,7 @@ Throughput run_clients(int clients, double seconds, const std::function<int()>& 
         kids.emplace_back([&] {
             go_w.reset();  // this child's copy: the parent's close then starts everyone
             char c;
-            while (read(go_r.get(), &c, 1) < 0 && errno == EINTR) {
-            }
+            while (read(go_r.get(), &c, 1) < 0 && errno == EINTR) {}
             std::int64_t end = now_ns() + duration;
             slot.count = 0;
             slot.error = 0;
@@ -111,8 +110,7 @@ Throughput run_clients(int clients, double seconds, const std::function<int()>& 
         ClientSlot& slot = slots[static_cast<std::size_t>(k)];
         if (rc != 0) {
             throw std::runtime_error("concurrent client failed: " +
-                                     std::string(slot.error ? std::strerror(slot.error)
-                                                            : "died"));
+                                     std::string(slot.error ? std::strerror(slot.error) : "died"));
         }
         total += slot.count;
         for (std::uint32_t i = 0; i < slot.nsamples; ++i) t.latency.add(slot.samples[i]);
@@ -213,24 +211,23 @@ void section_get(Run& r) {
     }
     auto psock = client::connect_broker(r.m.ours("a/b"), -1);
     if (!psock) throw std::runtime_error("connect to the broker failed");
-    auto k = measure_interleaved(
-        {{"get (libbpffs, kept connection)",
-          [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); }},
-         {"floor kept connection",
-          [&](std::uint64_t) {
-              UniqueFd fd;
-              return floor_exchange(fsock.get(), &fd);
-          }},
-         {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
-         {"get (wire protocol, kept connection)",
-          [&](std::uint64_t) { return protocol_get(psock->get(), ours); }}},
-        r.n, r.warm);
+    auto k =
+        measure_interleaved({{"get (libbpffs, kept connection)",
+                              [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); }},
+                             {"floor kept connection",
+                              [&](std::uint64_t) {
+                                  UniqueFd fd;
+                                  return floor_exchange(fsock.get(), &fd);
+                              }},
+                             {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
+                             {"get (wire protocol, kept connection)",
+                              [&](std::uint64_t) { return protocol_get(psock->get(), ours); }}},
+                            r.n, r.warm);
     r.t.latency("get, libbpffs persistent connection", k[0], "floor, kept connection", k[1],
                 Target::at_most(1.2));
-    r.t.latency("get, libbpffs persistent connection", k[0], "kernel BPF_OBJ_GET", k[2],
-                Target{});
-    r.t.latency("get, libbpffs persistent connection", k[0],
-                "bare wire protocol, kept connection", k[3], Target{});
+    r.t.latency("get, libbpffs persistent connection", k[0], "kernel BPF_OBJ_GET", k[2], Target{});
+    r.t.latency("get, libbpffs persistent connection", k[0], "bare wire protocol, kept connection",
+                k[3], Target{});
 }
 
 void section_pin(Run& r) {
@@ -365,8 +362,8 @@ void section_concurrent(Run& r, int clients) {
     Samples olat;
     for (int round = 0; round < r.cfg.rounds; ++round) {
         auto to = run_clients(clients, r.cfg.seconds, [&] { return lib_get(ours); });
-        auto tf = run_clients(clients, r.cfg.seconds,
-                              [&] { return floor_get_oneshot(r.floor.path()); });
+        auto tf =
+            run_clients(clients, r.cfg.seconds, [&] { return floor_get_oneshot(r.floor.path()); });
         auto tk = run_clients(clients, r.cfg.seconds, [&] { return kernel_get(kern); });
         o.push_back(to.per_sec);
         f.push_back(tf.per_sec);
@@ -403,8 +400,8 @@ void section_concurrent(Run& r, int clients) {
         kf.push_back(tf.per_sec);
         klat.append(to.latency);
     }
-    r.t.throughput(op + ", kept connections", median_of(ko), klat.p99(),
-                   "floor, kept connections", median_of(kf), Target{});
+    r.t.throughput(op + ", kept connections", median_of(ko), klat.p99(), "floor, kept connections",
+                   median_of(kf), Target{});
 }
 
 // The tree on all three mounts: a/b/m (an object; a plain file on the minimal FUSE), p/ for
@@ -438,7 +435,12 @@ int run_hot_paths(const Config& cfg) {
 
     Table t("bpffs-bench: hot paths (medians and p99 of " + fmt_count(cfg.iterations) +
             " samples per latency row; ratio = ours / baseline)");
-    Run r{cfg, m, map.get(), floor, t, cfg.iterations,
+    Run r{cfg,
+          m,
+          map.get(),
+          floor,
+          t,
+          cfg.iterations,
           std::max<std::uint64_t>(cfg.iterations / 20, 3)};
     if (cfg.wants("get")) section_get(r);
     if (cfg.wants("pin")) section_pin(r);
@@ -452,10 +454,7 @@ int run_hot_paths(const Config& cfg) {
         for (int c : cfg.clients) section_concurrent(r, c);
     }
 
-    t.print();
-    auto missed = t.missed();
-    std::printf("\nTargets missed: %zu%s\n", missed.size(), missed.empty() ? "" : ":");
-    for (const auto& x : missed) std::printf("  - %s\n", x.c_str());
+    t.print_report();
     return 0;
 }
 

@@ -8,10 +8,8 @@
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,18 +19,6 @@
 #include <vector>
 
 namespace bpffs::bench {
-namespace {
-
-bool can_connect(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return false;
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    return s && connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-}
-
-}  // namespace
 
 bool Config::wants(const std::string& section) const {
     return only.empty() || std::find(only.begin(), only.end(), section) != only.end();
@@ -41,16 +27,13 @@ bool Config::wants(const std::string& section) const {
 Mounts::Mounts(const Config& cfg, bool with_kernel, bool with_minfuse) {
     ours_dir_ = tmp_.subdir("ours");
     std::string log = tmp_.file("bpffs-fuse.log");
-    daemon_ = std::make_unique<Daemon>(
-        std::vector<std::string>{cfg.daemon_bin, "-f", ours_dir_, "-o", "mode=0755",
-                                 "--log-level", cfg.daemon_log_level},
-        ours_dir_, "fuse.bpffs-fuse", log,
-        [this] { return can_connect(ours_dir_ + "/.bpffs.sock"); });
+    daemon_ = std::make_unique<Daemon>(cfg.daemon_bin, ours_dir_, log, cfg.daemon_log_level);
     if (with_minfuse) {
         min_dir_ = tmp_.subdir("min");
         std::string mlog = tmp_.file("minfuse.log");
-        minfuse_ = std::make_unique<Daemon>(std::vector<std::string>{cfg.minfuse_bin, min_dir_},
-                                            min_dir_, "fuse.minfuse", mlog, [] { return true; });
+        minfuse_ =
+            std::make_unique<FuseDaemon>(std::vector<std::string>{cfg.minfuse_bin, min_dir_},
+                                         min_dir_, "fuse.minfuse", mlog, [] { return true; });
     }
     if (with_kernel) {
         kern_dir_ = tmp_.subdir("kern");

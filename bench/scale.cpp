@@ -30,7 +30,7 @@
 namespace bpffs::bench {
 namespace {
 
-constexpr int kMaps = 8;              // distinct kernel objects behind all the names
+constexpr int kMaps = 8;               // distinct kernel objects behind all the names
 constexpr std::uint64_t kSmall = 100;  // names in the comparison mount
 
 std::string dir_name(std::uint64_t d) { return numbered("s", d); }
@@ -110,6 +110,149 @@ std::vector<std::string> get_targets(const Tree& t) {
     return out;
 }
 
+// What the run measured, for the table.
+struct Results {
+    // Pinning the big tree.
+    Samples pin_lat;
+    double pin_secs = 0;
+    std::size_t rss_empty = 0, rss_full = 0;
+    DaemonMemory mem_full;
+    // Probes of both trees in alternation: [0] big, [1] small.
+    Samples uncached[2];
+    std::vector<Samples> cached, gets;
+    // A listing of the big tree's first (full) directory.
+    std::uint64_t first_dir = 0;
+    Samples listing;
+    // Unlinking everything.
+    Samples unlink_lat;
+    double unlink_secs = 0;
+    std::size_t rss_after = 0;
+};
+
+// Pins the small tree, then the big one, timed, with the daemon's memory before and after.
+void pin_phase(const Tree& big, const Tree& small, const std::vector<UniqueFd>& maps, Results& r) {
+    pin_all(small, maps);
+    std::fprintf(stderr, "bpffs-bench: scale: pinning %s names in %s directories\n",
+                 fmt_count(big.count).c_str(), fmt_count(big.dirs()).c_str());
+    pid_t daemon = big.m.daemon_pid();
+    r.rss_empty = daemon_memory(daemon).total();
+    std::int64_t t0 = now_ns();
+    r.pin_lat = pin_all(big, maps);
+    r.pin_secs = static_cast<double>(now_ns() - t0) / 1e9;
+    r.mem_full = daemon_memory(daemon);
+    r.rss_full = r.mem_full.total();
+}
+
+// Lookups (uncached and cached), gets and a full listing, the big tree against the small one.
+void probe_phase(const Config& cfg, const Tree& big, const Tree& small,
+                 const std::vector<UniqueFd>& maps, Results& r) {
+    std::fprintf(stderr, "bpffs-bench: scale: probing at %s and at %s names\n",
+                 fmt_count(big.count).c_str(), fmt_count(small.count).c_str());
+    const std::uint64_t n = cfg.iterations;
+    std::mt19937_64 rng(42);
+    UncachedLookup ub{big, maps, rng, {}}, us{small, maps, rng, {}};
+    for (std::uint64_t k = 0; k < n; ++k) {
+        ub.once();
+        us.once();
+    }
+    r.uncached[0] = std::move(ub.samples);
+    r.uncached[1] = std::move(us.samples);
+    std::string hot_big = big.path(0), hot_small = small.path(0);
+    r.cached = measure_interleaved(
+        {{"stat (cached, big)", [&](std::uint64_t) { return stat_path(hot_big); }},
+         {"stat (cached, small)", [&](std::uint64_t) { return stat_path(hot_small); }}},
+        n, n / 20 + 3);
+    auto tb = get_targets(big), ts = get_targets(small);
+    r.gets = measure_interleaved(
+        {{"get (big)", [&](std::uint64_t k) { return lib_get(tb[k % tb.size()]); }},
+         {"get (small)", [&](std::uint64_t k) { return lib_get(ts[k % ts.size()]); }}},
+        n, n / 20 + 3);
+    r.first_dir = std::min(big.per_dir, big.count);
+    std::string d0 = big.m.ours(dir_name(0));
+    r.listing = measure(
+        "readdir", [&](std::uint64_t) { return list_dir(d0, r.first_dir); }, cfg.quick ? 2 : 5, 1);
+}
+
+// Unlinks every name of the big tree, timed, and reads the daemon's memory after.
+void unlink_phase(const Config& cfg, const Tree& big, Results& r) {
+    std::fprintf(stderr, "bpffs-bench: scale: unlinking %s names\n", fmt_count(big.count).c_str());
+    std::int64_t u0 = now_ns();
+    for (std::uint64_t d = 0; d < big.dirs(); ++d) {
+        UniqueFd dir(open(big.m.ours(dir_name(d)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dir) failed("open " + dir_name(d), errno);
+        for (std::uint64_t i = d * big.per_dir; i < std::min(big.count, (d + 1) * big.per_dir);
+             ++i) {
+            std::int64_t a = now_ns();
+            if (unlinkat(dir.get(), obj_name(i).c_str(), 0) != 0) {
+                failed("unlink " + obj_name(i), errno);
+            }
+            r.unlink_lat.add(now_ns() - a);
+        }
+    }
+    r.unlink_secs = static_cast<double>(now_ns() - u0) / 1e9;
+    // The kernel forgets the unlinked inodes asynchronously; give the daemon a moment to see
+    // the FORGETs before reading its memory.
+    test::wait_for([] { return false; }, cfg.quick ? 100 : 2000);
+    r.rss_after = daemon_memory(big.m.daemon_pid()).total();
+}
+
+// The pin rows: the last pins against the first ones, and the rate.
+void pin_rows(Table& t, const Tree& big, const Results& r) {
+    Samples first, last;
+    const auto& raw = r.pin_lat.raw();
+    std::size_t tail = std::min<std::size_t>(raw.size() / 10 + 1, 10000);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (i < kSmall) first.add(raw[i]);
+        if (i + tail >= raw.size()) last.add(raw[i]);
+    }
+    t.latency("pin, last " + fmt_count(last.size()) + " of " + fmt_count(big.count), last,
+              "first " + fmt_count(first.size()) + " pins", first, Target{});
+    double rate = r.pin_secs > 0 ? static_cast<double>(big.count) / r.pin_secs : 0;
+    t.add({"pin rate, " + fmt_count(big.count) + " pins, one process", fmt_rate(rate),
+           fmt_duration(r.pin_lat.p99()), "all pins: median " + fmt_duration(r.pin_lat.median()),
+           "", "", "", ""});
+}
+
+// The memory rows: per pinned name against the 256 B target, and the totals.
+void memory_rows(Table& t, const Tree& big, const Results& r) {
+    double per_name = (static_cast<double>(r.rss_full) - static_cast<double>(r.rss_empty)) /
+                      static_cast<double>(big.count);
+    Target target = Target::at_most(1.0);
+    double ratio = per_name / 256.0;
+    auto ok = target.met(ratio);
+    t.add({"daemon RSS per pinned name", fmt_bytes(per_name), "", "256 B", "256 B",
+           fmt_ratio(ratio), target.text(), ok && *ok ? "yes" : "**no**"});
+    t.add({"daemon RSS empty / full / after unlink", fmt_bytes(static_cast<double>(r.rss_empty)),
+           "",
+           "full " + fmt_bytes(static_cast<double>(r.rss_full)) + ", after " +
+               fmt_bytes(static_cast<double>(r.rss_after)),
+           "", "", "", ""});
+    t.add({"daemon memory when full", fmt_bytes(static_cast<double>(r.rss_full)), "",
+           r.mem_full.describe(), "", "", "", ""});
+}
+
+void report(const Tree& big, const Tree& small, const Results& r) {
+    Table t("bpffs-bench --scale: " + fmt_count(big.count) + " names of " + numbered("", kMaps) +
+            " maps in " + fmt_count(big.dirs()) + " directories of up to " +
+            fmt_count(big.per_dir) + "; ours: the mount with " + fmt_count(big.count) +
+            " names, baseline: a mount with " + fmt_count(small.count) + ", probed in alternation");
+    std::string base = "mount with " + fmt_count(small.count) + " names";
+    t.latency("stat, uncached (FUSE LOOKUP)", r.uncached[0], base, r.uncached[1],
+              Target::at_most(1.3));
+    t.latency("stat, cached", r.cached[0], base, r.cached[1], Target::at_most(1.3));
+    t.latency("get, libbpffs one-shot", r.gets[0], base, r.gets[1], Target::at_most(1.3));
+    pin_rows(t, big, r);
+    memory_rows(t, big, r);
+    t.add({"readdir " + fmt_count(r.first_dir) + " entries (at " + fmt_count(big.count) + ")",
+           fmt_duration(r.listing.median()), fmt_duration(r.listing.p99()), "", "", "", "", ""});
+    t.add({"unlink, all " + fmt_count(big.count) + " names", fmt_duration(r.unlink_lat.median()),
+           fmt_duration(r.unlink_lat.p99()),
+           "total " + fmt_duration(r.unlink_secs * 1e9) + ", " +
+               fmt_rate(r.unlink_secs > 0 ? static_cast<double>(big.count) / r.unlink_secs : 0),
+           "", "", "", ""});
+    t.print_report();
+}
+
 }  // namespace
 
 int run_scale(const Config& cfg) {
@@ -122,117 +265,11 @@ int run_scale(const Config& cfg) {
     const std::uint64_t per_dir = std::max<std::uint64_t>(1, cfg.dir_entries);
     Tree big{big_m, std::max<std::uint64_t>(cfg.objects, 1), per_dir};
     Tree small{small_m, std::min<std::uint64_t>(kSmall, big.count), per_dir};
-    std::mt19937_64 rng(42);
-
-    // Pin.
-    pin_all(small, maps);
-    std::fprintf(stderr, "bpffs-bench: scale: pinning %s names in %s directories\n",
-                 fmt_count(big.count).c_str(), fmt_count(big.dirs()).c_str());
-    pid_t daemon = big_m.daemon_pid();
-    std::size_t rss_empty = daemon_memory(daemon).total();
-    std::int64_t t0 = now_ns();
-    Samples pin_lat = pin_all(big, maps);
-    double pin_secs = static_cast<double>(now_ns() - t0) / 1e9;
-    DaemonMemory mem_full = daemon_memory(daemon);
-    std::size_t rss_full = mem_full.total();
-    double per_name = (static_cast<double>(rss_full) - static_cast<double>(rss_empty)) /
-                      static_cast<double>(big.count);
-
-    // Probe both mounts in alternation.
-    std::fprintf(stderr, "bpffs-bench: scale: probing at %s and at %s names\n",
-                 fmt_count(big.count).c_str(), fmt_count(small.count).c_str());
-    const std::uint64_t n = cfg.iterations;
-    UncachedLookup ub{big, maps, rng, {}}, us{small, maps, rng, {}};
-    for (std::uint64_t k = 0; k < n; ++k) {
-        ub.once();
-        us.once();
-    }
-    std::string hot_big = big.path(0), hot_small = small.path(0);
-    auto cached = measure_interleaved(
-        {{"stat (cached, big)", [&](std::uint64_t) { return stat_path(hot_big); }},
-         {"stat (cached, small)", [&](std::uint64_t) { return stat_path(hot_small); }}},
-        n, n / 20 + 3);
-    auto tb = get_targets(big), ts = get_targets(small);
-    auto gets = measure_interleaved(
-        {{"get (big)", [&](std::uint64_t k) { return lib_get(tb[k % tb.size()]); }},
-         {"get (small)", [&](std::uint64_t k) { return lib_get(ts[k % ts.size()]); }}},
-        n, n / 20 + 3);
-
-    // A listing of the first (full) directory.
-    std::uint64_t first_dir = std::min(per_dir, big.count);
-    std::string d0 = big_m.ours(dir_name(0));
-    Samples listing = measure("readdir", [&](std::uint64_t) { return list_dir(d0, first_dir); },
-                              cfg.quick ? 2 : 5, 1);
-
-    // Unlink everything.
-    std::fprintf(stderr, "bpffs-bench: scale: unlinking %s names\n", fmt_count(big.count).c_str());
-    Samples unlink_lat;
-    std::int64_t u0 = now_ns();
-    for (std::uint64_t d = 0; d < big.dirs(); ++d) {
-        UniqueFd dir(open(big_m.ours(dir_name(d)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        if (!dir) failed("open " + dir_name(d), errno);
-        for (std::uint64_t i = d * per_dir; i < std::min(big.count, (d + 1) * per_dir); ++i) {
-            std::int64_t a = now_ns();
-            if (unlinkat(dir.get(), obj_name(i).c_str(), 0) != 0) {
-                failed("unlink " + obj_name(i), errno);
-            }
-            unlink_lat.add(now_ns() - a);
-        }
-    }
-    double unlink_secs = static_cast<double>(now_ns() - u0) / 1e9;
-    // The kernel forgets the unlinked inodes asynchronously; give the daemon a moment to see
-    // the FORGETs before reading its memory.
-    wait_until([] { return false; }, cfg.quick ? 100 : 2000);
-    std::size_t rss_after = daemon_memory(daemon).total();
-
-    Table t("bpffs-bench --scale: " + fmt_count(big.count) + " names of " +
-            numbered("", kMaps) + " maps in " + fmt_count(big.dirs()) +
-            " directories of up to " + fmt_count(per_dir) + "; ours: the mount with " +
-            fmt_count(big.count) + " names, baseline: a mount with " + fmt_count(small.count) +
-            ", probed in alternation");
-    std::string base = "mount with " + fmt_count(small.count) + " names";
-    t.latency("stat, uncached (FUSE LOOKUP)", ub.samples, base, us.samples, Target::at_most(1.3));
-    t.latency("stat, cached", cached[0], base, cached[1], Target::at_most(1.3));
-    t.latency("get, libbpffs one-shot", gets[0], base, gets[1], Target::at_most(1.3));
-    {
-        Samples first, last;
-        const auto& raw = pin_lat.raw();
-        std::size_t tail = std::min<std::size_t>(raw.size() / 10 + 1, 10000);
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            if (i < kSmall) first.add(raw[i]);
-            if (i + tail >= raw.size()) last.add(raw[i]);
-        }
-        t.latency("pin, last " + fmt_count(last.size()) + " of " + fmt_count(big.count), last,
-                  "first " + fmt_count(first.size()) + " pins", first, Target{});
-        double rate = pin_secs > 0 ? static_cast<double>(big.count) / pin_secs : 0;
-        t.add({"pin rate, " + fmt_count(big.count) + " pins, one process", fmt_rate(rate),
-               fmt_duration(pin_lat.p99()), "all pins: median " + fmt_duration(pin_lat.median()),
-               "", "", "", ""});
-    }
-    {
-        Target target = Target::at_most(1.0);
-        double ratio = per_name / 256.0;
-        auto ok = target.met(ratio);
-        t.add({"daemon RSS per pinned name", fmt_bytes(per_name), "", "256 B", "256 B",
-               fmt_ratio(ratio), target.text(), ok && *ok ? "yes" : "**no**"});
-        t.add({"daemon RSS empty / full / after unlink", fmt_bytes(static_cast<double>(rss_empty)),
-               "", "full " + fmt_bytes(static_cast<double>(rss_full)) + ", after " +
-                       fmt_bytes(static_cast<double>(rss_after)),
-               "", "", "", ""});
-        t.add({"daemon memory when full", fmt_bytes(static_cast<double>(rss_full)), "",
-               mem_full.describe(), "", "", "", ""});
-    }
-    t.add({"readdir " + fmt_count(first_dir) + " entries (at " + fmt_count(big.count) + ")",
-           fmt_duration(listing.median()), fmt_duration(listing.p99()), "", "", "", "", ""});
-    t.add({"unlink, all " + fmt_count(big.count) + " names", fmt_duration(unlink_lat.median()),
-           fmt_duration(unlink_lat.p99()),
-           "total " + fmt_duration(unlink_secs * 1e9) + ", " +
-               fmt_rate(unlink_secs > 0 ? static_cast<double>(big.count) / unlink_secs : 0),
-           "", "", "", ""});
-    t.print();
-    auto missed = t.missed();
-    std::printf("\nTargets missed: %zu%s\n", missed.size(), missed.empty() ? "" : ":");
-    for (const auto& x : missed) std::printf("  - %s\n", x.c_str());
+    Results r;
+    pin_phase(big, small, maps, r);
+    probe_phase(cfg, big, small, maps, r);
+    unlink_phase(cfg, big, r);
+    report(big, small, r);
     return 0;
 }
 

@@ -2,8 +2,6 @@
 // Test support shared by the tests and the bench: maps, programs, children, temp dirs, mounts.
 #include "tests/bpf_test_util.hpp"
 
-#include "tests/mount_fixture.hpp"
-
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -27,16 +25,10 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <string_view>
+#include <thread>
 
 namespace bpffs::test {
-
-std::string ename(int e) {
-    if (e == 0) return "ok";
-    const char* n = strerrorname_np(e);
-    return n != nullptr ? n : std::to_string(e);
-}
 
 UniqueFd create_hash_map(const char* name) {
     int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name, sizeof(std::uint32_t), sizeof(std::uint64_t),
@@ -95,12 +87,8 @@ bool id_alive(int fd) {
 }
 }  // namespace
 
-bool map_id_alive(std::uint32_t id) {
-    return id_alive(bpf_map_get_fd_by_id(id));
-}
-bool prog_id_alive(std::uint32_t id) {
-    return id_alive(bpf_prog_get_fd_by_id(id));
-}
+bool map_id_alive(std::uint32_t id) { return id_alive(bpf_map_get_fd_by_id(id)); }
+bool prog_id_alive(std::uint32_t id) { return id_alive(bpf_prog_get_fd_by_id(id)); }
 
 int map_update(int fd, std::uint32_t key, std::uint64_t value) {
     int rc = bpf_map_update_elem(fd, &key, &value, BPF_ANY);
@@ -196,7 +184,8 @@ FdGroup make_pipes(std::size_t n) {
 
 TempDir::TempDir(const std::string& parent) {
     std::string tmpl = parent + "/bpffs-ktest-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp in " + parent + " failed");
+    if (mkdtemp(tmpl.data()) == nullptr)
+        throw std::runtime_error("mkdtemp in " + parent + " failed");
     path_ = tmpl;
     chmod(path_.c_str(), 0755);
 }
@@ -231,32 +220,28 @@ Child::Child(const std::function<int()>& fn) {
         int rc = 255;
         try {
             rc = fn();
-        } catch (...) {
-        }
+        } catch (...) {}
         _exit(rc & 0xff);
     }
 }
 
 int Child::wait(int timeout_ms) {
     if (pid_ <= 0) return -1;
-    int status = 0;
-    bool done = wait_for([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout_ms);
-    if (!done) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
+    int status = wait_status(pid_, timeout_ms);
+    if (status == -1) {
+        kill_now();
         return -1;
     }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-Child::~Child() {
-    if (pid_ > 0) {
-        kill(pid_, SIGKILL);
-        int status;
-        waitpid(pid_, &status, 0);
-    }
+void Child::kill_now() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
+    pid_ = -1;
 }
 
 int run_child(const std::function<int()>& fn) {
@@ -311,6 +296,52 @@ bool wait_for(const std::function<bool()>& pred, int timeout_ms) {
     }
 }
 
+int wait_status(pid_t pid, int timeout_ms) {
+    int status = -1;
+    bool done = wait_for([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms);
+    return done ? status : -1;
+}
+
+pid_t spawn(const std::vector<std::string>& argv, int out_fd,
+            const std::function<void()>& in_child) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    if (in_child) in_child();
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    dup2(devnull, 0);
+    dup2(out_fd, 1);
+    dup2(out_fd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+}
+
+std::vector<pid_t> process_tree(pid_t root) {
+    std::vector<pid_t> out{root};
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        std::string task_dir = "/proc/" + std::to_string(out[i]) + "/task";
+        DIR* d = opendir(task_dir.c_str());
+        if (d == nullptr) continue;  // exited meanwhile
+        while (dirent* e = readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            std::ifstream in(task_dir + "/" + e->d_name + "/children");
+            pid_t child;
+            while (in >> child) out.push_back(child);
+        }
+        closedir(d);
+    }
+    return out;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
 namespace {
 // Decodes the octal escapes (\040) mountinfo uses for spaces and the like.
 std::string unescape_mountinfo(const std::string& s) {
@@ -336,14 +367,20 @@ std::vector<MountEntry> mount_table() {
         std::string id, parent, devno, root, mnt, f;
         MountEntry e;
         ls >> id >> parent >> devno >> root >> mnt >> e.options;
-        while (ls >> f && f != "-") {
-        }
+        while (ls >> f && f != "-") {}
         std::string source;
         ls >> e.fstype >> source >> e.super_options;
         e.path = unescape_mountinfo(mnt);
         out.push_back(std::move(e));
     }
     return out;
+}
+
+bool is_mounted(const std::string& path, const std::string& fstype) {
+    for (const auto& e : mount_table()) {
+        if (e.path == path && e.fstype == fstype) return true;
+    }
+    return false;
 }
 
 UniqueFd raw_connect(const std::string& sock_path, int timeout_s) {
@@ -362,5 +399,7 @@ UniqueFd raw_connect(const std::string& sock_path, int timeout_s) {
     if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
     return s;
 }
+
+bool can_connect(const std::string& sock_path) { return static_cast<bool>(raw_connect(sock_path)); }
 
 }  // namespace bpffs::test

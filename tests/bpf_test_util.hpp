@@ -9,6 +9,7 @@
 #pragma once
 
 #include "common/unique_fd.hpp"
+#include "tests/result_helpers.hpp"  // ename
 
 #include <sys/types.h>
 
@@ -16,12 +17,10 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bpffs::test {
-
-// "ENOENT" for ENOENT, "ok" for 0: errno values compared by name read well in a failure.
-std::string ename(int e);
 
 // A BPF_MAP_TYPE_HASH map (u32 key, u64 value, 16 entries) named `name` (at most 15 chars).
 // Invalid on failure (errno set).
@@ -57,16 +56,35 @@ pid_t worker_of(pid_t daemon);
 // Waits until pred() holds, polling, for at most timeout_ms. Returns pred()'s last value.
 bool wait_for(const std::function<bool()>& pred, int timeout_ms = 10000);
 
+// waitpid(pid) for at most timeout_ms: the wait status, or -1 if pid has not exited by then.
+int wait_status(pid_t pid, int timeout_ms);
+
+// fork + exec of argv (argv[0] a path) with stdin on /dev/null and stdout and stderr on out_fd;
+// in_child, if given, runs in the child first. The child's pid, or -1 if fork failed.
+pid_t spawn(const std::vector<std::string>& argv, int out_fd,
+            const std::function<void()>& in_child = {});
+
+// `root` and its descendants (the children of each of its threads, recursively): a daemon's
+// supervisor and its worker.
+std::vector<pid_t> process_tree(pid_t root);
+
+// The contents of a file ("" if it cannot be read).
+std::string read_file(const std::string& path);
+
 // One line of /proc/self/mountinfo: the mount point (unescaped), its type, its mount options
 // and its superblock options.
 struct MountEntry {
     std::string path, fstype, options, super_options;
 };
 std::vector<MountEntry> mount_table();
+// Is `path` the mount point of a filesystem of type `fstype` ("fuse.bpffs-fuse")?
+bool is_mounted(const std::string& path, const std::string& fstype);
 
 // A SOCK_SEQPACKET connection to `sock_path` with send and receive timeouts; invalid if the
 // connect fails (errno set).
 UniqueFd raw_connect(const std::string& sock_path, int timeout_s = 5);
+// Does such a connection succeed (a broker that serves, say)? Closed at once.
+bool can_connect(const std::string& sock_path);
 
 // An RAII owner of many fds (the SCM_RIGHTS tests send hundreds).
 class FdGroup {
@@ -122,14 +140,16 @@ private:
 int run_child(const std::function<int()>& fn);
 
 // A forked child started now and reaped (killed if still running) on destruction; wait()
-// returns fn's value as run_child does.
+// returns fn's value as run_child does. pid() is -1 if the fork failed or once it is reaped.
 class Child {
 public:
     explicit Child(const std::function<int()>& fn);
-    ~Child();
+    ~Child() { kill_now(); }
     Child(const Child&) = delete;
     Child& operator=(const Child&) = delete;
+    Child(Child&& o) noexcept : pid_(std::exchange(o.pid_, -1)) {}
     int wait(int timeout_ms = 60000);
+    void kill_now();  // SIGKILL and reap, now
     pid_t pid() const { return pid_; }
 
 private:

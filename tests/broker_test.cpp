@@ -16,10 +16,12 @@
 // connection (it does so asynchronously); the expected errnos were checked against a real
 // kernel bpffs on 6.18 where the seed and today's kernel agree (trailing '/', ENAMETOOLONG,
 // read-only remounts).
-#include "tests/result_helpers.hpp"
-#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
+#include "tests/kernel_helpers.hpp"
 #include "tests/mount_fixture.hpp"
+#include "tests/result_helpers.hpp"
+#include "tests/syscall_helpers.hpp"
+#include "tests/wire_helpers.hpp"
 
 #include "common/protocol.hpp"
 #include "common/scm.hpp"
@@ -28,15 +30,15 @@
 #include <bpf/bpf.h>
 #include <bpffs/bpffs.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -80,9 +82,7 @@ Got get(const std::string& path) {
     return {fd == -e ? e : 250, {}};
 }
 
-int get_errno(const std::string& path) {
-    return get(path).error;
-}
+int get_errno(const std::string& path) { return get(path).error; }
 
 // An fd number that is not open, and high enough not to be reused by the test's next open().
 int closed_fd_number() {
@@ -90,18 +90,6 @@ int closed_fd_number() {
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "F_DUPFD");
     ::close(fd);
     return fd;
-}
-
-void must_mkdir(const std::string& path, mode_t mode = 0755) {
-    INFO("mkdir " << path);
-    REQUIRE(ename(errno_of(::mkdir(path.c_str(), mode))) == ename(0));
-}
-
-struct stat must_stat(const std::string& path) {
-    struct stat st {};
-    INFO("stat " << path);
-    REQUIRE(ename(errno_of(::stat(path.c_str(), &st))) == ename(0));
-    return st;
 }
 
 bool exists(const std::string& path) {
@@ -169,19 +157,6 @@ UniqueFd must_connect(const Mount& m) {
     return s;
 }
 
-std::vector<std::uint8_t> header(std::uint32_t magic, std::uint16_t version, std::uint16_t op,
-                                 std::uint32_t flags, std::uint32_t len,
-                                 const std::string& payload = "") {
-    std::vector<std::uint8_t> b(16);
-    std::memcpy(b.data(), &magic, 4);
-    std::memcpy(b.data() + 4, &version, 2);
-    std::memcpy(b.data() + 6, &op, 2);
-    std::memcpy(b.data() + 8, &flags, 4);
-    std::memcpy(b.data() + 12, &len, 4);
-    b.insert(b.end(), payload.begin(), payload.end());
-    return b;
-}
-
 std::vector<std::uint8_t> request(proto::Op op, const std::string& name = "") {
     return proto::encode(proto::Request{op, name});
 }
@@ -196,10 +171,14 @@ struct Answer {
 
 std::string describe(const Answer& a) {
     switch (a.kind) {
-        case Answer::reply: return "reply " + ename(a.rep.error);
-        case Answer::closed: return "closed";
-        case Answer::timeout: return "timeout";
-        case Answer::bad: return "undecodable reply (send: " + ename(a.send_error) + ")";
+        case Answer::reply:
+            return "reply " + ename(a.rep.error);
+        case Answer::closed:
+            return "closed";
+        case Answer::timeout:
+            return "timeout";
+        case Answer::bad:
+            return "undecodable reply (send: " + ename(a.send_error) + ")";
     }
     return "?";
 }
@@ -223,7 +202,9 @@ Answer receive(int s) {
     return a;
 }
 
-Answer exchange(int s, const std::vector<std::uint8_t>& msg, const std::vector<int>& fds = {}) {
+// One message and its answer (not named exchange: a call with a std::vector argument would
+// also find std::exchange by argument-dependent lookup).
+Answer round_trip(int s, const std::vector<std::uint8_t>& msg, const std::vector<int>& fds = {}) {
     int e = send_with_fds(s, msg, fds);
     if (e == EPIPE || e == ECONNRESET) {
         Answer a;
@@ -501,7 +482,7 @@ TEST_CASE("pin: an unprivileged caller gets EPERM before any other check",
     int e = run_as(kUser, kUserGid, [&] {
         UniqueFd s = raw_connect(m.p("d/.bpffs.sock"));
         if (!s) return 200;
-        Answer a = exchange(s.get(), request(proto::Op::pin, "raw"), {map.get(), dir.get()});
+        Answer a = round_trip(s.get(), request(proto::Op::pin, "raw"), {map.get(), dir.get()});
         return a.kind == Answer::reply ? a.rep.error : 201;
     });
     CHECK(ename(e) == ename(EPERM));
@@ -765,7 +746,7 @@ TEST_CASE("get: an unprivileged caller needs write permission on the node",
         if (!node) return 200;
         UniqueFd s = raw_connect(m.p(".bpffs.sock"));
         if (!s) return 201;
-        Answer a = exchange(s.get(), request(proto::Op::get), {node.get()});
+        Answer a = round_trip(s.get(), request(proto::Op::get), {node.get()});
         if (a.kind != Answer::reply) return 202;
         if (!a.fds.empty()) return 203;
         return a.rep.error;
@@ -1086,7 +1067,7 @@ TEST_CASE("broker: malformed traffic is refused without harm to the daemon or th
     auto expect = [&](const std::string& what, const std::vector<std::uint8_t>& msg,
                       const std::vector<int>& fds, Answer::Kind kind, int error = 0) {
         UniqueFd s = must_connect(m);
-        Answer a = exchange(s.get(), msg, fds);
+        Answer a = round_trip(s.get(), msg, fds);
         INFO(what << ": " << describe(a));
         CHECK(a.kind == kind);
         if (kind == Answer::reply && a.kind == Answer::reply) {
@@ -1154,7 +1135,7 @@ TEST_CASE("broker: malformed traffic is refused without harm to the daemon or th
             {"remount with 1 fd", proto::Op::remount, {node.get()}},
         };
         for (const auto& c : cases) {
-            Answer a = exchange(s.get(), request(c.op, c.op == proto::Op::pin ? "x" : ""), c.fds);
+            Answer a = round_trip(s.get(), request(c.op, c.op == proto::Op::pin ? "x" : ""), c.fds);
             INFO(c.what << ": " << describe(a));
             REQUIRE(a.kind == Answer::reply);
             CHECK(a.rep.op == c.op);
@@ -1163,7 +1144,7 @@ TEST_CASE("broker: malformed traffic is refused without harm to the daemon or th
         }
         CHECK_FALSE(exists(m.p("x")));
         // Many requests on one connection: a good get still works on it.
-        Answer a = exchange(s.get(), request(proto::Op::get), {node.get()});
+        Answer a = round_trip(s.get(), request(proto::Op::get), {node.get()});
         REQUIRE(a.kind == Answer::reply);
         CHECK(ename(a.rep.error) == ename(0));
         REQUIRE(a.fds.size() == 1);
@@ -1270,7 +1251,7 @@ TEST_CASE("broker: a status request reports the daemon's pid and counts", "[brok
     must_pin(map.get(), m.p("d/m"));
     must_pin(prog.get(), m.p("d/p"));
     UniqueFd s = must_connect(m);
-    Answer a = exchange(s.get(), request(proto::Op::status));
+    Answer a = round_trip(s.get(), request(proto::Op::status));
     INFO(describe(a));
     REQUIRE(a.kind == Answer::reply);
     REQUIRE(a.rep.status.has_value());
@@ -1458,7 +1439,7 @@ std::array<int, kSteps> attack(int s, int map_fd, const std::string& private_dir
     std::array<int, kSteps> out;
     out.fill(255);
     auto send = [s](proto::Op op, const std::string& name, const std::vector<int>& fds = {}) {
-        return exchange(int{s}, request(op, name), fds);
+        return round_trip(s, request(op, name), fds);
     };
     auto code = [](const Answer& a) { return a.kind == Answer::reply ? a.rep.error : 255; };
     UniqueFd dir(open(private_dir.c_str(), O_PATH | O_CLOEXEC));
@@ -1497,9 +1478,10 @@ struct Target {
 
 }  // namespace
 
-TEST_CASE("privilege: a process that connects and then execs a setuid-root program gives its "
-          "children no privilege",
-          "[broker][kernel][privilege]") {
+TEST_CASE(
+    "privilege: a process that connects and then execs a setuid-root program gives its "
+    "children no privilege",
+    "[broker][kernel][privilege]") {
     Target t;
     SetuidWaiter waiter;
     MarkerScript script(kNobody);
@@ -1507,7 +1489,8 @@ TEST_CASE("privilege: a process that connects and then execs a setuid-root progr
     const int res_wr = results.wr.get(), stdin_rd = waiter_stdin.rd.get();
     const std::string sock = t.m.p(".bpffs.sock");
     Child connector([&] {
-        if (setresgid(kNobody, kNobody, kNobody) != 0 || setresuid(kNobody, kNobody, kNobody) != 0) {
+        if (setresgid(kNobody, kNobody, kNobody) != 0 ||
+            setresuid(kNobody, kNobody, kNobody) != 0) {
             return 200;
         }
         UniqueFd s = raw_connect(sock);
@@ -1519,7 +1502,8 @@ TEST_CASE("privilege: a process that connects and then execs a setuid-root progr
             // Speak on the inherited connection once the connecting process is root.
             std::array<std::uint8_t, kSteps + 1> out{};
             out[kSteps] = wait_for([&] { return euid_of(self) == 0; }, 10000) ? 1 : 0;
-            auto r = attack(s.get(), t.map.get(), t.m.p("private"), t.m.p("objs/secret"), script.path);
+            auto r =
+                attack(s.get(), t.map.get(), t.m.p("private"), t.m.p("objs/secret"), script.path);
             for (std::size_t i = 0; i < kSteps; ++i) out[i] = static_cast<std::uint8_t>(r[i]);
             (void)!write(res_wr, out.data(), out.size());
             _exit(0);
@@ -1545,16 +1529,18 @@ TEST_CASE("privilege: a process that connects and then execs a setuid-root progr
     t.check_untouched(script);
 }
 
-TEST_CASE("privilege: a root process's child that drops to nobody speaks as nobody on the "
-          "inherited connection",
-          "[broker][kernel][privilege]") {
+TEST_CASE(
+    "privilege: a root process's child that drops to nobody speaks as nobody on the "
+    "inherited connection",
+    "[broker][kernel][privilege]") {
     Target t;
     MarkerScript script(kNobody);
     UniqueFd s = must_connect(t.m);
     Pipe results;
     const int res_wr = results.wr.get();
     Child child([&] {
-        if (setresgid(kNobody, kNobody, kNobody) != 0 || setresuid(kNobody, kNobody, kNobody) != 0) {
+        if (setresgid(kNobody, kNobody, kNobody) != 0 ||
+            setresuid(kNobody, kNobody, kNobody) != 0) {
             return 200;
         }
         auto r = attack(s.get(), t.map.get(), t.m.p("private"), t.m.p("objs/secret"), script.path);
@@ -1574,20 +1560,21 @@ TEST_CASE("privilege: a root process's child that drops to nobody speaks as nobo
 
     // The connecting root process itself keeps its privilege on the same connection.
     UniqueFd dir = o_path(t.m.p("private"));
-    Answer a = exchange(s.get(), request(proto::Op::pin, "mine"), {t.map.get(), dir.get()});
+    Answer a = round_trip(s.get(), request(proto::Op::pin, "mine"), {t.map.get(), dir.get()});
     INFO(describe(a));
     CHECK((a.kind == Answer::reply && a.rep.error == 0));
     CHECK(exists(t.m.p("private/mine")));
-    Answer st = exchange(s.get(), request(proto::Op::status));
+    Answer st = round_trip(s.get(), request(proto::Op::status));
     REQUIRE(st.kind == Answer::reply);
     REQUIRE(st.rep.status.has_value());
     CHECK(st.rep.status->counts_shown());
     CHECK(st.rep.status->maps == 2);  // names: objs/secret and private/mine
 }
 
-TEST_CASE("privilege: a root without CAP_SYS_ADMIN that enters a new user namespace right after "
-          "its request is never granted (2000 tries)",
-          "[broker][kernel][privilege]") {
+TEST_CASE(
+    "privilege: a root without CAP_SYS_ADMIN that enters a new user namespace right after "
+    "its request is never granted (2000 tries)",
+    "[broker][kernel][privilege]") {
     Target t;
     MarkerScript script(0);
     const std::string sock = t.m.p(".bpffs.sock");
@@ -1637,14 +1624,14 @@ TEST_CASE("privilege: upgrade runs no binary a client names unless only root can
     SECTION("in a directory anyone may write (/tmp)") {
         MarkerScript script(0);
         REQUIRE(chmod(script.dir.path().c_str(), 0777) == 0);
-        Answer a = exchange(must_connect(m).get(), request(proto::Op::upgrade, script.path));
+        Answer a = round_trip(must_connect(m).get(), request(proto::Op::upgrade, script.path));
         INFO(describe(a));
         CHECK((a.kind == Answer::reply && a.rep.error == EACCES));
         CHECK_FALSE(script.ran());
     }
     SECTION("owned by another user") {
         MarkerScript script(kNobody);
-        Answer a = exchange(must_connect(m).get(), request(proto::Op::upgrade, script.path));
+        Answer a = round_trip(must_connect(m).get(), request(proto::Op::upgrade, script.path));
         CHECK((a.kind == Answer::reply && a.rep.error == EACCES));
         CHECK_FALSE(script.ran());
     }
@@ -1654,7 +1641,7 @@ TEST_CASE("privilege: upgrade runs no binary a client names unless only root can
         const std::string path = trusted.p("fake");
         REQUIRE(run_cmd({"/bin/cp", script.path, path}).exit_code == 0);
         REQUIRE(chmod(path.c_str(), 0775) == 0);
-        Answer a = exchange(must_connect(m).get(), request(proto::Op::upgrade, path));
+        Answer a = round_trip(must_connect(m).get(), request(proto::Op::upgrade, path));
         CHECK((a.kind == Answer::reply && a.rep.error == EACCES));
         CHECK_FALSE(script.ran());
     }
@@ -1678,7 +1665,7 @@ TEST_CASE("privilege: status tells the object counts only to a caller that may p
     auto r = run_as(kNobody, kNobody, [&] {
         UniqueFd s = raw_connect(m.p(".bpffs.sock"));
         if (!s) return 200;
-        Answer a = exchange(s.get(), request(proto::Op::status));
+        Answer a = round_trip(s.get(), request(proto::Op::status));
         if (a.kind != Answer::reply || a.rep.error != 0 || !a.rep.status) return 201;
         const auto& st = *a.rep.status;
         if (st.counts_shown()) return 1;

@@ -14,13 +14,14 @@
 //
 // The readdir tests tell a listing served by the kernel's cache from one that reached the
 // daemon by the daemon's debug log, which has one line per READDIR(PLUS) request.
-#include "tests/result_helpers.hpp"
-#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
+#include "tests/kernel_helpers.hpp"
 #include "tests/mount_fixture.hpp"
+#include "tests/result_helpers.hpp"
+#include "tests/syscall_helpers.hpp"
 
-#include "common/protocol.hpp"
 #include "client/client.hpp"
+#include "common/protocol.hpp"
 #include "common/scm.hpp"
 #include "common/unique_fd.hpp"
 
@@ -39,9 +40,9 @@
 
 #include <algorithm>
 #include <array>
-#include <condition_variable>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -60,18 +61,6 @@ using namespace bpffs::test;
 namespace proto = bpffs::protocol;
 
 namespace {
-
-// 0 or the errno of a libbpffs call that returns 0/an fd or -errno (250: return value and errno
-// disagree).
-int lib_errno(int rc) {
-    if (rc >= 0) return 0;
-    return rc == -errno ? errno : 250;
-}
-
-void must_mkdir(const std::string& path) {
-    INFO("mkdir " << path);
-    REQUIRE(ename(errno_of(::mkdir(path.c_str(), 0755))) == ename(0));
-}
 
 // The names in a directory, "." and ".." left out; a fresh open each time, as ls does.
 std::set<std::string> list(const std::string& dir) {
@@ -95,24 +84,6 @@ std::size_t readdir_requests(const Mount& m) {
         ++n;
     }
     return n;
-}
-
-// The daemon and its descendants (a supervisor and its worker, once the daemon has both).
-std::vector<pid_t> process_tree(pid_t root) {
-    std::vector<pid_t> out{root};
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        std::string task_dir = "/proc/" + std::to_string(out[i]) + "/task";
-        DIR* d = opendir(task_dir.c_str());
-        if (d == nullptr) continue;
-        while (dirent* e = readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            std::ifstream in(task_dir + "/" + e->d_name + "/children");
-            pid_t child;
-            while (in >> child) out.push_back(child);
-        }
-        closedir(d);
-    }
-    return out;
 }
 
 // The broker's open client connections, wherever in the daemon's process tree it runs: the
@@ -189,10 +160,10 @@ void send_reply(int sock, proto::Op op, int error, int fd = -1, std::uint32_t id
     send_with_fds(sock, msg, fd >= 0 ? std::span<const int>(one) : std::span<const int>());
 }
 
-// A broker at "<dir>/.bpffs.sock" (dir: the root of a fresh minfuse mount, run as root) that hands its i-th accepted
-// connection to script[i] and closes any further connection at once; a connection is closed
-// when its handler returns. start() binds, sets the script and listens (unless told not to:
-// a connect is then refused until listen()); stop() takes the broker away and leaves the dir.
+// A broker at "<dir>/.bpffs.sock" (dir: the root of a fresh minfuse mount, run as root) that hands
+// its i-th accepted connection to script[i] and closes any further connection at once; a connection
+// is closed when its handler returns. start() binds, sets the script and listens (unless told not
+// to: a connect is then refused until listen()); stop() takes the broker away and leaves the dir.
 class FakeBroker {
 public:
     using Handler = std::function<void(int sock)>;
@@ -293,11 +264,16 @@ private:
 
 std::string describe(const Incoming& in) {
     switch (in.req.op) {
-        case proto::Op::pin: return "pin " + in.req.name;
-        case proto::Op::get: return "get";
-        case proto::Op::status: return "status";
-        case proto::Op::remount: return "remount";
-        default: return "op " + std::to_string(static_cast<int>(in.req.op));
+        case proto::Op::pin:
+            return "pin " + in.req.name;
+        case proto::Op::get:
+            return "get";
+        case proto::Op::status:
+            return "status";
+        case proto::Op::remount:
+            return "remount";
+        default:
+            return "op " + std::to_string(static_cast<int>(in.req.op));
     }
 }
 
@@ -322,8 +298,10 @@ FakeBroker::Handler answer(FakeBroker& fb, int map, int pin_error = 0, int max =
             if (!read_request(s, &in)) return;
             fb.note(describe(in));
             if (n >= max) return;
-            if (in.req.op == proto::Op::get) send_reply(s, in.req.op, 0, map, kernel_id(map));
-            else send_reply(s, in.req.op, in.req.op == proto::Op::pin ? pin_error : 0);
+            if (in.req.op == proto::Op::get)
+                send_reply(s, in.req.op, 0, map, kernel_id(map));
+            else
+                send_reply(s, in.req.op, in.req.op == proto::Op::pin ? pin_error : 0);
         }
     };
 }
@@ -502,8 +480,7 @@ TEST_CASE("conn: pins and gets on one connection reach the broker over one socke
     REQUIRE(ename(lib_errno(bpffs_conn_open(m.p("a").c_str(), &c))) == ename(0));
     std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> owner(c, bpffs_conn_close);
     REQUIRE(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("a/m").c_str()))) == ename(0));
-    CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("a/m").c_str()))) ==
-          ename(EEXIST));
+    CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("a/m").c_str()))) == ename(EEXIST));
     for (int i = 0; i < 50; ++i) {
         UniqueFd fd(bpffs_conn_obj_get(c, m.p("a/m").c_str(), 0));
         REQUIRE(fd);
@@ -539,8 +516,7 @@ TEST_CASE("conn: errors are the one-shot calls' errors, as -errno with errno set
     CHECK(ename(lib_errno(bpffs_conn_obj_get(c, nullptr, 0))) == ename(EFAULT));
     CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("nope/m").c_str()))) ==
           ename(ENOENT));
-    CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("d/a.b").c_str()))) ==
-          ename(EPERM));
+    CHECK(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("d/a.b").c_str()))) == ename(EPERM));
     REQUIRE(ename(lib_errno(bpffs_conn_obj_pin(c, map.get(), m.p("d/m").c_str()))) == ename(0));
     CHECK(ename(lib_errno(bpffs_conn_obj_get(c, m.p("d/m").c_str(), 1))) == ename(EINVAL));
     CHECK(ename(lib_errno(bpffs_conn_obj_get(nullptr, m.p("d/m").c_str(), 0))) == ename(EINVAL));
@@ -759,9 +735,8 @@ TEST_CASE("readdir: a cached listing shows pins through the broker, unlink, mkdi
     }
     CHECK(list(m.p("d")) == Names{"m0", "m1", "m2"});
     // The same from another process.
-    int rc = run_child([&] {
-        return bpffs_obj_pin(map.get(), m.p("d/m3").c_str()) == 0 ? 0 : errno;
-    });
+    int rc =
+        run_child([&] { return bpffs_obj_pin(map.get(), m.p("d/m3").c_str()) == 0 ? 0 : errno; });
     CHECK(ename(rc) == ename(0));
     CHECK(list(m.p("d")) == Names{"m0", "m1", "m2", "m3"});
 

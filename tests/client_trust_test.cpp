@@ -11,8 +11,8 @@
 // user (mount_fixture.hpp), so that no /etc/fuse.conf change (user_allow_other) is needed.
 //
 // The children are forked while this process runs no other thread.
-#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
+#include "tests/kernel_helpers.hpp"
 #include "tests/mount_fixture.hpp"
 
 #include "common/protocol.hpp"
@@ -48,12 +48,6 @@ namespace proto = bpffs::protocol;
 namespace {
 
 constexpr uid_t kOther = 65534;
-
-// 0 or the errno of a libbpffs call (250: the return value and errno disagree).
-int lib_errno(int rc) {
-    if (rc >= 0) return 0;
-    return rc == -errno ? errno : 250;
-}
 
 std::string make_file(const std::string& path) {
     UniqueFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -267,17 +261,18 @@ TEST_CASE("trust: another user's socket in a plain directory gets no pin and han
     CHECK(ename(lib_errno(bpffs_obj_get_opts(obj.c_str(), &opts))) == ename(EPERM));
     CHECK(count_fds(getpid()) == fds_before);
     // bpffsctl says why.
-    auto r = run_cmd({BPFFSCTL_BIN, "pin", "--map-id", std::to_string(kernel_id(map.get())),
-                      d.dir.p("x")});
+    auto r = run_cmd(
+        {BPFFSCTL_BIN, "pin", "--map-id", std::to_string(kernel_id(map.get())), d.dir.p("x")});
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.out, Catch::Contains(peer_message(d.dir.path(), "not on a FUSE mount")));
     // Not even a connection was made.
     CHECK(imp.stop().empty());
 }
 
-TEST_CASE("trust: on a FUSE mount another user made, that user's socket gets nothing, "
-          "trusting its uid works",
-          "[client][trust][kernel]") {
+TEST_CASE(
+    "trust: on a FUSE mount another user made, that user's socket gets nothing, "
+    "trusting its uid works",
+    "[client][trust][kernel]") {
     auto map = must_map();
     MinFuse fs(BPFFS_MINFUSE_BIN, kOther, kOther);
     std::string obj = make_file(fs.p("obj"));
@@ -386,8 +381,8 @@ TEST_CASE("trust: a .bpffs.sock symlink to a real broker is refused, the broker 
     CHECK(ename(lib_errno(bpffs_obj_pin(map.get(), d.dir.p("x").c_str()))) == ename(EPERM));
     auto r = run_cmd({BPFFSCTL_BIN, "status", d.dir.path()});
     CHECK(r.exit_code == 1);
-    CHECK_THAT(r.out, Catch::Contains(peer_message(
-                          d.dir.path(), "not a socket on the directory's own mount")));
+    CHECK_THAT(r.out, Catch::Contains(
+                          peer_message(d.dir.path(), "not a socket on the directory's own mount")));
     // The daemon's mount, as root and as another user (write permission: 0600 root's, so the
     // other user's get is EACCES from the broker, which it reached).
     UniqueFd fd(bpffs_obj_get(m.p("m").c_str()));
@@ -401,9 +396,10 @@ TEST_CASE("trust: a .bpffs.sock symlink to a real broker is refused, the broker 
     CHECK(r.exit_code == 0);
 }
 
-TEST_CASE("trust: under the preload shim, another user's socket is EPERM until "
-          "$BPFFS_TRUST_UID names it",
-          "[client][trust][preload][kernel]") {
+TEST_CASE(
+    "trust: under the preload shim, another user's socket is EPERM until "
+    "$BPFFS_TRUST_UID names it",
+    "[client][trust][preload][kernel]") {
     auto map = must_map();
     MinFuse fs(BPFFS_MINFUSE_BIN, kOther, kOther);
     std::string obj = make_file(fs.p("obj"));
@@ -427,8 +423,7 @@ TEST_CASE("trust: under the preload shim, another user's socket is EPERM until "
     r = run_cmd({"/usr/bin/env", std::string("BPFFS_PRELOAD=") + BPFFS_PRELOAD_LIB, BPFFSCTL_BIN,
                  "run", "--trust-uid", "65534", "--", PRELOAD_PROBE_BIN, "get", obj});
     CHECK(r.out == "ok id=" + std::to_string(kernel_id(map.get())) + "\n");
-    CHECK(messages(trusted.stop()) ==
-          std::vector<std::string>{"msg op=2 fds=1", "msg op=2 fds=1"});
+    CHECK(messages(trusted.stop()) == std::vector<std::string>{"msg op=2 fds=1", "msg op=2 fds=1"});
 }
 
 TEST_CASE("trust: bpffs_opts with a bad size is EINVAL", "[client][trust]") {

@@ -9,9 +9,10 @@
 // operations in lockstep and must give the same results and snapshots. A fake clock that moves
 // one second per call makes every timestamp deterministic.
 
-#include "tests/result_helpers.hpp"
 #include "fsops/filesystem.hpp"
 #include "fsops/state.hpp"
+#include "tests/fsops_helpers.hpp"
+#include "tests/result_helpers.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -26,34 +27,11 @@
 #include <vector>
 
 using namespace bpffs::fsops;
-using bpffs::test::err_of;
+using namespace bpffs::test;  // err_of, FakeClock, user, admin
 
 namespace {
 
-struct FakeClock {
-    std::shared_ptr<Timespec> now = std::make_shared<Timespec>(Timespec{1000, 500});
-    Clock clock() const {
-        auto p = now;
-        return [p] { return *p; };
-    }
-    void tick() { now->sec += 1; }
-};
-
-Caller admin() {
-    Caller c;
-    c.caps.sys_admin = true;
-    return c;
-}
-
-Caller user(std::uint32_t uid) {
-    Caller c;
-    c.uid = c.gid = uid;
-    return c;
-}
-
-std::string str(const Timespec& t) {
-    return std::to_string(t.sec) + "." + std::to_string(t.nsec);
-}
+std::string str(const Timespec& t) { return std::to_string(t.sec) + "." + std::to_string(t.nsec); }
 
 std::string str(const Attr& a) {
     std::ostringstream o;
@@ -65,18 +43,18 @@ std::string str(const Attr& a) {
 
 std::string str(const NodeState& n) {
     std::ostringstream o;
-    o << "node " << n.ino << " parent " << n.parent << " cookie " << n.cookie << " name '"
-      << n.name << "' " << str(n.attr) << " nlookup " << n.nlookup << " removed " << n.removed
-      << " dir " << n.is_dir << " next_cookie " << n.next_cookie << " type "
-      << int(n.type) << " handle " << (n.handle ? std::to_string(*n.handle) : "-");
+    o << "node " << n.ino << " parent " << n.parent << " cookie " << n.cookie << " name '" << n.name
+      << "' " << str(n.attr) << " nlookup " << n.nlookup << " removed " << n.removed << " dir "
+      << n.is_dir << " next_cookie " << n.next_cookie << " type " << int(n.type) << " handle "
+      << (n.handle ? std::to_string(*n.handle) : "-");
     return o.str();
 }
 
 std::string str(const CoreMeta& m) {
     std::ostringstream o;
-    o << "meta uid " << m.opts.uid << " gid " << m.opts.gid << " mode " << std::oct
-      << m.opts.mode << std::dec << " next_ino " << m.next_ino << " socket " << m.socket_ino
-      << " ro " << m.read_only;
+    o << "meta uid " << m.opts.uid << " gid " << m.opts.gid << " mode " << std::oct << m.opts.mode
+      << std::dec << " next_ino " << m.next_ino << " socket " << m.socket_ino << " ro "
+      << m.read_only;
     return o.str();
 }
 
@@ -98,11 +76,16 @@ std::string first_difference(const CoreState& got, const CoreState& want) {
 bool same_change(const Change& a, const Change& b) {
     if (a.kind != b.kind) return false;
     switch (a.kind) {
-    case Change::Kind::put: return a.node == b.node;
-    case Change::Kind::lookups: return a.ino == b.ino && a.nlookup == b.nlookup;
-    case Change::Kind::erase: return a.ino == b.ino;
-    case Change::Kind::meta: return a.meta == b.meta;
-    case Change::Kind::times: return a.ino == b.ino && a.times == b.times;
+        case Change::Kind::put:
+            return a.node == b.node;
+        case Change::Kind::lookups:
+            return a.ino == b.ino && a.nlookup == b.nlookup;
+        case Change::Kind::erase:
+            return a.ino == b.ino;
+        case Change::Kind::meta:
+            return a.meta == b.meta;
+        case Change::Kind::times:
+            return a.ino == b.ino && a.times == b.times;
     }
     return false;
 }
@@ -194,8 +177,8 @@ std::vector<Change> sample_changes() {
     times.times = NodeTimes{{1700000000, 5}, {1700000000, 5}, {1700000000, 5}, 3, 104};
     out.push_back(times);
     times.ino = UINT64_MAX;  // every field at its extremes
-    times.times = NodeTimes{{INT64_MIN, INT64_MAX}, {INT64_MAX, INT64_MIN}, {-1, 0}, UINT32_MAX,
-                            UINT64_MAX};
+    times.times =
+        NodeTimes{{INT64_MIN, INT64_MAX}, {INT64_MAX, INT64_MIN}, {-1, 0}, UINT32_MAX, UINT64_MAX};
     out.push_back(times);
     return out;
 }
@@ -269,8 +252,8 @@ TEST_CASE("state codec: a wrong kind, flag, bool or stray handle is EINVAL",
         s[at] = v;
         return s;
     };
-    CHECK(err_of(decode(with(put, 0, 5))) == EINVAL);          // kind
-    CHECK(err_of(decode(with(put, 0, '\xff'))) == EINVAL);     // kind
+    CHECK(err_of(decode(with(put, 0, 5))) == EINVAL);               // kind
+    CHECK(err_of(decode(with(put, 0, '\xff'))) == EINVAL);          // kind
     CHECK(err_of(decode(with(put, flags_at, 16 | 12))) == EINVAL);  // unknown flag
     // No handle flag but handle bytes: the record would not re-encode the same.
     CHECK(err_of(decode(with(put, flags_at, 8))) == EINVAL);
@@ -433,7 +416,7 @@ void populate(Filesystem& fs, FakeClock& clk) {
     auto d = fs.mkdir(Caller::root(), kRootIno, "d");
     REQUIRE(d);
     for (int i = 0; i < 50; ++i) {
-        clk.tick();
+        clk.advance(1);
         REQUIRE(fs.pin(admin(), d->ino, "o" + std::to_string(i),
                        i % 3 ? ObjType::map : ObjType::prog, static_cast<ObjHandle>(i)));
     }
@@ -475,9 +458,10 @@ TEST_CASE("stream_state: streams the snapshot's meta and nodes, then runs done o
     CHECK(again.state() == b.state());
 }
 
-TEST_CASE("stream_state: a log compacted mid-way by streaming, then the changes after, rebuilds "
-          "the core",
-          "[fsops][state][stream]") {
+TEST_CASE(
+    "stream_state: a log compacted mid-way by streaming, then the changes after, rebuilds "
+    "the core",
+    "[fsops][state][stream]") {
     FakeClock clk;
     Filesystem fs({}, clk.clock());
     std::vector<std::string> log;  // encoded records, as the state log holds them
@@ -488,8 +472,7 @@ TEST_CASE("stream_state: a log compacted mid-way by streaming, then the changes 
     // Compaction as the worker does it: the stream goes into a new log, which replaces the old
     // one in `done`, under the core's lock.
     std::vector<std::string> fresh;
-    fs.stream_state([&](const Change& c) { fresh.push_back(encode(c)); },
-                    [&] { log.swap(fresh); });
+    fs.stream_state([&](const Change& c) { fresh.push_back(encode(c)); }, [&] { log.swap(fresh); });
     CHECK(log.size() == fs.node_count() + 1);
     auto d2 = fs.mkdir(Caller::root(), kRootIno, "later");
     REQUIRE(d2);
@@ -562,7 +545,7 @@ TEST_CASE("change sink: failed calls and reads report nothing", "[fsops][state][
     CHECK(err_of(l.fs.mkdir(Caller::root(), kRootIno, "a")) == EEXIST);
     CHECK(err_of(l.fs.lookup(kRootIno, "nope")) == ENOENT);
     CHECK(err_of(l.fs.rmdir(kRootIno, "nope")) == ENOENT);
-    CHECK(err_of(l.fs.pin(user(5), kRootIno, "m", ObjType::map, 1)) == EPERM);
+    CHECK(err_of(l.fs.pin(user(5, 5), kRootIno, "m", ObjType::map, 1)) == EPERM);
     CHECK(err_of(l.fs.setattr(999, SetAttr{})) == ENOENT);
     CHECK(err_of(l.fs.get(Caller::root(), kRootIno)) == EACCES);
     l.fs.forget(999, 1);
@@ -635,8 +618,20 @@ namespace {
 // One random call, drawn before it is run so that two cores can run the same one.
 struct Op {
     enum Kind {
-        mkdir, pin, rmdir, unlink, lookup, forget, readdir, setattr, get, getattr,
-        make_socket, set_read_only, apply_options, release_all
+        mkdir,
+        pin,
+        rmdir,
+        unlink,
+        lookup,
+        forget,
+        readdir,
+        setattr,
+        get,
+        getattr,
+        make_socket,
+        set_read_only,
+        apply_options,
+        release_all
     } kind = mkdir;
     Ino ino = 0;  // the parent, or the node
     std::string name;
@@ -650,9 +645,18 @@ struct Op {
 // The first kGoodNames are names mkdir and pin accept.
 constexpr unsigned kGoodNames = 7;
 const std::vector<std::string>& name_pool() {
-    static const std::vector<std::string> names = {
-        "a", "b", "c", "d", "e", "f", std::string(kNameMax, 'x'), std::string(kSocketName),
-        ".", "..", "dot.ted", std::string(kNameMax + 1, 'y')};
+    static const std::vector<std::string> names = {"a",
+                                                   "b",
+                                                   "c",
+                                                   "d",
+                                                   "e",
+                                                   "f",
+                                                   std::string(kNameMax, 'x'),
+                                                   std::string(kSocketName),
+                                                   ".",
+                                                   "..",
+                                                   "dot.ted",
+                                                   std::string(kNameMax + 1, 'y')};
     return names;
 }
 
@@ -673,53 +677,67 @@ public:
         const auto& names = name_pool();
         op.name = pick(5) != 0 ? names[pick(kGoodNames)] : names[pick(names.size())];
         const unsigned r = pick(100);
-        if (r < 16) op.kind = Op::mkdir;
-        else if (r < 30) op.kind = Op::pin;
-        else if (r < 37) op.kind = Op::rmdir;
-        else if (r < 44) op.kind = Op::unlink;
-        else if (r < 58) op.kind = Op::lookup;
-        else if (r < 68) op.kind = Op::forget;
-        else if (r < 78) op.kind = Op::readdir;
-        else if (r < 85) op.kind = Op::setattr;
-        else if (r < 90) op.kind = Op::get;
-        else if (r < 93) op.kind = Op::getattr;
-        else if (r < 95) op.kind = Op::make_socket;
-        else if (r < 97) op.kind = Op::set_read_only;
-        else if (r < 99) op.kind = Op::apply_options;
-        else op.kind = Op::release_all;
+        if (r < 16)
+            op.kind = Op::mkdir;
+        else if (r < 30)
+            op.kind = Op::pin;
+        else if (r < 37)
+            op.kind = Op::rmdir;
+        else if (r < 44)
+            op.kind = Op::unlink;
+        else if (r < 58)
+            op.kind = Op::lookup;
+        else if (r < 68)
+            op.kind = Op::forget;
+        else if (r < 78)
+            op.kind = Op::readdir;
+        else if (r < 85)
+            op.kind = Op::setattr;
+        else if (r < 90)
+            op.kind = Op::get;
+        else if (r < 93)
+            op.kind = Op::getattr;
+        else if (r < 95)
+            op.kind = Op::make_socket;
+        else if (r < 97)
+            op.kind = Op::set_read_only;
+        else if (r < 99)
+            op.kind = Op::apply_options;
+        else
+            op.kind = Op::release_all;
         switch (op.kind) {
-        case Op::pin:
-            op.flag = pick(2) == 0;
-            op.n = next_handle_++;
-            break;
-        case Op::forget:
-            op.n = pick(4);
-            break;
-        case Op::readdir:
-            op.flag = pick(3) != 0;
-            op.n = pick(3) == 0 ? pick(12) : 0;
-            op.limit = pick(3) == 0 ? static_cast<int>(pick(5)) : -1;
-            break;
-        case Op::setattr:
-            if (pick(2)) op.sa.mode = pick(010000);
-            if (pick(4) == 0) op.sa.uid = pick(3) * 1000;
-            if (pick(4) == 0) op.sa.gid = pick(3) * 1000;
-            if (pick(5) == 0) op.sa.size = pick(100);
-            if (pick(4) == 0) op.sa.atime = TimeSet{pick(2) == 0, Timespec{pick(50), 7}};
-            if (pick(4) == 0) op.sa.mtime = TimeSet{pick(2) == 0, Timespec{pick(50), 9}};
-            if (pick(8) == 0) op.sa.ctime = Timespec{pick(50), 3};
-            break;
-        case Op::get:
-            op.flag = pick(4) != 0;
-            break;
-        case Op::set_read_only:
-            op.flag = pick(3) == 0;  // mostly read-write
-            break;
-        case Op::apply_options:
-            op.opts = MountOptions{pick(3) * 1000, pick(3) * 1000, pick(010000)};
-            break;
-        default:
-            break;
+            case Op::pin:
+                op.flag = pick(2) == 0;
+                op.n = next_handle_++;
+                break;
+            case Op::forget:
+                op.n = pick(4);
+                break;
+            case Op::readdir:
+                op.flag = pick(3) != 0;
+                op.n = pick(3) == 0 ? pick(12) : 0;
+                op.limit = pick(3) == 0 ? static_cast<int>(pick(5)) : -1;
+                break;
+            case Op::setattr:
+                if (pick(2)) op.sa.mode = pick(010000);
+                if (pick(4) == 0) op.sa.uid = pick(3) * 1000;
+                if (pick(4) == 0) op.sa.gid = pick(3) * 1000;
+                if (pick(5) == 0) op.sa.size = pick(100);
+                if (pick(4) == 0) op.sa.atime = TimeSet{pick(2) == 0, Timespec{pick(50), 7}};
+                if (pick(4) == 0) op.sa.mtime = TimeSet{pick(2) == 0, Timespec{pick(50), 9}};
+                if (pick(8) == 0) op.sa.ctime = Timespec{pick(50), 3};
+                break;
+            case Op::get:
+                op.flag = pick(4) != 0;
+                break;
+            case Op::set_read_only:
+                op.flag = pick(3) == 0;  // mostly read-write
+                break;
+            case Op::apply_options:
+                op.opts = MountOptions{pick(3) * 1000, pick(3) * 1000, pick(010000)};
+                break;
+            default:
+                break;
         }
         return op;
     }
@@ -731,8 +749,8 @@ private:
 
 std::string describe(const Op& op) {
     std::ostringstream o;
-    o << "op " << int(op.kind) << " ino " << op.ino << " name '" << op.name.substr(0, 12)
-      << "' n " << op.n << " limit " << op.limit << " flag " << op.flag;
+    o << "op " << int(op.kind) << " ino " << op.ino << " name '" << op.name.substr(0, 12) << "' n "
+      << op.n << " limit " << op.limit << " flag " << op.flag;
     return o.str();
 }
 
@@ -760,65 +778,65 @@ Outcome run(Filesystem& fs, const Op& op, std::vector<Ino>& inos) {
         if (std::find(inos.begin(), inos.end(), r->ino) == inos.end()) inos.push_back(r->ino);
     };
     switch (op.kind) {
-    case Op::mkdir:
-        attr(fs.mkdir(Caller::root(), op.ino, op.name));
-        break;
-    case Op::pin:
-        attr(fs.pin(admin(), op.ino, op.name, op.flag ? ObjType::prog : ObjType::map, op.n));
-        break;
-    case Op::rmdir:
-        err = err_of(fs.rmdir(op.ino, op.name));
-        break;
-    case Op::unlink: {
-        auto r = fs.unlink(op.ino, op.name);
-        err = err_of(r);
-        if (r && r->released) o << "released " << *r->released;
-        break;
-    }
-    case Op::lookup:
-        attr(fs.lookup(op.ino, op.name));
-        break;
-    case Op::forget:
-        fs.forget(op.ino, op.n);
-        break;
-    case Op::readdir: {
-        int taken = 0;
-        auto r = fs.readdir(op.ino, op.n, op.flag, [&](const DirEntry& e) {
-            if (op.limit >= 0 && taken >= op.limit) return false;
-            ++taken;
-            o << " [" << e.name.substr(0, 12) << " " << e.next_off << " " << str(e.attr) << "]";
-            return true;
-        });
-        err = err_of(r);
-        break;
-    }
-    case Op::setattr:
-        attr(fs.setattr(op.ino, op.sa));
-        break;
-    case Op::get: {
-        auto r = fs.get(op.flag ? Caller::root() : user(1000), op.ino);
-        err = err_of(r);
-        if (r) o << "handle " << r->handle << " type " << int(r->type);
-        break;
-    }
-    case Op::getattr:
-        attr(fs.getattr(op.ino));
-        break;
-    case Op::make_socket:
-        attr(fs.make_socket_node());
-        break;
-    case Op::set_read_only:
-        fs.set_read_only(op.flag);
-        break;
-    case Op::apply_options:
-        o << str(fs.apply_options(op.opts));
-        break;
-    case Op::release_all: {
-        auto hs = fs.release_all();  // in the table's order, which restore does not keep
-        std::sort(hs.begin(), hs.end());
-        for (ObjHandle h : hs) o << h << " ";
-        break;
-    }
+        case Op::mkdir:
+            attr(fs.mkdir(Caller::root(), op.ino, op.name));
+            break;
+        case Op::pin:
+            attr(fs.pin(admin(), op.ino, op.name, op.flag ? ObjType::prog : ObjType::map, op.n));
+            break;
+        case Op::rmdir:
+            err = err_of(fs.rmdir(op.ino, op.name));
+            break;
+        case Op::unlink: {
+            auto r = fs.unlink(op.ino, op.name);
+            err = err_of(r);
+            if (r && r->released) o << "released " << *r->released;
+            break;
+        }
+        case Op::lookup:
+            attr(fs.lookup(op.ino, op.name));
+            break;
+        case Op::forget:
+            fs.forget(op.ino, op.n);
+            break;
+        case Op::readdir: {
+            int taken = 0;
+            auto r = fs.readdir(op.ino, op.n, op.flag, [&](const DirEntry& e) {
+                if (op.limit >= 0 && taken >= op.limit) return false;
+                ++taken;
+                o << " [" << e.name.substr(0, 12) << " " << e.next_off << " " << str(e.attr) << "]";
+                return true;
+            });
+            err = err_of(r);
+            break;
+        }
+        case Op::setattr:
+            attr(fs.setattr(op.ino, op.sa));
+            break;
+        case Op::get: {
+            auto r = fs.get(op.flag ? Caller::root() : user(1000, 1000), op.ino);
+            err = err_of(r);
+            if (r) o << "handle " << r->handle << " type " << int(r->type);
+            break;
+        }
+        case Op::getattr:
+            attr(fs.getattr(op.ino));
+            break;
+        case Op::make_socket:
+            attr(fs.make_socket_node());
+            break;
+        case Op::set_read_only:
+            fs.set_read_only(op.flag);
+            break;
+        case Op::apply_options:
+            o << str(fs.apply_options(op.opts));
+            break;
+        case Op::release_all: {
+            auto hs = fs.release_all();  // in the table's order, which restore does not keep
+            std::sort(hs.begin(), hs.end());
+            for (ObjHandle h : hs) o << h << " ";
+            break;
+        }
     }
     return Outcome{err, o.str()};
 }
@@ -826,7 +844,6 @@ Outcome run(Filesystem& fs, const Op& op, std::vector<Ino>& inos) {
 bool changes_nothing(const Op& op) {
     return op.kind == Op::getattr || (op.kind == Op::readdir && !op.flag);
 }
-
 
 }  // namespace
 
@@ -853,14 +870,16 @@ TEST_CASE("state: the change log rebuilds the core after every call; restore con
             batch_max = std::max(batch_max, cs.size());
             for (const Change& c : cs) {
                 auto d = decode(encode(c));
-                if (d) builder.apply(*d);
-                else empty_batch = true;  // cannot happen: flagged as a failure below
+                if (d)
+                    builder.apply(*d);
+                else
+                    empty_batch = true;  // cannot happen: flagged as a failure below
             }
         });
         std::vector<Ino> inos{0, kRootIno, 999999};
 
         for (int step = 0; step < kSteps; ++step) {
-            clk.tick();
+            clk.advance(1);
             Op op = gen.draw(inos, fs.snapshot());
             std::size_t before = batches;
             Outcome outcome = run(fs, op, inos);
@@ -934,7 +953,7 @@ TEST_CASE("state: the change log rebuilds the core after every call; restore con
 
         // Then both run the same calls and must answer alike.
         for (int step = 0; step < kLockstep; ++step) {
-            clk.tick();
+            clk.advance(1);
             Op op = gen.draw(inos, fs.snapshot());
             std::vector<Ino> scratch = inos;
             Outcome a = run(copy, op, scratch);
@@ -1056,9 +1075,9 @@ TEST_CASE("restore: inconsistent states are EINVAL", "[fsops][state][restore]") 
         CHECK(bad([](CoreState& s) { node(s, 3).attr.ino = 2; }) == EINVAL);
     }
     SECTION("invalid names") {
-        for (std::string name : {std::string(), std::string("x/y"), std::string("x.y"),
-                                 std::string("."), std::string(kNameMax + 1, 'n'),
-                                 std::string("a\0b", 3)}) {
+        for (std::string name :
+             {std::string(), std::string("x/y"), std::string("x.y"), std::string("."),
+              std::string(kNameMax + 1, 'n'), std::string("a\0b", 3)}) {
             INFO("name '" << name << "'");
             CHECK(bad([&](CoreState& s) { node(s, 3).name = name; }) == EINVAL);
         }

@@ -10,8 +10,9 @@
 // numeric (no <sys/stat.h>), as the core itself is free of system headers. A directory with a
 // subdirectory refuses pins (EBUSY), so objects go into their own directory, not the root.
 
-#include "tests/result_helpers.hpp"
 #include "fsops/filesystem.hpp"
+#include "tests/fsops_helpers.hpp"
+#include "tests/result_helpers.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -24,7 +25,7 @@
 #include <vector>
 
 using namespace bpffs::fsops;
-using bpffs::test::err_of;
+using namespace bpffs::test;  // err_of, FakeClock, user, admin
 
 namespace {
 
@@ -33,20 +34,6 @@ constexpr std::uint32_t kIfChr = 0020000;
 constexpr std::uint32_t kIfBlk = 0060000;
 constexpr std::uint32_t kIsVtx = 01000;
 
-// A clock the test moves by hand.
-struct FakeClock {
-    std::shared_ptr<Timespec> now = std::make_shared<Timespec>(Timespec{1000, 500});
-    Clock clock() const {
-        auto p = now;
-        return [p] { return *p; };
-    }
-    void advance(std::int64_t sec, std::int64_t nsec = 0) {
-        now->sec += sec;
-        now->nsec += nsec;
-    }
-    Timespec get() const { return *now; }
-};
-
 // A filesystem with a fake clock.
 struct Fx {
     FakeClock clk;
@@ -54,25 +41,7 @@ struct Fx {
     explicit Fx(MountOptions o = {}) : fs(o, clk.clock()) {}
 };
 
-Caller user(std::uint32_t uid, std::uint32_t gid, std::vector<std::uint32_t> groups = {},
-            Caps caps = {}) {
-    Caller c;
-    c.uid = uid;
-    c.gid = gid;
-    c.groups = std::move(groups);
-    c.caps = caps;
-    return c;
-}
-
-// A caller with CAP_SYS_ADMIN only (what pin needs), no DAC overrides.
-Caller admin(std::uint32_t uid = 0, std::uint32_t gid = 0) {
-    Caps caps;
-    caps.sys_admin = true;
-    return user(uid, gid, {}, caps);
-}
-
-Attr mkdir_ok(Filesystem& fs, Ino parent, std::string_view name,
-              const Caller& c = Caller::root()) {
+Attr mkdir_ok(Filesystem& fs, Ino parent, std::string_view name, const Caller& c = Caller::root()) {
     auto r = fs.mkdir(c, parent, name);
     INFO("mkdir " << name << " errno " << err_of(r));
     REQUIRE(r.has_value());
@@ -295,8 +264,8 @@ TEST_CASE("mkdir: 255-byte name is accepted, 256 bytes is ENAMETOOLONG", "[fsops
     CHECK(err_of(f.fs.mkdir(Caller::root(), kRootIno, n256)) == ENAMETOOLONG);
     CHECK(err_of(f.fs.mkdir(Caller::root(), kRootIno, std::string(300, 'z'))) == ENAMETOOLONG);
     // Length is checked before the dot rule (the VFS rejects the name first).
-    CHECK(err_of(f.fs.mkdir(Caller::root(), kRootIno, std::string(255, 'a') + "."))
-          == ENAMETOOLONG);
+    CHECK(err_of(f.fs.mkdir(Caller::root(), kRootIno, std::string(255, 'a') + ".")) ==
+          ENAMETOOLONG);
     CHECK(getattr_ok(f.fs, kRootIno).nlink == 3);
 }
 
@@ -434,8 +403,7 @@ TEST_CASE("rmdir: a directory with subdirectories is ENOTEMPTY", "[fsops][rmdir]
     CHECK(getattr_ok(f.fs, kRootIno).nlink == 3);
 }
 
-TEST_CASE("rmdir: an empty directory goes and the parent's nlink drops by one",
-          "[fsops][rmdir]") {
+TEST_CASE("rmdir: an empty directory goes and the parent's nlink drops by one", "[fsops][rmdir]") {
     Fx f;
     auto d = mkdir_ok(f.fs, kRootIno, "d");
     mkdir_ok(f.fs, d.ino, "sub");
@@ -914,8 +882,7 @@ TEST_CASE("listxattr: a directory lists nothing", "[fsops][xattr]") {
     }
 }
 
-TEST_CASE("setxattr and removexattr are EOPNOTSUPP on directories and objects",
-          "[fsops][xattr]") {
+TEST_CASE("setxattr and removexattr are EOPNOTSUPP on directories and objects", "[fsops][xattr]") {
     Fx f;
     auto d = mkdir_ok(f.fs, kRootIno, "d");
     auto m = pin_ok(f.fs, d.ino, "m", 1);
@@ -938,9 +905,9 @@ TEST_CASE("setxattr and removexattr are EOPNOTSUPP on directories and objects",
 TEST_CASE("pin: without CAP_SYS_ADMIN is EPERM, checked before every other rule", "[fsops][pin]") {
     Fx f;
     auto d = mkdir_ok(f.fs, kRootIno, "d");
-    mkdir_ok(f.fs, d.ino, "sub");                     // d: EBUSY for a pin
+    mkdir_ok(f.fs, d.ino, "sub");  // d: EBUSY for a pin
     auto t = mkdir_ok(f.fs, kRootIno, "t");
-    auto m = pin_ok(f.fs, t.ino, "m", 1);             // t holds an object
+    auto m = pin_ok(f.fs, t.ino, "m", 1);  // t holds an object
     auto gone = mkdir_ok(f.fs, kRootIno, "gone");
     REQUIRE(f.fs.rmdir(kRootIno, "gone").has_value());  // removed, still referenced
     const auto before = f.fs.counts();
@@ -1018,8 +985,7 @@ TEST_CASE("pin: into a directory with subdirectories is EBUSY", "[fsops][pin][te
     CHECK(f.fs.pin(admin(), d.ino, "m", ObjType::map, 1).has_value());
 }
 
-TEST_CASE("pin: the node is S_IFREG 0600, nlink 1, size 0, owned by the caller",
-          "[fsops][pin]") {
+TEST_CASE("pin: the node is S_IFREG 0600, nlink 1, size 0, owned by the caller", "[fsops][pin]") {
     Fx f(MountOptions{0, 0, 0777});
     f.clk.advance(3, 3);
     auto c = admin(1000, 2000);
@@ -1098,8 +1064,7 @@ TEST_CASE("pin: 255-byte name is accepted, 256 bytes is ENAMETOOLONG", "[fsops][
     Fx f;
     auto t = mkdir_ok(f.fs, kRootIno, "t");
     CHECK(f.fs.pin(admin(), t.ino, std::string(255, 'a'), ObjType::map, 1).has_value());
-    CHECK(err_of(f.fs.pin(admin(), t.ino, std::string(256, 'b'), ObjType::map, 2))
-          == ENAMETOOLONG);
+    CHECK(err_of(f.fs.pin(admin(), t.ino, std::string(256, 'b'), ObjType::map, 2)) == ENAMETOOLONG);
     CHECK(f.fs.counts().maps == 1);
 }
 
@@ -1219,7 +1184,7 @@ TEST_CASE("get: group and other bits are honoured", "[fsops][get]") {
     SECTION("group read only") {
         chmod_ok(f.fs, m.ino, 0642);
         CHECK(err_of(f.fs.get(member_supp, m.ino)) == EACCES);  // group class, no write
-        CHECK(f.fs.get(stranger, m.ino).has_value());            // other class has write
+        CHECK(f.fs.get(stranger, m.ino).has_value());           // other class has write
     }
     SECTION("other write") {
         chmod_ok(f.fs, m.ino, 0602);
@@ -1258,8 +1223,7 @@ TEST_CASE("get: a directory is EACCES, even for root", "[fsops][get]") {
     CHECK(err_of(f.fs.get(user(1000, 1000), d.ino)) == EACCES);  // owner of a 0700 dir
 }
 
-TEST_CASE("get: an unlinked object is ENOENT (no use after unlink, departure 4)",
-          "[fsops][get]") {
+TEST_CASE("get: an unlinked object is ENOENT (no use after unlink, departure 4)", "[fsops][get]") {
     Fx f;
     SECTION("the kernel still holds a lookup on it") {
         auto m = pin_ok(f.fs, kRootIno, "m", 1);
@@ -1367,7 +1331,7 @@ TEST_CASE("inode: lookup and mkdir each count one lookup", "[fsops][inode]") {
 TEST_CASE("forget: a removed node stays until its lookups are forgotten", "[fsops][inode]") {
     Fx f;
     SECTION("directory") {
-        auto a = mkdir_ok(f.fs, kRootIno, "a");  // nlookup 1
+        auto a = mkdir_ok(f.fs, kRootIno, "a");           // nlookup 1
         REQUIRE(f.fs.lookup(kRootIno, "a").has_value());  // 2
         const auto nodes = f.fs.node_count();
         REQUIRE(f.fs.rmdir(kRootIno, "a").has_value());
@@ -1477,14 +1441,18 @@ TEST_CASE("readdir: lists every entry once with its inode and type", "[fsops][re
     auto m = pin_ok(f.fs, e.ino, "m", 1);
     auto p = pin_ok(f.fs, e.ino, "p", 2, ObjType::prog);
     std::map<std::string, Attr> root_entries, e_entries;
-    REQUIRE(f.fs.readdir(kRootIno, 0, false, [&](const DirEntry& x) {
-                    CHECK(root_entries.emplace(std::string(x.name), x.attr).second);
-                    return true;
-                }).has_value());
-    REQUIRE(f.fs.readdir(e.ino, 0, false, [&](const DirEntry& x) {
-                    CHECK(e_entries.emplace(std::string(x.name), x.attr).second);
-                    return true;
-                }).has_value());
+    REQUIRE(f.fs.readdir(kRootIno, 0, false,
+                         [&](const DirEntry& x) {
+                             CHECK(root_entries.emplace(std::string(x.name), x.attr).second);
+                             return true;
+                         })
+                .has_value());
+    REQUIRE(f.fs.readdir(e.ino, 0, false,
+                         [&](const DirEntry& x) {
+                             CHECK(e_entries.emplace(std::string(x.name), x.attr).second);
+                             return true;
+                         })
+                .has_value());
     REQUIRE(root_entries.size() == 4);
     CHECK(root_entries.at("d").ino == d.ino);
     CHECK((root_entries.at("d").mode & kIfMt) == kIfDir);
@@ -1510,13 +1478,15 @@ TEST_CASE("readdir: resuming at next_off continues after the last accepted entry
         for (int guard = 0; guard < 100; ++guard) {
             std::size_t accepted = 0;
             std::uint64_t next = off;
-            REQUIRE(f.fs.readdir(kRootIno, off, false, [&](const DirEntry& e) {
-                            if (accepted == per_call) return false;
-                            ++accepted;
-                            paged.emplace_back(e.name);
-                            next = e.next_off;
-                            return true;
-                        }).has_value());
+            REQUIRE(f.fs.readdir(kRootIno, off, false,
+                                 [&](const DirEntry& e) {
+                                     if (accepted == per_call) return false;
+                                     ++accepted;
+                                     paged.emplace_back(e.name);
+                                     next = e.next_off;
+                                     return true;
+                                 })
+                        .has_value());
             if (accepted == 0) break;
             off = next;
         }
@@ -1649,12 +1619,14 @@ TEST_CASE("readdirplus: counts one lookup per accepted entry only", "[fsops][rea
     }
     std::vector<std::string> accepted;
     std::size_t offered = 0;
-    REQUIRE(f.fs.readdir(d.ino, 0, true, [&](const DirEntry& e) {
-                    ++offered;
-                    if (accepted.size() == 4) return false;  // ".", "..", two objects
-                    accepted.emplace_back(e.name);
-                    return true;
-                }).has_value());
+    REQUIRE(f.fs.readdir(d.ino, 0, true,
+                         [&](const DirEntry& e) {
+                             ++offered;
+                             if (accepted.size() == 4) return false;  // ".", "..", two objects
+                             accepted.emplace_back(e.name);
+                             return true;
+                         })
+                .has_value());
     REQUIRE(accepted.size() == 4);
     CHECK(offered == 5);  // one refusal ends the call
     for (const auto& [name, ino] : inos) {
@@ -1699,11 +1671,13 @@ TEST_CASE("readdir: 100,000 entries are all listed", "[fsops][readdir]") {
     SECTION("in one call") {
         std::size_t n = 0;
         std::set<std::string> names;
-        REQUIRE(f.fs.readdir(d.ino, 0, false, [&](const DirEntry& e) {
-                        ++n;
-                        names.emplace(e.name);
-                        return true;
-                    }).has_value());
+        REQUIRE(f.fs.readdir(d.ino, 0, false,
+                             [&](const DirEntry& e) {
+                                 ++n;
+                                 names.emplace(e.name);
+                                 return true;
+                             })
+                    .has_value());
         CHECK(n == kN + 2);
         CHECK(names.size() == kN + 2);
         CHECK(names.count("o0") == 1);
@@ -1717,8 +1691,7 @@ TEST_CASE("readdir: 100,000 entries are all listed", "[fsops][readdir]") {
     }
 }
 
-TEST_CASE("readdir: of an object is ENOTDIR, of a removed directory ENOENT",
-          "[fsops][readdir]") {
+TEST_CASE("readdir: of an object is ENOTDIR, of a removed directory ENOENT", "[fsops][readdir]") {
     Fx f;
     auto m = pin_ok(f.fs, kRootIno, "m", 1);
     auto sink = [](const DirEntry&) { return true; };
@@ -1783,8 +1756,8 @@ TEST_CASE("release_all: returns every handle and leaves no objects", "[fsops]") 
     CHECK(c.maps == 0);
     CHECK(c.progs == 0);
     // Nothing hands out a released handle any more.
-    for (const auto& [dir, name] : std::vector<std::pair<Ino, std::string>>{
-             {a.ino, "m10"}, {a.ino, "m14"}, {b.ino, "p"}}) {
+    for (const auto& [dir, name] :
+         std::vector<std::pair<Ino, std::string>>{{a.ino, "m10"}, {a.ino, "m14"}, {b.ino, "p"}}) {
         INFO(name);
         auto l = f.fs.lookup(dir, name);
         if (l.has_value()) CHECK_FALSE(f.fs.get(Caller::root(), l->ino).has_value());

@@ -31,53 +31,7 @@
 #include <thread>
 
 namespace bpffs::test {
-namespace {
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    dup2(devnull, 0);
-    dup2(out_fd, 1);
-    dup2(out_fd, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-}
-
-// waitpid with a timeout; returns the status or -1 on timeout.
-int wait_child(pid_t pid, int timeout_ms) {
-    int status = -1;
-    bool done = wait_for([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms);
-    return done ? status : -1;
-}
-
-bool can_connect(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return false;
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    return s && connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-}
-
-}  // namespace
-
-bool is_bpffs_mounted(const std::string& path) {
-    for (const auto& e : mount_table()) {
-        if (e.path == path && e.fstype == "fuse.bpffs-fuse") return true;
-    }
-    return false;
-}
+bool is_bpffs_mounted(const std::string& path) { return is_mounted(path, "fuse.bpffs-fuse"); }
 
 Mount::Mount(const std::string& opts, const std::vector<std::string>& extra) {
     char tmpl[] = "/tmp/bpffs-test-XXXXXX";
@@ -86,8 +40,8 @@ Mount::Mount(const std::string& opts, const std::vector<std::string>& extra) {
     chmod(base_.c_str(), 0755);  // unprivileged test users must reach the mount point
     dir_ = base_ + "/mnt";
     mkdir(dir_.c_str(), 0755);
-    UniqueFd log(open((base_ + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644));
+    UniqueFd log(
+        open((base_ + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     std::vector<std::string> argv = {BPFFS_FUSE_BIN, "-f", dir_};
     if (!opts.empty()) {
         argv.push_back("-o");
@@ -114,10 +68,10 @@ std::string Mount::log() const { return read_file(base_ + "/daemon.log"); }
 int Mount::stop() {
     if (pid_ < 0) return -1;
     kill(pid_, SIGTERM);
-    int status = wait_child(pid_, 10000);
+    int status = wait_status(pid_, 10000);
     if (status == -1) {
         kill(pid_, SIGKILL);
-        wait_child(pid_, 10000);
+        wait_status(pid_, 10000);
     }
     pid_ = -1;
     return status;
@@ -169,8 +123,7 @@ MinFuse::MinFuse(const std::string& bin, uid_t uid, gid_t gid) {
         // fd 3 first: /dev/null, opened after, cannot land on it.
         int placed = dev.get() == 3 ? fcntl(3, F_SETFD, 0) : dup2(dev.get(), 3);
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (placed < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
-            dup2(null, 2) < 0) {
+        if (placed < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) {
             _exit(126);
         }
         if (uid != 0 && (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
@@ -196,11 +149,11 @@ void MinFuse::cleanup() {
     mounted_ = false;
     if (pid_ > 0) {
         // The detached mount goes once its last user is gone, and the daemon's read then ends.
-        if (wait_child(pid_, 2000) == -1) {
+        if (wait_status(pid_, 2000) == -1) {
             kill(pid_, SIGTERM);
-            if (wait_child(pid_, 10000) == -1) {
+            if (wait_status(pid_, 10000) == -1) {
                 kill(pid_, SIGKILL);
-                wait_child(pid_, 10000);
+                wait_status(pid_, 10000);
             }
         }
     }
@@ -211,8 +164,7 @@ void MinFuse::cleanup() {
     base_.clear();
 }
 
-int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn,
-           const std::vector<gid_t>& groups) {
+int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn, const std::vector<gid_t>& groups) {
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
@@ -222,7 +174,7 @@ int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn,
         }
         _exit(fn() & 0xff);
     }
-    int status = wait_child(pid, 30000);
+    int status = wait_status(pid, 30000);
     if (status == -1) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -241,7 +193,7 @@ CmdResult run_cmd(const std::vector<std::string>& argv) {
     char buf[4096];
     ssize_t n;
     while ((n = read(rd.get(), buf, sizeof buf)) > 0) r.out.append(buf, static_cast<size_t>(n));
-    int status = wait_child(pid, 30000);
+    int status = wait_status(pid, 30000);
     if (status == -1) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);

@@ -26,10 +26,11 @@
 // runs under a Watchdog that aborts the mount's FUSE connection (fusectl) after a deadline far
 // beyond the test's normal run time, and waits for children that may hang by polling
 // (has_exited) rather than blocking: a deadlock fails the test and is cleaned up.
-#include "tests/result_helpers.hpp"
-#include "tests/kernel_helpers.hpp"
 #include "tests/bpf_test_util.hpp"
+#include "tests/kernel_helpers.hpp"
 #include "tests/mount_fixture.hpp"
+#include "tests/result_helpers.hpp"
+#include "tests/syscall_helpers.hpp"
 
 #include "common/protocol.hpp"
 #include "common/scm.hpp"
@@ -86,13 +87,6 @@ namespace {
 
 constexpr uid_t kNobody = 65534;
 
-void must_mkdir(const std::string& path, mode_t mode = 0755) {
-    INFO("mkdir " << path);
-    REQUIRE(ename(errno_of(::mkdir(path.c_str(), mode))) == ename(0));
-    // mkdir's mode is masked by the umask; chmod makes it exact.
-    REQUIRE(ename(errno_of(::chmod(path.c_str(), mode))) == ename(0));
-}
-
 void must_chown(const std::string& path, uid_t uid, gid_t gid) {
     INFO("chown " << path);
     REQUIRE(ename(errno_of(::chown(path.c_str(), uid, gid))) == ename(0));
@@ -101,6 +95,12 @@ void must_chown(const std::string& path, uid_t uid, gid_t gid) {
 void must_chmod(const std::string& path, mode_t mode) {
     INFO("chmod " << path);
     REQUIRE(ename(errno_of(::chmod(path.c_str(), mode))) == ename(0));
+}
+
+// A directory with exactly `mode`: mkdir's is masked by the umask, the chmod after it is not.
+void mkdir_exact(const std::string& path, mode_t mode = 0755) {
+    must_mkdir(path, mode);
+    must_chmod(path, mode);
 }
 
 struct Got {
@@ -168,9 +168,8 @@ char process_state(pid_t pid) {
     std::string line;
     if (!std::getline(in, line)) return '?';
     auto close_paren = line.rfind(')');
-    return close_paren != std::string::npos && close_paren + 2 < line.size()
-               ? line[close_paren + 2]
-               : '?';
+    return close_paren != std::string::npos && close_paren + 2 < line.size() ? line[close_paren + 2]
+                                                                             : '?';
 }
 
 // --- the tree as the kernel sees it -----------------------------------------------------------
@@ -307,7 +306,6 @@ std::string read_text(const std::string& path) {
     return ss.str();
 }
 
-
 // Has the child `pid` exited? It stays waitable (WNOWAIT): a Child can still reap it. Polling
 // this instead of Child::wait matters where a child may sleep uninterruptibly in a FUSE request
 // that nobody will answer: a SIGKILL does not end it, and waiting for it would hang the test.
@@ -425,7 +423,6 @@ private:
     std::thread thread_;
 };
 
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -438,14 +435,14 @@ TEST_CASE("crash: kill -9 of the worker twenty times keeps every node, object, i
     Watchdog watchdog(m.path(), 30);
     // maps/: two names of one map and a second map owned by someone else; progs/ owned by a
     // user; a deep directory; an empty directory with an odd mode.
-    must_mkdir(m.p("maps"));
-    must_mkdir(m.p("progs"), 0750);
+    mkdir_exact(m.p("maps"));
+    mkdir_exact(m.p("progs"), 0750);
     must_chown(m.p("progs"), 1000, 1000);
-    must_mkdir(m.p("deep"));
-    must_mkdir(m.p("deep/a"), 0711);
-    must_mkdir(m.p("deep/a/b"), 0750);
+    mkdir_exact(m.p("deep"));
+    mkdir_exact(m.p("deep/a"), 0711);
+    mkdir_exact(m.p("deep/a/b"), 0750);
     must_chown(m.p("deep/a/b"), 1002, 1003);
-    must_mkdir(m.p("empty"), 0701);
+    mkdir_exact(m.p("empty"), 0701);
     must_chown(m.p("empty"), 1001, 1002);
 
     auto m1 = must_map("persist_m1");
@@ -529,7 +526,7 @@ TEST_CASE("crash: kill -9 of the worker twenty times keeps every node, object, i
     REQUIRE(map_update(m4.get(), 4, 44) == 0);
     must_pin(m4.get(), m.p("deep/a/b/m4"));
     CHECK(check_object({m.p("deep/a/b/m4"), kernel_id(m4.get()), {{4, 44}}}) == "");
-    must_mkdir(m.p("empty/new"));
+    mkdir_exact(m.p("empty/new"));
     CHECK(ename(errno_of(unlink(m.p("maps/m1b").c_str()))) == ename(0));
     CHECK(check_object(objs[0]) == "");  // the other name of m1 keeps it
     CHECK(ename(errno_of(unlink(m.p("deep/a/b/m4").c_str()))) == ename(0));
@@ -578,7 +575,7 @@ TEST_CASE("crash: after the state log was compacted, a new worker finds every no
     Mount& m = *mp;
     m.allow_restarts();
     Watchdog watchdog(m.path(), 30);
-    must_mkdir(m.p("objs"), 0750);
+    mkdir_exact(m.p("objs"), 0750);
     must_chown(m.p("objs"), 1000, 1001);
     auto map = must_map("persist_cm");
     REQUIRE(map_update(map.get(), 3, 33) == 0);
@@ -605,7 +602,7 @@ TEST_CASE("crash: after the state log was compacted, a new worker finds every no
         10000);
     INFO("daemon log:\n" << m.log());
     REQUIRE(compacted);
-    must_mkdir(m.p("after"), 0705);
+    mkdir_exact(m.p("after"), 0705);
     must_chown(m.p("after"), 1002, 1002);
     const auto before = stat_tree(m.path());
     REQUIRE(kill(worker, SIGKILL) == 0);
@@ -625,14 +622,14 @@ TEST_CASE("crash: a listing read across a crash, then the kernel's forgets, keep
     Watchdog watchdog(m.path(), 30);
     // More entries than one READDIRPLUS page holds, so the listing takes several requests.
     constexpr int kDirs = 120;
-    must_mkdir(m.p("many"));
+    mkdir_exact(m.p("many"));
     std::set<std::string> names;
     for (int i = 0; i < kDirs; ++i) {
         std::string n = "d" + std::to_string(i);
         REQUIRE(mkdir(m.p("many/" + n).c_str(), 0755) == 0);
         names.insert(n);
     }
-    must_mkdir(m.p("objs"));
+    mkdir_exact(m.p("objs"));
     auto map = must_map("persist_rd");
     REQUIRE(map_update(map.get(), 1, 42) == 0);
     must_pin(map.get(), m.p("objs/m"));
@@ -665,8 +662,7 @@ TEST_CASE("crash: a listing read across a crash, then the kernel's forgets, keep
     REQUIRE(now > 0);
     CHECK(bad == "");
     long n;
-    while ((n = read_some(256)) > 0) {
-    }
+    while ((n = read_some(256)) > 0) {}
     CHECK(n == 0);
     CHECK(std::set<std::string>(seen.begin(), seen.end()) == names);
     CHECK(seen.size() == names.size());  // no name twice
@@ -757,7 +753,6 @@ TEST_CASE("crash: a mkdir the dead worker had read is answered by the next one",
     CHECK(tree(m.path()) == std::set<std::string>{"after/", "stalled/"});
 }
 
-
 // The broker tells the kernel of every pin (an entry invalidation), and the kernel makes that
 // wait for the directory's lock. Here an unlink in the same directory holds that lock while its
 // answer is pending (the fault injection keeps the first worker from answering UNLINK), so the
@@ -779,7 +774,7 @@ TEST_CASE("crash: a worker killed while the broker waits to invalidate an entry 
     unsetenv("BPFFS_TEST_STALL_OPCODE");
     Mount& m = *mp;
     m.allow_restarts();
-    must_mkdir(m.p("d"));
+    mkdir_exact(m.p("d"));
     auto a = must_map("persist_inval_a");
     must_pin(a.get(), m.p("d/a"));
     auto y = must_map("persist_inval_y");
@@ -891,16 +886,26 @@ struct Load {
 
 const char* op_name(int op) {
     switch (op) {
-        case 1: return "get";
-        case 2: return "get returned another object";
-        case 3: return "pin";
-        case 4: return "unlink";
-        case 5: return "stat";
-        case 6: return "mkdir";
-        case 7: return "rmdir";
-        case 8: return "bpffs_conn_open";
-        case 9: return "bpf_map_create";
-        default: return "?";
+        case 1:
+            return "get";
+        case 2:
+            return "get returned another object";
+        case 3:
+            return "pin";
+        case 4:
+            return "unlink";
+        case 5:
+            return "stat";
+        case 6:
+            return "mkdir";
+        case 7:
+            return "rmdir";
+        case 8:
+            return "bpffs_conn_open";
+        case 9:
+            return "bpf_map_create";
+        default:
+            return "?";
     }
 }
 
@@ -989,9 +994,9 @@ TEST_CASE("upgrade: to a second copy of the binary and back under 8 clients, no 
 
     // No allow_restarts(): an upgrade is not a crash, and the fixture checks that none happened.
     Mount m;
-    must_mkdir(m.p("objs"));
-    must_mkdir(m.p("load"));
-    must_mkdir(m.p("dirs"));
+    mkdir_exact(m.p("objs"));
+    mkdir_exact(m.p("load"));
+    mkdir_exact(m.p("dirs"));
     auto a = must_map("persist_a");
     auto b = must_map("persist_b");
     auto p = must_prog("persist_p");
@@ -1025,8 +1030,8 @@ TEST_CASE("upgrade: to a second copy of the binary and back under 8 clients, no 
             s << "client " << i << ": " << c.ops.load() << " rounds, " << c.failures.load()
               << " failed";
             if (c.failures.load() != 0) {
-                s << " (first: " << op_name(c.first_op.load()) << " "
-                  << ename(c.first_errno.load()) << ")";
+                s << " (first: " << op_name(c.first_op.load()) << " " << ename(c.first_errno.load())
+                  << ")";
             }
             s << "\n";
         }
@@ -1451,9 +1456,7 @@ bool is_memfd(int fd) {
 
 // The tree as a restart must bring it back: everything stat shows, inode numbers and link
 // counts included (docs/operations.md: they are kept). readdir does not list the socket.
-std::string describe_restorable(const std::string& root) {
-    return describe(stat_tree(root));
-}
+std::string describe_restorable(const std::string& root) { return describe(stat_tree(root)); }
 
 }  // namespace
 
@@ -1485,12 +1488,12 @@ TEST_CASE("fd store: one FDSTORE per object, FDSTOREREMOVE with its last name, r
     auto watchdog1 = std::make_unique<Watchdog>(mnt1, 30);
 
     // The tree: x/ (two names of map M), w/n (map N), y/z/p (prog P); modes and owners set.
-    must_mkdir(mnt1 + "/x", 0750);
+    mkdir_exact(mnt1 + "/x", 0750);
     must_chown(mnt1 + "/x", 1000, 1001);
-    must_mkdir(mnt1 + "/w", 0711);
+    mkdir_exact(mnt1 + "/w", 0711);
     must_chown(mnt1 + "/w", 1001, 1001);
-    must_mkdir(mnt1 + "/y");
-    must_mkdir(mnt1 + "/y/z", 0700);
+    mkdir_exact(mnt1 + "/y");
+    mkdir_exact(mnt1 + "/y/z", 0700);
     must_chown(mnt1 + "/y/z", 1002, 1002);
     std::uint32_t id_m, id_n, id_p, id_p2;
     {
@@ -1577,8 +1580,7 @@ TEST_CASE("fd store: one FDSTORE per object, FDSTOREREMOVE with its last name, r
         bool removed = sm.pump_until([&] { return sm.seen("remove " + name_m, mark); });
         INFO(diag());
         REQUIRE(removed);
-        CHECK(sm.events_since(mark, "remove obj-") ==
-              std::vector<std::string>{"remove " + name_m});
+        CHECK(sm.events_since(mark, "remove obj-") == std::vector<std::string>{"remove " + name_m});
         CHECK(sm.store.count(name_m) == 0);
         // The daemon let go of M too: with the store's copy closed, the kernel frees it.
         CHECK(wait_for([&] { return !map_id_alive(id_m); }, 5000));
@@ -1716,7 +1718,7 @@ struct StressClient {
     std::atomic<std::uint64_t> call_start{0};  // mono_ns() of the call in progress, 0: none
     std::atomic<std::uint64_t> longest_ns{0};
     std::atomic<int> last_op{0};
-    std::atomic<std::uint64_t> bad{0};  // calls that ended with an errno not allowed for them
+    std::atomic<std::uint64_t> bad{0};     // calls that ended with an errno not allowed for them
     std::atomic<std::uint64_t> closed{0};  // broker requests that ended with the connection
     std::atomic<int> first_bad_op{0};
     std::atomic<int> first_bad_errno{0};
@@ -1730,18 +1732,30 @@ struct StressLoad {
 
 const char* stress_op_name(int op) {
     switch (op) {
-        case 1: return "lstat of a fresh name";
-        case 2: return "stat of a pinned name";
-        case 3: return "mkdir";
-        case 4: return "rmdir";
-        case 5: return "pin";
-        case 6: return "get of the own name";
-        case 7: return "unlink";
-        case 8: return "get of a pinned name";
-        case 9: return "get returned another object";
-        case 10: return "broker status (raw)";
-        case 11: return "bpf_map_create";
-        default: return "?";
+        case 1:
+            return "lstat of a fresh name";
+        case 2:
+            return "stat of a pinned name";
+        case 3:
+            return "mkdir";
+        case 4:
+            return "rmdir";
+        case 5:
+            return "pin";
+        case 6:
+            return "get of the own name";
+        case 7:
+            return "unlink";
+        case 8:
+            return "get of a pinned name";
+        case 9:
+            return "get returned another object";
+        case 10:
+            return "broker status (raw)";
+        case 11:
+            return "bpf_map_create";
+        default:
+            return "?";
     }
 }
 
@@ -1846,8 +1860,7 @@ int stress_client(int i, const Mount& m, const std::vector<Pinned>& objs, Stress
 // The supervisor's children, oldest first: killed workers not yet reaped come before the one
 // that serves.
 std::vector<pid_t> children_of(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
-                     "/children");
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
     std::vector<pid_t> out;
     pid_t c;
     while (in >> c) out.push_back(c);
@@ -1885,7 +1898,7 @@ double percentile(std::vector<double> v, double p) {
 namespace {
 
 struct StressConfig {
-    int names = kStressNames;  // pinned in names/dK/nI, 1,000 a directory
+    int names = kStressNames;   // pinned in names/dK/nI, 1,000 a directory
     int rounds = kStressKills;  // kills, or upgrades
     bool upgrade = false;       // bpffsctl upgrade instead of kill -9
     int stuck_ms = kStuckMs;
@@ -1898,9 +1911,9 @@ void load_and_replace(const StressConfig& cfg) {
     const bool big = cfg.names > 100000;
     Mount m("mode=0777");
     if (!cfg.upgrade) m.allow_restarts();  // else the fixture checks that no worker crashed
-    must_mkdir(m.p("names"));
-    must_mkdir(m.p("dirs"));
-    must_mkdir(m.p("load"));
+    mkdir_exact(m.p("names"));
+    mkdir_exact(m.p("dirs"));
+    mkdir_exact(m.p("load"));
     std::vector<Pinned> objs;
     {
         std::vector<UniqueFd> maps;
@@ -1908,10 +1921,9 @@ void load_and_replace(const StressConfig& cfg) {
             maps.push_back(must_map(("stress_" + std::to_string(j)).c_str()));
         }
         for (int n = 0; n < cfg.names; ++n) {
-            if (n % 1000 == 0) must_mkdir(m.p("names/d" + std::to_string(n / 1000)));
+            if (n % 1000 == 0) mkdir_exact(m.p("names/d" + std::to_string(n / 1000)));
             const UniqueFd& fd = maps[static_cast<std::size_t>(n % kStressObjects)];
-            std::string path =
-                m.p("names/d" + std::to_string(n / 1000) + "/n" + std::to_string(n));
+            std::string path = m.p("names/d" + std::to_string(n / 1000) + "/n" + std::to_string(n));
             REQUIRE(pin(fd.get(), path) == 0);
             objs.push_back({path, kernel_id(fd.get()), {}});
         }
@@ -1949,9 +1961,8 @@ void load_and_replace(const StressConfig& cfg) {
             const StressClient& c = load->c[i];
             s << "client " << i << " (pid " << clients[static_cast<std::size_t>(i)]->pid()
               << ", state " << process_state(clients[static_cast<std::size_t>(i)]->pid())
-              << "): " << c.calls.load() << " calls, longest "
-              << c.longest_ns.load() / 1000000 << " ms, " << c.bad.load() << " bad, "
-              << c.closed.load() << " closed by the broker";
+              << "): " << c.calls.load() << " calls, longest " << c.longest_ns.load() / 1000000
+              << " ms, " << c.bad.load() << " bad, " << c.closed.load() << " closed by the broker";
             if (c.bad.load() != 0) {
                 s << " (first: " << stress_op_name(c.first_bad_op.load()) << " "
                   << ename(c.first_bad_errno.load()) << ")";
@@ -1969,7 +1980,8 @@ void load_and_replace(const StressConfig& cfg) {
         const std::uint64_t now = mono_ns();
         for (int i = 0; i < kStressClients; ++i) {
             std::uint64_t t = load->c[i].call_start.load();
-            if (t != 0 && now > t && now - t > static_cast<std::uint64_t>(stuck_ms) * 1000000) return i;
+            if (t != 0 && now > t && now - t > static_cast<std::uint64_t>(stuck_ms) * 1000000)
+                return i;
         }
         return -1;
     };
@@ -2070,10 +2082,11 @@ void load_and_replace(const StressConfig& cfg) {
     load->stop.store(true);
     bool ended = all_exited(clients, stuck_ms);
     if (!ended && hang.empty()) give_up("a client did not end after the last kill");
-    INFO("daemon log (end):\n" << [&] {
-        std::string l = m.log();
-        return l.size() > 6000 ? l.substr(l.size() - 6000) : l;
-    }());
+    INFO("daemon log (end):\n"
+         << [&] {
+                std::string l = m.log();
+                return l.size() > 6000 ? l.substr(l.size() - 6000) : l;
+            }());
     INFO("clients:\n" << report());
     INFO("what hung: " << hang);
     CHECK(hang.empty());
@@ -2119,18 +2132,18 @@ void load_and_replace(const StressConfig& cfg) {
     CHECK(wrong == 0);
     CHECK(tree(m.p("dirs")).empty());
     CHECK(tree(m.p("load")).empty());
-    std::printf("%s under load: %d times, %zu names, %llu calls (%llu broker requests ended by a "
-                "closed connection), longest call %.1f ms; "
-                "%s median %.1f ms, p90 %.1f ms, worst %.1f ms over %zu rounds\n",
-                cfg.upgrade ? "upgrades" : "kills", kills, objs.size(),
-                static_cast<unsigned long long>(calls),
-                static_cast<unsigned long long>(load->c[4].closed.load()),
-                static_cast<double>(longest) / 1e6,
-                cfg.upgrade ? "bpffsctl upgrade took" : "recovery (kill -> fresh lookup answered)",
-                percentile(recovery_ms, 0.5),
-                percentile(recovery_ms, 0.9),
-                recovery_ms.empty() ? 0.0 : *std::max_element(recovery_ms.begin(), recovery_ms.end()),
-                recovery_ms.size());
+    std::printf(
+        "%s under load: %d times, %zu names, %llu calls (%llu broker requests ended by a "
+        "closed connection), longest call %.1f ms; "
+        "%s median %.1f ms, p90 %.1f ms, worst %.1f ms over %zu rounds\n",
+        cfg.upgrade ? "upgrades" : "kills", kills, objs.size(),
+        static_cast<unsigned long long>(calls),
+        static_cast<unsigned long long>(load->c[4].closed.load()),
+        static_cast<double>(longest) / 1e6,
+        cfg.upgrade ? "bpffsctl upgrade took" : "recovery (kill -> fresh lookup answered)",
+        percentile(recovery_ms, 0.5), percentile(recovery_ms, 0.9),
+        recovery_ms.empty() ? 0.0 : *std::max_element(recovery_ms.begin(), recovery_ms.end()),
+        recovery_ms.size());
 }
 
 }  // namespace

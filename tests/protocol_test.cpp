@@ -3,6 +3,8 @@
 // of every op, every rejection the decoder promises (EPROTO, EMSGSIZE), and a fixed-seed fuzz
 // loop over both decoders. Pure: no sockets, no root.
 #include "common/protocol.hpp"
+#include "tests/result_helpers.hpp"
+#include "tests/wire_helpers.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -14,33 +16,13 @@
 
 using namespace bpffs;
 using namespace bpffs::protocol;
+using bpffs::test::ename;
+using bpffs::test::err_of;
+using bpffs::test::header;
 
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
-
-std::string ename(int e) {
-    if (e == 0) return "ok";
-    const char* n = strerrorname_np(e);
-    return n != nullptr ? n : std::to_string(e);
-}
-
-template <class T>
-int error_of(const Result<T>& r) {
-    return r ? 0 : r.error().value;
-}
-
-Bytes header(std::uint32_t magic, std::uint16_t version, std::uint16_t op, std::uint32_t word,
-             std::uint32_t len, const std::string& payload = "") {
-    Bytes b(kHeaderSize);
-    std::memcpy(b.data(), &magic, 4);
-    std::memcpy(b.data() + 4, &version, 2);
-    std::memcpy(b.data() + 6, &op, 2);
-    std::memcpy(b.data() + 8, &word, 4);
-    std::memcpy(b.data() + 12, &len, 4);
-    b.insert(b.end(), payload.begin(), payload.end());
-    return b;
-}
 
 Bytes req_bytes(Op op, const std::string& payload) {
     return header(kMagic, kVersion, static_cast<std::uint16_t>(op), 0,
@@ -78,7 +60,7 @@ TEST_CASE("protocol: requests of every op survive encode/decode", "[protocol]") 
         CHECK(b.size() == kHeaderSize + r.name.size());
         CHECK(b.size() <= kMaxMessage);
         auto d = decode_request(b);
-        REQUIRE(ename(error_of(d)) == ename(0));
+        REQUIRE(ename(err_of(d)) == ename(0));
         CHECK(d->op == r.op);
         CHECK(d->name == r.name);
         CHECK(encode(*d) == b);
@@ -109,7 +91,7 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
         Bytes b = encode(r);
         CHECK(b.size() <= kMaxMessage);
         auto d = decode_reply(b);
-        REQUIRE(ename(error_of(d)) == ename(0));
+        REQUIRE(ename(err_of(d)) == ename(0));
         CHECK(same(*d, r));
         CHECK(encode(*d) == b);
     }
@@ -135,7 +117,7 @@ TEST_CASE("protocol: each op expects its number of fds", "[protocol]") {
 TEST_CASE("protocol: decode rejects a bad magic, version, op or flags (EPROTO)", "[protocol]") {
     for (auto dec : {0, 1}) {
         auto decode = [&](const Bytes& b) {
-            return dec == 0 ? error_of(decode_request(b)) : error_of(decode_reply(b));
+            return dec == 0 ? err_of(decode_request(b)) : err_of(decode_reply(b));
         };
         INFO((dec == 0 ? "request" : "reply"));
         // A get request and a pin reply may be empty: the baseline the variations break.
@@ -156,12 +138,12 @@ TEST_CASE("protocol: decode rejects a bad magic, version, op or flags (EPROTO)",
     // Requests define no flags.
     for (std::uint32_t flags : {1u, 2u, 0x80000000u, 0xffffffffu}) {
         INFO("flags " << flags);
-        CHECK(ename(error_of(decode_request(header(kMagic, kVersion, 2, flags, 0)))) ==
+        CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 2, flags, 0)))) ==
               ename(EPROTO));
     }
     // A reply's error must be an errno (below 4096).
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 2, 4096, 0)))) == ename(EPROTO));
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 2, 0xffffffffu, 0)))) ==
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 4096, 0)))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0xffffffffu, 0)))) ==
           ename(EPROTO));
 }
 
@@ -171,52 +153,49 @@ TEST_CASE("protocol: decode rejects truncated messages and length mismatches (EP
     for (std::size_t n = 0; n < good.size(); ++n) {
         INFO("first " << n << " bytes");
         Bytes cut(good.begin(), good.begin() + static_cast<long>(n));
-        CHECK(ename(error_of(decode_request(cut))) == ename(EPROTO));
-        CHECK(ename(error_of(decode_reply(cut))) == ename(EPROTO));
+        CHECK(ename(err_of(decode_request(cut))) == ename(EPROTO));
+        CHECK(ename(err_of(decode_reply(cut))) == ename(EPROTO));
     }
-    CHECK(ename(error_of(decode_request(header(kMagic, kVersion, 1, 0, 4, "abc")))) ==
+    CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 1, 0, 4, "abc")))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 1, 0, 2, "abc")))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 1, 0, 0xffffffffu, "abc")))) ==
           ename(EPROTO));
-    CHECK(ename(error_of(decode_request(header(kMagic, kVersion, 1, 0, 2, "abc")))) ==
-          ename(EPROTO));
-    CHECK(ename(error_of(decode_request(header(kMagic, kVersion, 1, 0, 0xffffffffu, "abc")))) ==
-          ename(EPROTO));
-    CHECK(ename(error_of(decode_request(header(kMagic, kVersion, 2, 0, 1, "x")))) == ename(EPROTO));
-    CHECK(ename(error_of(decode_request(header(kMagic, kVersion, 3, 0, 1, "x")))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 2, 0, 1, "x")))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 3, 0, 1, "x")))) == ename(EPROTO));
     // Replies: a get reply with a short or long payload, a bad kind; trailing bytes anywhere.
     Bytes g = encode(Reply{Op::get, 0, GetReply{ObjKind::map, 9}, {}});
     std::string payload(g.begin() + kHeaderSize, g.end());
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 2, 0, 7, payload.substr(0, 7))))) ==
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0, 7, payload.substr(0, 7))))) ==
           ename(EPROTO));
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 2, 0, 9, payload + "x")))) ==
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0, 9, payload + "x")))) ==
           ename(EPROTO));
     for (char kind : {'\0', '\3', '\xff'}) {
         std::string bad = payload;
         bad[0] = kind;
-        CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 2, 0, 8, bad)))) ==
-              ename(EPROTO));
+        CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0, 8, bad)))) == ename(EPROTO));
     }
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 2, 0, 0)))) == ename(EPROTO));
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 2, ENOENT, 1, "x")))) ==
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0, 0)))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, ENOENT, 1, "x")))) ==
           ename(EPROTO));
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 1, 0, 1, "x")))) == ename(EPROTO));
-    CHECK(ename(error_of(decode_reply(header(kMagic, kVersion, 3, 0, 0)))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 1, 0, 1, "x")))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 3, 0, 0)))) == ename(EPROTO));
     // A status reply whose version string is longer than 256 bytes.
     Bytes s =
         encode(Reply{Op::status, 0, {}, StatusInfo{1, 2, 3, 4, 5, 6, 7, std::string(257, 'v')}});
-    CHECK(ename(error_of(decode_reply(s))) == ename(EPROTO));
+    CHECK(ename(err_of(decode_reply(s))) == ename(EPROTO));
 }
 
 TEST_CASE("protocol: a message over kMaxMessage is EMSGSIZE", "[protocol]") {
     std::string name(kMaxMessage - kHeaderSize + 1, 'a');
     Bytes big = req_bytes(Op::remount, name);
     REQUIRE(big.size() == kMaxMessage + 1);
-    CHECK(ename(error_of(decode_request(big))) == ename(EMSGSIZE));
-    CHECK(ename(error_of(decode_reply(big))) == ename(EMSGSIZE));
+    CHECK(ename(err_of(decode_request(big))) == ename(EMSGSIZE));
+    CHECK(ename(err_of(decode_reply(big))) == ename(EMSGSIZE));
     Bytes junk(10000, 0xab);
-    CHECK(ename(error_of(decode_request(junk))) == ename(EMSGSIZE));
+    CHECK(ename(err_of(decode_request(junk))) == ename(EMSGSIZE));
     // Exactly kMaxMessage is fine (a remount list may be that long).
     Bytes max = req_bytes(Op::remount, std::string(kMaxMessage - kHeaderSize, 'a'));
-    CHECK(ename(error_of(decode_request(max))) == ename(0));
+    CHECK(ename(err_of(decode_request(max))) == ename(0));
 }
 
 TEST_CASE("protocol: pin names with '/', NUL, empty or over 255 bytes are EPROTO", "[protocol]") {
@@ -224,15 +203,15 @@ TEST_CASE("protocol: pin names with '/', NUL, empty or over 255 bytes are EPROTO
          {std::string("a/b"), std::string("/"), std::string("a\0b", 3), std::string(1, '\0'),
           std::string(), std::string(256, 'n'), std::string(1000, 'n')}) {
         INFO("name of " << bad.size() << " bytes");
-        CHECK(ename(error_of(decode_request(req_bytes(Op::pin, bad)))) == ename(EPROTO));
+        CHECK(ename(err_of(decode_request(req_bytes(Op::pin, bad)))) == ename(EPROTO));
     }
     for (const std::string& good : {std::string("a"), std::string(255, 'n'), std::string("a.b"),
                                     std::string(".."), std::string("\x01\x7f")}) {
         INFO("name \"" << good << "\"");
-        CHECK(ename(error_of(decode_request(req_bytes(Op::pin, good)))) == ename(0));
+        CHECK(ename(err_of(decode_request(req_bytes(Op::pin, good)))) == ename(0));
     }
     // A remount list must not contain NUL either.
-    CHECK(ename(error_of(decode_request(req_bytes(Op::remount, std::string("uid=1\0", 6))))) ==
+    CHECK(ename(err_of(decode_request(req_bytes(Op::remount, std::string("uid=1\0", 6))))) ==
           ename(EPROTO));
 }
 

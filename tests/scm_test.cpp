@@ -5,6 +5,7 @@
 // Leaks are measured as the number of entries of /proc/self/fd, before and after.
 #include "common/scm.hpp"
 #include "common/unique_fd.hpp"
+#include "tests/result_helpers.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,14 +21,9 @@
 #include <vector>
 
 using namespace bpffs;
+using bpffs::test::ename;
 
 namespace {
-
-std::string ename(int e) {
-    if (e == 0) return "ok";
-    const char* n = strerrorname_np(e);
-    return n != nullptr ? n : std::to_string(e);
-}
 
 int open_fds() {
     DIR* d = opendir("/proc/self/fd");
@@ -40,9 +36,7 @@ int open_fds() {
     return n - 1;  // the DIR's own fd
 }
 
-bool is_open(int fd) {
-    return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
-}
+bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1 || errno != EBADF; }
 
 struct Pair {
     UniqueFd a, b;
@@ -64,9 +58,7 @@ struct PipeFds {
     }
 };
 
-std::vector<std::uint8_t> bytes(const std::string& s) {
-    return {s.begin(), s.end()};
-}
+std::vector<std::uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
 bool same_file(int x, int y) {
     struct stat a {

@@ -7,6 +7,7 @@
 #include "daemon/state_log.hpp"
 #include "fsops/filesystem.hpp"
 #include "fsops/state.hpp"
+#include "tests/fsops_helpers.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -22,14 +23,9 @@
 using namespace bpffs;
 using namespace bpffs::fsops;
 using bpffs::daemon::StateLog;
+using bpffs::test::admin;
 
 namespace {
-
-Caller admin() {
-    Caller c;
-    c.caps.sys_admin = true;
-    return c;
-}
 
 std::unique_ptr<StateLog> new_log() {
     auto log = StateLog::create();
