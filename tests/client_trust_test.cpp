@@ -16,6 +16,7 @@
 #include "tests/mount_fixture.hpp"
 
 #include "common/protocol.hpp"
+#include "common/scm.hpp"
 #include "common/unique_fd.hpp"
 
 #include <bpffs/bpffs.h>
@@ -129,24 +130,9 @@ private:
                 if (p[i].revents == 0) continue;
                 int s = p[i].fd;
                 std::array<std::uint8_t, proto::kMaxMessage> buf;
-                alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
-                iovec iov{buf.data(), buf.size()};
-                msghdr m{};
-                m.msg_iov = &iov;
-                m.msg_iovlen = 1;
-                m.msg_control = cbuf;
-                m.msg_controllen = sizeof cbuf;
-                ssize_t n = recvmsg(s, &m, MSG_CMSG_CLOEXEC);
-                std::vector<UniqueFd> fds;
-                for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-                    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-                    std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                    for (std::size_t j = 0; j < k; ++j) {
-                        int fd;
-                        std::memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof fd);
-                        fds.emplace_back(fd);
-                    }
-                }
+                Received got = recv_with_fds(s, buf, 8);
+                std::vector<UniqueFd>& fds = got.fds;
+                ssize_t n = got.error != 0 ? -1 : static_cast<ssize_t>(got.size);
                 if (n <= 0) {
                     shutdown(s, SHUT_RDWR);  // EOF: polled no more once it is read again
                     conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i - 2));
@@ -164,22 +150,7 @@ private:
                     r.get = proto::GetReply{proto::ObjKind::map, 0};
                     out.push_back(map_fd);
                 }
-                auto msg = proto::encode(r);
-                iovec oiov{msg.data(), msg.size()};
-                msghdr om{};
-                om.msg_iov = &oiov;
-                om.msg_iovlen = 1;
-                alignas(cmsghdr) char ocbuf[CMSG_SPACE(sizeof(int))];
-                if (!out.empty()) {
-                    om.msg_control = ocbuf;
-                    om.msg_controllen = sizeof ocbuf;
-                    cmsghdr* c = CMSG_FIRSTHDR(&om);
-                    c->cmsg_level = SOL_SOCKET;
-                    c->cmsg_type = SCM_RIGHTS;
-                    c->cmsg_len = CMSG_LEN(sizeof(int));
-                    std::memcpy(CMSG_DATA(c), out.data(), sizeof(int));
-                }
-                sendmsg(s, &om, MSG_NOSIGNAL);
+                send_with_fds(s, proto::encode(r), out);
             }
         }
     }
