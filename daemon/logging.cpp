@@ -2,15 +2,19 @@
 // Logging set up once: spdlog to stderr, the journal or syslog, libfuse's messages routed in.
 #include "daemon/logging.hpp"
 
+#include <fcntl.h>
 #include <fuse3/fuse_log.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <syslog.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 namespace bpffs::daemon {
@@ -23,9 +27,12 @@ void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) 
     std::string_view msg(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
     while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
     spdlog::level::level_enum l = spdlog::level::debug;
-    if (level <= FUSE_LOG_ERR) l = spdlog::level::err;
-    else if (level == FUSE_LOG_WARNING) l = spdlog::level::warn;
-    else if (level <= FUSE_LOG_INFO) l = spdlog::level::info;
+    if (level <= FUSE_LOG_ERR)
+        l = spdlog::level::err;
+    else if (level == FUSE_LOG_WARNING)
+        l = spdlog::level::warn;
+    else if (level <= FUSE_LOG_INFO)
+        l = spdlog::level::info;
     spdlog::log(l, "libfuse: {}", msg);
 }
 
@@ -42,8 +49,10 @@ void setup_logging(const std::string& level) {
         throw std::invalid_argument("unknown log level '" + name + "'");
     }
     auto logger = spdlog::stderr_logger_mt("bpffs-fuse");
-    if (std::getenv("JOURNAL_STREAM") != nullptr) logger->set_pattern("%l: %v");
-    else logger->set_pattern("%Y-%m-%d %H:%M:%S.%e bpffs-fuse[%P] %l: %v");
+    if (std::getenv("JOURNAL_STREAM") != nullptr)
+        logger->set_pattern("%l: %v");
+    else
+        logger->set_pattern("%Y-%m-%d %H:%M:%S.%e bpffs-fuse[%P] %l: %v");
     logger->set_level(lvl);
     logger->flush_on(spdlog::level::warn);
     spdlog::set_default_logger(logger);
@@ -52,12 +61,24 @@ void setup_logging(const std::string& level) {
 
 void switch_logging_to_syslog() {
     auto old = spdlog::default_logger();
-    auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("bpffs-fuse", LOG_PID, LOG_DAEMON,
-                                                                true);
+    auto sink =
+        std::make_shared<spdlog::sinks::syslog_sink_mt>("bpffs-fuse", LOG_PID, LOG_DAEMON, true);
     auto logger = std::make_shared<spdlog::logger>("bpffs-fuse-syslog", sink);
     logger->set_pattern("%v");
     logger->set_level(old->level());
     spdlog::set_default_logger(logger);
+}
+
+void detach_from_terminal() {
+    switch_logging_to_syslog();
+    if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        ::close(devnull);
+    }
 }
 
 }  // namespace bpffs::daemon

@@ -27,10 +27,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <malloc.h>
-#include <cstdlib>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -48,9 +48,9 @@ int remount_read_only(const std::string& mountpoint) {
     if (statvfs(mountpoint.c_str(), &v) != 0) return errno;
     unsigned long flags = MS_REMOUNT | MS_RDONLY;
     const std::pair<unsigned long, unsigned long> map[] = {
-        {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},       {ST_NOEXEC, MS_NOEXEC},
-        {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
-        {ST_RELATIME, MS_RELATIME}, {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
+        {ST_NOSUID, MS_NOSUID},          {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
+        {ST_NOATIME, MS_NOATIME},        {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+        {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
     for (auto [st, ms] : map) {
         if (v.f_flag & st) flags |= ms;
     }
@@ -127,15 +127,7 @@ int worker_main(int handoff_fd) {
     if (h.detached) {
         // The supervisor's terminal is not ours: a worker started before the supervisor detached
         // must not keep it (or a pipe of `$(bpffs-fuse ...)`) open.
-        switch_logging_to_syslog();
-        if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
-        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-            ::close(devnull);
-        }
+        detach_from_terminal();
     }
 
     // Signals: TERM/INT/HUP through a signalfd here; every thread inherits the mask.
@@ -147,8 +139,8 @@ int worker_main(int handoff_fd) {
     UniqueFd sigfd(signalfd(-1, &mask, SFD_CLOEXEC));
     signal(SIGPIPE, SIG_IGN);
 
-    UniqueFd control(h.control_fd), fuse_fd(h.fuse_fd), log_fd(h.log_fd),
-        inflight(h.inflight_fd), listen_fd(h.listen_fd), tree_fd(h.tree_fd);
+    UniqueFd control(h.control_fd), fuse_fd(h.fuse_fd), log_fd(h.log_fd), inflight(h.inflight_fd),
+        listen_fd(h.listen_fd), tree_fd(h.tree_fd);
     std::vector<UniqueFd> conns;
     for (int fd : h.conns) conns.emplace_back(fd);
     for (int fd : h.fds()) fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -167,11 +159,14 @@ int worker_main(int handoff_fd) {
                 spdlog::error("cannot hand object {} to the supervisor: {}", hd, std::strerror(e));
             }
         },
-        [ctl](fsops::ObjHandle hd) { ctl_send(ctl, {Ctl::obj_del, hd, {}}); }});
+        [ctl](fsops::ObjHandle hd) {
+            ctl_send(ctl, {Ctl::obj_del, hd, {}});
+        }});
     std::set<fsops::ObjHandle> held;
     for (auto& [handle, fd] : h.objects) {
         if (auto r = registry.adopt(handle, UniqueFd(fd)); !r) {
-            spdlog::warn("object {} from the supervisor: {}", handle, std::strerror(r.error().value));
+            spdlog::warn("object {} from the supervisor: {}", handle,
+                         std::strerror(r.error().value));
             ctl_send(ctl, {Ctl::obj_del, handle, {}});
         } else {
             held.insert(handle);
@@ -190,7 +185,9 @@ int worker_main(int handoff_fd) {
     // The log from here on: the state as it is now, then every change.
     bool resume = !h.first && !(*log)->init().empty();
     if (int e = (*log)->reset_to(fs, !h.first,
-                                 [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
+                                 [ctl](int fd) {
+                                     ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd);
+                                 });
         e != 0) {
         spdlog::error("cannot write the state log: {}", std::strerror(e));
         return kExitStartFailed;
@@ -231,10 +228,9 @@ int worker_main(int handoff_fd) {
 
     std::unique_ptr<FuseLoop> loop;
     try {
-        loop = std::make_unique<FuseLoop>(se.get(), std::move(fuse_fd), inflight.get(),
-                                          [&slog](std::span<const std::uint8_t> b) {
-                                              slog.set_init(b);
-                                          });
+        loop = std::make_unique<FuseLoop>(
+            se.get(), std::move(fuse_fd), inflight.get(),
+            [&slog](std::span<const std::uint8_t> b) { slog.set_init(b); });
         state.io = loop.get();
         if (resume) {
             loop->resume(slog.init());
@@ -247,12 +243,14 @@ int worker_main(int handoff_fd) {
         // kernel. The first worker of a mount finds nothing to resend.
         if (int e = loop->request_resend(); e == 0) {
             if (h.generation > 1) {
-                spdlog::info("asked the kernel to resend the requests the previous worker had read");
+                spdlog::info(
+                    "asked the kernel to resend the requests the previous worker had read");
             }
         } else if (e == EOPNOTSUPP) {
             if (h.generation > 1) {
-                spdlog::info("this kernel cannot resend requests (Linux < 6.9): a request the "
-                             "previous worker read but had not recorded stays unanswered");
+                spdlog::info(
+                    "this kernel cannot resend requests (Linux < 6.9): a request the "
+                    "previous worker read but had not recorded stays unanswered");
             }
         } else {
             spdlog::error("asking the kernel to resend requests: {}", std::strerror(e));
@@ -276,32 +274,31 @@ int worker_main(int handoff_fd) {
     bool up_pending = false;
     broker::Broker broker(
         fs, registry,
-        broker::BrokerHooks{
-            [&state](fsops::Ino parent, std::string_view name) {
-                invalidate_entry(state, parent, name);
-            },
-            [&state](fsops::Ino ino) { invalidate_inode(state, ino); },
-            [&] { end_with(Reason::gone); },
-            [&](const std::string& path) {
-                std::unique_lock l(up_mu);
-                if (up_pending) return EBUSY;
-                up_pending = true;
-                up_result = -1;
-                if (int e = ctl_send(ctl, {Ctl::upgrade, 0, path}); e != 0) {
-                    up_pending = false;
-                    return e;
-                }
-                bool answered = up_cv.wait_for(l, std::chrono::seconds(30),
-                                               [&] { return up_result >= 0; });
-                up_pending = false;
-                return answered ? up_result : ETIMEDOUT;
-            },
-            [&h](protocol::StatusInfo& s) {
-                s.worker_pid = s.pid;
-                s.pid = h.supervisor_pid;
-                s.generation = h.generation;
-                s.restarts = h.restarts;
-            }},
+        broker::BrokerHooks{[&state](fsops::Ino parent, std::string_view name) {
+                                invalidate_entry(state, parent, name);
+                            },
+                            [&state](fsops::Ino ino) { invalidate_inode(state, ino); },
+                            [&] { end_with(Reason::gone); },
+                            [&](const std::string& path) {
+                                std::unique_lock l(up_mu);
+                                if (up_pending) return EBUSY;
+                                up_pending = true;
+                                up_result = -1;
+                                if (int e = ctl_send(ctl, {Ctl::upgrade, 0, path}); e != 0) {
+                                    up_pending = false;
+                                    return e;
+                                }
+                                bool answered = up_cv.wait_for(l, std::chrono::seconds(30),
+                                                               [&] { return up_result >= 0; });
+                                up_pending = false;
+                                return answered ? up_result : ETIMEDOUT;
+                            },
+                            [&h](protocol::StatusInfo& s) {
+                                s.worker_pid = s.pid;
+                                s.pid = h.supervisor_pid;
+                                s.generation = h.generation;
+                                s.restarts = h.restarts;
+                            }},
         broker::BrokerConfig{.version = BPFFS_VERSION});
 
     int start_error = 0;
@@ -335,8 +332,8 @@ int worker_main(int handoff_fd) {
 
     bool supervised = true;
     while (reason.load() == Reason::none) {
-        pollfd p[3] = {{sigfd.get(), POLLIN, 0}, {wake.get(), POLLIN, 0},
-                       {supervised ? ctl : -1, POLLIN, 0}};
+        pollfd p[3] = {
+            {sigfd.get(), POLLIN, 0}, {wake.get(), POLLIN, 0}, {supervised ? ctl : -1, POLLIN, 0}};
         int n = poll(p, 3, 1000);
         if (n < 0 && errno != EINTR) break;
         if (p[0].revents & POLLIN) {
@@ -360,10 +357,13 @@ int worker_main(int handoff_fd) {
             }
         }
         if (n == 0 && slog.wants_compaction()) {
-            int e = slog.compact(
-                fs, [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
-            if (e != 0) spdlog::warn("state log compaction failed: {}", std::strerror(e));
-            else spdlog::debug("state log compacted to {} bytes", slog.used());
+            int e = slog.compact(fs, [ctl](int fd) {
+                ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd);
+            });
+            if (e != 0)
+                spdlog::warn("state log compaction failed: {}", std::strerror(e));
+            else
+                spdlog::debug("state log compacted to {} bytes", slog.used());
             // Compaction itself allocates little, but it follows the log's growth, and so any
             // bulk removal: give back what glibc keeps of the core's freed memory.
             malloc_trim(0);
@@ -390,9 +390,12 @@ int worker_main(int handoff_fd) {
     se.reset();
     if (start_error != 0) return kExitStartFailed;
     switch (why) {
-        case Reason::handover: return kExitHandedOver;
-        case Reason::gone: return kExitGone;
-        default: return kExitStopped;
+        case Reason::handover:
+            return kExitHandedOver;
+        case Reason::gone:
+            return kExitGone;
+        default:
+            return kExitStopped;
     }
 }
 
