@@ -27,7 +27,7 @@
 // Watching for a stuck worker: the kernel tells nothing when a process's main thread ends while
 // another is blocked, so the supervisor looks at /proc every 0.1 s while a worker starts; once it
 // serves, a pidfd per thread (PIDFD_THREAD, Linux 6.9+) says when one ends, and only then does the
-// looking start again, until the worker is reaped. Older kernels are looked at throughout.
+// looking start again, for a second. Older kernels are looked at throughout.
 #include "daemon/supervisor.hpp"
 
 #include "daemon/control.hpp"
@@ -69,6 +69,7 @@ constexpr int kMaxFailedStarts = 5;
 constexpr auto kStopTimeout = std::chrono::seconds(10);
 constexpr auto kProbeInterval = std::chrono::milliseconds(100);  // a look at a worker (dying())
 constexpr auto kStuckGrace = std::chrono::milliseconds(500);     // dying that long: stuck
+constexpr auto kThreadEndWatch = std::chrono::seconds(1);  // looks after a worker's thread ended
 // pidfd_open's flag for a pidfd of one thread (linux/pidfd.h since 6.9; Debian 12's lacks it).
 constexpr unsigned kPidfdThread = O_EXCL;
 
@@ -286,6 +287,7 @@ private:
     // Deadlines; Clock::time_point::max() when not due. The poll's timeout is the nearest.
     Clock::time_point stop_deadline_ = Clock::time_point::max();  // stopping: SIGKILL then
     Clock::time_point probe_at_ = Clock::time_point::max();       // next look at dying()
+    Clock::time_point probe_until_ = Clock::time_point::max();    // looks go on until then
     Clock::time_point stuck_at_ = Clock::time_point::max();       // dying since 0.5 s: stuck
     std::vector<UniqueFd> thread_fds_;  // PIDFD_THREAD pidfds of the worker's other threads
     bool thread_pidfds_ = true;         // the kernel has them (Linux 6.9+)
@@ -610,14 +612,14 @@ Supervisor::State Supervisor::on_worker_exit(State s, int status) {
 // A new worker: probed until it serves (no event tells that a starting worker got stuck dying).
 void Supervisor::watch_worker() {
     thread_fds_.clear();
-    stuck_at_ = Clock::time_point::max();
+    stuck_at_ = probe_until_ = Clock::time_point::max();
     probe_at_ = Clock::now() + kProbeInterval;
 }
 
 // The worker serves: a pidfd for each of its threads but the first, readable when that thread
-// has ended, replaces the probe. A worker that dies loses its other threads at once (the stuck
-// one aside), and that event starts the probe again. Without PIDFD_THREAD (Linux < 6.9) the probe
-// goes on.
+// has ended, replaces the probe after one more look. A worker that dies loses its other threads
+// at once (the stuck one aside), and that event starts the probe again for a second. Without
+// PIDFD_THREAD (Linux < 6.9) the probe goes on.
 void Supervisor::watch_threads() {
     thread_fds_.clear();
     if (!thread_pidfds_ || worker_ <= 0) return;
@@ -639,18 +641,20 @@ void Supervisor::watch_threads() {
         }
         if (fd) thread_fds_.push_back(std::move(fd));
     }
-    // The probe stops at its next look if the worker is not dying then.
 }
 
 // A look at the worker: dying for kStuckGrace makes it stuck (check_deadlines).
 void Supervisor::probe() {
     probe_at_ = Clock::time_point::max();
     if (worker_ <= 0 || stuck_at_ != Clock::time_point::max()) return;
+    auto now = Clock::now();
     // A worker that exits normally passes through this state too, for far less than the grace.
     if (dying(worker_)) {
-        stuck_at_ = Clock::now() + kStuckGrace;
+        stuck_at_ = now + kStuckGrace;
+    } else if (thread_fds_.empty() && (now < probe_until_ || !thread_pidfds_)) {
+        probe_at_ = now + kProbeInterval;
     } else if (thread_fds_.empty()) {
-        probe_at_ = Clock::now() + kProbeInterval;
+        watch_threads();  // a thread ended a while ago and the worker lives on: back to events
     }
 }
 
@@ -705,10 +709,11 @@ void Supervisor::wait_for_events() {
         spdlog::critical("poll: {}", std::strerror(errno));
     }
     if (p[1].revents & (POLLIN | POLLHUP)) read_control();
-    // One of the worker's threads ended: it is stopping or dying. Probe until it is reaped.
+    // One of the worker's threads ended: it is stopping or dying. Look at it for a while.
     if (std::any_of(p.begin() + 2, p.end(), [](const pollfd& x) { return x.revents != 0; })) {
         thread_fds_.clear();
         probe_at_ = Clock::now();
+        probe_until_ = probe_at_ + kThreadEndWatch;
     }
     if (p[0].revents & POLLIN) read_signals();
     check_deadlines();
