@@ -2,15 +2,19 @@
 // Logging set up once: spdlog to stderr, the journal or syslog, libfuse's messages routed in.
 #include "daemon/logging.hpp"
 
+#include <fcntl.h>
 #include <fuse3/fuse_log.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <syslog.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 namespace bpffs::daemon {
@@ -63,6 +67,18 @@ void switch_logging_to_syslog() {
     logger->set_pattern("%v");
     logger->set_level(old->level());
     spdlog::set_default_logger(logger);
+}
+
+void detach_from_terminal() {
+    switch_logging_to_syslog();
+    if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        ::close(devnull);
+    }
 }
 
 }  // namespace bpffs::daemon

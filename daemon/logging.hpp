@@ -13,5 +13,8 @@ namespace bpffs::daemon {
 void setup_logging(const std::string& level);
 // After fuse_daemonize(): stderr is /dev/null, so send everything to syslog instead.
 void switch_logging_to_syslog();
+// Leaves the terminal: logging to syslog, the working directory to /, stdin, stdout and stderr to
+// /dev/null. For the detached supervisor once it serves, and for a worker it started before then.
+void detach_from_terminal();
 
 }  // namespace bpffs::daemon

@@ -10,6 +10,7 @@
 #include "daemon/handoff.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/state_log.hpp"
+#include "daemon/test_hooks.hpp"
 #include "fsops/filesystem.hpp"
 #include "fsops/mount_options.hpp"
 #include "fsops/state.hpp"
@@ -27,10 +28,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <malloc.h>
-#include <cstdlib>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -48,9 +50,9 @@ int remount_read_only(const std::string& mountpoint) {
     if (statvfs(mountpoint.c_str(), &v) != 0) return errno;
     unsigned long flags = MS_REMOUNT | MS_RDONLY;
     const std::pair<unsigned long, unsigned long> map[] = {
-        {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},       {ST_NOEXEC, MS_NOEXEC},
-        {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
-        {ST_RELATIME, MS_RELATIME}, {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
+        {ST_NOSUID, MS_NOSUID},          {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
+        {ST_NOATIME, MS_NOATIME},        {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+        {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
     for (auto [st, ms] : map) {
         if (v.f_flag & st) flags |= ms;
     }
@@ -69,12 +71,6 @@ std::string read_all(int fd) {
     }
     return s;
 }
-
-struct SessionDeleter {
-    void operator()(fuse_session* se) const { fuse_session_destroy(se); }
-};
-
-enum class Reason { none, stop, gone, handover };
 
 // The core, rebuilt from the log (or new), with names of objects nobody holds dropped.
 Result<std::unique_ptr<fsops::Filesystem>> build_core(const WorkerHandoff& h, StateLog& log,
@@ -122,277 +118,313 @@ int worker_main(int handoff_fd) {
         std::fprintf(stderr, "bpffs-fuse: error: malformed worker handoff\n");
         return kExitStartFailed;
     }
-    WorkerHandoff h = std::move(*parsed);
-    setup_logging(h.log_level);
-    if (h.detached) {
-        // The supervisor's terminal is not ours: a worker started before the supervisor detached
-        // must not keep it (or a pipe of `$(bpffs-fuse ...)`) open.
-        switch_logging_to_syslog();
-        if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
-        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-            ::close(devnull);
-        }
-    }
+    setup_logging(parsed->log_level);
+    // The supervisor's terminal is not ours: a worker started before the supervisor detached
+    // must not keep it (or a pipe of `$(bpffs-fuse ...)`) open.
+    if (parsed->detached) detach_from_terminal();
+    Worker worker(std::move(*parsed), read_test_hooks());
+    if (int e = worker.start(); e != 0) return e;
+    worker.serve();
+    return worker.stop();
+}
 
-    // Signals: TERM/INT/HUP through a signalfd here; every thread inherits the mask.
+void Worker::SessionDeleter::operator()(fuse_session* se) const { fuse_session_destroy(se); }
+
+Worker::Worker(WorkerHandoff handoff, TestHooks hooks) : h_(std::move(handoff)), hooks_(hooks) {}
+
+Worker::~Worker() = default;
+
+// Signals: TERM/INT/HUP through a signalfd read by serve(); every thread inherits the mask.
+// The handoff's fds become owned, and close on the exec of an upgrade's binary.
+void Worker::take_fds() {
     sigset_t mask;
     sigemptyset(&mask);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&mask, sig);
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     sigdelset(&mask, SIGUSR2);
-    UniqueFd sigfd(signalfd(-1, &mask, SFD_CLOEXEC));
+    sigfd_.reset(signalfd(-1, &mask, SFD_CLOEXEC));
     signal(SIGPIPE, SIG_IGN);
 
-    UniqueFd control(h.control_fd), fuse_fd(h.fuse_fd), log_fd(h.log_fd),
-        inflight(h.inflight_fd), listen_fd(h.listen_fd), tree_fd(h.tree_fd);
-    std::vector<UniqueFd> conns;
-    for (int fd : h.conns) conns.emplace_back(fd);
-    for (int fd : h.fds()) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    control_.reset(h_.control_fd);
+    fuse_fd_.reset(h_.fuse_fd);
+    inflight_.reset(h_.inflight_fd);
+    listen_fd_.reset(h_.listen_fd);
+    tree_fd_.reset(h_.tree_fd);
+    for (int fd : h_.conns) conns_.emplace_back(fd);
+    for (int fd : h_.fds()) fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
 
+// The state log, the registry with the objects the supervisor holds, the core rebuilt from the
+// log, and the log rewritten from the core: the state as it is now, then every change.
+bool Worker::open_core() {
     std::string unusable;
-    auto log = StateLog::open(std::move(log_fd), &unusable);
+    auto log = StateLog::open(UniqueFd(h_.log_fd), &unusable);
     if (!log) {
         spdlog::error("the state log is unusable: {}",
                       unusable.empty() ? std::strerror(log.error().value) : unusable);
-        return kExitStartFailed;
+        return false;
     }
-    int ctl = control.get();
-    broker::Registry registry(broker::RegistryHooks{
-        [ctl](fsops::ObjHandle hd, int fd) {
-            if (int e = ctl_send(ctl, {Ctl::obj_add, hd, {}}, fd); e != 0) {
+    log_ = std::move(*log);
+    int c = ctl();
+    registry_ = std::make_unique<broker::Registry>(broker::RegistryHooks{
+        [c](fsops::ObjHandle hd, int fd) {
+            if (int e = ctl_send(c, {Ctl::obj_add, hd, {}}, fd); e != 0) {
                 spdlog::error("cannot hand object {} to the supervisor: {}", hd, std::strerror(e));
             }
         },
-        [ctl](fsops::ObjHandle hd) { ctl_send(ctl, {Ctl::obj_del, hd, {}}); }});
+        [c](fsops::ObjHandle hd) {
+            ctl_send(c, {Ctl::obj_del, hd, {}});
+        }});
     std::set<fsops::ObjHandle> held;
-    for (auto& [handle, fd] : h.objects) {
-        if (auto r = registry.adopt(handle, UniqueFd(fd)); !r) {
-            spdlog::warn("object {} from the supervisor: {}", handle, std::strerror(r.error().value));
-            ctl_send(ctl, {Ctl::obj_del, handle, {}});
+    for (auto& [handle, fd] : h_.objects) {
+        if (auto r = registry_->adopt(handle, UniqueFd(fd)); !r) {
+            spdlog::warn("object {} from the supervisor: {}", handle,
+                         std::strerror(r.error().value));
+            ctl_send(c, {Ctl::obj_del, handle, {}});
         } else {
             held.insert(handle);
         }
     }
-    auto core = build_core(h, **log, held);
-    if (!core) return kExitStartFailed;
-    fsops::Filesystem& fs = **core;
-    {
-        std::map<fsops::ObjHandle, std::uint64_t> refs;
-        fs.stream_state([&refs](const fsops::Change& c) {
-            if (c.kind == fsops::Change::Kind::put && c.node.handle) ++refs[*c.node.handle];
-        });
-        registry.set_refs(refs);
-    }
-    // The log from here on: the state as it is now, then every change.
-    bool resume = !h.first && !(*log)->init().empty();
-    if (int e = (*log)->reset_to(fs, !h.first,
-                                 [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
+    auto core = build_core(h_, *log_, held);
+    if (!core) return false;
+    core_ = std::move(*core);
+    std::map<fsops::ObjHandle, std::uint64_t> refs;
+    core_->stream_state([&refs](const fsops::Change& ch) {
+        if (ch.kind == fsops::Change::Kind::put && ch.node.handle) ++refs[*ch.node.handle];
+    });
+    registry_->set_refs(refs);
+    resume_ = !h_.first && !log_->init().empty();
+    if (int e = log_->reset_to(*core_, !h_.first,
+                               [c](int fd) {
+                                   ctl_send(c, {Ctl::log_replace, 0, {}}, fd);
+                               });
         e != 0) {
         spdlog::error("cannot write the state log: {}", std::strerror(e));
-        return kExitStartFailed;
+        return false;
     }
     // Reading the old log built the whole state once: give those pages back.
     malloc_trim(0);
-    StateLog& slog = **log;
-    // Tests make compaction happen with a small tree (BPFFS_TEST_COMPACT_BYTES).
-    if (const char* floor = std::getenv("BPFFS_TEST_COMPACT_BYTES")) {
-        slog.set_compaction_floor(std::strtoull(floor, nullptr, 10));
-    }
-    fs.set_change_sink([&slog](const std::vector<fsops::Change>& c) { slog.append(c); });
+    if (hooks_.compact_bytes) log_->set_compaction_floor(*hooks_.compact_bytes);
+    StateLog& slog = *log_;
+    core_->set_change_sink([&slog](const std::vector<fsops::Change>& ch) { slog.append(ch); });
+    return true;
+}
 
-    FuseState state{fs};
-    state.release_on_destroy.store(false);  // the supervisor decides what a stop releases
-    state.release_object = [&registry](fsops::ObjHandle hd) { registry.release(hd); };
+bool Worker::open_session() {
+    state_ = std::make_unique<FuseState>(*core_);
+    state_->release_on_destroy.store(false);  // the supervisor decides what a stop releases
+    broker::Registry& registry = *registry_;
+    state_->release_object = [&registry](fsops::ObjHandle hd) { registry.release(hd); };
     fuse_args args = FUSE_ARGS_INIT(0, nullptr);
     fuse_opt_add_arg(&args, "bpffs-fuse");
-    if (h.debug) fuse_opt_add_arg(&args, "-d");
-    std::unique_ptr<fuse_session, SessionDeleter> se(
-        fuse_session_new(&args, &fuse_ops(), sizeof(fuse_lowlevel_ops), &state));
+    if (h_.debug) fuse_opt_add_arg(&args, "-d");
+    se_.reset(fuse_session_new(&args, &fuse_ops(), sizeof(fuse_lowlevel_ops), state_.get()));
     fuse_opt_free_args(&args);
-    if (!se) {
+    if (!se_) {
         spdlog::error("cannot create the FUSE session");
-        return kExitStartFailed;
+        return false;
     }
-    UniqueFd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    auto poke = [&wake] {
-        std::uint64_t one = 1;
-        (void)!write(wake.get(), &one, sizeof one);
-    };
-    std::atomic<Reason> reason{Reason::none};
-    auto end_with = [&](Reason r) {
-        Reason none = Reason::none;
-        reason.compare_exchange_strong(none, r);
-        poke();
-    };
+    wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    return true;
+}
 
-    std::unique_ptr<FuseLoop> loop;
+// The FUSE threads take over the kernel's connection; what a previous worker had read and not
+// answered is answered (from the in-flight area) or asked for again.
+bool Worker::take_over_connection() {
     try {
-        loop = std::make_unique<FuseLoop>(se.get(), std::move(fuse_fd), inflight.get(),
-                                          [&slog](std::span<const std::uint8_t> b) {
-                                              slog.set_init(b);
-                                          });
-        state.io = loop.get();
-        if (resume) {
-            loop->resume(slog.init());
-            if (std::size_t n = loop->replay_inflight(); n != 0) {
+        StateLog& slog = *log_;
+        loop_ = std::make_unique<FuseLoop>(
+            se_.get(), std::move(fuse_fd_), inflight_.get(),
+            [&slog](std::span<const std::uint8_t> b) { slog.set_init(b); });
+        state_->io = loop_.get();
+        if (resume_) {
+            loop_->resume(slog.init());
+            if (std::size_t n = loop_->replay_inflight(); n != 0) {
                 spdlog::info("answered {} request(s) the previous worker had read", n);
             }
         }
         // Whatever else a previous worker had read and not answered (it may have died between
         // taking a request and recording it, the mount's INIT included) is queued again by the
         // kernel. The first worker of a mount finds nothing to resend.
-        if (int e = loop->request_resend(); e == 0) {
-            if (h.generation > 1) {
-                spdlog::info("asked the kernel to resend the requests the previous worker had read");
+        if (int e = loop_->request_resend(); e == 0) {
+            if (h_.generation > 1) {
+                spdlog::info(
+                    "asked the kernel to resend the requests the previous worker had read");
             }
         } else if (e == EOPNOTSUPP) {
-            if (h.generation > 1) {
-                spdlog::info("this kernel cannot resend requests (Linux < 6.9): a request the "
-                             "previous worker read but had not recorded stays unanswered");
+            if (h_.generation > 1) {
+                spdlog::info(
+                    "this kernel cannot resend requests (Linux < 6.9): a request the "
+                    "previous worker read but had not recorded stays unanswered");
             }
         } else {
             spdlog::error("asking the kernel to resend requests: {}", std::strerror(e));
         }
     } catch (const std::exception& e) {
         spdlog::error("cannot take over the FUSE connection: {}", e.what());
-        return kExitStartFailed;
+        return false;
     }
-    loop->on_gone = [&] { end_with(Reason::gone); };
-    if (const char* stall = std::getenv("BPFFS_TEST_STALL_OPCODE"); stall && h.generation == 1) {
-        loop->stall_opcode = static_cast<std::uint32_t>(std::strtoul(stall, nullptr, 10));
-    }
-    state.session.store(se.get());
-    loop->start();
+    loop_->on_gone = [this] { end_with(Reason::gone); };
+    if (hooks_.stall_opcode && h_.generation == 1) loop_->stall_opcode = *hooks_.stall_opcode;
+    state_->session.store(se_.get());
+    loop_->start();
+    return true;
+}
 
-    // upgrade: a broker thread asks the supervisor and waits for the answer, which this
-    // (main) thread reads from the control channel.
-    std::mutex up_mu;
-    std::condition_variable up_cv;
-    int up_result = -1;
-    bool up_pending = false;
-    broker::Broker broker(
-        fs, registry,
-        broker::BrokerHooks{
-            [&state](fsops::Ino parent, std::string_view name) {
-                invalidate_entry(state, parent, name);
-            },
-            [&state](fsops::Ino ino) { invalidate_inode(state, ino); },
-            [&] { end_with(Reason::gone); },
-            [&](const std::string& path) {
-                std::unique_lock l(up_mu);
-                if (up_pending) return EBUSY;
-                up_pending = true;
-                up_result = -1;
-                if (int e = ctl_send(ctl, {Ctl::upgrade, 0, path}); e != 0) {
-                    up_pending = false;
-                    return e;
-                }
-                bool answered = up_cv.wait_for(l, std::chrono::seconds(30),
-                                               [&] { return up_result >= 0; });
-                up_pending = false;
-                return answered ? up_result : ETIMEDOUT;
-            },
-            [&h](protocol::StatusInfo& s) {
-                s.worker_pid = s.pid;
-                s.pid = h.supervisor_pid;
-                s.generation = h.generation;
-                s.restarts = h.restarts;
-            }},
+int Worker::start() {
+    take_fds();
+    if (!open_core() || !open_session() || !take_over_connection()) return kExitStartFailed;
+    start_broker();
+    return 0;
+}
+
+void Worker::end_with(Reason r) {
+    Reason none = Reason::none;
+    reason_.compare_exchange_strong(none, r);
+    std::uint64_t one = 1;
+    (void)!write(wake_.get(), &one, sizeof one);
+}
+
+// Runs on a broker thread: asks the supervisor and waits for the answer serve() hands over.
+int Worker::upgrade(const std::string& path) {
+    std::unique_lock l(up_mu_);
+    if (up_pending_) return EBUSY;
+    up_pending_ = true;
+    up_result_ = -1;
+    if (int e = ctl_send(ctl(), {Ctl::upgrade, 0, path}); e != 0) {
+        up_pending_ = false;
+        return e;
+    }
+    bool answered =
+        up_cv_.wait_for(l, std::chrono::seconds(30), [this] { return up_result_ >= 0; });
+    up_pending_ = false;
+    return answered ? up_result_ : ETIMEDOUT;
+}
+
+void Worker::start_broker() {
+    FuseState& state = *state_;
+    broker_ = std::make_unique<broker::Broker>(
+        *core_, *registry_,
+        broker::BrokerHooks{[&state](fsops::Ino parent, std::string_view name) {
+                                invalidate_entry(state, parent, name);
+                            },
+                            [&state](fsops::Ino ino) { invalidate_inode(state, ino); },
+                            [this] { end_with(Reason::gone); },
+                            [this](const std::string& path) { return upgrade(path); },
+                            [this](protocol::StatusInfo& s) {
+                                s.worker_pid = s.pid;
+                                s.pid = h_.supervisor_pid;
+                                s.generation = h_.generation;
+                                s.restarts = h_.restarts;
+                            }},
         broker::BrokerConfig{.version = BPFFS_VERSION});
+    broker_thread_ = std::thread([this] { run_broker(); });
+}
 
-    int start_error = 0;
-    std::thread broker_thread([&] {
-        int e = 0;
-        if (!listen_fd || !tree_fd) {
-            state.socket_creator.store(static_cast<pid_t>(syscall(SYS_gettid)));
-            e = broker.bind_and_listen(h.mountpoint, [&] {
-                ctl_send(ctl, {Ctl::keep_listen, 0, {}}, broker.listen_fd());
-                ctl_send(ctl, {Ctl::keep_tree, 0, {}}, broker.tree_fd());
-            });
-            if (e == 0 && h.read_only) {
-                e = remount_read_only(h.mountpoint);
-                broker.refresh_mount_state();
-            }
-        } else {
-            e = broker.adopt(h.mountpoint, std::move(listen_fd), std::move(tree_fd));
-            for (auto& c : conns) broker.adopt_connection(std::move(c));
+// The broker's first thread: binds the socket (the first worker of a mount) or adopts the one the
+// supervisor kept, reports ready, and serves until stopped.
+void Worker::run_broker() {
+    broker::Broker& broker = *broker_;
+    int e = 0;
+    if (!listen_fd_ || !tree_fd_) {
+        state_->socket_creator.store(static_cast<pid_t>(syscall(SYS_gettid)));
+        e = broker.bind_and_listen(h_.mountpoint, [&] {
+            ctl_send(ctl(), {Ctl::keep_listen, 0, {}}, broker.listen_fd());
+            ctl_send(ctl(), {Ctl::keep_tree, 0, {}}, broker.tree_fd());
+        });
+        if (e == 0 && h_.read_only) {
+            e = remount_read_only(h_.mountpoint);
+            broker.refresh_mount_state();
         }
-        if (e != 0) {
-            if (broker.stopping()) return;
-            spdlog::error("broker: cannot serve {}: {}", h.mountpoint, std::strerror(e));
-            start_error = e;
-            end_with(Reason::stop);
-            return;
-        }
-        ctl_send(ctl, {Ctl::ready, 0, {}});
-        spdlog::info("worker {} (generation {}) serving {}", getpid(), h.generation, h.mountpoint);
-        broker.run();
+    } else {
+        e = broker.adopt(h_.mountpoint, std::move(listen_fd_), std::move(tree_fd_));
+        for (auto& c : conns_) broker.adopt_connection(std::move(c));
+    }
+    if (e != 0) {
+        if (broker.stopping()) return;
+        spdlog::error("broker: cannot serve {}: {}", h_.mountpoint, std::strerror(e));
+        start_error_ = e;
+        end_with(Reason::stop);
+        return;
+    }
+    ctl_send(ctl(), {Ctl::ready, 0, {}});
+    spdlog::info("worker {} (generation {}) serving {}", getpid(), h_.generation, h_.mountpoint);
+    broker.run();
+}
+
+void Worker::on_control_message() {
+    CtlReceived m = ctl_recv(ctl(), MSG_DONTWAIT);
+    if (m.eof) {
+        spdlog::warn("the supervisor is gone; serving on without it");
+        supervised_ = false;
+    } else if (m.error == 0 && m.msg.type == Ctl::upgrade_reply) {
+        std::lock_guard l(up_mu_);
+        up_result_ = static_cast<int>(m.msg.arg);
+        up_cv_.notify_all();
+    } else if (m.error == 0 && m.msg.type == Ctl::handover) {
+        end_with(Reason::handover);
+    }
+}
+
+void Worker::compact() {
+    int e = log_->compact(*core_, [c = ctl()](int fd) {
+        ctl_send(c, {Ctl::log_replace, 0, {}}, fd);
     });
+    if (e != 0)
+        spdlog::warn("state log compaction failed: {}", std::strerror(e));
+    else
+        spdlog::debug("state log compacted to {} bytes", log_->used());
+    // Compaction itself allocates little, but it follows the log's growth, and so any bulk
+    // removal: give back what glibc keeps of the core's freed memory.
+    malloc_trim(0);
+}
 
-    bool supervised = true;
-    while (reason.load() == Reason::none) {
-        pollfd p[3] = {{sigfd.get(), POLLIN, 0}, {wake.get(), POLLIN, 0},
-                       {supervised ? ctl : -1, POLLIN, 0}};
+void Worker::serve() {
+    while (reason_.load() == Reason::none) {
+        pollfd p[3] = {{sigfd_.get(), POLLIN, 0},
+                       {wake_.get(), POLLIN, 0},
+                       {supervised_ ? ctl() : -1, POLLIN, 0}};
         int n = poll(p, 3, 1000);
         if (n < 0 && errno != EINTR) break;
         if (p[0].revents & POLLIN) {
             signalfd_siginfo si{};
-            if (read(sigfd.get(), &si, sizeof si) == sizeof si) {
+            if (read(sigfd_.get(), &si, sizeof si) == sizeof si) {
                 spdlog::info("signal {}: stopping", strsignal(static_cast<int>(si.ssi_signo)));
                 end_with(Reason::stop);
             }
         }
-        if (p[2].revents & (POLLIN | POLLHUP)) {
-            CtlReceived m = ctl_recv(ctl, MSG_DONTWAIT);
-            if (m.eof) {
-                spdlog::warn("the supervisor is gone; serving on without it");
-                supervised = false;
-            } else if (m.error == 0 && m.msg.type == Ctl::upgrade_reply) {
-                std::lock_guard l(up_mu);
-                up_result = static_cast<int>(m.msg.arg);
-                up_cv.notify_all();
-            } else if (m.error == 0 && m.msg.type == Ctl::handover) {
-                end_with(Reason::handover);
-            }
-        }
-        if (n == 0 && slog.wants_compaction()) {
-            int e = slog.compact(
-                fs, [ctl](int fd) { ctl_send(ctl, {Ctl::log_replace, 0, {}}, fd); });
-            if (e != 0) spdlog::warn("state log compaction failed: {}", std::strerror(e));
-            else spdlog::debug("state log compacted to {} bytes", slog.used());
-            // Compaction itself allocates little, but it follows the log's growth, and so any
-            // bulk removal: give back what glibc keeps of the core's freed memory.
-            malloc_trim(0);
-        }
+        if (p[2].revents & (POLLIN | POLLHUP)) on_control_message();
+        if (n == 0 && log_->wants_compaction()) compact();
     }
+}
 
-    Reason why = reason.load();
+int Worker::stop() {
+    Reason why = reason_.load();
     if (why == Reason::handover) {
-        broker.stop_for_handover();
+        broker_->stop_for_handover();
     } else {
-        broker.stop();
+        broker_->stop();
     }
-    broker_thread.join();
-    loop->stop();
+    broker_thread_.join();
+    loop_->stop();
     if (why == Reason::handover) {
-        auto open = broker.take_connections();
-        for (auto& c : open) ctl_send(ctl, {Ctl::conn, 0, {}}, c.get());
-        ctl_send(ctl, {Ctl::handed_over, 0, {}});
+        auto open = broker_->take_connections();
+        for (auto& c : open) ctl_send(ctl(), {Ctl::conn, 0, {}}, c.get());
+        ctl_send(ctl(), {Ctl::handed_over, 0, {}});
         spdlog::info("handed over ({} open connection(s))", open.size());
     }
-    state.session.store(nullptr);
-    fs.set_change_sink(nullptr);
-    loop.reset();
-    se.reset();
-    if (start_error != 0) return kExitStartFailed;
+    state_->session.store(nullptr);
+    core_->set_change_sink(nullptr);
+    loop_.reset();
+    se_.reset();
+    if (start_error_ != 0) return kExitStartFailed;
     switch (why) {
-        case Reason::handover: return kExitHandedOver;
-        case Reason::gone: return kExitGone;
-        default: return kExitStopped;
+        case Reason::handover:
+            return kExitHandedOver;
+        case Reason::gone:
+            return kExitGone;
+        default:
+            return kExitStopped;
     }
 }
 
