@@ -11,10 +11,10 @@
 // asserted: the smoke test only checks that the benchmark still runs.
 #include "bench/bench.hpp"
 
-#include <CLI/CLI.hpp>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <cerrno>
 #include <cstdio>
@@ -58,8 +58,8 @@ void print_header(const Config& cfg, int argc, char** argv) {
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&now));
     std::string cmd;
     for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
-    std::printf("# %s\n# %s, kernel %s %s, %ld CPUs, nice %d, daemon log level %s\n",
-                cmd.c_str(), when, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
+    std::printf("# %s\n# %s, kernel %s %s, %ld CPUs, nice %d, daemon log level %s\n", cmd.c_str(),
+                when, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
                 getpriority(PRIO_PROCESS, 0), cfg.daemon_log_level.c_str());
     print_load("at start");
     std::fflush(stdout);
@@ -73,9 +73,10 @@ int main(int argc, char** argv) {
     cfg.minfuse_bin = BPFFS_MINFUSE_BIN;
     std::uint64_t iterations = 0, objects = 0;
     double seconds = 0;
-    CLI::App app{"bpffs-bench: bpffs-fuse against the kernel's bpffs, the SCM_RIGHTS floor and a "
-                 "minimal FUSE daemon (needs root)",
-                 "bpffs-bench"};
+    CLI::App app{
+        "bpffs-bench: bpffs-fuse against the kernel's bpffs, the SCM_RIGHTS floor and a "
+        "minimal FUSE daemon (needs root)",
+        "bpffs-bench"};
     app.add_flag("--quick", cfg.quick, "tiny counts: checks that every path runs (smoke test)");
     app.add_flag("--scale", cfg.scale, "the scale run: pin --objects names in one mount");
     app.add_option("--objects", objects, "scale: names to pin (default 1000000; --quick: 3000)");
@@ -86,8 +87,7 @@ int main(int argc, char** argv) {
     app.add_option("--seconds", seconds,
                    "seconds per concurrent-gets measurement (default 1; --quick: 0.05)");
     app.add_option("--daemon", cfg.daemon_bin, "the bpffs-fuse binary")->capture_default_str();
-    app.add_option("--minfuse", cfg.minfuse_bin, "the minimal FUSE daemon")
-        ->capture_default_str();
+    app.add_option("--minfuse", cfg.minfuse_bin, "the minimal FUSE daemon")->capture_default_str();
     app.add_option("--nice", cfg.nice,
                    "nice value of the run, its daemons and clients: other processes' load "
                    "disturbs it less")

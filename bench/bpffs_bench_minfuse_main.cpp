@@ -194,8 +194,10 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir_wanted
             err = ENOENT;
         } else {
             Node& n = s.nodes.at(it->second);
-            if (S_ISDIR(n.mode) != dir_wanted) err = dir_wanted ? ENOTDIR : EISDIR;
-            else if (!n.children.empty()) err = ENOTEMPTY;
+            if (S_ISDIR(n.mode) != dir_wanted)
+                err = dir_wanted ? ENOTDIR : EISDIR;
+            else if (!n.children.empty())
+                err = ENOTEMPTY;
             else {
                 dir.children.erase(it);
                 dir.by_cookie.erase(n.cookie);
@@ -217,9 +219,12 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_getxattr(fuse_req_t req, fuse_ino_t, const char*, size_t size) {
     static constexpr char kValue[] = "map";
-    if (size == 0) fuse_reply_xattr(req, sizeof kValue);
-    else if (size < sizeof kValue) fuse_reply_err(req, ERANGE);
-    else fuse_reply_buf(req, kValue, sizeof kValue);
+    if (size == 0)
+        fuse_reply_xattr(req, sizeof kValue);
+    else if (size < sizeof kValue)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, kValue, sizeof kValue);
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { fuse_reply_open(req, fi); }
@@ -278,9 +283,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s MOUNTPOINT [-d]\n", argv[0]);
         return 2;
     }
-    const char* fuse_argv[] = {argv[0], "-o",
-                               "default_permissions,allow_other,fsname=minfuse,subtype=minfuse",
-                               "-d"};
+    const char* fuse_argv[] = {
+        argv[0], "-o", "default_permissions,allow_other,fsname=minfuse,subtype=minfuse", "-d"};
     fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, const_cast<char**>(fuse_argv));
     State st;
     fuse_session* se = fuse_session_new(&args, &kOps, sizeof kOps, &st);

@@ -23,13 +23,13 @@
 
 static int failures;
 
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "c_api_test: %s:%d: failed: %s (errno %d: %s)\n", __FILE__, \
-                    __LINE__, #cond, errno, strerror(errno));                          \
-            ++failures;                                                                \
-        }                                                                              \
+#define EXPECT(cond)                                                                              \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "c_api_test: %s:%d: failed: %s (errno %d: %s)\n", __FILE__, __LINE__, \
+                    #cond, errno, strerror(errno));                                               \
+            ++failures;                                                                           \
+        }                                                                                         \
     } while (0)
 
 static uint32_t map_id(int fd) {
@@ -40,7 +40,7 @@ static uint32_t map_id(int fd) {
     return info.id;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     char path[4096], missing[4096];
     uint32_t key = 1;
     uint64_t value = 0xc0ffee, got = 0;

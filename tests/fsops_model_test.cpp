@@ -8,8 +8,8 @@
 // once (e.g. lookup of a long name under an object); where the core's header fixes the order
 // (pin, mkdir), the model follows the header.
 
-#include "tests/result_helpers.hpp"
 #include "fsops/filesystem.hpp"
+#include "tests/result_helpers.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -145,17 +145,28 @@ struct Model {
 
 std::string errname(int e) {
     switch (e) {
-    case 0: return "ok";
-    case ENOENT: return "ENOENT";
-    case EEXIST: return "EEXIST";
-    case EPERM: return "EPERM";
-    case ENOTDIR: return "ENOTDIR";
-    case EISDIR: return "EISDIR";
-    case ENOTEMPTY: return "ENOTEMPTY";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case EBUSY: return "EBUSY";
-    case EACCES: return "EACCES";
-    default: return std::to_string(e);
+        case 0:
+            return "ok";
+        case ENOENT:
+            return "ENOENT";
+        case EEXIST:
+            return "EEXIST";
+        case EPERM:
+            return "EPERM";
+        case ENOTDIR:
+            return "ENOTDIR";
+        case EISDIR:
+            return "EISDIR";
+        case ENOTEMPTY:
+            return "ENOTEMPTY";
+        case ENAMETOOLONG:
+            return "ENAMETOOLONG";
+        case EBUSY:
+            return "EBUSY";
+        case EACCES:
+            return "EACCES";
+        default:
+            return std::to_string(e);
     }
 }
 
@@ -300,8 +311,7 @@ private:
         const Target t = pick_target();
         // Under a removed directory only plain names: the spec does not order ENOENT against
         // the name rules there.
-        const std::string name =
-            t.kind == Target::removed ? short_name() : pick_name(true, true);
+        const std::string name = t.kind == Target::removed ? short_name() : pick_name(true, true);
         const Caller c = pick_caller(30, 10);
         what_ = "mkdir ino " + std::to_string(t.ino) + " '" + name.substr(0, 12) + "' uid " +
                 std::to_string(c.uid);
@@ -433,8 +443,7 @@ private:
 
     void op_lookup() {
         const Target t = pick_target();
-        const std::string name =
-            t.kind == Target::live_dir ? pick_name(false, true) : short_name();
+        const std::string name = t.kind == Target::live_dir ? pick_name(false, true) : short_name();
         what_ = "lookup ino " + std::to_string(t.ino) + " '" + name.substr(0, 12) + "'";
         int want = 0;
         const std::string path = t.kind == Target::live_dir ? Model::join(t.path, name) : "";
@@ -704,9 +713,15 @@ TEST_CASE("model: random operation sequences match the reference model", "[fsops
     // The root's mode decides what mkdir copies and whether the setgid rule applies.
     MountOptions opts;
     switch (seed % 3) {
-    case 0: opts = MountOptions{0, 0, 0700}; break;
-    case 1: opts = MountOptions{1000, 100, 02775}; break;
-    default: opts = MountOptions{0, 200, 01777}; break;
+        case 0:
+            opts = MountOptions{0, 0, 0700};
+            break;
+        case 1:
+            opts = MountOptions{1000, 100, 02775};
+            break;
+        default:
+            opts = MountOptions{0, 200, 01777};
+            break;
     }
     INFO("seed " << seed);
     Driver d(seed, opts);

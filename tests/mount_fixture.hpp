@@ -22,7 +22,8 @@ bool is_bpffs_mounted(const std::string& path);
 class Mount {
 public:
     // Starts `bpffs-fuse -f <dir> [-o opts] [extra...]` and waits (10 s at most) until the mount
-    // serves requests (its broker socket exists). Throws std::runtime_error, with the daemon's log, if it does not.
+    // serves requests (its broker socket exists). Throws std::runtime_error, with the daemon's log,
+    // if it does not.
     explicit Mount(const std::string& opts = "", const std::vector<std::string>& extra = {});
     ~Mount();
     Mount(const Mount&) = delete;
@@ -39,7 +40,7 @@ public:
     void allow_restarts() { allow_restarts_ = true; }
 
 private:
-    void cleanup();  // stops the daemon, unmounts, removes the temp dir; idempotent
+    void cleanup();     // stops the daemon, unmounts, removes the temp dir; idempotent
     std::string base_;  // the temp dir holding the mount point and the log
     std::string dir_;
     pid_t pid_ = -1;
@@ -81,6 +82,5 @@ struct CmdResult {
 };
 // Runs argv (argv[0] a path) with a timeout of 30 s; stdin is /dev/null.
 CmdResult run_cmd(const std::vector<std::string>& argv);
-
 
 }  // namespace bpffs::test

@@ -6,7 +6,6 @@
 
 int main(void) {
     char c;
-    while (read(0, &c, 1) > 0) {
-    }
+    while (read(0, &c, 1) > 0) {}
     return 0;
 }

@@ -59,9 +59,7 @@ void check(bool ok, const std::string& what) {
     std::fflush(stdout);
 }
 
-std::string errstr(int e) {
-    return std::strerror(e);
-}
+std::string errstr(int e) { return std::strerror(e); }
 
 // Decodes the octal escapes (\040) of /proc/self/mountinfo.
 std::string unescape(const std::string& s) {
@@ -85,8 +83,7 @@ std::string mounted_type(const std::string& path) {
         std::istringstream ls(line);
         std::string id, parent, devno, root, mnt, f, fstype;
         ls >> id >> parent >> devno >> root >> mnt;
-        while (ls >> f && f != "-") {
-        }
+        while (ls >> f && f != "-") {}
         ls >> fstype;
         if (unescape(mnt) == path) found = fstype;
     }
@@ -102,8 +99,7 @@ struct Notification {
 std::optional<Notification> receive(int sock, std::chrono::milliseconds timeout) {
     pollfd p{sock, POLLIN, 0};
     int n;
-    while ((n = poll(&p, 1, static_cast<int>(timeout.count()))) < 0 && errno == EINTR) {
-    }
+    while ((n = poll(&p, 1, static_cast<int>(timeout.count()))) < 0 && errno == EINTR) {}
     if (n <= 0) return std::nullopt;
     char buf[4096];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
@@ -114,8 +110,7 @@ std::optional<Notification> receive(int sock, std::chrono::milliseconds timeout)
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t len;
-    while ((len = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-    }
+    while ((len = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
     if (len < 0) return std::nullopt;
     Notification out{std::string(buf, static_cast<std::size_t>(len)), -1};
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -159,8 +154,7 @@ std::string ask_status(const std::string& mnt, pid_t* pid) {
     std::memcpy(addr.sun_path, path.data(), path.size());
     int rc;
     while ((rc = connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr)) < 0 &&
-           errno == EINTR) {
-    }
+           errno == EINTR) {}
     if (rc < 0) return "connect " + path + ": " + errstr(errno);
     auto msg = bpffs::protocol::encode(bpffs::protocol::Request{bpffs::protocol::Op::status, {}});
     if (send(s.get(), msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) {
@@ -168,8 +162,7 @@ std::string ask_status(const std::string& mnt, pid_t* pid) {
     }
     std::vector<std::uint8_t> buf(bpffs::protocol::kMaxMessage);
     ssize_t n;
-    while ((n = recv(s.get(), buf.data(), buf.size(), 0)) < 0 && errno == EINTR) {
-    }
+    while ((n = recv(s.get(), buf.data(), buf.size(), 0)) < 0 && errno == EINTR) {}
     if (n <= 0) return "recv: " + (n == 0 ? std::string("connection closed") : errstr(errno));
     auto rep = bpffs::protocol::decode_reply({buf.data(), static_cast<std::size_t>(n)});
     if (!rep) return "undecodable reply";

@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::uint8_t> buf(protocol::kMaxMessage);
     ssize_t n;
-    while ((n = recv(s.get(), buf.data(), buf.size(), 0)) < 0 && errno == EINTR) {
-    }
+    while ((n = recv(s.get(), buf.data(), buf.size(), 0)) < 0 && errno == EINTR) {}
     if (n <= 0) {
         std::fprintf(stderr, "ops_remount_raw: recv: %s\n",
                      n == 0 ? "connection closed" : std::strerror(errno));
