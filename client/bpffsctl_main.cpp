@@ -38,12 +38,19 @@ int usage_error(const std::string& message) {
     return kExitUsage;
 }
 
-// --trust-uid on a verb that talks to a broker (bpffsctl_commands.hpp).
-void add_trust_option(CLI::App* verb, std::uint32_t& uid) {
-    verb->add_option("--trust-uid", uid,
+// A verb: its subcommand, with --trust-uid (every verb talks to a broker, bpffsctl_commands.hpp).
+CLI::App* add_verb(CLI::App& app, const std::string& name, const std::string& description,
+                   std::uint32_t& trust_uid) {
+    CLI::App* verb = app.add_subcommand(name, description);
+    verb->add_option("--trust-uid", trust_uid,
                      "also trust a bpffs-fuse daemon running as this uid (a mount another "
                      "user made); root's and your own are always trusted")
         ->envname("BPFFS_TRUST_UID");
+    return verb;
+}
+
+void add_json(CLI::App* verb, bool& json) {
+    verb->add_flag("--json", json, "print one JSON object instead");
 }
 
 // The index of the verb: the first argument that is not an option (the top level has no
@@ -98,9 +105,10 @@ struct Cli {
 };
 
 void add_pin(Cli& c) {
-    c.pin = c.app.add_subcommand("pin",
-                                 "pin a kernel map or program at PATH on a bpffs-fuse "
-                                 "mount (needs CAP_SYS_ADMIN)");
+    c.pin = add_verb(c.app, "pin",
+                     "pin a kernel map or program at PATH on a bpffs-fuse "
+                     "mount (needs CAP_SYS_ADMIN)",
+                     c.pin_o.trust_uid);
     auto* source = c.pin->add_option_group("source", "where the object comes from (exactly one)");
     c.opt_map = source->add_option("--map-id", c.map_id, "the map with this kernel id");
     c.opt_prog = source->add_option("--prog-id", c.prog_id, "the program with this kernel id");
@@ -108,16 +116,15 @@ void add_pin(Cli& c) {
                                     "the object pinned at this path on a kernel bpffs "
                                     "(e.g. /sys/fs/bpf/NAME)");
     c.pin->add_option("PATH", c.pin_o.path, "the new name, on a bpffs-fuse mount")->required();
-    add_trust_option(c.pin, c.pin_o.trust_uid);
 }
 
 void add_get(Cli& c) {
-    c.get = c.app.add_subcommand("get",
-                                 "fetch the object pinned at PATH and print its kernel "
-                                 "info, one 'key: value' per line");
+    c.get = add_verb(c.app, "get",
+                     "fetch the object pinned at PATH and print its kernel "
+                     "info, one 'key: value' per line",
+                     c.get_o.trust_uid);
     c.get->add_option("PATH", c.get_o.path, "a pinned map or program")->required();
-    c.get->add_flag("--json", c.get_o.json, "print one JSON object instead");
-    add_trust_option(c.get, c.get_o.trust_uid);
+    add_json(c.get, c.get_o.json);
     c.get->footer(
         "Keys: type (map or prog), id, name; maps: map_type, key_size, value_size,\n"
         "max_entries, map_flags; programs: prog_type, tag. map_type and prog_type are\n"
@@ -125,11 +132,11 @@ void add_get(Cli& c) {
 }
 
 void add_exec(Cli& c) {
-    c.exec = c.app.add_subcommand("exec",
-                                  "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
-                                  "CMD with the objects open on fds 3, 4, ...");
+    c.exec = add_verb(c.app, "exec",
+                      "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
+                      "CMD with the objects open on fds 3, 4, ...",
+                      c.exec_o.trust_uid);
     c.exec->add_option("PATH", c.exec_o.paths, "pinned maps or programs, in fd order")->required();
-    add_trust_option(c.exec, c.exec_o.trust_uid);
     c.exec->footer(
         "The fetched objects are open (not close-on-exec) on fds 3, 4, ... in the order\n"
         "of the PATHs, and $BPFFS_FDS lists them (\"3 4 ...\"). CMD is looked up in\n"
@@ -138,11 +145,11 @@ void add_exec(Cli& c) {
 }
 
 void add_run(Cli& c) {
-    c.run = c.app.add_subcommand("run",
-                                 "run -- CMD [ARGS...]: run CMD with the preload shim, so "
-                                 "that unmodified bpftool and libbpf programs pin and get "
-                                 "on bpffs-fuse mounts");
-    add_trust_option(c.run, c.run_o.trust_uid);
+    c.run = add_verb(c.app, "run",
+                     "run -- CMD [ARGS...]: run CMD with the preload shim, so "
+                     "that unmodified bpftool and libbpf programs pin and get "
+                     "on bpffs-fuse mounts",
+                     c.run_o.trust_uid);
     c.run->footer(
         "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"
         "when set, else " BPFFS_PRELOAD_PATH
@@ -158,15 +165,15 @@ void add_run(Cli& c) {
 }
 
 void add_status(Cli& c) {
-    c.status = c.app.add_subcommand("status",
-                                    "show a mount's options, object counts, daemon "
-                                    "pid and version");
+    c.status = add_verb(c.app, "status",
+                        "show a mount's options, object counts, daemon "
+                        "pid and version",
+                        c.status_o.trust_uid);
     c.status
         ->add_option("MOUNTPOINT", c.status_o.mountpoint,
                      "a bpffs-fuse mount (or any directory in it)")
         ->required();
-    c.status->add_flag("--json", c.status_o.json, "print one JSON object instead");
-    add_trust_option(c.status, c.status_o.trust_uid);
+    add_json(c.status, c.status_o.json);
     c.status->footer(
         "Keys: options (as /proc/mounts shows them; 'defaults' when none, \"\" in\n"
         "JSON), uid, gid, mode (octal), directories, maps, programs, pid (the daemon's),\n"
@@ -175,30 +182,29 @@ void add_status(Cli& c) {
 }
 
 void add_remount(Cli& c) {
-    c.remount = c.app.add_subcommand("remount",
-                                     "change a mount's options, as 'mount -o "
-                                     "remount' would (needs CAP_SYS_ADMIN)");
+    c.remount = add_verb(c.app, "remount",
+                         "change a mount's options, as 'mount -o "
+                         "remount' would (needs CAP_SYS_ADMIN)",
+                         c.remount_o.trust_uid);
     c.remount->add_option("MOUNTPOINT", c.remount_o.mountpoint, "a bpffs-fuse mount")->required();
     c.remount
         ->add_option("-o", c.remount_o.options,
                      "uid=N, gid=N, mode=OCTAL; as in the kernel's bpffs, mode goes back to "
                      "0700 when not given, uid and gid keep their values")
         ->required();
-    add_trust_option(c.remount, c.remount_o.trust_uid);
 }
 
 void add_upgrade(Cli& c) {
-    c.upgrade = c.app.add_subcommand(
-        "upgrade",
-        "replace the daemon's worker with a new binary without unmounting (needs "
-        "CAP_SYS_ADMIN)");
+    c.upgrade = add_verb(c.app, "upgrade",
+                         "replace the daemon's worker with a new binary without unmounting (needs "
+                         "CAP_SYS_ADMIN)",
+                         c.upgrade_o.trust_uid);
     c.upgrade->add_option("MOUNTPOINT", c.upgrade_o.mountpoint, "a bpffs-fuse mount")->required();
     c.upgrade->add_option("--exec", c.upgrade_o.exec,
                           "the new bpffs-fuse binary (default: the path the running one was "
                           "started from, e.g. after a package upgrade)");
     c.upgrade->add_option("--timeout", c.upgrade_o.timeout,
                           "seconds to wait for the new worker to serve (default 30)");
-    add_trust_option(c.upgrade, c.upgrade_o.trust_uid);
     c.upgrade->footer(
         "Pinned objects, inode numbers and open client connections carry over; requests\n"
         "wait while the workers change. See docs/operations.md.");
