@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Groups and capabilities of a thread, from /proc/<tid>/status.
+// Groups and capabilities of a thread, from /proc/<tid>/status; a process's state, from
+// /proc/<pid>/stat.
 #include "common/proc_status.hpp"
 
 #include <fstream>
@@ -24,6 +25,14 @@ ProcStatus read_proc_status(pid_t pid) {
         }
     }
     return st;
+}
+
+char process_state(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return '?';
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : '?';
 }
 
 }  // namespace bpffs

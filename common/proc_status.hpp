@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // What /proc/<pid>/status says of a process's credentials: its supplementary groups and its
-// effective capability set. The daemon's FUSE adapter and the broker both need it for callers
-// the kernel identifies only by pid; reading it costs more than a whole request, so both read it
-// only when an answer depends on it.
+// effective capability set; and what /proc/<pid>/stat says of its state. The daemon's FUSE adapter
+// and the broker both need it for callers the kernel identifies only by pid; reading it costs more
+// than a whole request, so both read it only when an answer depends on it.
 #pragma once
 
 #include <sys/types.h>
@@ -19,5 +19,9 @@ struct ProcStatus {
 };
 
 ProcStatus read_proc_status(pid_t pid);
+
+// The state letter of /proc/<pid>/stat ('R', 'S', 'D', 'Z' zombie, 'X' dead, ...), read after
+// the last ')' (the command name may hold any byte); '?' when there is no such process.
+char process_state(pid_t pid);
 
 }  // namespace bpffs

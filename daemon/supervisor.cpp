@@ -30,6 +30,7 @@
 // looking start again, for a second. Older kernels are looked at throughout.
 #include "daemon/supervisor.hpp"
 
+#include "common/proc_status.hpp"
 #include "daemon/control.hpp"
 #include "daemon/fuse_loop.hpp"
 #include "daemon/handoff.hpp"
@@ -55,7 +56,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -192,12 +192,8 @@ int check_binary(const std::string& path, std::string& what) {
 // that request (the kernel resends it, or the in-flight area holds it on kernels before 6.9), so
 // it must start now, not at the reaping.
 bool dying(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(in, line)) return false;
-    auto close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() &&
-           (line[close + 2] == 'Z' || line[close + 2] == 'X');
+    char state = process_state(pid);
+    return state == 'Z' || state == 'X';
 }
 
 class Supervisor {

@@ -32,6 +32,7 @@
 #include "tests/result_helpers.hpp"
 #include "tests/syscall_helpers.hpp"
 
+#include "common/proc_status.hpp"
 #include "common/protocol.hpp"
 #include "common/scm.hpp"
 #include "common/unique_fd.hpp"
@@ -155,21 +156,8 @@ std::string real(const std::string& path) {
 
 // Alive and not a zombie.
 bool process_running(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(in, line)) return false;
-    auto close_paren = line.rfind(')');
-    return close_paren != std::string::npos && close_paren + 2 < line.size() &&
-           line[close_paren + 2] != 'Z' && line[close_paren + 2] != 'X';
-}
-
-char process_state(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(in, line)) return '?';
-    auto close_paren = line.rfind(')');
-    return close_paren != std::string::npos && close_paren + 2 < line.size() ? line[close_paren + 2]
-                                                                             : '?';
+    char state = process_state(pid);
+    return state != '?' && state != 'Z' && state != 'X';
 }
 
 // --- the tree as the kernel sees it -----------------------------------------------------------
