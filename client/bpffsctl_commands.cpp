@@ -421,8 +421,7 @@ int run_status(const StatusOptions& o) {
     };
     print_fields(
         {str("options", shown.empty() && !o.json ? "defaults" : shown),
-         str("compat", opts.compat == fsops::Compat::linux ? "linux" : "seed"),
-         num("uid", st->uid),
+         str("compat", opts.compat == fsops::Compat::linux ? "linux" : "seed"), num("uid", st->uid),
          num("gid", st->gid), str("mode", octal_mode(st->mode)), count("directories", st->dirs),
          count("maps", st->maps), count("programs", st->progs), num("pid", st->pid),
          str("version", st->version), num("worker", st->worker_pid),

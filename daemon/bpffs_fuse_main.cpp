@@ -11,27 +11,27 @@
 #include "daemon/worker.hpp"
 #include "fsops/mount_options.hpp"
 
-#include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
-#include <sys/statvfs.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -81,19 +81,18 @@ public:
     explicit Detacher(bool foreground) {
         if (foreground) return;
         int p[2];
-        if (pipe2(p, O_CLOEXEC) != 0) throw StartupError("pipe: " + std::string(std::strerror(errno)), 1);
+        if (pipe2(p, O_CLOEXEC) != 0)
+            throw StartupError("pipe: " + std::string(std::strerror(errno)), 1);
         pid_t pid = fork();
         if (pid < 0) throw StartupError("fork: " + std::string(std::strerror(errno)), 1);
         if (pid > 0) {
             ::close(p[1]);
             char ok = 0;
             ssize_t n;
-            while ((n = read(p[0], &ok, 1)) < 0 && errno == EINTR) {
-            }
+            while ((n = read(p[0], &ok, 1)) < 0 && errno == EINTR) {}
             if (n == 1) _exit(0);
             int status = 0;
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
             _exit(WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1);
         }
         ::close(p[0]);
@@ -203,9 +202,10 @@ int run(const Options& cli) {
 
 int main(int argc, char** argv) {
     Options cli;
-    CLI::App app{"bpffs-fuse: the bpf filesystem (persistent eBPF maps and programs) in FUSE.\n"
-                 "Pinned objects are created and fetched with libbpffs or bpffsctl.",
-                 "bpffs-fuse"};
+    CLI::App app{
+        "bpffs-fuse: the bpf filesystem (persistent eBPF maps and programs) in FUSE.\n"
+        "Pinned objects are created and fetched with libbpffs or bpffsctl.",
+        "bpffs-fuse"};
     app.add_option("SOURCE_MOUNTPOINT", cli.positional,
                    "[SOURCE] MOUNTPOINT: SOURCE (default \"bpffs\") names the mount in "
                    "/proc/mounts")
@@ -221,8 +221,7 @@ int main(int argc, char** argv) {
                    "trace, debug, info, warn, error, critical, off (default: $SPDLOG_LEVEL or "
                    "info)");
     int worker_fd = -1;
-    app.add_option("--worker", worker_fd, "internal: run as the supervisor's worker")
-        ->group("");
+    app.add_option("--worker", worker_fd, "internal: run as the supervisor's worker")->group("");
     app.set_version_flag("-V,--version", std::string("bpffs-fuse ") + BPFFS_VERSION);
     try {
         app.parse(argc, argv);

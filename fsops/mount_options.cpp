@@ -141,20 +141,21 @@ std::optional<OptionError> for_each_option(std::string_view list, Each&& each) {
 // what an unknown option is.
 Result<std::optional<Compat>, OptionError> find_compat(std::string_view list) {
     std::optional<Compat> compat;
-    auto err = for_each_option(list, [&](std::string_view el, std::string_view key,
-                                         std::string_view val,
-                                         bool has_val) -> std::optional<OptionError> {
-        if (!has_val || key != "compat") return std::nullopt;
-        if (val == "seed") {
-            compat = Compat::seed;
-        } else if (val == "linux") {
-            compat = Compat::linux;
-        } else {
-            return OptionError{std::string(el), "invalid mount option '" + std::string(el) +
-                                                    "': compat must be seed or linux"};
-        }
-        return std::nullopt;
-    });
+    auto err = for_each_option(
+        list,
+        [&](std::string_view el, std::string_view key, std::string_view val,
+            bool has_val) -> std::optional<OptionError> {
+            if (!has_val || key != "compat") return std::nullopt;
+            if (val == "seed") {
+                compat = Compat::seed;
+            } else if (val == "linux") {
+                compat = Compat::linux;
+            } else {
+                return OptionError{std::string(el), "invalid mount option '" + std::string(el) +
+                                                        "': compat must be seed or linux"};
+            }
+            return std::nullopt;
+        });
     if (err) return Unexpected{*err};
     return compat;
 }
@@ -166,26 +167,28 @@ Result<Parsed, OptionError> parse_list(std::string_view list, Compat compat) {
     if (!found) return Unexpected{found.error()};
     p.compat = *found;
     Compat rules = p.compat.value_or(compat);
-    auto err = for_each_option(list, [&](std::string_view el, std::string_view key,
-                                         std::string_view val,
-                                         bool has_val) -> std::optional<OptionError> {
-        if (has_val && (key == "uid" || key == "gid")) {
-            auto id = parse_id(val);
-            if (!id) return bad_value(el, key);
-            (key == "uid" ? p.uid : p.gid) = *id;
-        } else if (has_val && key == "mode") {
-            auto m = parse_mode(val);
-            if (!m) return bad_value(el, key);
-            p.mode = *m;
-        } else if (has_val && key == "compat") {
-            // read by find_compat()
-        } else if (is_passthrough_option(el)) {
-            p.passthrough.emplace_back(el);
-        } else if (rules == Compat::seed) {
-            return OptionError{std::string(el), "unknown mount option '" + std::string(el) + "'"};
-        }
-        return std::nullopt;  // compat=linux ignores what it does not know, as the kernel does
-    });
+    auto err = for_each_option(
+        list,
+        [&](std::string_view el, std::string_view key, std::string_view val,
+            bool has_val) -> std::optional<OptionError> {
+            if (has_val && (key == "uid" || key == "gid")) {
+                auto id = parse_id(val);
+                if (!id) return bad_value(el, key);
+                (key == "uid" ? p.uid : p.gid) = *id;
+            } else if (has_val && key == "mode") {
+                auto m = parse_mode(val);
+                if (!m) return bad_value(el, key);
+                p.mode = *m;
+            } else if (has_val && key == "compat") {
+                // read by find_compat()
+            } else if (is_passthrough_option(el)) {
+                p.passthrough.emplace_back(el);
+            } else if (rules == Compat::seed) {
+                return OptionError{std::string(el),
+                                   "unknown mount option '" + std::string(el) + "'"};
+            }
+            return std::nullopt;  // compat=linux ignores what it does not know, as the kernel does
+        });
     if (err) return Unexpected{*err};
     return p;
 }
@@ -233,7 +236,8 @@ Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
     auto p = parse_list(list, current.compat);
     if (!p) return Unexpected{p.error()};
     if (p->compat && *p->compat != current.compat) {
-        return Unexpected{OptionError{"compat", "mount option 'compat' cannot be changed by remount"}};
+        return Unexpected{
+            OptionError{"compat", "mount option 'compat' cannot be changed by remount"}};
     }
     if (!p->passthrough.empty()) {
         const auto& el = p->passthrough.front();

@@ -21,9 +21,7 @@ public:
 
     // Who may pin at all, asked before the fd and the path (the seed's bpf_obj_pin_user):
     // CAP_SYS_ADMIN, else EPERM. 0: allowed.
-    int pin_denied(bool cap_sys_admin) const {
-        return seed() && !cap_sys_admin ? EPERM : 0;
-    }
+    int pin_denied(bool cap_sys_admin) const { return seed() && !cap_sys_admin ? EPERM : 0; }
     // The terminal rule, mkdir's half: no directory beside objects (EPERM). 0: allowed.
     // Today's kernel has no terminal rule.
     int mkdir_refused(std::uint32_t objects_in_parent) const {

@@ -140,8 +140,8 @@ TEST_CASE("options: standard FUSE and mount options pass through in order", "[op
 }
 
 TEST_CASE("options: is_passthrough_option tells libfuse's options from ours", "[options]") {
-    for (const char* e : {"rw", "nosuid", "nodev", "noatime", "allow_other",
-                          "default_permissions", "fsname=x", "subtype=y"}) {
+    for (const char* e : {"rw", "nosuid", "nodev", "noatime", "allow_other", "default_permissions",
+                          "fsname=x", "subtype=y"}) {
         INFO(e);
         CHECK(is_passthrough_option(e));
     }
@@ -158,8 +158,7 @@ TEST_CASE("options: parsing starts from the given base", "[options]") {
     CHECK(parse_ok("mode=0700", base) == MountOptions{1, 2, 0700});
 }
 
-TEST_CASE("remount: mode resets to 0700 unless given, uid and gid keep their values",
-          "[options]") {
+TEST_CASE("remount: mode resets to 0700 unless given, uid and gid keep their values", "[options]") {
     const MountOptions current{1000, 1001, 0750};
     auto r = parse_remount_options("", current);
     REQUIRE(r.has_value());
@@ -180,8 +179,8 @@ TEST_CASE("remount: mode resets to 0700 unless given, uid and gid keep their val
 
 TEST_CASE("remount: a bad option is an error and nothing is applied", "[options]") {
     const MountOptions current{1000, 1001, 0750};
-    for (const std::string list : {"uid=5,mode=9", "mode=0755,foo", "uid=5,gid=abc",
-                                   "gid=7,uid=-1", "uid=1,uid=4294967295"}) {
+    for (const std::string list : {"uid=5,mode=9", "mode=0755,foo", "uid=5,gid=abc", "gid=7,uid=-1",
+                                   "uid=1,uid=4294967295"}) {
         INFO(list);
         auto r = parse_remount_options(list, current);
         REQUIRE_FALSE(r.has_value());
@@ -214,14 +213,13 @@ TEST_CASE("show_options: uid, gid and mode when they differ from the defaults", 
 
 TEST_CASE("show_options: what it prints parses back to the same options", "[options]") {
     const std::vector<MountOptions> cases = {
-        {0, 0, 0700},      {1000, 1000, 0750}, {0, 0, 01777},    {5, 0, 0700},
-        {0, 7, 0700},      {0, 0, 0},          {0, 0, 07777},    {65534, 1, 02775},
-        {2147483647, 0, 0644}, {1, 1, 0600},   {0, 0, 0070},
+        {0, 0, 0700},          {1000, 1000, 0750}, {0, 0, 01777}, {5, 0, 0700},
+        {0, 7, 0700},          {0, 0, 0},          {0, 0, 07777}, {65534, 1, 02775},
+        {2147483647, 0, 0644}, {1, 1, 0600},       {0, 0, 0070},
     };
     for (const auto& o : cases) {
         const std::string shown = show_options(o);
-        INFO("uid " << o.uid << " gid " << o.gid << " mode " << o.mode << " -> '" << shown
-                    << "'");
+        INFO("uid " << o.uid << " gid " << o.gid << " mode " << o.mode << " -> '" << shown << "'");
         auto back = parse_mount_options(shown);
         REQUIRE(back.has_value());
         CHECK(back->ours == o);
@@ -284,7 +282,8 @@ TEST_CASE("options: compat=linux shows options as today's kernel, and full_optio
     CHECK(show_options(MountOptions{0, 0, 02777, Compat::linux}) == "compat=linux,mode=2777");
     for (const MountOptions& o :
          {MountOptions{}, MountOptions{0, 0, 0, Compat::seed}, MountOptions{7, 8, 01777},
-          MountOptions{1000, 1001, 01750, Compat::linux}, MountOptions{0, 0, 01000, Compat::linux}}) {
+          MountOptions{1000, 1001, 01750, Compat::linux},
+          MountOptions{0, 0, 01000, Compat::linux}}) {
         INFO(full_options(o));
         auto back = parse_mount_options(full_options(o), {}, Mounter{4242, 4242});
         REQUIRE(back.has_value());
