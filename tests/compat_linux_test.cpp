@@ -98,9 +98,13 @@ std::string pin_at(const Side& s, int fd, const std::string& path) {
     return outcome(e, path);
 }
 
+// Every path under `dir`, but the kernel's own maps.debug and progs.debug in its root (the
+// bpf_preload iterators, which bpffs-fuse does not make: docs/semantics.md).
 std::string listing(const std::string& dir) {
     std::string out;
-    for (const auto& name : tree(dir)) out += name + " ";
+    for (const auto& name : tree(dir)) {
+        if (name != "maps.debug" && name != "progs.debug") out += name + " ";
+    }
     return out;
 }
 
@@ -165,7 +169,7 @@ TEST_CASE("linux: dotted names are EPERM wherever they are looked up", "[linux][
     });
 }
 
-TEST_CASE("linux: no terminal rule; objects and directories side by side", "[linux][kernel]") {
+TEST_CASE("linux: no terminal rule, objects and directories side by side", "[linux][kernel]") {
     auto map = must_map();
     auto prog = must_prog();
     compare("", [&](const Side& s) {
