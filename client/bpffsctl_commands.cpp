@@ -262,6 +262,11 @@ Result<protocol::StatusInfo> fetch_status(int sock) {
     return std::move(*rep->reply.status);
 }
 
+// The options a status reply says are in force.
+fsops::MountOptions options_of(const protocol::StatusInfo& st) {
+    return {st.uid, st.gid, st.mode, st.compat == 1 ? fsops::Compat::linux : fsops::Compat::seed};
+}
+
 // Replaces this process with `command` (looked up in $PATH); returns only when it cannot be
 // run, after saying why.
 int exec_command(const char* verb, const std::vector<std::string>& command) {
@@ -408,13 +413,15 @@ int run_status(const StatusOptions& o) {
     if (!sock) return report_connect("status", o.mountpoint, sock.error().value, why);
     auto st = fetch_status(sock->get());
     if (!st) return report("status " + o.mountpoint, st.error().value);
-    std::string shown = fsops::show_options(fsops::MountOptions{st->uid, st->gid, st->mode});
+    fsops::MountOptions opts = options_of(*st);
+    std::string shown = fsops::show_options(opts);
     // The daemon tells the counts only to a caller with CAP_SYS_ADMIN.
     auto count = [&](const char* key, std::uint64_t n) {
         return st->counts_shown() ? num(key, n) : str(key, "hidden");
     };
     print_fields(
-        {str("options", shown.empty() && !o.json ? "defaults" : shown), num("uid", st->uid),
+        {str("options", shown.empty() && !o.json ? "defaults" : shown),
+         str("compat", opts.compat == fsops::Compat::linux ? "linux" : "seed"), num("uid", st->uid),
          num("gid", st->gid), str("mode", octal_mode(st->mode)), count("directories", st->dirs),
          count("maps", st->maps), count("programs", st->progs), num("pid", st->pid),
          str("version", st->version), num("worker", st->worker_pid),
@@ -487,8 +494,7 @@ int run_remount(const RemountOptions& o) {
     if (!sock) return report_connect("remount", o.mountpoint, sock.error().value, why);
     auto st = fetch_status(sock->get());
     if (!st) return report(what, st.error().value);
-    auto parsed =
-        fsops::parse_remount_options(list, fsops::MountOptions{st->uid, st->gid, st->mode});
+    auto parsed = fsops::parse_remount_options(list, options_of(*st));
     if (!parsed) {
         std::fprintf(stderr, "bpffsctl: error: %s\n", parsed.error().message.c_str());
         return kExitUsage;

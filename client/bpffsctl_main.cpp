@@ -176,7 +176,8 @@ void add_status(Cli& c) {
     add_json(c.status, c.status_o.json);
     c.status->footer(
         "Keys: options (as /proc/mounts shows them; 'defaults' when none, \"\" in\n"
-        "JSON), uid, gid, mode (octal), directories, maps, programs, pid (the daemon's),\n"
+        "JSON), compat (seed or linux: the mount's rule set), uid, gid, mode (octal),\n"
+        "directories, maps, programs, pid (the daemon's),\n"
         "version, worker (the process serving requests), generation (workers started),\n"
         "restarts (after a crash).");
 }

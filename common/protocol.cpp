@@ -124,6 +124,7 @@ std::vector<std::uint8_t> encode(const Reply& r) {
         w.put(s.worker_pid);
         w.put(s.generation);
         w.put(s.restarts);
+        w.put(s.compat);
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op),
                                 static_cast<std::uint32_t>(r.error));
@@ -177,6 +178,7 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
             !rd.get(s.restarts)) {
             return fail(EPROTO);
         }
+        if (!rd.done() && (!rd.get(s.compat) || s.compat > 1)) return fail(EPROTO);
         rep.status = std::move(s);
     }
     if (!rd.done()) return fail(EPROTO);

@@ -64,6 +64,9 @@ struct StatusInfo {
     std::uint32_t worker_pid = 0;
     std::uint32_t generation = 0;  // workers started so far (1 = the first)
     std::uint32_t restarts = 0;    // of them, after a crash
+    // The mount's rule set (compat=): 0 seed, 1 linux. A daemon that predates compat= sends
+    // none, and means seed.
+    std::uint8_t compat = 0;
 };
 
 struct Reply {

@@ -133,7 +133,8 @@ int run(const Options& cli) {
                                mountpoint + " -o uid=N,gid=N,mode=OCTAL",
                            2);
     }
-    auto parsed = fsops::parse_mount_options(list);
+    // Who mounts: compat=linux's root is theirs by default.
+    auto parsed = fsops::parse_mount_options(list, {}, fsops::Mounter{geteuid(), getegid()});
     if (!parsed) throw StartupError(parsed.error().message, 2);
     struct stat st {};
     if (::stat(mountpoint.c_str(), &st) != 0) {
@@ -166,7 +167,7 @@ int run(const Options& cli) {
     sc.source = source;
     sc.mountpoint = mountpoint;
     sc.fuse_options = join(fuse_opts, ',');
-    sc.our_options = fsops::show_options(parsed->ours);
+    sc.our_options = fsops::full_options(parsed->ours);  // the worker reads back exactly these
     sc.read_only = read_only;
     sc.debug = cli.debug;
     sc.detached = !cli.foreground;

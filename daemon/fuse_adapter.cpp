@@ -247,10 +247,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     });
 }
 
-void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
+// `mode`: the kernel applied the caller's umask (FUSE_CAP_DONT_MASK is off).
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     guarded(req, "mkdir", [&] {
         // The requested mode and the umask are ignored: the seed copies the parent's mode.
-        auto r = state(req).fs.mkdir(caller_ids(req), parent, name);
+        auto r = state(req).fs.mkdir(caller_ids(req), parent, name, mode);
         if (r) state(req).listed.changed(parent);
         reply_entry(req, "mkdir", r, "parent={} name=\"{}\"", parent, name);
     });

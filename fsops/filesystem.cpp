@@ -45,7 +45,8 @@ struct Filesystem::Impl : table::NodeTable {
     // readdir sink and the change sink, which must not call back in.
     mutable std::mutex mu;
     Clock clock;
-    Policy policy;
+    // The mount's rule set, from its options (compat= never changes after the mount).
+    Policy policy() const { return Policy(opts.compat); }
 
     // A new name in `parent`, in filename_create()'s order: its length, a name no path
     // component can be (empty: `empty_errno`), an existing one ('.' and '..' too), a read-only
@@ -189,12 +190,10 @@ struct Filesystem::Impl : table::NodeTable {
     }
 };
 
-Filesystem::Filesystem(MountOptions opts, Clock clock, Policy policy)
-    : impl_(std::make_unique<Impl>()) {
+Filesystem::Filesystem(MountOptions opts, Clock clock) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.opts = opts;
     m.clock = std::move(clock);
-    m.policy = policy;
     Node& root = m.at(m.new_node(kRootIno));
     m.dirs.try_emplace(kRootIno);
     root.parent = m.slot_of(kRootIno);
@@ -215,6 +214,9 @@ Result<Attr> Filesystem::lookup(Ino parent, std::string_view name) {
         auto d = impl_->live_dir(parent);
         if (!d) return d.error();
         if (name.size() > kNameMax) return fail(ENAMETOOLONG);
+        if (name != kSocketName) {  // the broker's socket: this product's, found in both modes
+            if (int e = impl_->policy().lookup_refused(name)) return fail(e);
+        }
         Node* n = nullptr;
         if (name == ".")
             n = *d;
@@ -259,7 +261,8 @@ bool Filesystem::exists(Ino ino) const {
     return impl_->find(ino) != nullptr;
 }
 
-Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view name) {
+Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view name,
+                               std::uint32_t mode) {
     return impl_->change([&]() -> Result<Attr> {
         auto d = impl_->live_dir(parent);
         if (!d) return d.error();
@@ -267,9 +270,9 @@ Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view nam
         auto ok = impl_->check_new_name(p, name, impl_->read_only, EINVAL);
         if (!ok) return ok.error();
         if (is_dotted(name)) return fail(EPERM);
-        if (int e = impl_->policy.mkdir_refused(impl_->dir_of(p).nobjects)) return fail(e);
-        std::uint32_t mode = impl_->policy.new_dir_mode(impl_->attr_of(p).mode);
-        Node& n = impl_->link_new(p, name, kIfDir | mode, c);
+        if (int e = impl_->policy().mkdir_refused(impl_->dir_of(p).nobjects)) return fail(e);
+        std::uint32_t perm = impl_->policy().new_dir_mode(impl_->attr_of(p).mode, mode);
+        Node& n = impl_->link_new(p, name, kIfDir | perm, c);
         n.nlookup = 1;  // (link_new touched n and p; the parent's nlink counts the new subdir)
         ++impl_->counts.dirs;
         return impl_->attr_of(n);
@@ -443,7 +446,7 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view) const {
 }
 
 Result<void> Filesystem::may_pin(const Caller& c) const {
-    if (int e = impl_->policy.pin_denied(c.caps.sys_admin)) return fail(e);
+    if (int e = impl_->policy().pin_denied(c.caps.sys_admin)) return fail(e);
     return {};
 }
 
@@ -457,7 +460,7 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
         // An empty name: the path ended in '/'.
         if (auto ok = impl_->check_new_name(p, name, read_only, ENOENT); !ok) return ok.error();
         if (is_dotted(name)) return fail(EPERM);
-        if (int e = impl_->policy.pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
+        if (int e = impl_->policy().pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
         Node& n = impl_->link_new(p, name, kIfReg | 0600, c);
         if (type == ObjType::prog) n.bits |= Node::kProg;
         n.bits |= Node::kHasHandle;
@@ -527,7 +530,14 @@ void Filesystem::set_read_only(bool ro) {
 
 MountOptions Filesystem::options() const {
     std::lock_guard lock(impl_->mu);
-    return impl_->opts;
+    MountOptions o = impl_->opts;
+    if (o.compat == Compat::linux) {  // today's kernel shows the root inode's owner and mode
+        const Attr a = impl_->attr_of(*impl_->find(kRootIno));
+        o.uid = a.uid;
+        o.gid = a.gid;
+        o.mode = a.mode & 07777;
+    }
+    return o;
 }
 
 Attr Filesystem::apply_options(const MountOptions& opts) {
@@ -611,15 +621,13 @@ CoreState Filesystem::snapshot() const {
     return s;
 }
 
-Filesystem::Filesystem(RestoreKey, Clock clock, Policy policy) : impl_(std::make_unique<Impl>()) {
+Filesystem::Filesystem(Clock clock, RestoreKey) : impl_(std::make_unique<Impl>()) {
     impl_->clock = std::move(clock);
-    impl_->policy = policy;
 }
 
-Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Clock clock,
-                                                        Policy policy) {
-    auto fs = std::make_unique<Filesystem>(RestoreKey{}, std::move(clock), policy);
-    if (!fs->impl_->load(s, policy.mixed_dirs_allowed())) return fail(EINVAL);
+Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Clock clock) {
+    auto fs = std::make_unique<Filesystem>(std::move(clock), RestoreKey{});
+    if (!fs->impl_->load(s, Policy(s.meta.opts.compat).mixed_dirs_allowed())) return fail(EINVAL);
     return fs;
 }
 

@@ -65,13 +65,15 @@ struct Unlinked {
 
 class Filesystem {
 public:
-    explicit Filesystem(MountOptions opts = {}, Clock clock = system_clock_now, Policy policy = {});
+    // The rule set is the options' compat= (fsops/policy.hpp).
+    explicit Filesystem(MountOptions opts = {}, Clock clock = system_clock_now);
     ~Filesystem();
     Filesystem(const Filesystem&) = delete;
     Filesystem& operator=(const Filesystem&) = delete;
 
     // --- inode table --------------------------------------------------------------------
-    // lookup: ENOENT, ENOTDIR (parent not a dir), ENAMETOOLONG. Success counts one lookup.
+    // lookup: ENOENT, ENOTDIR (parent not a dir), ENAMETOOLONG; compat=linux: EPERM for any
+    // dotted name but the broker's socket. Success counts one lookup.
     Result<Attr> lookup(Ino parent, std::string_view name);
     // Drops n lookups; a removed node with no lookups left is freed. Unknown inos are ignored.
     void forget(Ino ino, std::uint64_t n);
@@ -82,9 +84,11 @@ public:
 
     // --- namespace operations (VFS checks done by the kernel) ----------------------------
     // mkdir: ENOTDIR, ENAMETOOLONG, EEXIST (also "." and ".."), EPERM (dotted name, terminal
-    // parent), ENOENT (parent removed). Mode = the parent's full mode; owner = caller uid; gid =
+    // parent), ENOENT (parent removed). Mode: the policy's new_dir_mode (the seed: the parent's
+    // full mode; compat=linux: `mode`, the request's after the umask); owner = caller uid; gid =
     // parent's if it is setgid, else caller gid. Counts one lookup (the entry reply).
-    Result<Attr> mkdir(const Caller& c, Ino parent, std::string_view name);
+    Result<Attr> mkdir(const Caller& c, Ino parent, std::string_view name,
+                       std::uint32_t mode = 0777);
     // rmdir: ENOENT, ENOTDIR (not a dir), ENOTEMPTY.
     Result<void> rmdir(Ino parent, std::string_view name);
     // unlink: ENOENT, EISDIR. Returns the object's handle, which the caller releases.
@@ -201,11 +205,10 @@ public:
     // unique per dir; cookies >= 3, unique per dir, below the dir's next_cookie; every ino in
     // [1, next_ino); attr.ino, type bits, is_dir, nlink and handles agreeing; the socket node
     // (if any) the root's kSocketName and the only socket; removed nodes unlinked, referenced
-    // (nlookup > 0), without a handle; unless the policy allows it, no dir holding both objects and
-    // dirs; every live node reachable from the root.
+    // (nlookup > 0), without a handle; unless the state's compat= allows it, no dir holding both
+    // objects and dirs; every live node reachable from the root.
     static Result<std::unique_ptr<Filesystem>> restore(const CoreState& s,
-                                                       Clock clock = system_clock_now,
-                                                       Policy policy = {});
+                                                       Clock clock = system_clock_now);
 
 private:
     // Lets restore() build a core without the constructor's fresh root; only Filesystem can
@@ -216,7 +219,7 @@ private:
     };
 
 public:
-    Filesystem(RestoreKey, Clock clock, Policy policy);
+    Filesystem(Clock clock, RestoreKey);
 
 private:
     struct Impl;

@@ -116,37 +116,90 @@ OptionError bad_value(std::string_view element, std::string_view key) {
 
 struct Parsed {
     std::optional<std::uint32_t> uid, gid, mode;
+    std::optional<Compat> compat;
     std::vector<std::string> passthrough;
 };
 
-Result<Parsed, OptionError> parse_list(std::string_view list) {
-    Parsed p;
+// Calls `each(element, key, value, has_value)` for each non-empty element of `list`; stops at
+// the first error it returns.
+template <typename Each>
+std::optional<OptionError> for_each_option(std::string_view list, Each&& each) {
     while (!list.empty()) {
         auto comma = list.find(',');
         std::string_view el = list.substr(0, comma);
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
         if (el.empty()) continue;
         auto eq = el.find('=');
-        std::string_view key = el.substr(0, eq);
         std::string_view val =
             eq == std::string_view::npos ? std::string_view{} : el.substr(eq + 1);
-        bool has_val = eq != std::string_view::npos;
-        if (has_val && (key == "uid" || key == "gid")) {
-            auto id = parse_id(val);
-            if (!id) return Unexpected{bad_value(el, key)};
-            (key == "uid" ? p.uid : p.gid) = *id;
-        } else if (has_val && key == "mode") {
-            auto m = parse_mode(val);
-            if (!m) return Unexpected{bad_value(el, key)};
-            p.mode = *m;
-        } else if (is_passthrough_option(el)) {
-            p.passthrough.emplace_back(el);
-        } else {
-            return Unexpected{
-                OptionError{std::string(el), "unknown mount option '" + std::string(el) + "'"}};
-        }
+        if (auto e = each(el, el.substr(0, eq), val, eq != std::string_view::npos)) return e;
     }
+    return std::nullopt;
+}
+
+// The rule set the list asks for (the last compat= wins), read before anything else: it decides
+// what an unknown option is.
+Result<std::optional<Compat>, OptionError> find_compat(std::string_view list) {
+    std::optional<Compat> compat;
+    auto err = for_each_option(
+        list,
+        [&](std::string_view el, std::string_view key, std::string_view val,
+            bool has_val) -> std::optional<OptionError> {
+            if (!has_val || key != "compat") return std::nullopt;
+            if (val == "seed") {
+                compat = Compat::seed;
+            } else if (val == "linux") {
+                compat = Compat::linux;
+            } else {
+                return OptionError{std::string(el), "invalid mount option '" + std::string(el) +
+                                                        "': compat must be seed or linux"};
+            }
+            return std::nullopt;
+        });
+    if (err) return Unexpected{*err};
+    return compat;
+}
+
+// `compat`: the rule set in force, which decides whether an unknown option is an error.
+Result<Parsed, OptionError> parse_list(std::string_view list, Compat compat) {
+    Parsed p;
+    auto found = find_compat(list);
+    if (!found) return Unexpected{found.error()};
+    p.compat = *found;
+    Compat rules = p.compat.value_or(compat);
+    auto err = for_each_option(
+        list,
+        [&](std::string_view el, std::string_view key, std::string_view val,
+            bool has_val) -> std::optional<OptionError> {
+            if (has_val && (key == "uid" || key == "gid")) {
+                auto id = parse_id(val);
+                if (!id) return bad_value(el, key);
+                (key == "uid" ? p.uid : p.gid) = *id;
+            } else if (has_val && key == "mode") {
+                auto m = parse_mode(val);
+                if (!m) return bad_value(el, key);
+                p.mode = *m;
+            } else if (has_val && key == "compat") {
+                // read by find_compat()
+            } else if (is_passthrough_option(el)) {
+                p.passthrough.emplace_back(el);
+            } else if (rules == Compat::seed) {
+                return OptionError{std::string(el),
+                                   "unknown mount option '" + std::string(el) + "'"};
+            }
+            return std::nullopt;  // compat=linux ignores what it does not know, as the kernel does
+        });
+    if (err) return Unexpected{*err};
     return p;
+}
+
+std::string octal(std::uint32_t m) {
+    std::string oct;  // "%o", as the kernel's show_options prints it
+    do {
+        oct.insert(oct.begin(), static_cast<char>('0' + (m & 7)));
+        m >>= 3;
+    } while (m != 0);
+    return oct;
 }
 
 }  // namespace
@@ -164,25 +217,34 @@ bool is_passthrough_option(std::string_view element) {
 }
 
 Result<ParsedOptions, OptionError> parse_mount_options(std::string_view list,
-                                                       const MountOptions& base) {
-    auto p = parse_list(list);
+                                                       const MountOptions& base, Mounter mounter) {
+    auto p = parse_list(list, Compat::seed);
     if (!p) return Unexpected{p.error()};
     ParsedOptions out{base, std::move(p->passthrough)};
+    out.ours.compat = p->compat.value_or(base.compat);
+    bool linux = out.ours.compat == Compat::linux;
+    if (linux) out.ours = MountOptions{mounter.uid, mounter.gid, kLinuxRootMode, Compat::linux};
     if (p->uid) out.ours.uid = *p->uid;
     if (p->gid) out.ours.gid = *p->gid;
     if (p->mode) out.ours.mode = *p->mode;
+    if (linux) out.ours.mode |= 01000;  // sticky, always
     return out;
 }
 
 Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
                                                         const MountOptions& current) {
-    auto p = parse_list(list);
+    auto p = parse_list(list, current.compat);
     if (!p) return Unexpected{p.error()};
+    if (p->compat && *p->compat != current.compat) {
+        return Unexpected{
+            OptionError{"compat", "mount option 'compat' cannot be changed by remount"}};
+    }
     if (!p->passthrough.empty()) {
         const auto& el = p->passthrough.front();
         return Unexpected{
             OptionError{el, "mount option '" + el + "' cannot be changed by remount"}};
     }
+    if (current.compat == Compat::linux) return current;  // validated, nothing changes
     MountOptions out = current;
     out.mode = p->mode.value_or(kDefaultRootMode);
     if (p->uid) out.uid = *p->uid;
@@ -196,21 +258,19 @@ std::string show_options(const MountOptions& opts) {
         if (!s.empty()) s += ',';
         s += item;
     };
+    bool linux = opts.compat == Compat::linux;
+    if (linux) add("compat=linux");
     if (opts.uid != 0) add("uid=" + std::to_string(opts.uid));
     if (opts.gid != 0) add("gid=" + std::to_string(opts.gid));
-    if (opts.mode != kDefaultRootMode) {
-        char buf[16];
-        int n = 0;
-        std::uint32_t m = opts.mode;
-        do {
-            buf[n++] = static_cast<char>('0' + (m & 7));
-            m >>= 3;
-        } while (m != 0);
-        std::string oct;  // "%o", as the kernel's show_options prints it
-        while (n > 0) oct += buf[--n];
-        add("mode=" + oct);
-    }
+    std::uint32_t shown = linux ? opts.mode & 07777 & ~01000u : opts.mode;
+    if (shown != (linux ? 0777 : kDefaultRootMode)) add("mode=" + octal(shown));
     return s;
+}
+
+std::string full_options(const MountOptions& opts) {
+    return std::string("compat=") + (opts.compat == Compat::linux ? "linux" : "seed") +
+           ",uid=" + std::to_string(opts.uid) + ",gid=" + std::to_string(opts.gid) +
+           ",mode=" + octal(opts.mode);
 }
 
 }  // namespace bpffs::fsops

@@ -1,31 +1,54 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The rules that differ between the seed's filesystem (compat=seed) and today's kernel bpffs
 // (compat=linux, spec section 7), in one place: the operations ask the policy and never test a
-// mode themselves. Only the seed's rules exist so far; compat=linux adds its answers here.
+// mode themselves.
 #pragma once
+
+#include "fsops/mount_options.hpp"
+#include "fsops/names.hpp"
 
 #include <cerrno>
 #include <cstdint>
+#include <string_view>
 
 namespace bpffs::fsops {
 
 class Policy {
 public:
+    explicit Policy(Compat compat = Compat::seed) : compat_(compat) {}
+
+    Compat compat() const { return compat_; }
+
     // Who may pin at all, asked before the fd and the path (the seed's bpf_obj_pin_user):
     // CAP_SYS_ADMIN, else EPERM. 0: allowed.
-    int pin_denied(bool cap_sys_admin) const { return cap_sys_admin ? 0 : EPERM; }
-    // The seed's terminal rule, mkdir's half: no directory beside objects (EPERM). 0: allowed.
+    int pin_denied(bool cap_sys_admin) const { return seed() && !cap_sys_admin ? EPERM : 0; }
+    // The terminal rule, mkdir's half: no directory beside objects (EPERM). 0: allowed.
+    // Today's kernel has no terminal rule.
     int mkdir_refused(std::uint32_t objects_in_parent) const {
-        return objects_in_parent > 0 ? EPERM : 0;
+        return seed() && objects_in_parent > 0 ? EPERM : 0;
     }
     // The terminal rule, pin's half: no object beside directories (EBUSY). 0: allowed.
     int pin_refused(std::uint32_t subdirs_in_parent) const {
-        return subdirs_in_parent > 0 ? EBUSY : 0;
+        return seed() && subdirs_in_parent > 0 ? EBUSY : 0;
     }
-    // The permission bits of a new directory: the seed's bpf_mkdir copies the parent's.
-    std::uint32_t new_dir_mode(std::uint32_t parent_mode) const { return parent_mode & 07777; }
-    // May a restored directory hold both objects and directories?
-    bool mixed_dirs_allowed() const { return false; }
+    // A lookup of a name that exists nowhere in the tree: the seed says ENOENT like any missing
+    // name; today's bpf_lookup refuses every dotted name with EPERM before looking. 0: look.
+    int lookup_refused(std::string_view name) const {
+        return !seed() && is_dotted(name) ? EPERM : 0;
+    }
+    // The mode of a new directory. The seed's bpf_mkdir copies the parent's whole mode; today's
+    // takes the mode asked for (the VFS has applied the umask and kept 0777 and the sticky bit)
+    // and, as inode_init_owner, the setgid bit of a setgid parent.
+    std::uint32_t new_dir_mode(std::uint32_t parent_mode, std::uint32_t requested) const {
+        if (seed()) return parent_mode & 07777;
+        return (requested & 01777) | (parent_mode & 02000);
+    }
+    // May a directory hold both objects and directories (also when restored)?
+    bool mixed_dirs_allowed() const { return !seed(); }
+
+private:
+    bool seed() const { return compat_ == Compat::seed; }
+    Compat compat_;
 };
 
 }  // namespace bpffs::fsops

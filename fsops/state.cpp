@@ -8,7 +8,8 @@
 //            v next_cookie, v handle (only with flag 4)
 //   lookups: v ino, v nlookup
 //   erase:   v ino
-//   meta:    v uid, v gid, v mode, v next_ino, v socket_ino, u8 read_only
+//   meta:    v uid, v gid, v mode, v next_ino, v socket_ino, u8 flags (1 read-only,
+//            2 compat=linux)
 //   times:   v ino, times, v nlink, v next_cookie
 // where times is z atime.sec, z atime.nsec, then mtime and ctime each as z differences (sec,
 // nsec) from the time before it, in wrapping 64-bit arithmetic: a node made in one call has
@@ -107,11 +108,6 @@ public:
         return s;
     }
     // A bool field: 0 or 1, anything else makes the record invalid.
-    bool flag() {
-        std::uint8_t b = u8();
-        if (b > 1) ok_ = false;
-        return b == 1;
-    }
     void invalid() { ok_ = false; }
 
 private:
@@ -209,7 +205,7 @@ void encode_to(const Change& c, std::string& out) {
             w.v(c.meta.opts.mode);
             w.v(c.meta.next_ino);
             w.v(c.meta.socket_ino);
-            w.u8(c.meta.read_only ? 1 : 0);
+            w.u8((c.meta.read_only ? 1 : 0) | (c.meta.opts.compat == Compat::linux ? 2 : 0));
             break;
         case Change::Kind::times:
             w.v(c.ino);
@@ -249,7 +245,12 @@ Result<Change> decode(std::string_view bytes) {
             c.meta.opts.mode = r.v32();
             c.meta.next_ino = r.v();
             c.meta.socket_ino = r.v();
-            c.meta.read_only = r.flag();
+            if (std::uint8_t flags = r.u8(); flags <= 3) {
+                c.meta.read_only = (flags & 1) != 0;
+                if ((flags & 2) != 0) c.meta.opts.compat = Compat::linux;
+            } else {
+                r.invalid();
+            }
             break;
         case Change::Kind::times:
             c.ino = r.v();

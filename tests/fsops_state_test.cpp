@@ -268,7 +268,12 @@ TEST_CASE("state codec: a wrong kind, flag, bool or stray handle is EINVAL",
     std::string m = encode(meta);
     REQUIRE(m == std::string("\x03\0\0\0\0\0\0", 7));
     CHECK(decode(m).has_value());
-    CHECK(err_of(decode(with(m, m.size() - 1, 2))) == EINVAL);  // read_only not 0/1
+    CHECK(err_of(decode(with(m, m.size() - 1, 4))) == EINVAL);  // flags: only read-only, linux
+    auto linux = decode(with(m, m.size() - 1, 3));
+    REQUIRE(linux.has_value());
+    CHECK(linux->meta.read_only);
+    CHECK(linux->meta.opts.compat == Compat::linux);
+    CHECK(encode(*linux) == with(m, m.size() - 1, 3));
     CHECK(err_of(decode("")) == EINVAL);
 }
 

@@ -1764,3 +1764,77 @@ TEST_CASE("release_all: returns every handle and leaves no objects", "[fsops]") 
     }
     CHECK(f.fs.release_all().empty());
 }
+
+// ------------------------------------------------------------------------------------------
+// compat=linux: the policy's answers (spec section 7; the mount-level comparison with a kernel
+// bpffs is tests/compat_linux_test.cpp)
+
+TEST_CASE("compat=linux: no terminal rule, in either direction", "[fsops][linux]") {
+    Fx f(MountOptions{0, 0, 01777, Compat::linux});
+    Ino d = mkdir_ok(f.fs, kRootIno, "d").ino;
+    pin_ok(f.fs, d, "obj", 1);
+    Ino sub = mkdir_ok(f.fs, d, "sub").ino;  // a directory beside an object
+    CHECK(sub != 0);
+    pin_ok(f.fs, d, "obj2", 2);  // an object beside a directory
+    CHECK(f.fs.counts().dirs == 3);
+    // The seed keeps both halves.
+    Fx seed;
+    Ino s = mkdir_ok(seed.fs, kRootIno, "d").ino;
+    pin_ok(seed.fs, s, "obj", 1);
+    CHECK(err_of(seed.fs.mkdir(Caller::root(), s, "sub")) == EPERM);
+}
+
+TEST_CASE("compat=linux: a lookup of any dotted name is EPERM, the broker's socket aside",
+          "[fsops][linux]") {
+    Fx f(MountOptions{0, 0, 01777, Compat::linux});
+    Ino d = mkdir_ok(f.fs, kRootIno, "d").ino;
+    CHECK(err_of(f.fs.lookup(d, "a.b")) == EPERM);
+    CHECK(err_of(f.fs.lookup(kRootIno, ".hidden")) == EPERM);
+    CHECK(err_of(f.fs.lookup(d, "missing")) == ENOENT);
+    // Length comes first, as the VFS checks it before the filesystem's lookup.
+    CHECK(err_of(f.fs.lookup(d, std::string(256, '.'))) == ENAMETOOLONG);
+    REQUIRE(f.fs.make_socket_node().has_value());
+    CHECK(f.fs.lookup(d, kSocketName).has_value());
+    Fx seed;
+    CHECK(err_of(seed.fs.lookup(kRootIno, "a.b")) == ENOENT);
+}
+
+TEST_CASE("compat=linux: mkdir takes the requested mode and a setgid parent's gid and bit",
+          "[fsops][linux]") {
+    Fx f(MountOptions{0, 0, 01777, Compat::linux});
+    auto a = f.fs.mkdir(user(1000, 1000), kRootIno, "a", 0755);
+    REQUIRE(a.has_value());
+    CHECK(a->mode == (kIfDir | 0755));  // not the root's 01777
+    CHECK(a->uid == 1000);
+    CHECK(a->gid == 1000);
+    auto sticky = f.fs.mkdir(user(1000, 1000), kRootIno, "s", 01700);
+    REQUIRE(sticky.has_value());
+    CHECK(sticky->mode == (kIfDir | 01700));
+    chmod_ok(f.fs, a->ino, 02770);
+    auto b = f.fs.mkdir(user(2000, 2000), a->ino, "b", 04700);  // setuid is not kept
+    REQUIRE(b.has_value());
+    CHECK(b->mode == (kIfDir | 02700));
+    CHECK(b->gid == 1000);
+}
+
+TEST_CASE("compat=linux: the options shown are the root's owner and mode", "[fsops][linux]") {
+    Fx f(MountOptions{1000, 1000, 01750, Compat::linux});
+    chmod_ok(f.fs, kRootIno, 0755);
+    CHECK(f.fs.options() == MountOptions{1000, 1000, 0755, Compat::linux});
+}
+
+TEST_CASE("compat=linux: a state with mixed directories restores, and keeps its rule set",
+          "[fsops][linux]") {
+    Fx f(MountOptions{0, 0, 01777, Compat::linux});
+    Ino d = mkdir_ok(f.fs, kRootIno, "d").ino;
+    pin_ok(f.fs, d, "obj", 1);
+    mkdir_ok(f.fs, d, "sub");
+    CoreState s = f.fs.snapshot();
+    auto back = Filesystem::restore(s, f.clk.clock());
+    REQUIRE(back.has_value());
+    CHECK((*back)->options().compat == Compat::linux);
+    CHECK(err_of((*back)->lookup(d, "x.y")) == EPERM);
+    // The same tree claimed by a seed mount breaks the terminal rule: refused.
+    s.meta.opts.compat = Compat::seed;
+    CHECK(err_of(Filesystem::restore(s, f.clk.clock())) == EINVAL);
+}

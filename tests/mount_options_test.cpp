@@ -226,3 +226,67 @@ TEST_CASE("show_options: what it prints parses back to the same options", "[opti
         CHECK(back->passthrough.empty());
     }
 }
+
+// --- compat=linux (spec section 7: today's kernel bpffs, observed on 6.18) -------------------
+
+TEST_CASE("options: compat=linux gives the mounter a 01777 root, and always adds the sticky bit",
+          "[options][linux]") {
+    Mounter alice{1000, 1001};
+    auto r = parse_mount_options("compat=linux", {}, alice);
+    REQUIRE(r.has_value());
+    CHECK(r->ours == MountOptions{1000, 1001, 01777, Compat::linux});
+    // mode= keeps the sticky bit; uid= and gid= replace the mounter.
+    r = parse_mount_options("mode=0750,uid=5,compat=linux", {}, alice);
+    REQUIRE(r.has_value());
+    CHECK(r->ours == MountOptions{5, 1001, 01750, Compat::linux});
+    // The seed ignores who mounts.
+    r = parse_mount_options("compat=seed", {}, alice);
+    REQUIRE(r.has_value());
+    CHECK(r->ours == MountOptions{0, 0, 0700, Compat::seed});
+}
+
+TEST_CASE("options: compat=linux ignores unknown options but not bad values of its own",
+          "[options][linux]") {
+    auto r = parse_mount_options("foo,bar=1,compat=linux,rw");
+    REQUIRE(r.has_value());
+    CHECK(r->passthrough == std::vector<std::string>{"rw"});
+    CHECK(parse_error("compat=linux,uid=abc").option == "uid=abc");
+    CHECK(parse_error("mode=9,compat=linux").option == "mode=9");
+    // Unknown in the seed, whatever comes after.
+    CHECK(parse_error("foo,compat=seed").option == "foo");
+    const auto e = parse_error("compat=bsd");
+    CHECK(e.option == "compat=bsd");
+    CHECK(e.message.find("seed or linux") != std::string::npos);
+}
+
+TEST_CASE("options: a compat=linux remount validates and changes nothing; compat cannot change",
+          "[options][linux]") {
+    const MountOptions now{1000, 1000, 01750, Compat::linux};
+    auto r = parse_remount_options("mode=0700,uid=5,unknown", now);
+    REQUIRE(r.has_value());
+    CHECK(*r == now);
+    CHECK_FALSE(parse_remount_options("uid=abc", now).has_value());
+    auto e = parse_remount_options("compat=seed", now);
+    REQUIRE_FALSE(e.has_value());
+    CHECK(e.error().message.find("cannot be changed by remount") != std::string::npos);
+    CHECK_FALSE(parse_remount_options("compat=linux", MountOptions{}).has_value());
+    CHECK(parse_remount_options("compat=linux", now).has_value());  // the same: fine
+}
+
+TEST_CASE("options: compat=linux shows options as today's kernel, and full_options reads back",
+          "[options][linux]") {
+    CHECK(show_options(MountOptions{0, 0, 01777, Compat::linux}) == "compat=linux");
+    CHECK(show_options(MountOptions{1000, 0, 01750, Compat::linux}) ==
+          "compat=linux,uid=1000,mode=750");
+    CHECK(show_options(MountOptions{0, 5, 0777, Compat::linux}) == "compat=linux,gid=5");
+    CHECK(show_options(MountOptions{0, 0, 02777, Compat::linux}) == "compat=linux,mode=2777");
+    for (const MountOptions& o :
+         {MountOptions{}, MountOptions{0, 0, 0, Compat::seed}, MountOptions{7, 8, 01777},
+          MountOptions{1000, 1001, 01750, Compat::linux},
+          MountOptions{0, 0, 01000, Compat::linux}}) {
+        INFO(full_options(o));
+        auto back = parse_mount_options(full_options(o), {}, Mounter{4242, 4242});
+        REQUIRE(back.has_value());
+        CHECK(back->ours == o);
+    }
+}

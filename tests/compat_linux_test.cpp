@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// compat=linux beside the kernel's own bpffs (spec section 7): each test runs the same steps on a
+// `mount -t bpf` and on a `bpffs-fuse -o compat=linux` mount made with the same options, and
+// compares every outcome (errno, type and mode, owner, nlink, listing), as root and as other
+// users with their own umasks. Outcomes are strings, so a difference reads as two lines.
+// Needs root (mounting, setresuid).
+#include "tests/bpf_test_util.hpp"
+#include "tests/kernel_helpers.hpp"
+#include "tests/mount_fixture.hpp"
+#include "tests/result_helpers.hpp"
+
+#include <bpf/bpf.h>
+#include <bpffs/bpffs.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace bpffs::test;
+
+namespace {
+
+constexpr uid_t kAlice = 1000, kBob = 1001;
+constexpr gid_t kStaff = 50;
+
+// A kernel bpffs on a fresh temp dir; unmounted (lazily) and removed at the end, on failure too.
+class KernelBpffs {
+public:
+    explicit KernelBpffs(const std::string& opts) {
+        int rc = mount("bpf", dir_.path().c_str(), "bpf", 0, opts.empty() ? nullptr : opts.c_str());
+        INFO("mount -t bpf -o '" << opts << "': " << ename(rc == 0 ? 0 : errno));
+        REQUIRE(rc == 0);
+        mounted_ = true;
+    }
+    ~KernelBpffs() {
+        if (mounted_) umount2(dir_.path().c_str(), MNT_DETACH);
+    }
+    KernelBpffs(const KernelBpffs&) = delete;
+    KernelBpffs& operator=(const KernelBpffs&) = delete;
+    const std::string& path() const { return dir_.path(); }
+
+private:
+    TempDir dir_;
+    bool mounted_ = false;
+};
+
+// One of the two filesystems under comparison: where it is, and how a pin reaches it.
+struct Side {
+    std::string root;
+    bool kernel;
+    std::string p(const std::string& rel) const { return rel.empty() ? root : root + "/" + rel; }
+};
+
+// "ENOENT", or "dir 1777 0:0 nlink 2" (type, permission bits, owner, links).
+std::string stat_of(const std::string& path) {
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0) return ename(errno);
+    const char* type = S_ISDIR(st.st_mode) ? "dir" : S_ISREG(st.st_mode) ? "file" : "other";
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s %04o %u:%u nlink %lu", type, st.st_mode & 07777, st.st_uid,
+                  st.st_gid, static_cast<unsigned long>(st.st_nlink));
+    return buf;
+}
+
+// The outcome of a call: its errno name (OK for 0), then what `path` is afterwards.
+std::string outcome(int e, const std::string& path) {
+    return (e == 0 ? std::string("OK") : ename(e)) + " -> " + stat_of(path);
+}
+
+// mkdir(path, mode) as uid:gid (groups: `groups`) with `umask`, in a child.
+std::string mkdir_as(const std::string& path, mode_t mode, uid_t uid, gid_t gid, mode_t mask,
+                     std::vector<gid_t> groups = {}) {
+    int e = run_as(
+        uid, gid,
+        [&] {
+            umask(mask);
+            return mkdir(path.c_str(), mode) == 0 ? 0 : errno;
+        },
+        groups);
+    return outcome(e, path);
+}
+
+// A plain call as root, its errno.
+std::string call(const std::function<int()>& fn, const std::string& path) {
+    return outcome(fn() == 0 ? 0 : errno, path);
+}
+
+// Pins `fd` at `path` the way each side takes pins: bpf(2) on the kernel's, libbpffs on ours.
+std::string pin_at(const Side& s, int fd, const std::string& path) {
+    int e = s.kernel ? -bpf_obj_pin(fd, path.c_str()) : pin(fd, path);
+    return outcome(e, path);
+}
+
+// Every path under `dir`, but the kernel's own maps.debug and progs.debug in its root (the
+// bpf_preload iterators, which bpffs-fuse does not make: docs/semantics.md).
+std::string listing(const std::string& dir) {
+    std::string out;
+    for (const auto& name : tree(dir)) {
+        if (name != "maps.debug" && name != "progs.debug") out += name + " ";
+    }
+    return out;
+}
+
+// Runs `steps` on both sides and compares the outcomes one by one.
+using Steps = std::function<std::vector<std::string>(const Side&)>;
+void compare(const std::string& opts, const Steps& steps) {
+    KernelBpffs kernel(opts);
+    Mount ours(opts.empty() ? "compat=linux" : "compat=linux," + opts);
+    auto want = steps(Side{kernel.path(), true});
+    auto got = steps(Side{ours.path(), false});
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        INFO("step " << i << " with -o '" << opts << "'");
+        CHECK(got[i] == want[i]);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("linux: the root and its options as a kernel bpffs makes them", "[linux][kernel]") {
+    for (std::string opts : {"", "mode=0750", "mode=0700,uid=1000,gid=50", "mode=02755,foo=bar"}) {
+        compare(opts, [](const Side& s) { return std::vector<std::string>{stat_of(s.root)}; });
+    }
+}
+
+TEST_CASE("linux: mkdir modes and owners follow the request, the umask and setgid parents",
+          "[linux][kernel]") {
+    compare("", [](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("r022"), 0777, 0, 0, 022));
+        out.push_back(mkdir_as(s.p("r000"), 01777, 0, 0, 0));
+        out.push_back(mkdir_as(s.p("r4755"), 04755, 0, 0, 0));  // setuid dropped
+        out.push_back(mkdir_as(s.p("alice"), 0777, kAlice, kAlice, 077));
+        out.push_back(mkdir_as(s.p("bob"), 0750, kBob, kBob, 0));
+        // A setgid directory of the staff group: new dirs inside take its gid and the bit.
+        out.push_back(call([&] { return chown(s.p("r022").c_str(), 0, kStaff); }, s.p("r022")));
+        out.push_back(call([&] { return chmod(s.p("r022").c_str(), 02777); }, s.p("r022")));
+        out.push_back(mkdir_as(s.p("r022/sub"), 0700, kAlice, kAlice, 022));
+        // Write permission on the parent, and the sticky root: bob cannot remove alice's dir.
+        out.push_back(mkdir_as(s.p("alice/x"), 0777, kBob, kBob, 0));
+        out.push_back(outcome(
+            run_as(kBob, kBob, [&] { return rmdir(s.p("alice").c_str()) == 0 ? 0 : errno; }),
+            s.p("alice")));
+        out.push_back(listing(s.root));
+        return out;
+    });
+}
+
+TEST_CASE("linux: dotted names are EPERM wherever they are looked up", "[linux][kernel]") {
+    compare("", [](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("d"), 0755, 0, 0, 022));
+        out.push_back(stat_of(s.p("a.b")));
+        out.push_back(stat_of(s.p("d/.hidden")));
+        out.push_back(stat_of(s.p(".x/y")));
+        out.push_back(mkdir_as(s.p("d/x.y"), 0755, 0, 0, 022));
+        out.push_back(mkdir_as(s.p("d/x.y"), 0755, kAlice, kAlice, 022));
+        out.push_back(stat_of(s.p("missing")));
+        out.push_back(stat_of(s.p("d/.")));
+        out.push_back(listing(s.root));
+        return out;
+    });
+}
+
+TEST_CASE("linux: no terminal rule, objects and directories side by side", "[linux][kernel]") {
+    auto map = must_map();
+    auto prog = must_prog();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("tc"), 0755, 0, 0, 022));
+        out.push_back(pin_at(s, prog.get(), s.p("tc/prog")));
+        out.push_back(mkdir_as(s.p("tc/globals"), 0755, 0, 0, 022));  // beside an object
+        out.push_back(pin_at(s, map.get(), s.p("tc/globals/m")));
+        out.push_back(pin_at(s, map.get(), s.p("m")));  // the root holds directories
+        out.push_back(stat_of(s.p("tc")));
+        out.push_back(call([&] { return rmdir(s.p("tc").c_str()); }, s.p("tc")));
+        out.push_back(call([&] { return unlink(s.p("tc/prog").c_str()); }, s.p("tc/prog")));
+        out.push_back(
+            call([&] { return unlink(s.p("tc/globals/m").c_str()); }, s.p("tc/globals/m")));
+        out.push_back(call([&] { return rmdir(s.p("tc/globals").c_str()); }, s.p("tc/globals")));
+        out.push_back(stat_of(s.p("tc")));
+        out.push_back(listing(s.root));
+        return out;
+    });
+}
