@@ -45,8 +45,10 @@ struct BrokerConfig {
 
 // What the broker needs from the daemon, without knowing FUSE.
 struct BrokerHooks {
-    // A name appeared behind the kernel's back (pin): drop any cached negative entry.
-    std::function<void(fsops::Ino parent, std::string_view name)> invalidate_entry;
+    // Links a pin as a create the kernel sees: a MKNOD of `name` in `dirfd` (the parent as the
+    // client walked it) that reaches the core's pin() with `req`, so watchers get IN_CREATE and
+    // the kernel caches the new entry. 0 or a positive errno (the kernel's or the core's).
+    std::function<int(int dirfd, const std::string& name, fsops::PinRequest req)> publish_pin;
     // An inode changed behind the kernel's back (remount of the root).
     std::function<void(fsops::Ino ino)> invalidate_inode;
     // The mount disappeared from the daemon's mount table (umount from outside): shut down.

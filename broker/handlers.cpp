@@ -53,7 +53,7 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
     using protocol::Op;
     // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
     // permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6. name
-    // and terminal rules (the core), 7. create.
+    // and terminal rules (the core), 7. create: a MKNOD the kernel sees (hooks_.publish_pin).
     if (auto ok = fs_.may_pin(c.with_caps()); !ok) return reply_error(Op::pin, ok.error().value);
     auto obj = identify(fds[0].get());
     if (!obj) return reply_error(Op::pin, obj.error().value);
@@ -74,14 +74,16 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
     if (auto x = fs_.permission(c.with_caps(), st.st_ino, fsops::kMayExec); !x) {
         return reply_error(Op::pin, x.error().value);
     }
+    if (!hooks_.publish_pin) return reply_error(Op::pin, ENOTSUP);
     auto handle = registry_.add(fds[0].get(), *obj);
     if (!handle) return reply_error(Op::pin, handle.error().value);
-    auto attr = fs_.pin(c.with_caps(), st.st_ino, name, obj->type, *handle, read_only);
-    if (!attr) {
+    int e = hooks_.publish_pin(
+        dirfd, name,
+        fsops::PinRequest{c.with_caps(), st.st_ino, name, obj->type, *handle, read_only});
+    if (e != 0) {
         registry_.release(*handle);
-        return reply_error(Op::pin, attr.error().value);
+        return reply_error(Op::pin, e);
     }
-    if (hooks_.invalidate_entry) hooks_.invalidate_entry(st.st_ino, name);
     spdlog::info("pinned {} id {} as \"{}\" in dir {} (uid {})",
                  obj->type == fsops::ObjType::map ? "map" : "prog", obj->id, name, st.st_ino,
                  c.ids().uid);

@@ -16,11 +16,14 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bpffs::daemon {
@@ -308,6 +311,17 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
             // the broker's bind()
             return reply_entry(req, "mknod", st.fs.make_socket_node(), "the broker's socket");
         }
+        pid_t tid = fuse_req_ctx(req)->pid;
+        if (auto pin = st.pins.take(tid)) {  // a broker thread publishing a pin
+            auto r = pin->parent == parent && pin->name == name
+                         ? st.fs.pin(pin->caller, parent, name, pin->type, pin->handle,
+                                     pin->read_only, true)
+                         : Result<fsops::Attr>(fail(EIO));
+            st.pins.done(tid, r.has_value());
+            if (r) st.listed.changed(parent);
+            return reply_entry(req, "pin", r, "parent={} name=\"{}\" uid={}", parent, name,
+                               pin->caller.uid);
+        }
         auto r = st.fs.mknod(parent, name, mode);
         reply_status(req, "mknod", error_of(r), "parent={} name=\"{}\" mode={:o}", parent, name,
                      mode);
@@ -371,7 +385,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         log_op("opendir", 0, "ok", "ino={}", ino);
         // The kernel may keep a listing (FOPEN_CACHE_DIR) and reuse it across opens
         // (FOPEN_KEEP_CACHE): its own mkdir/rmdir/unlink/create change the directory's version
-        // and reset it; a pin through the broker does not, so invalidate_entry() drops it.
+        // and reset it, and so does a pin (a MKNOD, publish_pin()).
         // Asked for only where it pays (ListedDirs); an open without it also drops what the
         // kernel kept.
         if (state(req).listed.contains(ino)) {
@@ -510,19 +524,55 @@ constexpr fuse_lowlevel_ops kOps = {
 
 const fuse_lowlevel_ops& fuse_ops() { return kOps; }
 
-void invalidate_entry(FuseState& st, fsops::Ino parent, std::string_view name) {
-    st.listed.changed(parent);
-    fuse_session* se = st.session.load();
-    if (se == nullptr) return;
-    std::string n(name);
-    int rc = fuse_lowlevel_notify_inval_entry(se, parent, n.c_str(), n.size());
-    if (rc != 0 && rc != -ENOENT) {
-        spdlog::warn("invalidate entry parent={} name=\"{}\": {}", parent, n, std::strerror(-rc));
+void PendingPins::put(pid_t tid, fsops::PinRequest req) {
+    std::lock_guard l(mu_);
+    slots_[tid] = Slot{std::move(req), Outcome::not_reached};
+}
+
+std::optional<fsops::PinRequest> PendingPins::take(pid_t tid) {
+    std::lock_guard l(mu_);
+    auto it = slots_.find(tid);
+    if (it == slots_.end() || !it->second.req) return std::nullopt;
+    return std::exchange(it->second.req, std::nullopt);
+}
+
+void PendingPins::done(pid_t tid, bool linked) {
+    std::lock_guard l(mu_);
+    auto it = slots_.find(tid);
+    if (it != slots_.end()) it->second.outcome = linked ? Outcome::linked : Outcome::refused;
+}
+
+bool PendingPins::waiting(pid_t tid) {
+    std::lock_guard l(mu_);
+    auto it = slots_.find(tid);
+    return it != slots_.end() && it->second.req.has_value();
+}
+
+PendingPins::Outcome PendingPins::finish(pid_t tid) {
+    std::lock_guard l(mu_);
+    auto it = slots_.find(tid);
+    if (it == slots_.end()) return Outcome::not_reached;
+    Outcome o = it->second.outcome;
+    slots_.erase(it);
+    return o;
+}
+
+int publish_pin(FuseState& st, int dirfd, const std::string& name, fsops::PinRequest req) {
+    auto tid = static_cast<pid_t>(syscall(SYS_gettid));
+    st.pins.put(tid, std::move(req));
+    int e = 0;
+    do {  // mknod(2) of a regular file needs no privilege; the core sets the node's mode
+        e = mknodat(dirfd, name.c_str(), S_IFREG | 0600, 0) == 0 ? 0 : errno;
+    } while (e == EINTR && st.pins.waiting(tid));
+    switch (st.pins.finish(tid)) {
+        case PendingPins::Outcome::linked:
+            return 0;  // in the tree, whatever reached this thread (an interrupted reply)
+        case PendingPins::Outcome::refused:
+            return e != 0 ? e : EIO;
+        case PendingPins::Outcome::not_reached:
+            break;
     }
-    // The parent's cached listing (opendir asks the kernel to keep it) lacks the new name. The
-    // entry invalidation resets it only when the kernel held a dentry for the name (a negative
-    // one from an earlier lookup); without one, only dropping the directory's pages does.
-    invalidate_inode(st, parent);
+    return e != 0 ? e : EIO;  // the kernel refused before asking (EEXIST, EROFS, ...)
 }
 
 void invalidate_inode(FuseState& st, fsops::Ino ino) {

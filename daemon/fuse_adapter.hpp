@@ -16,7 +16,10 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace bpffs::daemon {
@@ -48,6 +51,31 @@ private:
     std::unordered_set<fsops::Ino> dirs_;
 };
 
+// Pins on their way through the VFS: the broker thread that publishes one (publish_pin())
+// leaves its request here under its thread id, then makes the MKNOD; op_mknod takes the request
+// of the thread that sent it (the kernel names that thread, no client can). A leaf lock.
+class PendingPins {
+public:
+    enum class Outcome { not_reached, linked, refused };
+    void put(pid_t tid, fsops::PinRequest req);
+    // op_mknod: the request `tid` left, if any.
+    std::optional<fsops::PinRequest> take(pid_t tid);
+    // publish_pin(): is the request still there (no MKNOD took it yet)?
+    bool waiting(pid_t tid);
+    // op_mknod: what became of it.
+    void done(pid_t tid, bool linked);
+    // publish_pin(), after its MKNOD returned: forgets `tid`'s request and says what became of it.
+    Outcome finish(pid_t tid);
+
+private:
+    struct Slot {
+        std::optional<fsops::PinRequest> req;  // until op_mknod takes it
+        Outcome outcome = Outcome::not_reached;
+    };
+    std::mutex mu_;
+    std::unordered_map<pid_t, Slot> slots_;
+};
+
 struct FuseState {
     fsops::Filesystem& fs;
     // Every change passes through the daemon, so the kernel may cache entries and attributes
@@ -66,13 +94,19 @@ struct FuseState {
     // supervisor (a handover, or a stop whose state systemd's fd store keeps).
     std::atomic<bool> release_on_destroy{true};
     ListedDirs listed;
+    PendingPins pins;
 };
 
 const fuse_lowlevel_ops& fuse_ops();
 
-// Cache invalidation for changes made behind the kernel's back (a pin, a remount).
+// Publishes a pin through the VFS (the broker's hook, broker/broker.hpp): a MKNOD of `name` in
+// `dirfd`, made by the calling thread as the daemon, which op_mknod turns into the core's pin of
+// `req`. The kernel caches the new entry and tells watchers (IN_CREATE). 0 or a positive errno.
 // Not from inside a request handler.
-void invalidate_entry(FuseState& st, fsops::Ino parent, std::string_view name);
+int publish_pin(FuseState& st, int dirfd, const std::string& name, fsops::PinRequest req);
+
+// Cache invalidation for a change made behind the kernel's back (a remount). Not from inside a
+// request handler.
 void invalidate_inode(FuseState& st, fsops::Ino ino);
 
 }  // namespace bpffs::daemon

@@ -305,8 +305,8 @@ void Worker::start_broker() {
     FuseState& state = *state_;
     broker_ = std::make_unique<broker::Broker>(
         *core_, *registry_,
-        broker::BrokerHooks{[&state](fsops::Ino parent, std::string_view name) {
-                                invalidate_entry(state, parent, name);
+        broker::BrokerHooks{[&state](int dirfd, const std::string& name, fsops::PinRequest req) {
+                                return publish_pin(state, dirfd, name, std::move(req));
                             },
                             [&state](fsops::Ino ino) { invalidate_inode(state, ino); },
                             [this] { end_with(Reason::gone); },

@@ -451,7 +451,7 @@ Result<void> Filesystem::may_pin(const Caller& c) const {
 }
 
 Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
-                             ObjHandle handle, bool read_only) {
+                             ObjHandle handle, bool read_only, bool counts_lookup) {
     if (auto ok = may_pin(c); !ok) return ok.error();
     return impl_->change([&]() -> Result<Attr> {
         auto d = impl_->live_dir(parent);
@@ -465,6 +465,7 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
         if (type == ObjType::prog) n.bits |= Node::kProg;
         n.bits |= Node::kHasHandle;
         n.handle = handle;  // (link_new touched n and p)
+        if (counts_lookup) n.nlookup = 1;
         ++(type == ObjType::map ? impl_->counts.maps : impl_->counts.progs);
         return impl_->attr_of(n);
     });

@@ -63,6 +63,17 @@ struct Unlinked {
     std::optional<ObjHandle> released;
 };
 
+// A pin on its way into the tree: the arguments of Filesystem::pin() that the broker hands to
+// the MKNOD which publishes it through the VFS (broker/handlers.cpp, daemon/fuse_adapter.cpp).
+struct PinRequest {
+    Caller caller;
+    Ino parent = 0;
+    std::string name;
+    ObjType type = ObjType::map;
+    ObjHandle handle = 0;
+    bool read_only = false;
+};
+
 class Filesystem {
 public:
     // The rule set is the options' compat= (fsops/policy.hpp).
@@ -143,9 +154,10 @@ public:
     // `read_only`: the mount the client walked is read-only), EPERM (dotted name), EBUSY (parent
     // has subdirectories). The node: S_IFREG 0600, owner = caller uid, gid by
     // the setgid rule, nlink 1, size 0. The parent's write permission is not checked (the seed
-    // bypasses may_create). Does not count a lookup (no reply to the kernel carries it).
+    // bypasses may_create). Counts one lookup when `counts_lookup` (the MKNOD through which the
+    // broker publishes a pin replies with the entry).
     Result<Attr> pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
-                     ObjHandle handle, bool read_only = false);
+                     ObjHandle handle, bool read_only = false, bool counts_lookup = false);
     // get (BPF_NEW_FD) of node `ino` (resolved by the kernel's path walk): ENOENT (removed),
     // EACCES (no write permission), EACCES (not an object). Updates atime.
     Result<Fetched> get(const Caller& c, Ino ino);

@@ -8,7 +8,9 @@
 #include <ftw.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -203,6 +205,28 @@ TempDir::~TempDir() {
             return 0;
         },
         16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+CreateWatch::CreateWatch(const std::string& dir) : fd_(inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {
+    if (fd_ && inotify_add_watch(fd_.get(), dir.c_str(), IN_CREATE) < 0) fd_.reset();
+}
+
+std::string CreateWatch::next(int timeout_ms) {
+    if (queued_.empty()) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (!fd_ || poll(&p, 1, timeout_ms) != 1) return "";
+        alignas(inotify_event) char buf[4096];
+        ssize_t n = read(fd_.get(), buf, sizeof buf);
+        for (ssize_t off = 0; n > 0 && off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
+            const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+            if ((ev->mask & IN_CREATE) != 0 && ev->len > 0) queued_.emplace_back(ev->name);
+            off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+        }
+        if (queued_.empty()) return "";
+    }
+    std::string name = queued_.front();
+    queued_.erase(queued_.begin());
+    return name;
 }
 
 BindMount::BindMount(const std::string& source, const std::string& target) : target_(target) {

@@ -118,6 +118,19 @@ private:
     std::string path_;
 };
 
+// An inotify watch of IN_CREATE on one directory, from construction to destruction.
+class CreateWatch {
+public:
+    explicit CreateWatch(const std::string& dir);
+    bool ok() const { return static_cast<bool>(fd_); }
+    // The name of the next IN_CREATE, waiting at most timeout_ms; "" if none came.
+    std::string next(int timeout_ms = 5000);
+
+private:
+    UniqueFd fd_;
+    std::vector<std::string> queued_;  // names read, not yet returned (oldest first)
+};
+
 // mount(2) MS_BIND of `source` on `target` (an existing directory); detached on destruction.
 // Declare it after the Mount it binds from, so it goes first.
 class BindMount {

@@ -426,6 +426,21 @@ TEST_CASE("pin: the node is S_IFREG 0600, owned by the pinner, nlink 1, size 0, 
     check_map_untouched(map.get(), kernel_id(map.get()));
 }
 
+TEST_CASE("pin: a watcher of the directory sees it created, and the kernel knows the name at once",
+          "[broker][kernel][pin]") {
+    Mount m;
+    must_mkdir(m.p("d"));
+    struct stat st {};
+    REQUIRE(ename(errno_of(stat(m.p("d/m").c_str(), &st))) == ename(ENOENT));  // cached negative
+    CreateWatch watch(m.p("d"));
+    REQUIRE(watch.ok());
+    auto map = must_map();
+    must_pin(map.get(), m.p("d/m"));
+    CHECK(watch.next() == "m");
+    CHECK(ename(errno_of(stat(m.p("d/m").c_str(), &st))) == ename(0));
+    CHECK(watch.next(100) == "");  // one create, one event
+}
+
 TEST_CASE("pin: the node's gid follows the parent's setgid bit", "[broker][kernel][attr]") {
     KMount m("mode=0755");
     must_mkdir(m.p("sg"));

@@ -190,3 +190,18 @@ TEST_CASE("linux: no terminal rule, objects and directories side by side", "[lin
         return out;
     });
 }
+
+TEST_CASE("linux: a pin wakes a watcher of its directory, as any create", "[linux][kernel]") {
+    auto map = must_map();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("d"), 0755, 0, 0, 022));
+        CreateWatch watch(s.p("d"));
+        out.push_back(watch.ok() ? "watching" : "no watch");
+        out.push_back(pin_at(s, map.get(), s.p("d/m")));
+        out.push_back("created: " + watch.next());
+        out.push_back(mkdir_as(s.p("d/sub"), 0755, 0, 0, 022));
+        out.push_back("created: " + watch.next());
+        return out;
+    });
+}

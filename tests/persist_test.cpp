@@ -741,15 +741,15 @@ TEST_CASE("crash: a mkdir the dead worker had read is answered by the next one",
     CHECK(tree(m.path()) == std::set<std::string>{"after/", "stalled/"});
 }
 
-// The broker tells the kernel of every pin (an entry invalidation), and the kernel makes that
-// wait for the directory's lock. Here an unlink in the same directory holds that lock while its
-// answer is pending (the fault injection keeps the first worker from answering UNLINK), so the
-// broker's invalidation for a pin waits too; then the worker is killed, as a crash at that
-// moment would. The next worker must answer the unlink and serve the pinned name (the pin was
-// in the state log before the invalidation began). The pin is sent raw, on a connection and
-// with a directory fd made before the unlink: the library's own lookup of the new name would
-// wait for the directory's lock before the broker is even asked.
-TEST_CASE("crash: a worker killed while the broker waits to invalidate an entry is replaced",
+// The broker publishes every pin as a MKNOD through the kernel, and the kernel makes that wait for
+// the directory's lock. Here an unlink in the same directory holds that lock while its answer is
+// pending (the fault injection keeps the first worker from answering UNLINK), so the broker's
+// MKNOD for a pin waits too; then the worker is killed, as a crash at that moment would. The next
+// worker must answer the unlink; the pin never reached the core, so its caller learns that the
+// connection ended, and its retry (what libbpffs does) pins the object. The pin is sent raw, on a
+// connection and with a directory fd made before the unlink: the library's own lookup of the new
+// name would wait for the directory's lock before the broker is even asked.
+TEST_CASE("crash: a worker killed while a pin waits in the kernel for its directory is replaced",
           "[persist][crash][inflight]") {
     setenv("BPFFS_TEST_STALL_OPCODE", std::to_string(FUSE_UNLINK).c_str(), 1);
     std::unique_ptr<Mount> mp;
@@ -811,13 +811,9 @@ TEST_CASE("crash: a worker killed while the broker waits to invalidate an entry 
     const pid_t old = worker_of(m.pid());
     REQUIRE(old > 0);
     REQUIRE(write(go_wr.get(), &c, 1) == 1);
-    // The broker thread now waits in the kernel for d's lock (or, if the daemon no longer
-    // invalidates while it answers, the pin is done).
+    // The broker thread now waits in the kernel for d's lock, in its MKNOD of the new name.
     bool waiting = wait_for(
-        [&] {
-            return has_exited(pinner->pid()) || some_thread_in(old, "fuse_reverse_inval_entry");
-        },
-        5000);
+        [&] { return has_exited(pinner->pid()) || some_thread_in(old, "filename_create"); }, 5000);
     std::string before_kill = thread_states(old);
     INFO("the worker's threads before the kill:\n" << before_kill);
     CHECK(waiting);
@@ -846,6 +842,7 @@ TEST_CASE("crash: a worker killed while the broker waits to invalidate an entry 
     CHECK((pin_rc == 0 || pin_rc == 100));
     CHECK(now != old);
     CHECK(get(m.p("d/a")).error == ENOENT);
+    if (pin_rc == 100) must_pin(y.get(), m.p("d/y"));  // the caller's retry
     CHECK(check_object({m.p("d/y"), id_y, {}}) == "");
     auto s = must_status(m.path());
     CHECK(s.restarts == 1);
