@@ -28,7 +28,7 @@ protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
     protocol::Reply rep;
     switch (req.op) {
         case protocol::Op::pin:
-            rep = do_pin(c, req.name, fds);
+            rep = do_pin(c, req.name, req.flags, fds);
             break;
         case protocol::Op::get:
             rep = do_get(c, fds, out_fd);
@@ -48,7 +48,7 @@ protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
     return rep;
 }
 
-protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
+protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name, std::uint32_t umask,
                                std::vector<UniqueFd>& fds) {
     using protocol::Op;
     // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
@@ -56,7 +56,7 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
     // and terminal rules (the core), 7. create: a MKNOD the kernel sees (hooks_.publish_pin).
     if (auto ok = fs_.may_pin(c.with_caps()); !ok) return reply_error(Op::pin, ok.error().value);
     auto obj = identify(fds[0].get());
-    if (!obj) return reply_error(Op::pin, obj.error().value);
+    if (!obj) return reply_error(Op::pin, fs_.policy().pin_fd_error(obj.error().value));
     int dirfd = fds[1].get();
     struct stat st {};
     if (fstat(dirfd, &st) != 0) return reply_error(Op::pin, errno);
@@ -67,7 +67,7 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
         if (fstatat(dirfd, name.c_str(), &child, AT_SYMLINK_NOFOLLOW) == 0) {
             return reply_error(Op::pin, EEXIST);
         }
-        return reply_error(Op::pin, read_only ? EROFS : EACCES);
+        return reply_error(Op::pin, read_only ? EROFS : fs_.policy().foreign_parent_error());
     }
     // The kernel's lookup of the last component needs search permission on the parent
     // (may_lookup), before the name is found to exist: the client does not look it up itself.
@@ -79,7 +79,7 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name,
     if (!handle) return reply_error(Op::pin, handle.error().value);
     int e = hooks_.publish_pin(
         dirfd, name,
-        fsops::PinRequest{c.with_caps(), st.st_ino, name, obj->type, *handle, read_only});
+        fsops::PinRequest{c.with_caps(), st.st_ino, name, obj->type, *handle, read_only, umask});
     if (e != 0) {
         registry_.release(*handle);
         return reply_error(Op::pin, e);

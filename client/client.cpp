@@ -21,6 +21,7 @@
 
 #include "common/bpf_fd.hpp"
 #include "common/caps.hpp"
+#include "common/proc_status.hpp"
 
 #include "bpffs/bpffs.h"
 #include "common/scm.hpp"
@@ -356,11 +357,21 @@ Result<Channel::Outcome> Channel::call(const protocol::Request& req, std::span<c
 
 namespace {
 
-// A pin's parent directory and name, once the checks before the broker have passed.
+// A pin's parent directory and name, once the checks before the broker have passed, and what
+// the client found of the caller and the fd, whose errors come first in the seed's order.
 struct PinTarget {
     std::string dir, name;
     UniqueFd dirfd;
+    bool no_cap = false;  // no CAP_SYS_ADMIN: EPERM first on a compat=seed mount
+    int fd_error = 0;     // EBADF (closed), EINVAL (no map or program)
 };
+
+// An error found before any broker answered, in the seed's order (the capability, the fd, the
+// path): a mount that is not there cannot say it follows compat=linux.
+int seed_order(const PinTarget& t, int path_error) {
+    if (t.no_cap) return EPERM;
+    return t.fd_error != 0 ? t.fd_error : path_error;
+}
 
 // The lookup of the last component as the caller: search permission on the parent (EACCES),
 // then EEXIST. 0 when the name does not exist.
@@ -370,11 +381,8 @@ int lookup_last(const PinTarget& t) {
     return errno == ENOENT ? 0 : errno;
 }
 
-// The checks the kernel makes before the filesystem is asked, in its order. 0 or an errno.
-int pin_prelude(int fd, const char* pathname, PinTarget* t) {
-    if (pathname == nullptr) return EFAULT;
-    if (!has_cap_sys_admin()) return EPERM;
-    if (int e = check_bpf_fd(fd); e != 0) return e;
+// The path's part of a pin's checks: the parent's walk, the name. 0 or an errno.
+int pin_walk(const char* pathname, PinTarget* t) {
     std::string path(pathname);
     if (path.empty()) return ENOENT;
     // Trailing slashes: the kernel's filename_create() still looks the name up, so an existing
@@ -401,6 +409,17 @@ int pin_prelude(int fd, const char* pathname, PinTarget* t) {
     return 0;
 }
 
+// The checks the kernel makes before the filesystem is asked, in its order. 0 or an errno (the
+// capability's and the fd's only once the path's walk fails: seed_order(); a broker's mount
+// decides otherwise, pin_on()).
+int pin_prelude(int fd, const char* pathname, PinTarget* t) {
+    if (pathname == nullptr) return EFAULT;
+    t->no_cap = !has_cap_sys_admin();
+    t->fd_error = check_bpf_fd(fd);
+    int e = pin_walk(pathname, t);
+    return e != 0 ? seed_order(*t, e) : 0;
+}
+
 // A directory without a broker: not a bpffs-fuse directory (after the lookup and EROFS, as
 // mnt_want_write() comes first in the kernel).
 int no_broker_error(const PinTarget& t) {
@@ -422,11 +441,24 @@ bool pinned_there(Channel& ch, int fd, int dirfd, const std::string& name) {
     return same_object(fd, out->resp.fd.get());
 }
 
+// A closed fd cannot travel, so the mount's rule set is asked for what it makes of one: EINVAL
+// under compat=linux (bpf_fd_probe_obj), the seed's EPERM or EBADF otherwise.
+int closed_fd_error(Channel& ch, const PinTarget& t) {
+    auto out = ch.call(protocol::Request{protocol::Op::status, {}}, {});
+    const auto* st = out && out->resp.reply.error == 0 && out->resp.reply.status
+                         ? &*out->resp.reply.status
+                         : nullptr;
+    if (st != nullptr && st->compat == 1) return EINVAL;
+    return seed_order(t, EBADF);
+}
+
 // Sends the pin on `ch` (connected or not). A resent pin answered EEXIST is a success when the
 // name now holds this very object: the attempt whose reply was lost did it.
 int pin_on(Channel& ch, int fd, const PinTarget& t) {
+    if (t.fd_error == EBADF) return closed_fd_error(ch, t);
     std::array<int, 2> fds{fd, t.dirfd.get()};
-    auto out = ch.call(protocol::Request{protocol::Op::pin, t.name}, fds);
+    auto out = ch.call(
+        protocol::Request{protocol::Op::pin, t.name, read_proc_status(getpid()).umask}, fds);
     if (!out) return out.error().value;
     int e = out->resp.reply.error;
     if (e == EEXIST && out->maybe_done_before && pinned_there(ch, fd, t.dirfd.get(), t.name)) {
@@ -440,7 +472,7 @@ int obj_pin(int fd, const char* pathname, const Trust& trust) {
     if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
     Channel ch(t.dir, t.dirfd.get(), {}, trust);
     if (auto c = ch.connect(); !c) {
-        return no_broker(c.error().value) ? no_broker_error(t) : c.error().value;
+        return no_broker(c.error().value) ? seed_order(t, no_broker_error(t)) : c.error().value;
     }
     return pin_on(ch, fd, t);
 }

@@ -3,6 +3,7 @@
 // /proc/<pid>/stat.
 #include "common/proc_status.hpp"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -19,6 +20,9 @@ ProcStatus read_proc_status(pid_t pid) {
             std::istringstream is(line.substr(7));
             std::uint32_t g;
             while (is >> g) st.groups.push_back(g);
+        } else if (line.rfind("Umask:", 0) == 0) {
+            st.umask =
+                static_cast<std::uint32_t>(std::strtoul(line.c_str() + 6, nullptr, 8)) & 0777;
         } else if (line.rfind("CapEff:", 0) == 0) {
             st.cap_eff = std::stoull(line.substr(7), nullptr, 16);
             st.ok = true;

@@ -16,6 +16,7 @@ struct ProcStatus {
     bool ok = false;  // false: no such process, or not visible (pid 0: another pid namespace)
     std::vector<std::uint32_t> groups;
     std::uint64_t cap_eff = 0;  // bit N is capability N (CAP_DAC_OVERRIDE = 1, ...)
+    std::uint32_t umask = 022;  // the process's file mode creation mask
 };
 
 ProcStatus read_proc_status(pid_t pid);

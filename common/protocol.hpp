@@ -31,7 +31,7 @@ inline constexpr std::size_t kMaxFds = 2;         // per message
 using bpffs::kSocketName;
 
 enum class Op : std::uint16_t {
-    pin = 1,      // fds: object, O_PATH parent dir; payload: the name
+    pin = 1,      // fds: object, O_PATH parent dir; flags: umask; payload: the name
     get = 2,      // fds: O_PATH node; payload: empty
     status = 3,   // fds: none; payload: empty. Reply: StatusInfo
     remount = 4,  // fds: none; payload: the option list (uid=,gid=,mode=)
@@ -43,6 +43,9 @@ enum class ObjKind : std::uint8_t { map = 1, prog = 2 };
 struct Request {
     Op op = Op::get;
     std::string name;  // pin: the new name; remount: the option list; upgrade: the path
+    // The header's flags word. pin: the caller's umask (0 to 0777; compat=linux makes the object
+    // 0600 & ~umask, docs/protocol.md); every other op: 0.
+    std::uint32_t flags = 0;
 };
 
 struct GetReply {

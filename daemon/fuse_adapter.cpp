@@ -315,7 +315,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
         if (auto pin = st.pins.take(tid)) {  // a broker thread publishing a pin
             auto r = pin->parent == parent && pin->name == name
                          ? st.fs.pin(pin->caller, parent, name, pin->type, pin->handle,
-                                     pin->read_only, true)
+                                     pin->read_only, true, pin->umask)
                          : Result<fsops::Attr>(fail(EIO));
             st.pins.done(tid, r.has_value());
             if (r) st.listed.changed(parent);

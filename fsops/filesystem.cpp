@@ -445,13 +445,19 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view) const {
     return fail(EOPNOTSUPP);
 }
 
+Policy Filesystem::policy() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->policy();
+}
+
 Result<void> Filesystem::may_pin(const Caller& c) const {
     if (int e = impl_->policy().pin_denied(c.caps.sys_admin)) return fail(e);
     return {};
 }
 
 Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
-                             ObjHandle handle, bool read_only, bool counts_lookup) {
+                             ObjHandle handle, bool read_only, bool counts_lookup,
+                             std::uint32_t umask) {
     if (auto ok = may_pin(c); !ok) return ok.error();
     return impl_->change([&]() -> Result<Attr> {
         auto d = impl_->live_dir(parent);
@@ -459,9 +465,13 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
         Node& p = **d;
         // An empty name: the path ended in '/'.
         if (auto ok = impl_->check_new_name(p, name, read_only, ENOENT); !ok) return ok.error();
+        const Policy policy = impl_->policy();
+        if (int mask = policy.pin_parent_access()) {
+            if (auto ok = impl_->permission(c, p, mask); !ok) return ok.error();
+        }
         if (is_dotted(name)) return fail(EPERM);
-        if (int e = impl_->policy().pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
-        Node& n = impl_->link_new(p, name, kIfReg | 0600, c);
+        if (int e = policy.pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
+        Node& n = impl_->link_new(p, name, kIfReg | policy.new_object_mode(umask), c);
         if (type == ObjType::prog) n.bits |= Node::kProg;
         n.bits |= Node::kHasHandle;
         n.handle = handle;  // (link_new touched n and p)

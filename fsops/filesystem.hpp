@@ -72,6 +72,7 @@ struct PinRequest {
     ObjType type = ObjType::map;
     ObjHandle handle = 0;
     bool read_only = false;
+    std::uint32_t umask = 022;  // the caller's (compat=linux: the object's mode is 0600 & ~umask)
 };
 
 class Filesystem {
@@ -149,6 +150,8 @@ public:
     // May this caller pin at all? The first check of a pin, before its fd and its path
     // (EPERM without CAP_SYS_ADMIN); pin() asks it too.
     Result<void> may_pin(const Caller& c) const;
+    // The mount's rule set, for the checks the broker makes before the core sees a pin.
+    Policy policy() const;
     // pin (BPF_PIN_FD) into directory `parent`, after the broker checked the fd. Order: EPERM
     // (no CAP_SYS_ADMIN), ENOENT (parent removed), ENOTDIR, ENAMETOOLONG, EEXIST, EROFS (when
     // `read_only`: the mount the client walked is read-only), EPERM (dotted name), EBUSY (parent
@@ -156,8 +159,10 @@ public:
     // the setgid rule, nlink 1, size 0. The parent's write permission is not checked (the seed
     // bypasses may_create). Counts one lookup when `counts_lookup` (the MKNOD through which the
     // broker publishes a pin replies with the entry).
+    // compat=linux (the policy): after EROFS, W+X on the parent (EACCES); mode 0600 & ~umask.
     Result<Attr> pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
-                     ObjHandle handle, bool read_only = false, bool counts_lookup = false);
+                     ObjHandle handle, bool read_only = false, bool counts_lookup = false,
+                     std::uint32_t umask = 022);
     // get (BPF_NEW_FD) of node `ino` (resolved by the kernel's path walk): ENOENT (removed),
     // EACCES (no write permission), EACCES (not an object). Updates atime.
     Result<Fetched> get(const Caller& c, Ino ino);

@@ -6,6 +6,7 @@
 
 #include "fsops/mount_options.hpp"
 #include "fsops/names.hpp"
+#include "fsops/types.hpp"
 
 #include <cerrno>
 #include <cstdint>
@@ -22,6 +23,19 @@ public:
     // Who may pin at all, asked before the fd and the path (the seed's bpf_obj_pin_user):
     // CAP_SYS_ADMIN, else EPERM. 0: allowed.
     int pin_denied(bool cap_sys_admin) const { return seed() && !cap_sys_admin ? EPERM : 0; }
+    // A pin's fd that is no BPF object (`e`: EBADF closed or O_PATH, EINVAL another file): the
+    // seed's probe says which; today's bpf_fd_probe_obj says EINVAL for all.
+    int pin_fd_error(int e) const { return seed() ? e : EINVAL; }
+    // What a pin asks of its caller on the parent directory, beyond the walk's search
+    // permission: the seed bypasses may_create (0); today's kernel creates like any file (W+X).
+    int pin_parent_access() const { return seed() ? 0 : kMayWrite | kMayExec; }
+    // The permission bits of a pinned object: the seed's 0600; today's 0600 minus the umask.
+    std::uint32_t new_object_mode(std::uint32_t umask) const {
+        return seed() ? 0600 : 0600 & ~umask;
+    }
+    // A pin whose parent is on another filesystem (past EEXIST and EROFS): the seed's bpffs
+    // never sees it (EACCES from the walk's permission); today's says EPERM.
+    int foreign_parent_error() const { return seed() ? EACCES : EPERM; }
     // The terminal rule, mkdir's half: no directory beside objects (EPERM). 0: allowed.
     // Today's kernel has no terminal rule.
     int mkdir_refused(std::uint32_t objects_in_parent) const {
