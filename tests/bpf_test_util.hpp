@@ -118,6 +118,21 @@ private:
     std::string path_;
 };
 
+// A kernel bpffs (mount -t bpf -o `opts`) on a fresh temp dir, unmounted (lazily) and removed on
+// destruction. Throws std::runtime_error, naming the errno, if the mount fails.
+class KernelBpffs {
+public:
+    explicit KernelBpffs(const std::string& opts = "");
+    ~KernelBpffs();
+    KernelBpffs(const KernelBpffs&) = delete;
+    KernelBpffs& operator=(const KernelBpffs&) = delete;
+    const std::string& path() const { return dir_.path(); }
+    std::string p(const std::string& rel) const { return dir_.p(rel); }
+
+private:
+    TempDir dir_;
+};
+
 // mount(2) MS_BIND of `source` on `target` (an existing directory); detached on destruction.
 // Declare it after the Mount it binds from, so it goes first.
 class BindMount {

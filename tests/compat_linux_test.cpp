@@ -30,27 +30,6 @@ namespace {
 constexpr uid_t kAlice = 1000, kBob = 1001;
 constexpr gid_t kStaff = 50;
 
-// A kernel bpffs on a fresh temp dir; unmounted (lazily) and removed at the end, on failure too.
-class KernelBpffs {
-public:
-    explicit KernelBpffs(const std::string& opts) {
-        int rc = mount("bpf", dir_.path().c_str(), "bpf", 0, opts.empty() ? nullptr : opts.c_str());
-        INFO("mount -t bpf -o '" << opts << "': " << ename(rc == 0 ? 0 : errno));
-        REQUIRE(rc == 0);
-        mounted_ = true;
-    }
-    ~KernelBpffs() {
-        if (mounted_) umount2(dir_.path().c_str(), MNT_DETACH);
-    }
-    KernelBpffs(const KernelBpffs&) = delete;
-    KernelBpffs& operator=(const KernelBpffs&) = delete;
-    const std::string& path() const { return dir_.path(); }
-
-private:
-    TempDir dir_;
-    bool mounted_ = false;
-};
-
 // One of the two filesystems under comparison: where it is, and how a pin reaches it.
 struct Side {
     std::string root;
