@@ -119,13 +119,12 @@ private:
 };
 
 // A kernel bpffs (mount -t bpf -o `opts`) on a fresh temp dir, unmounted (lazily) and removed on
-// destruction. Throws std::runtime_error, naming the errno, if the mount fails.
+// destruction. Throws std::runtime_error, naming the errno, if the mount fails. Not copyable
+// (its TempDir is not).
 class KernelBpffs {
 public:
     explicit KernelBpffs(const std::string& opts = "");
     ~KernelBpffs();
-    KernelBpffs(const KernelBpffs&) = delete;
-    KernelBpffs& operator=(const KernelBpffs&) = delete;
     const std::string& path() const { return dir_.path(); }
     std::string p(const std::string& rel) const { return dir_.p(rel); }
 
