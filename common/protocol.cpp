@@ -97,10 +97,21 @@ std::size_t expected_fds(Op op) {
     }
 }
 
+std::uint32_t allowed_flags(Op op) {
+    switch (op) {
+        case Op::pin:
+            return kBpfObjPinFlags;
+        case Op::get:
+            return kBpfObjGetFlags;
+        default:
+            return 0;
+    }
+}
+
 std::vector<std::uint8_t> encode(const Request& r) {
     Writer w;
     if (r.op == Op::pin || r.op == Op::remount || r.op == Op::upgrade) w.bytes(r.name);
-    return w.finish_with_header(static_cast<std::uint16_t>(r.op), 0);
+    return w.finish_with_header(static_cast<std::uint16_t>(r.op), r.flags);
 }
 
 std::vector<std::uint8_t> encode(const Reply& r) {
@@ -134,9 +145,10 @@ Result<Request> decode_request(std::span<const std::uint8_t> msg) {
     Reader rd(msg);
     auto h = read_header(rd, msg.size());
     if (!h) return h.error();
-    if (h->word != 0) return fail(EPROTO);  // no flags are defined in version 1
     Request req;
     req.op = static_cast<Op>(h->op);
+    if ((h->word & ~allowed_flags(req.op)) != 0) return fail(EPROTO);
+    req.flags = h->word;
     switch (req.op) {
         case Op::pin:
             if (!rd.bytes(h->len, req.name) || !valid_name(req.name)) return fail(EPROTO);

@@ -6,9 +6,16 @@
 //
 // All integers are in host byte order (both ends are on one machine).
 //   request:  magic u32 | version u16 | op u16 | flags u32 | payload_len u32 | payload
+// A request's flags are the bpf(2) file_flags of the call it stands for (common/bpf_flags.hpp):
+// a get may carry BPF_F_RDONLY, BPF_F_WRONLY and BPF_F_PATH_FD, a pin BPF_F_PATH_FD (the client
+// has resolved the path already; the flag tells the broker the call used it, which the seed's
+// rules refuse); other ops none. Any other bit is undecodable (EPROTO). Whether the flags are
+// valid for the mount (both RDONLY and WRONLY, any flag under compat=seed: EINVAL) is the
+// broker's answer, not the codec's.
 //   reply:    magic u32 | version u16 | op u16 | error u32 | payload_len u32 | payload
 #pragma once
 
+#include "common/bpf_flags.hpp"
 #include "common/result.hpp"
 #include "common/socket_name.hpp"
 
@@ -42,8 +49,12 @@ enum class ObjKind : std::uint8_t { map = 1, prog = 2 };
 
 struct Request {
     Op op = Op::get;
-    std::string name;  // pin: the new name; remount: the option list; upgrade: the path
+    std::string name;         // pin: the new name; remount: the option list; upgrade: the path
+    std::uint32_t flags = 0;  // get, pin: bpf(2) file_flags (see the top of this file)
 };
+
+// The flags a request of this op may carry (0: none).
+std::uint32_t allowed_flags(Op op);
 
 struct GetReply {
     ObjKind kind = ObjKind::map;
