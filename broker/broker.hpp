@@ -117,9 +117,10 @@ private:
 private:
     protocol::Reply handle(RequestCreds& c, const protocol::Request& req,
                            std::vector<UniqueFd>& fds, UniqueFd& out_fd);
-    protocol::Reply do_pin(RequestCreds& c, const std::string& name, std::uint32_t umask,
+    protocol::Reply do_pin(RequestCreds& c, const protocol::Request& req,
                            std::vector<UniqueFd>& fds);
-    protocol::Reply do_get(RequestCreds& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd);
+    protocol::Reply do_get(RequestCreds& c, std::uint32_t flags, std::vector<UniqueFd>& fds,
+                           UniqueFd& out_fd);
     protocol::Reply do_status(RequestCreds& c);
     protocol::Reply do_remount(RequestCreds& c, const std::string& list);
     protocol::Reply do_upgrade(RequestCreds& c, const std::string& path);

@@ -28,10 +28,10 @@ protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
     protocol::Reply rep;
     switch (req.op) {
         case protocol::Op::pin:
-            rep = do_pin(c, req.name, req.flags, fds);
+            rep = do_pin(c, req, fds);
             break;
         case protocol::Op::get:
-            rep = do_get(c, fds, out_fd);
+            rep = do_get(c, req.flags, fds, out_fd);
             break;
         case protocol::Op::status:
             rep = do_status(c);
@@ -48,13 +48,16 @@ protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
     return rep;
 }
 
-protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name, std::uint32_t umask,
+protocol::Reply Broker::do_pin(RequestCreds& c, const protocol::Request& req,
                                std::vector<UniqueFd>& fds) {
     using protocol::Op;
-    // 1. capability, 2. the fd, 3. the path (walked by the kernel up to the parent; search
-    // permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6. name
-    // and terminal rules (the core), 7. create: a MKNOD the kernel sees (hooks_.publish_pin).
-    if (auto ok = fs_.may_pin(c.with_caps()); !ok) return reply_error(Op::pin, ok.error().value);
+    const std::string& name = req.name;
+    // 1. flags and capability, 2. the fd, 3. the path (walked by the kernel up to the parent;
+    // search permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6.
+    // name and terminal rules (the core), 7. create: a MKNOD the kernel sees (hooks_.publish_pin).
+    if (auto ok = fs_.may_pin(c.with_caps(), req.flags); !ok) {
+        return reply_error(Op::pin, ok.error().value);
+    }
     auto obj = identify(fds[0].get());
     if (!obj) return reply_error(Op::pin, fs_.policy().pin_fd_error(obj.error().value));
     int dirfd = fds[1].get();
@@ -77,9 +80,9 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name, std::ui
     if (!hooks_.publish_pin) return reply_error(Op::pin, ENOTSUP);
     auto handle = registry_.add(fds[0].get(), *obj);
     if (!handle) return reply_error(Op::pin, handle.error().value);
-    int e = hooks_.publish_pin(
-        dirfd, name,
-        fsops::PinRequest{c.with_caps(), st.st_ino, name, obj->type, *handle, read_only, umask});
+    int e = hooks_.publish_pin(dirfd, name,
+                               fsops::PinRequest{c.with_caps(), st.st_ino, name, obj->type, *handle,
+                                                 read_only, req.umask});
     if (e != 0) {
         registry_.release(*handle);
         return reply_error(Op::pin, e);
@@ -90,25 +93,31 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const std::string& name, std::ui
     return reply_error(Op::pin, 0);
 }
 
-protocol::Reply Broker::do_get(RequestCreds& c, std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
+protocol::Reply Broker::do_get(RequestCreds& c, std::uint32_t flags, std::vector<UniqueFd>& fds,
+                               UniqueFd& out_fd) {
     using protocol::Op;
+    // The flags are judged before the path (bpf_obj_get): EINVAL, and the permission they ask.
+    auto access = fs_.get_access(flags);
+    if (!access) return reply_error(Op::get, access.error().value);
     int node = fds[0].get();
     struct stat st {};
     if (fstat(node, &st) != 0) return reply_error(Op::get, errno);
     if (st.st_dev != mount_dev_) return reply_error(Op::get, EACCES);  // not our object
     // inode_permission(MAY_WRITE) checks the superblock (sb_permission), not the mount: a
     // read-only bind mount of a writable mount does not make get fail; a read-only superblock
-    // does, for objects and directories alike, before any other check.
-    if ((S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && superblock_read_only()) {
+    // does, for objects and directories alike, before any other check. A get that asks no
+    // MAY_WRITE (today's BPF_F_RDONLY) passes it.
+    bool writes = (access->may & fsops::kMayWrite) != 0;
+    if (writes && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && superblock_read_only()) {
         return reply_error(Op::get, EROFS);
     }
     // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).
-    auto got = fs_.get(c.ids(), st.st_ino);
+    auto got = fs_.get(c.ids(), st.st_ino, flags);
     if (!got && got.error().value == EACCES && !c.caps_known()) {
-        got = fs_.get(c.with_caps(), st.st_ino);
+        got = fs_.get(c.with_caps(), st.st_ino, flags);
     }
     if (!got) return reply_error(Op::get, got.error().value);
-    auto fd = registry_.open(got->handle);
+    auto fd = registry_.open(got->handle, got->mode);
     if (!fd) return reply_error(Op::get, fd.error().value);
     auto obj = registry_.object(got->handle);
     if (!obj) return reply_error(Op::get, obj.error().value);

@@ -3,6 +3,7 @@
 #include "broker/kernel.hpp"
 
 #include "common/bpf_fd.hpp"
+#include "common/bpf_flags.hpp"
 
 #include <bpf/bpf.h>
 
@@ -19,9 +20,18 @@ Result<KernelObject> identify(int fd) {
     return KernelObject{*kind == BpfKind::map ? fsops::ObjType::map : fsops::ObjType::prog, id};
 }
 
-Result<UniqueFd> open_by_id(const KernelObject& obj) {
-    int fd = obj.type == fsops::ObjType::map ? bpf_map_get_fd_by_id(obj.id)
-                                             : bpf_prog_get_fd_by_id(obj.id);
+static_assert(kBpfFRdonly == BPF_F_RDONLY && kBpfFWronly == BPF_F_WRONLY);
+
+Result<UniqueFd> open_by_id(const KernelObject& obj, fsops::FdMode mode) {
+    if (obj.type == fsops::ObjType::prog) {
+        int fd = bpf_prog_get_fd_by_id(obj.id);
+        if (fd < 0) return fail(-fd);
+        return UniqueFd(fd);
+    }
+    LIBBPF_OPTS(bpf_get_fd_by_id_opts, opts);
+    if (mode == fsops::FdMode::read_only) opts.open_flags = BPF_F_RDONLY;
+    if (mode == fsops::FdMode::write_only) opts.open_flags = BPF_F_WRONLY;
+    int fd = bpf_map_get_fd_by_id_opts(obj.id, &opts);
     if (fd < 0) return fail(-fd);
     return UniqueFd(fd);
 }

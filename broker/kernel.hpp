@@ -20,8 +20,11 @@ struct KernelObject {
 // the seed's filesystem).
 Result<KernelObject> identify(int fd);
 
-// A new open file (O_RDWR) for the object with this id (BPF_*_GET_FD_BY_ID; needs
-// CAP_SYS_ADMIN). The caller holds a reference, so the id cannot have been reused.
-Result<UniqueFd> open_by_id(const KernelObject& obj);
+// A new open file for the object with this id (BPF_*_GET_FD_BY_ID; needs CAP_SYS_ADMIN). A map's
+// is opened with `mode` (open_flags BPF_F_RDONLY / BPF_F_WRONLY: the kernel then refuses
+// updates / lookups through it with EPERM); a program's is O_RDWR whatever `mode` says, as the
+// kernel's BPF_OBJ_GET gives. The caller holds a reference, so the id cannot have been reused.
+Result<UniqueFd> open_by_id(const KernelObject& obj,
+                            fsops::FdMode mode = fsops::FdMode::read_write);
 
 }  // namespace bpffs::broker

@@ -66,12 +66,14 @@ void Registry::release(fsops::ObjHandle h) {
     entries_.erase(it);  // closes the fd
 }
 
-Result<UniqueFd> Registry::open(fsops::ObjHandle h) const {
+Result<UniqueFd> Registry::open(fsops::ObjHandle h, fsops::FdMode mode) const {
     std::lock_guard lock(mu_);
     auto it = entries_.find(h);
     if (it == entries_.end()) return fail(ENOENT);
-    auto fresh = open_by_id(it->second.obj);
+    auto fresh = open_by_id(it->second.obj, mode);
     if (fresh) return std::move(*fresh);
+    bool narrowed = mode != fsops::FdMode::read_write && it->second.obj.type == fsops::ObjType::map;
+    if (narrowed) return fresh.error();  // a duplicate would be read-write
     UniqueFd dup(fcntl(it->second.fd.get(), F_DUPFD_CLOEXEC, 3));
     if (!dup) return fail(errno);
     return dup;

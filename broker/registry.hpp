@@ -41,9 +41,11 @@ public:
     Result<fsops::ObjHandle> add(int fd, const KernelObject& obj);
     // Drops one reference; the last one closes the broker's fd (the kernel may then free it).
     void release(fsops::ObjHandle h);
-    // A new fd for the object: a fresh open file by id, or a duplicate of the held fd when the
-    // daemon may not open by id (no CAP_SYS_ADMIN in the initial namespace). ENOENT: released.
-    Result<UniqueFd> open(fsops::ObjHandle h) const;
+    // A new fd for the object: a fresh open file by id (a map's opened with `mode`), or a
+    // duplicate of the held fd when the daemon may not open by id (no CAP_SYS_ADMIN in the
+    // initial namespace). A duplicate is read-write, so a read-only or write-only map fd that
+    // cannot be opened by id fails with open_by_id's errno (EPERM) instead. ENOENT: released.
+    Result<UniqueFd> open(fsops::ObjHandle h, fsops::FdMode mode = fsops::FdMode::read_write) const;
     Result<KernelObject> object(fsops::ObjHandle h) const;
     std::size_t size() const;  // distinct objects held
 

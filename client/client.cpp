@@ -20,6 +20,7 @@
 #include "client/client.hpp"
 
 #include "common/bpf_fd.hpp"
+#include "common/bpf_flags.hpp"
 #include "common/caps.hpp"
 #include "common/proc_status.hpp"
 
@@ -357,6 +358,37 @@ Result<Channel::Outcome> Channel::call(const protocol::Request& req, std::span<c
 
 namespace {
 
+static_assert(kBpfFRdonly == BPFFS_F_RDONLY && kBpfFWronly == BPFFS_F_WRONLY &&
+              kBpfFPathFd == BPFFS_F_PATH_FD);
+
+// How a pin or get is asked: whose broker to trust besides root's and the caller's, the bpf(2)
+// file_flags, and the directory a relative path starts from.
+struct CallOpts {
+    Trust trust;
+    std::uint32_t file_flags = 0;
+    int path_fd = 0;
+    // path_fd with BPF_F_PATH_FD, else the working directory (bpf_obj_pin / bpf_obj_get).
+    int base() const { return (file_flags & kBpfFPathFd) != 0 ? path_fd : AT_FDCWD; }
+};
+
+// The flag checks bpf(2) makes before anything else, which every mount shares (a compat=seed
+// broker refuses every flag later, after the path): bits the command does not take, both
+// BPF_F_RDONLY and BPF_F_WRONLY, a path_fd without BPF_F_PATH_FD. 0 or EINVAL.
+int check_flags(protocol::Op op, const CallOpts& o) {
+    std::uint32_t f = o.file_flags;
+    if ((f & ~protocol::allowed_flags(op)) != 0) return EINVAL;
+    if ((f & kBpfFRdonly) != 0 && (f & kBpfFWronly) != 0) return EINVAL;
+    if (o.path_fd != 0 && (f & kBpfFPathFd) == 0) return EINVAL;
+    return 0;
+}
+
+// `path` as a name the kernel resolves from the working directory: relative to `base` through
+// /proc/self/fd (for realpath, which has no *at form).
+std::string from_base(int base, const std::string& path) {
+    if (base == AT_FDCWD || path.front() == '/') return path;
+    return "/proc/self/fd/" + std::to_string(base) + "/" + path;
+}
+
 // A pin's parent directory and name, once the checks before the broker have passed, and what
 // the client found of the caller and the fd, whose errors come first in the seed's order.
 struct PinTarget {
@@ -382,7 +414,7 @@ int lookup_last(const PinTarget& t) {
 }
 
 // The path's part of a pin's checks: the parent's walk, the name. 0 or an errno.
-int pin_walk(const char* pathname, PinTarget* t) {
+int pin_walk(const char* pathname, const CallOpts& o, PinTarget* t) {
     std::string path(pathname);
     if (path.empty()) return ENOENT;
     // Trailing slashes: the kernel's filename_create() still looks the name up, so an existing
@@ -395,7 +427,7 @@ int pin_walk(const char* pathname, PinTarget* t) {
     t->dir = dir_part(path);
     t->name = name_part(path);
     if (t->name.empty() || t->name == "/") return EEXIST;  // "/" itself
-    t->dirfd.reset(open(t->dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    t->dirfd.reset(openat(o.base(), t->dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!t->dirfd) return errno;
     if (t->name.size() > 255) return ENAMETOOLONG;
     // The lookup of the last component (search permission on the parent, EEXIST) is the
@@ -412,11 +444,12 @@ int pin_walk(const char* pathname, PinTarget* t) {
 // The checks the kernel makes before the filesystem is asked, in its order. 0 or an errno (the
 // capability's and the fd's only once the path's walk fails: seed_order(); a broker's mount
 // decides otherwise, pin_on()).
-int pin_prelude(int fd, const char* pathname, PinTarget* t) {
+int pin_prelude(int fd, const char* pathname, const CallOpts& o, PinTarget* t) {
+    if (int e = check_flags(protocol::Op::pin, o); e != 0) return e;
     if (pathname == nullptr) return EFAULT;
     t->no_cap = !has_cap_sys_admin();
     t->fd_error = check_bpf_fd(fd);
-    int e = pin_walk(pathname, t);
+    int e = pin_walk(pathname, o, t);
     return e != 0 ? seed_order(*t, e) : 0;
 }
 
@@ -436,7 +469,7 @@ bool pinned_there(Channel& ch, int fd, int dirfd, const std::string& name) {
     UniqueFd node(openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!node) return false;
     std::array<int, 1> fds{node.get()};
-    auto out = ch.call(protocol::Request{protocol::Op::get, {}}, fds);
+    auto out = ch.call(protocol::Request{protocol::Op::get, {}, 0}, fds);
     if (!out || out->resp.reply.error != 0 || !out->resp.fd) return false;
     return same_object(fd, out->resp.fd.get());
 }
@@ -444,7 +477,7 @@ bool pinned_there(Channel& ch, int fd, int dirfd, const std::string& name) {
 // A closed fd cannot travel, so the mount's rule set is asked for what it makes of one: EINVAL
 // under compat=linux (bpf_fd_probe_obj), the seed's EPERM or EBADF otherwise.
 int closed_fd_error(Channel& ch, const PinTarget& t) {
-    auto out = ch.call(protocol::Request{protocol::Op::status, {}}, {});
+    auto out = ch.call(protocol::Request{protocol::Op::status, {}, 0}, {});
     const auto* st = out && out->resp.reply.error == 0 && out->resp.reply.status
                          ? &*out->resp.reply.status
                          : nullptr;
@@ -452,13 +485,15 @@ int closed_fd_error(Channel& ch, const PinTarget& t) {
     return seed_order(t, EBADF);
 }
 
-// Sends the pin on `ch` (connected or not). A resent pin answered EEXIST is a success when the
-// name now holds this very object: the attempt whose reply was lost did it.
-int pin_on(Channel& ch, int fd, const PinTarget& t) {
+// Sends the pin on `ch` (connected or not), with the caller's umask. A resent pin answered
+// EEXIST is a success when the name now holds this very object: the attempt whose reply was
+// lost did it.
+int pin_on(Channel& ch, int fd, const PinTarget& t, std::uint32_t file_flags) {
     if (t.fd_error == EBADF) return closed_fd_error(ch, t);
     std::array<int, 2> fds{fd, t.dirfd.get()};
-    auto out = ch.call(
-        protocol::Request{protocol::Op::pin, t.name, read_proc_status(getpid()).umask}, fds);
+    protocol::Request req{protocol::Op::pin, t.name, file_flags};
+    req.umask = read_proc_status(getpid()).umask;
+    auto out = ch.call(req, fds);
     if (!out) return out.error().value;
     int e = out->resp.reply.error;
     if (e == EEXIST && out->maybe_done_before && pinned_there(ch, fd, t.dirfd.get(), t.name)) {
@@ -467,36 +502,40 @@ int pin_on(Channel& ch, int fd, const PinTarget& t) {
     return e;
 }
 
-int obj_pin(int fd, const char* pathname, const Trust& trust) {
+int obj_pin(int fd, const char* pathname, const CallOpts& o) {
     PinTarget t;
-    if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
-    Channel ch(t.dir, t.dirfd.get(), {}, trust);
+    if (int e = pin_prelude(fd, pathname, o, &t); e != 0) return e;
+    Channel ch(t.dir, t.dirfd.get(), {}, o.trust);
     if (auto c = ch.connect(); !c) {
         return no_broker(c.error().value) ? seed_order(t, no_broker_error(t)) : c.error().value;
     }
-    return pin_on(ch, fd, t);
+    return pin_on(ch, fd, t, o.file_flags);
 }
 
-// The node a get names, opened O_PATH, its fstat, and the directory whose broker answers for it.
+// The node a get names, opened O_PATH, its fstat, and the directory whose broker answers for
+// it (its name, and an O_PATH fd of it).
 struct GetTarget {
     UniqueFd node;
     struct stat st {};
     std::string dir;
+    UniqueFd dirfd;
 };
 
-int get_prelude(const char* pathname, GetTarget* t) {
+// The walk of a get's path from `base` (AT_FDCWD or BPF_F_PATH_FD's path_fd). 0 or an errno.
+int get_prelude(const char* pathname, int base, GetTarget* t) {
     if (pathname == nullptr) return EFAULT;
     std::string path(pathname);
     if (path.empty()) return ENOENT;
-    t->node.reset(open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    t->node.reset(openat(base, path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!t->node) return errno;
     struct stat& st = t->st;
     if (fstat(t->node.get(), &st) != 0) return errno;
     if (S_ISLNK(st.st_mode)) {
         // A final symlink may lead to another mount: ask the broker of where it leads.
         char resolved[PATH_MAX];
-        if (realpath(path.c_str(), resolved) == nullptr) return errno;
+        if (realpath(from_base(base, path).c_str(), resolved) == nullptr) return errno;
         path = resolved;
+        base = AT_FDCWD;
         t->node.reset(open(path.c_str(), O_PATH | O_CLOEXEC));
         if (!t->node) return errno;
         if (fstat(t->node.get(), &st) != 0) return errno;
@@ -505,28 +544,33 @@ int get_prelude(const char* pathname, GetTarget* t) {
     // The broker beside the node: in its directory, or in the node itself when it is a
     // directory (the mount's root has no parent on the mount).
     t->dir = S_ISDIR(st.st_mode) ? path : dir_part(path);
+    t->dirfd.reset(S_ISDIR(st.st_mode)
+                       ? fcntl(t->node.get(), F_DUPFD_CLOEXEC, 3)
+                       : openat(base, t->dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!t->dirfd) return errno;
     return 0;
 }
 
 // Sends the get on `ch`; 0 and the new fd in *out, or an errno.
-int get_on(Channel& ch, int node, int* out) {
+int get_on(Channel& ch, int node, std::uint32_t file_flags, int* out) {
     std::array<int, 1> fds{node};
-    auto r = ch.call(protocol::Request{protocol::Op::get, {}}, fds);
+    auto r = ch.call(protocol::Request{protocol::Op::get, {}, file_flags}, fds);
     if (!r) return r.error().value;
     if (r->resp.reply.error != 0) return r->resp.reply.error;
     *out = r->resp.fd.release();
     return 0;
 }
 
-int obj_get(const char* pathname, int* out, const Trust& trust) {
+int obj_get(const char* pathname, int* out, const CallOpts& o) {
+    if (int e = check_flags(protocol::Op::get, o); e != 0) return e;
     GetTarget t;
-    if (int e = get_prelude(pathname, &t); e != 0) return e;
-    Channel ch(t.dir, -1, {}, trust);
+    if (int e = get_prelude(pathname, o.base(), &t); e != 0) return e;
+    Channel ch(t.dir, t.dirfd.get(), {}, o.trust);
     if (auto c = ch.connect(); !c) {
         // No broker beside it: not an object of a bpffs-fuse mount.
         return no_broker(c.error().value) ? EACCES : c.error().value;
     }
-    return get_on(ch, t.node.get(), out);
+    return get_on(ch, t.node.get(), o.file_flags, out);
 }
 
 }  // namespace
@@ -539,7 +583,7 @@ std::optional<Refusal> refusal_for(const std::string& path, bool pin, const Trus
         dir = dir_part(p);
     } else {
         GetTarget t;
-        if (get_prelude(path.c_str(), &t) != 0) return std::nullopt;
+        if (get_prelude(path.c_str(), AT_FDCWD, &t) != 0) return std::nullopt;
         dir = t.dir;
     }
     Refusal why;
@@ -597,23 +641,27 @@ int conn_open(const char* path_in_mount, const Trust& trust, std::unique_ptr<bpf
 
 int conn_get(bpffs_conn* c, const char* pathname, unsigned flags, int* out) {
     if (c == nullptr) return EINVAL;
-    if (flags != 0) return EINVAL;  // the protocol has no read-only or write-only gets
+    CallOpts o{c->trust, flags, 0};
+    // No path_fd here: BPF_F_PATH_FD would name none.
+    if ((flags & kBpfFPathFd) != 0) return EINVAL;
+    if (int e = check_flags(protocol::Op::get, o); e != 0) return e;
     GetTarget t;
-    if (int e = get_prelude(pathname, &t); e != 0) return e;
-    if (t.st.st_dev != c->dev) return obj_get(pathname, out, c->trust);  // another mount
+    if (int e = get_prelude(pathname, AT_FDCWD, &t); e != 0) return e;
+    if (t.st.st_dev != c->dev) return obj_get(pathname, out, o);  // another mount
     std::lock_guard lock(c->mu);
-    return get_on(c->ch, t.node.get(), out);
+    return get_on(c->ch, t.node.get(), flags, out);
 }
 
 int conn_pin(bpffs_conn* c, int fd, const char* pathname) {
     if (c == nullptr) return EINVAL;
+    CallOpts o{c->trust, 0, 0};
     PinTarget t;
-    if (int e = pin_prelude(fd, pathname, &t); e != 0) return e;
+    if (int e = pin_prelude(fd, pathname, o, &t); e != 0) return e;
     struct stat st {};
     if (fstat(t.dirfd.get(), &st) != 0) return errno;
-    if (st.st_dev != c->dev) return obj_pin(fd, pathname, c->trust);  // another mount
+    if (st.st_dev != c->dev) return obj_pin(fd, pathname, o);  // another mount
     std::lock_guard lock(c->mu);
-    return pin_on(c->ch, fd, t);
+    return pin_on(c->ch, fd, t, 0);
 }
 
 // Every C entry point: exceptions never cross the ABI.
@@ -631,15 +679,21 @@ int guarded(F&& body) {
 }  // namespace
 }  // namespace bpffs::client
 
+using bpffs::client::CallOpts;
 using bpffs::client::guarded;
 using bpffs::client::set_errno;
 
 namespace {
 
-// The trust an opts struct asks for. libbpf's rule for growing structs: a caller built against
-// an older header passes a smaller sz (the fields it lacks keep their defaults); bytes beyond
+// Does an opts struct of `sz` bytes hold the field at `offset` of `size` bytes (OPTS_HAS)?
+constexpr bool has_field(std::size_t sz, std::size_t offset, std::size_t size) {
+    return sz >= offset + size;
+}
+
+// What an opts struct asks for. libbpf's rule for growing structs: a caller built against an
+// older header passes a smaller sz (the fields it lacks keep their defaults, 0); bytes beyond
 // the fields this version knows must be zero. 0 or EINVAL.
-int trust_of(const bpffs_opts* opts, bpffs::client::Trust* out) {
+int opts_of(const bpffs_opts* opts, CallOpts* out) {
     *out = {};
     if (opts == nullptr) return 0;
     if (opts->sz < sizeof opts->sz) return EINVAL;
@@ -647,8 +701,16 @@ int trust_of(const bpffs_opts* opts, bpffs::client::Trust* out) {
     for (std::size_t i = sizeof(bpffs_opts); i < opts->sz; ++i) {
         if (bytes[i] != 0) return EINVAL;
     }
-    constexpr std::size_t kTrustEnd = offsetof(bpffs_opts, trust_uid) + sizeof(uid_t);
-    if (opts->sz >= kTrustEnd && opts->trust_uid != 0) out->uid = opts->trust_uid;
+    if (has_field(opts->sz, offsetof(bpffs_opts, trust_uid), sizeof(uid_t)) &&
+        opts->trust_uid != 0) {
+        out->trust.uid = opts->trust_uid;
+    }
+    if (has_field(opts->sz, offsetof(bpffs_opts, file_flags), sizeof(unsigned))) {
+        out->file_flags = opts->file_flags;
+    }
+    if (has_field(opts->sz, offsetof(bpffs_opts, path_fd), sizeof(int))) {
+        out->path_fd = opts->path_fd;
+    }
     return 0;
 }
 
@@ -656,9 +718,9 @@ int trust_of(const bpffs_opts* opts, bpffs::client::Trust* out) {
 
 extern "C" BPFFS_API int bpffs_obj_pin_opts(int fd, const char* pathname,
                                             const struct bpffs_opts* opts) {
-    bpffs::client::Trust trust;
-    if (int e = trust_of(opts, &trust); e != 0) return set_errno(e);
-    int e = guarded([&] { return bpffs::client::obj_pin(fd, pathname, trust); });
+    CallOpts o;
+    if (int e = opts_of(opts, &o); e != 0) return set_errno(e);
+    int e = guarded([&] { return bpffs::client::obj_pin(fd, pathname, o); });
     return e == 0 ? 0 : set_errno(e);
 }
 
@@ -667,10 +729,10 @@ extern "C" BPFFS_API int bpffs_obj_pin(int fd, const char* pathname) {
 }
 
 extern "C" BPFFS_API int bpffs_obj_get_opts(const char* pathname, const struct bpffs_opts* opts) {
-    bpffs::client::Trust trust;
-    if (int e = trust_of(opts, &trust); e != 0) return set_errno(e);
+    CallOpts o;
+    if (int e = opts_of(opts, &o); e != 0) return set_errno(e);
     int fd = -1;
-    int e = guarded([&] { return bpffs::client::obj_get(pathname, &fd, trust); });
+    int e = guarded([&] { return bpffs::client::obj_get(pathname, &fd, o); });
     return e == 0 ? fd : set_errno(e);
 }
 
@@ -683,10 +745,12 @@ extern "C" BPFFS_API int bpffs_conn_open_opts(const char* path_in_mount,
                                               struct bpffs_conn** out) {
     if (out == nullptr) return set_errno(EFAULT);
     *out = nullptr;
-    bpffs::client::Trust trust;
-    if (int e = trust_of(opts, &trust); e != 0) return set_errno(e);
+    CallOpts o;
+    if (int e = opts_of(opts, &o); e != 0) return set_errno(e);
+    // Flags and a path_fd are for pin and get; a connection takes none.
+    if (o.file_flags != 0 || o.path_fd != 0) return set_errno(EINVAL);
     std::unique_ptr<bpffs_conn> c;
-    int e = guarded([&] { return bpffs::client::conn_open(path_in_mount, trust, &c); });
+    int e = guarded([&] { return bpffs::client::conn_open(path_in_mount, o.trust, &c); });
     if (e != 0) return set_errno(e);
     *out = c.release();
     return 0;

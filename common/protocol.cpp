@@ -97,9 +97,24 @@ std::size_t expected_fds(Op op) {
     }
 }
 
+std::uint32_t allowed_flags(Op op) {
+    switch (op) {
+        case Op::pin:
+            return kBpfObjPinFlags;
+        case Op::get:
+            return kBpfObjGetFlags;
+        default:
+            return 0;
+    }
+}
+
 std::vector<std::uint8_t> encode(const Request& r) {
     Writer w;
     if (r.op == Op::pin || r.op == Op::remount || r.op == Op::upgrade) w.bytes(r.name);
+    if (r.op == Op::pin && r.umask != 0) {  // one encoding: no suffix for umask 0
+        w.put(std::uint8_t{0});
+        w.put(static_cast<std::uint16_t>(r.umask & 0777));
+    }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op), r.flags);
 }
 
@@ -136,13 +151,24 @@ Result<Request> decode_request(std::span<const std::uint8_t> msg) {
     if (!h) return h.error();
     Request req;
     req.op = static_cast<Op>(h->op);
-    // Flags: a pin's umask; nothing else has any.
-    if (h->word > (req.op == Op::pin ? 0777u : 0u)) return fail(EPROTO);
+    if ((h->word & ~allowed_flags(req.op)) != 0) return fail(EPROTO);
     req.flags = h->word;
     switch (req.op) {
-        case Op::pin:
-            if (!rd.bytes(h->len, req.name) || !valid_name(req.name)) return fail(EPROTO);
+        case Op::pin: {
+            std::string payload;
+            if (!rd.bytes(h->len, payload)) return fail(EPROTO);
+            auto nul = payload.find('\0');
+            req.name = payload.substr(0, nul);
+            if (!valid_name(req.name)) return fail(EPROTO);
+            if (nul != std::string::npos) {  // NUL, u16 umask
+                std::uint16_t umask = 0;
+                if (payload.size() != nul + 3) return fail(EPROTO);
+                std::memcpy(&umask, payload.data() + nul + 1, sizeof umask);
+                if (umask == 0 || umask > 0777) return fail(EPROTO);
+                req.umask = umask;
+            }
             break;
+        }
         case Op::remount:
         case Op::upgrade:
             if (!rd.bytes(h->len, req.name)) return fail(EPROTO);

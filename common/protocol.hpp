@@ -6,9 +6,16 @@
 //
 // All integers are in host byte order (both ends are on one machine).
 //   request:  magic u32 | version u16 | op u16 | flags u32 | payload_len u32 | payload
+// A request's flags are the bpf(2) file_flags of the call it stands for (common/bpf_flags.hpp):
+// a get may carry BPF_F_RDONLY, BPF_F_WRONLY and BPF_F_PATH_FD, a pin BPF_F_PATH_FD (the client
+// has resolved the path already; the flag tells the broker the call used it, which the seed's
+// rules refuse); other ops none. Any other bit is undecodable (EPROTO). Whether the flags are
+// valid for the mount (both RDONLY and WRONLY, any flag under compat=seed: EINVAL) is the
+// broker's answer, not the codec's.
 //   reply:    magic u32 | version u16 | op u16 | error u32 | payload_len u32 | payload
 #pragma once
 
+#include "common/bpf_flags.hpp"
 #include "common/result.hpp"
 #include "common/socket_name.hpp"
 
@@ -31,7 +38,7 @@ inline constexpr std::size_t kMaxFds = 2;         // per message
 using bpffs::kSocketName;
 
 enum class Op : std::uint16_t {
-    pin = 1,      // fds: object, O_PATH parent dir; flags: umask; payload: the name
+    pin = 1,      // fds: object, O_PATH parent dir; payload: the name [NUL, u16 umask]
     get = 2,      // fds: O_PATH node; payload: empty
     status = 3,   // fds: none; payload: empty. Reply: StatusInfo
     remount = 4,  // fds: none; payload: the option list (uid=,gid=,mode=)
@@ -42,11 +49,15 @@ enum class ObjKind : std::uint8_t { map = 1, prog = 2 };
 
 struct Request {
     Op op = Op::get;
-    std::string name;  // pin: the new name; remount: the option list; upgrade: the path
-    // The header's flags word. pin: the caller's umask (0 to 0777; compat=linux makes the object
-    // 0600 & ~umask, docs/protocol.md); every other op: 0.
-    std::uint32_t flags = 0;
+    std::string name;         // pin: the new name; remount: the option list; upgrade: the path
+    std::uint32_t flags = 0;  // get, pin: bpf(2) file_flags (see the top of this file)
+    // pin: the caller's umask (1 to 0777: a NUL and a u16 after the name; 0: nothing, as an
+    // older client sends); compat=linux makes the object 0600 & ~umask.
+    std::uint32_t umask = 0;
 };
+
+// The flags a request of this op may carry (0: none).
+std::uint32_t allowed_flags(Op op);
 
 struct GetReply {
     ObjKind kind = ObjKind::map;

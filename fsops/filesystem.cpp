@@ -445,14 +445,20 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view) const {
     return fail(EOPNOTSUPP);
 }
 
+Result<void> Filesystem::may_pin(const Caller& c, std::uint32_t file_flags) const {
+    if (int e = impl_->policy().pin_flags_refused(file_flags)) return fail(e);
+    if (int e = impl_->policy().pin_denied(c.caps.sys_admin)) return fail(e);
+    return {};
+}
+
 Policy Filesystem::policy() const {
     std::lock_guard lock(impl_->mu);
     return impl_->policy();
 }
 
-Result<void> Filesystem::may_pin(const Caller& c) const {
-    if (int e = impl_->policy().pin_denied(c.caps.sys_admin)) return fail(e);
-    return {};
+Result<GetAccess> Filesystem::get_access(std::uint32_t file_flags) const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->policy().get_access(file_flags);
 }
 
 Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
@@ -481,16 +487,18 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
     });
 }
 
-Result<Fetched> Filesystem::get(const Caller& c, Ino ino) {
+Result<Fetched> Filesystem::get(const Caller& c, Ino ino, std::uint32_t file_flags) {
     return impl_->change([&]() -> Result<Fetched> {
+        auto access = impl_->policy().get_access(file_flags);
+        if (!access) return access.error();
         Node* n = impl_->find(ino);
         if (n == nullptr || n->removed()) return fail(ENOENT);
-        auto p = impl_->permission(c, *n, kMayWrite);
+        auto p = impl_->permission(c, *n, access->may);
         if (!p) return p.error();
         if (n->is_dir() || !n->has(Node::kHasHandle)) return fail(EACCES);
         impl_->update_attr(*n, [&](Attr& a) { a.atime = impl_->clock(); });  // touch_atime()
         impl_->touch_times(*n);
-        return Fetched{n->handle, n->type()};
+        return Fetched{n->handle, n->type(), access->mode};
     });
 }
 

@@ -147,9 +147,13 @@ public:
     Result<void> removexattr(Ino ino, std::string_view name) const;
 
     // --- the bpf(2) commands, for the broker ----------------------------------------------
-    // May this caller pin at all? The first check of a pin, before its fd and its path
-    // (EPERM without CAP_SYS_ADMIN); pin() asks it too.
-    Result<void> may_pin(const Caller& c) const;
+    // May this caller pin at all, with these bpf(2) file_flags? The first checks of a pin, before
+    // its fd and its path: EINVAL for flags the rule set does not take (Policy::
+    // pin_flags_refused), then EPERM without CAP_SYS_ADMIN (seed); pin() asks it too.
+    Result<void> may_pin(const Caller& c, std::uint32_t file_flags = 0) const;
+    // What a get with these bpf(2) file_flags asks (Policy::get_access), or EINVAL: the broker
+    // asks it first, since the flags are judged before the path and the read-only superblock.
+    Result<GetAccess> get_access(std::uint32_t file_flags) const;
     // The mount's rule set, for the checks the broker makes before the core sees a pin.
     Policy policy() const;
     // pin (BPF_PIN_FD) into directory `parent`, after the broker checked the fd. Order: EPERM
@@ -163,9 +167,11 @@ public:
     Result<Attr> pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
                      ObjHandle handle, bool read_only = false, bool counts_lookup = false,
                      std::uint32_t umask = 022);
-    // get (BPF_NEW_FD) of node `ino` (resolved by the kernel's path walk): ENOENT (removed),
-    // EACCES (no write permission), EACCES (not an object). Updates atime.
-    Result<Fetched> get(const Caller& c, Ino ino);
+    // get (BPF_NEW_FD / BPF_OBJ_GET) of node `ino` (resolved by the kernel's path walk) with
+    // bpf(2) file_flags: EINVAL (flags, as get_access), ENOENT (removed), EACCES (not the
+    // permission the flags ask: the seed's MAY_WRITE, else ACC_MODE), EACCES (not an object).
+    // Fetched::mode is the fd's mode the flags ask. Updates atime.
+    Result<Fetched> get(const Caller& c, Ino ino, std::uint32_t file_flags = 0);
 
     // --- the broker's socket node -----------------------------------------------------------
     // Creates (once) the node that lookup(any live dir, kSocketName) returns: S_IFSOCK 0666,

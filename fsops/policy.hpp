@@ -8,6 +8,9 @@
 #include "fsops/names.hpp"
 #include "fsops/types.hpp"
 
+#include "common/bpf_flags.hpp"
+#include "common/result.hpp"
+
 #include <cerrno>
 #include <cstdint>
 #include <string_view>
@@ -56,6 +59,28 @@ public:
     std::uint32_t new_dir_mode(std::uint32_t parent_mode, std::uint32_t requested) const {
         if (seed()) return parent_mode & 07777;
         return (requested & 01777) | (parent_mode & 02000);
+    }
+    // The file_flags a pin may carry (asked first, as bpf_obj_pin's CHECK_ATTR): the seed's
+    // BPF_PIN_FD had none; today's takes BPF_F_PATH_FD. EINVAL otherwise; 0: allowed.
+    int pin_flags_refused(std::uint32_t file_flags) const {
+        std::uint32_t allowed = seed() ? 0 : kBpfObjPinFlags;
+        return (file_flags & ~allowed) != 0 ? EINVAL : 0;
+    }
+    // What a get with these file_flags asks, or EINVAL (asked before the path, as bpf_obj_get
+    // does). The seed's BPF_NEW_FD had no flags and asked MAY_WRITE for a read-write fd. Today's
+    // takes BPF_F_PATH_FD (the walk's business) and asks ACC_MODE of bpf_get_file_flag:
+    // BPF_F_RDONLY MAY_READ and a read-only fd, BPF_F_WRONLY MAY_WRITE and a write-only one,
+    // neither both and a read-write one, both EINVAL.
+    Result<GetAccess> get_access(std::uint32_t file_flags) const {
+        if (seed()) {
+            if (file_flags != 0) return fail(EINVAL);
+            return GetAccess{kMayWrite, FdMode::read_write};
+        }
+        bool rd = (file_flags & kBpfFRdonly) != 0, wr = (file_flags & kBpfFWronly) != 0;
+        if ((file_flags & ~kBpfObjGetFlags) != 0 || (rd && wr)) return fail(EINVAL);
+        if (rd) return GetAccess{kMayRead, FdMode::read_only};
+        if (wr) return GetAccess{kMayWrite, FdMode::write_only};
+        return GetAccess{kMayRead | kMayWrite, FdMode::read_write};
     }
     // May a directory hold both objects and directories (also when restored)?
     bool mixed_dirs_allowed() const { return !seed(); }

@@ -100,10 +100,22 @@ struct Statfs {
     std::uint32_t namelen = 255;
 };
 
-// What a successful get gives the broker: the object and its type.
+// The open mode of the fd a get hands out (the kernel's bpf_get_file_flag). Only a map's fd
+// carries it; a program's is always read-write.
+enum class FdMode : std::uint8_t { read_write, read_only, write_only };
+
+// What a get asks, from its flags (Policy::get_access): the permission it needs on the node
+// (MAY_* bits) and the mode of the fd it gives.
+struct GetAccess {
+    int may = 0;
+    FdMode mode = FdMode::read_write;
+};
+
+// What a successful get gives the broker: the object, its type and the fd's mode.
 struct Fetched {
     ObjHandle handle = 0;
     ObjType type = ObjType::map;
+    FdMode mode = FdMode::read_write;  // the registry applies it to a map's fd
 };
 
 struct Counts {

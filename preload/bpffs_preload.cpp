@@ -36,11 +36,14 @@
 // $BPFFS_TRUST_UID (a decimal uid), read with secure_getenv, so a set-user-ID program ignores
 // it. A value that is not a uid trusts nobody more.
 //
-// Served calls follow bpffs_obj_pin/bpffs_obj_get's errno rules (the seed filesystem's). The seed
-// bpf(2) had no file_flags (BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_PATH_FD...): any non-zero byte
-// after bpf_fd is EINVAL, as the seed's CHECK_ATTR was, and so is a non-zero bpf_fd for
-// BPF_OBJ_GET.
+// Served calls follow bpffs_obj_pin_opts/bpffs_obj_get_opts's errno rules (the mount's: compat=
+// seed or linux). file_flags (BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_PATH_FD) and path_fd are passed
+// on to them: the library refuses what every kernel refuses (unknown bits, RDONLY with WRONLY, a
+// path_fd without BPF_F_PATH_FD: EINVAL), a compat=seed broker every flag, as the seed's
+// CHECK_ATTR did. A non-zero byte after path_fd (today's last field of the command), or a
+// non-zero bpf_fd for BPF_OBJ_GET, is EINVAL here, as bpf(2) says.
 #include "bpffs/bpffs.h"
+#include "common/bpf_flags.hpp"
 #include "common/socket_name.hpp"
 #include "common/unique_fd.hpp"
 
@@ -68,8 +71,8 @@ using bpffs::UniqueFd;
 
 constexpr long kFuseMagic = FUSE_SUPER_MAGIC;
 constexpr long kBpfMagic = BPF_FS_MAGIC;
-constexpr std::uint32_t kBpfFPathFd = 1U << 14;  // BPF_F_PATH_FD (Linux 6.5, not in 6.1)
-constexpr unsigned kMaxAttrSize = 4096;          // the kernel's limit (PAGE_SIZE): E2BIG above
+using bpffs::kBpfFPathFd;
+constexpr unsigned kMaxAttrSize = 4096;  // the kernel's limit (PAGE_SIZE): E2BIG above
 
 // The next definitions of the interposed functions: the shim's only state, and its only
 // mutable global (an interposed libc function has no object to keep it in). Constant-
@@ -259,7 +262,9 @@ struct ObjCall {
     int cmd;
     const char* path;
     std::uint32_t bpf_fd;
-    bool extra;  // a non-zero byte after bpf_fd (file_flags, path_fd, ...)
+    std::uint32_t file_flags;
+    std::int32_t path_fd;
+    bool extra;  // a non-zero byte after path_fd
 };
 
 // Is this bpf(2) call a BPF_OBJ_PIN / BPF_OBJ_GET of a path on a bpffs-fuse mount? Then true,
@@ -278,21 +283,19 @@ bool is_bpffs_fuse_call(long cmd_arg, long attr_arg, long size_arg, ObjCall* cal
     std::size_t head_len = size < sizeof head ? size : sizeof head;
     if (!read_user(head, addr, head_len)) return false;
     std::uint64_t pathname;
-    std::uint32_t file_flags;
-    std::int32_t path_fd;
     std::memcpy(&pathname, head, 8);
     std::memcpy(&call->bpf_fd, head + 8, 4);
-    std::memcpy(&file_flags, head + 12, 4);
-    std::memcpy(&path_fd, head + 16, 4);
+    std::memcpy(&call->file_flags, head + 12, 4);
+    std::memcpy(&call->path_fd, head + 16, 4);
     call->cmd = cmd;
-    call->extra = file_flags != 0 || path_fd != 0;
+    call->extra = false;
     for (unsigned off = sizeof head; !call->extra && off < size; off += 64) {
         unsigned char chunk[64];
         std::size_t n = size - off < sizeof chunk ? size - off : sizeof chunk;
         if (!read_user(chunk, addr + off, n)) return false;
         for (std::size_t i = 0; i < n; ++i) call->extra = call->extra || chunk[i] != 0;
     }
-    int dirfd = (file_flags & kBpfFPathFd) != 0 ? path_fd : AT_FDCWD;
+    int dirfd = (call->file_flags & kBpfFPathFd) != 0 ? call->path_fd : AT_FDCWD;
     call->path = reinterpret_cast<const char*>(static_cast<std::uintptr_t>(pathname));
     if (call->path == nullptr) return false;
 
@@ -327,13 +330,16 @@ bpffs_opts trust_opts() {
 // Serves a call is_bpffs_fuse_call accepted, as the system call would answer: 0 or a new fd,
 // or -1 with errno set. On success errno is left as the caller had it.
 long serve(const ObjCall& call) {
-    // The seed's CHECK_ATTR(BPF_OBJ): nothing after bpf_fd; BPF_OBJ_GET takes no fd.
+    // CHECK_ATTR(BPF_OBJ): nothing after path_fd; BPF_OBJ_GET takes no fd. The flags are the
+    // library's to judge.
     if (call.extra || (call.cmd == BPF_OBJ_GET && call.bpf_fd != 0)) {
         errno = EINVAL;
         return -1;
     }
     int saved = errno;
     bpffs_opts opts = trust_opts();
+    opts.file_flags = call.file_flags;
+    opts.path_fd = call.path_fd;
     long r = call.cmd == BPF_OBJ_PIN
                  ? bpffs_obj_pin_opts(static_cast<int>(call.bpf_fd), call.path, &opts)
                  : bpffs_obj_get_opts(call.path, &opts);

@@ -229,6 +229,15 @@ std::string CreateWatch::next(int timeout_ms) {
     return name;
 }
 
+KernelBpffs::KernelBpffs(const std::string& opts) {
+    if (mount("bpf", dir_.path().c_str(), "bpf", 0, opts.empty() ? nullptr : opts.c_str()) != 0) {
+        throw std::runtime_error("mount -t bpf -o '" + opts + "' on " + dir_.path() + ": " +
+                                 ename(errno));
+    }
+}
+
+KernelBpffs::~KernelBpffs() { umount2(dir_.path().c_str(), MNT_DETACH); }
+
 BindMount::BindMount(const std::string& source, const std::string& target) : target_(target) {
     ok_ = mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) == 0;
     if (!ok_) error_ = errno;

@@ -131,6 +131,20 @@ private:
     std::vector<std::string> queued_;  // names read, not yet returned (oldest first)
 };
 
+// A kernel bpffs (mount -t bpf -o `opts`) on a fresh temp dir, unmounted (lazily) and removed on
+// destruction. Throws std::runtime_error, naming the errno, if the mount fails. Not copyable
+// (its TempDir is not).
+class KernelBpffs {
+public:
+    explicit KernelBpffs(const std::string& opts = "");
+    ~KernelBpffs();
+    const std::string& path() const { return dir_.path(); }
+    std::string p(const std::string& rel) const { return dir_.p(rel); }
+
+private:
+    TempDir dir_;
+};
+
 // mount(2) MS_BIND of `source` on `target` (an existing directory); detached on destruction.
 // Declare it after the Mount it binds from, so it goes first.
 class BindMount {

@@ -227,13 +227,6 @@ int settled_fd_count(pid_t daemon) {
     return count_fds(daemon);
 }
 
-UniqueFd o_path(const std::string& path) {
-    UniqueFd fd(open(path.c_str(), O_PATH | O_CLOEXEC));
-    INFO("open O_PATH " << path << ": " << ename(errno));
-    REQUIRE(fd);
-    return fd;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------

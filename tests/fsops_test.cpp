@@ -25,6 +25,9 @@
 #include <vector>
 
 using namespace bpffs::fsops;
+using bpffs::kBpfFPathFd;
+using bpffs::kBpfFRdonly;
+using bpffs::kBpfFWronly;
 using namespace bpffs::test;  // err_of, FakeClock, user, admin
 
 namespace {
@@ -1837,4 +1840,53 @@ TEST_CASE("compat=linux: a state with mixed directories restores, and keeps its 
     // The same tree claimed by a seed mount breaks the terminal rule: refused.
     s.meta.opts.compat = Compat::seed;
     CHECK(err_of(Filesystem::restore(s, f.clk.clock())) == EINVAL);
+}
+
+TEST_CASE("compat=linux: get flags ask ACC_MODE and give the fd's mode", "[fsops][linux][get]") {
+    Fx f(MountOptions{0, 0, 01777, Compat::linux});
+    auto m = pin_ok(f.fs, kRootIno, "m", 1, ObjType::map, admin(1000, 1000));
+    auto owner = user(1000, 1000);
+    const std::uint32_t rd = kBpfFRdonly, wr = kBpfFWronly;
+    auto mode_of = [&](std::uint32_t flags) {
+        auto g = f.fs.get(owner, m.ino, flags);
+        REQUIRE(g.has_value());
+        return g->mode;
+    };
+    CHECK(mode_of(0) == FdMode::read_write);  // 0600: read and write
+    CHECK(mode_of(rd) == FdMode::read_only);
+    CHECK(mode_of(wr) == FdMode::write_only);
+    CHECK(mode_of(rd | kBpfFPathFd) == FdMode::read_only);
+    chmod_ok(f.fs, m.ino, 0400);
+    CHECK(err_of(f.fs.get(owner, m.ino)) == EACCES);
+    CHECK(mode_of(rd) == FdMode::read_only);
+    CHECK(err_of(f.fs.get(owner, m.ino, wr)) == EACCES);
+    chmod_ok(f.fs, m.ino, 0200);
+    CHECK(err_of(f.fs.get(owner, m.ino)) == EACCES);
+    CHECK(err_of(f.fs.get(owner, m.ino, rd)) == EACCES);
+    CHECK(mode_of(wr) == FdMode::write_only);
+    // Flags are judged first: before a missing node.
+    for (std::uint32_t bad : {rd | wr, 1u, 0x8000u}) {
+        CHECK(err_of(f.fs.get(owner, m.ino, bad)) == EINVAL);
+        CHECK(err_of(f.fs.get(owner, 9999, bad)) == EINVAL);
+        CHECK(err_of(f.fs.get_access(bad)) == EINVAL);
+    }
+    CHECK(f.fs.get_access(rd)->may == kMayRead);
+    CHECK(f.fs.get_access(0)->may == (kMayRead | kMayWrite));
+    CHECK(f.fs.may_pin(owner, kBpfFPathFd).has_value());
+    CHECK(f.fs.may_pin(admin(0, 0), kBpfFPathFd).has_value());
+    CHECK(err_of(f.fs.may_pin(admin(0, 0), rd)) == EINVAL);
+}
+
+TEST_CASE("get: under compat=seed any flag is EINVAL; none asks write permission only",
+          "[fsops][get]") {
+    Fx f;
+    auto m = pin_ok(f.fs, kRootIno, "m", 1, ObjType::map, admin(1000, 1000));
+    auto owner = user(1000, 1000);
+    for (std::uint32_t flags : {kBpfFRdonly, kBpfFWronly, kBpfFPathFd, 1u}) {
+        CHECK(err_of(f.fs.get(owner, m.ino, flags)) == EINVAL);
+        CHECK(err_of(f.fs.get_access(flags)) == EINVAL);
+        CHECK(err_of(f.fs.may_pin(admin(0, 0), flags)) == EINVAL);
+    }
+    CHECK(f.fs.get_access(0)->may == kMayWrite);
+    CHECK(f.fs.get(owner, m.ino)->mode == FdMode::read_write);
 }

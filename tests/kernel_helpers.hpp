@@ -6,6 +6,7 @@
 #include "tests/bpf_test_util.hpp"
 
 #include <bpffs/bpffs.h>
+#include <fcntl.h>
 #include <catch2/catch.hpp>
 
 #include <cerrno>
@@ -23,6 +24,14 @@ inline UniqueFd must_map(const char* name = "bpffs_test") {
 inline UniqueFd must_prog(const char* name = "bpffs_test") {
     UniqueFd fd = load_trivial_prog(name);
     INFO("bpf_prog_load: " << ename(errno));
+    REQUIRE(fd);
+    return fd;
+}
+
+// An O_PATH fd of `path`, or the test stops here.
+inline UniqueFd o_path(const std::string& path) {
+    UniqueFd fd(open(path.c_str(), O_PATH | O_CLOEXEC));
+    INFO("open O_PATH " << path << ": " << ename(errno));
     REQUIRE(fd);
     return fd;
 }

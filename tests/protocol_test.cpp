@@ -135,7 +135,7 @@ TEST_CASE("protocol: decode rejects a bad magic, version, op or flags (EPROTO)",
             CHECK(ename(decode(header(kMagic, kVersion, op, 0, 0))) == ename(EPROTO));
         }
     }
-    // Requests define no flags.
+    // Bits that no op takes (get's are BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_PATH_FD: see below).
     for (std::uint32_t flags : {1u, 2u, 0x80000000u, 0xffffffffu}) {
         INFO("flags " << flags);
         CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 2, flags, 0)))) ==
@@ -145,6 +145,52 @@ TEST_CASE("protocol: decode rejects a bad magic, version, op or flags (EPROTO)",
     CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 4096, 0)))) == ename(EPROTO));
     CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0xffffffffu, 0)))) ==
           ename(EPROTO));
+}
+
+TEST_CASE("protocol: get and pin carry bpf(2) file_flags in the header, other bits are EPROTO",
+          "[protocol][flags]") {
+    const std::uint32_t rd = kBpfFRdonly, wr = kBpfFWronly, path = kBpfFPathFd;
+    CHECK(rd == 8u);
+    CHECK(wr == 16u);
+    CHECK(path == 0x4000u);
+    // Every combination a get may carry, both RDONLY and WRONLY included (the broker's EINVAL).
+    for (std::uint32_t f : {0u, rd, wr, rd | wr, path, rd | path, wr | path, rd | wr | path}) {
+        INFO("get flags " << f);
+        Bytes b = encode(Request{Op::get, "", f});
+        REQUIRE(b.size() == kHeaderSize);
+        std::uint32_t word = 0;
+        std::memcpy(&word, b.data() + 8, 4);
+        CHECK(word == f);  // the header's flags field
+        auto d = decode_request(b);
+        REQUIRE(ename(err_of(d)) == ename(0));
+        CHECK(d->flags == f);
+        CHECK(encode(*d) == b);
+    }
+    auto pin = decode_request(encode(Request{Op::pin, "m", path}));
+    REQUIRE(ename(err_of(pin)) == ename(0));
+    CHECK(pin->flags == path);
+    CHECK(pin->name == "m");
+    // A pin takes BPF_F_PATH_FD only; status, remount and upgrade take nothing; no op takes an
+    // unknown bit.
+    for (std::uint32_t f : {rd, wr, rd | path, 1u, 0x8000u, 0x80000000u}) {
+        INFO("pin flags " << f);
+        CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 1, f, 1, "m")))) ==
+              ename(EPROTO));
+    }
+    for (std::uint16_t op : {3, 4, 5}) {
+        for (std::uint32_t f : {rd, wr, path}) {
+            INFO("op " << op << " flags " << f);
+            CHECK(ename(err_of(decode_request(header(kMagic, kVersion, op, f, 0)))) ==
+                  ename(EPROTO));
+        }
+    }
+    for (std::uint32_t f : {1u, 4u, 32u, 0x2000u, 0x8000u, rd | 0x20u}) {
+        INFO("get flags " << f);
+        CHECK(ename(err_of(decode_request(header(kMagic, kVersion, 2, f, 0)))) == ename(EPROTO));
+    }
+    CHECK(allowed_flags(Op::get) == (rd | wr | path));
+    CHECK(allowed_flags(Op::pin) == path);
+    CHECK(allowed_flags(Op::status) == 0u);
 }
 
 TEST_CASE("protocol: decode rejects truncated messages and length mismatches (EPROTO)",

@@ -43,13 +43,34 @@ extern "C" {
 
 #define BPFFS_API __attribute__((visibility("default")))
 
+/* The bpf(2) file_flags of BPF_OBJ_GET / BPF_OBJ_PIN, with the kernel's values (BPF_F_RDONLY,
+ * BPF_F_WRONLY and BPF_F_PATH_FD of <linux/bpf.h>; the last is Linux 6.5 and missing from older
+ * headers). */
+#define BPFFS_F_RDONLY (1U << 3)
+#define BPFFS_F_WRONLY (1U << 4)
+#define BPFFS_F_PATH_FD (1U << 14)
+
 /* Options of the _opts calls. Zero it, set sz = sizeof(struct bpffs_opts), then the fields
- * wanted (libbpf's convention: a later version may add fields; a NULL opts is all defaults). */
+ * wanted (libbpf's convention: a later version may add fields; a NULL opts is all defaults; a
+ * caller built against an older header passes a smaller sz, and the fields it lacks are 0; an
+ * sz larger than this version knows is EINVAL unless the bytes beyond are 0). */
 struct bpffs_opts {
     size_t sz;
     /* Trust the broker of a daemon that runs as this uid too (root's and the caller's own are
      * always trusted; 0: no other). Trust it only if that user may hold your objects. */
     uid_t trust_uid;
+    /* As libbpf's bpf_obj_get_opts / bpf_obj_pin_opts .file_flags. get: BPFFS_F_RDONLY (needs
+     * read permission; a map's fd is read-only: updates through it fail with EPERM),
+     * BPFFS_F_WRONLY (write permission; a write-only map fd), neither (read and write
+     * permission on a compat=linux mount, write permission on a compat=seed one: O_RDWR), both:
+     * EINVAL. pin: 0. Both: BPFFS_F_PATH_FD, then `path_fd` is the directory a relative
+     * pathname starts from. Other bits: EINVAL. A compat=seed mount (the 2015 filesystem, whose
+     * bpf(2) had no flags) answers EINVAL to any of them. bpffs_conn_open_opts: must be 0. */
+    unsigned int file_flags;
+    /* With BPFFS_F_PATH_FD: a directory fd (AT_FDCWD: the working directory); relative
+     * pathnames start there, absolute ones ignore it (EBADF: not an open fd; ENOTDIR: not a
+     * directory). Without the flag it must be 0 (EINVAL), as bpf(2) says. */
+    int path_fd;
 };
 
 /* Pins the map or program `fd` at `pathname` (the caller keeps `fd`). Needs CAP_SYS_ADMIN.
@@ -58,14 +79,21 @@ struct bpffs_opts {
  * (search permission; parent not on a bpffs-fuse mount), EEXIST, EBUSY (the directory has
  * subdirectories), EROFS, ETIMEDOUT/ECONNREFUSED (broker gone). */
 BPFFS_API int bpffs_obj_pin(int fd, const char* pathname);
-/* The same with options (NULL: as bpffs_obj_pin); EINVAL for a bad opts. */
+/* The same with options (NULL: as bpffs_obj_pin): file_flags 0 or BPFFS_F_PATH_FD with
+ * path_fd. EINVAL for a bad opts (checked first, as bpf(2) checks its flags first). */
 BPFFS_API int bpffs_obj_pin_opts(int fd, const char* pathname, const struct bpffs_opts* opts);
 
 /* Returns a new fd (O_RDWR, close-on-exec) for the object pinned at `pathname`.
  * Errors: ENOENT, ENOTDIR, ELOOP, EACCES (search or write permission; not an object), EROFS,
  * EPERM (the socket is not served by a trusted daemon: nothing was sent or accepted). */
 BPFFS_API int bpffs_obj_get(const char* pathname);
-/* The same with options (NULL: as bpffs_obj_get); EINVAL for a bad opts. */
+/* The same with options (NULL: as bpffs_obj_get): file_flags BPFFS_F_RDONLY or BPFFS_F_WRONLY
+ * (compat=linux mounts: a read-only or write-only map fd; a program's fd is O_RDWR anyway; a
+ * read-only mount refuses all but BPFFS_F_RDONLY with EROFS), BPFFS_F_PATH_FD with path_fd.
+ * EINVAL for a bad opts (checked before the path, as bpf(2) does), and from a compat=seed
+ * mount's broker for any flag (after the path: the client cannot know the mount's rules
+ * before it reaches the broker). A daemon that may not open objects by id (rootless) answers
+ * a read-only or write-only map get with EPERM. */
 BPFFS_API int bpffs_obj_get_opts(const char* pathname, const struct bpffs_opts* opts);
 
 /* A kept connection to the broker of one bpffs-fuse mount.
@@ -99,9 +127,10 @@ BPFFS_API int bpffs_conn_open(const char* path_in_mount, struct bpffs_conn** out
 BPFFS_API int bpffs_conn_open_opts(const char* path_in_mount, const struct bpffs_opts* opts,
                                    struct bpffs_conn** out);
 
-/* As bpffs_obj_get(), over the connection. `flags` must be 0 (EINVAL otherwise: the fd is
- * always O_RDWR). A path on another mount is answered by that mount's broker, on a connection
- * of its own, as bpffs_obj_get() would. */
+/* As bpffs_obj_get_opts() with file_flags `flags`, over the connection: 0, BPFFS_F_RDONLY or
+ * BPFFS_F_WRONLY (compat=linux mounts; EINVAL from a compat=seed one); anything else EINVAL
+ * (there is no path_fd here). A path on another mount is answered by that mount's broker, on a
+ * connection of its own, as bpffs_obj_get() would. */
 BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn* conn, const char* pathname, unsigned flags);
 
 /* As bpffs_obj_pin(), over the connection (a path on another mount: as bpffs_obj_pin()). */

@@ -5,7 +5,9 @@
 // against a real kernel bpffs. Errors print as errno names (EPERM), results as "ok ...".
 //   probe pin PATH             create a hash map (key 4, value 8, 16 entries) and pin it
 //   probe pin-fd FD PATH       pin fd FD as it is (a closed or non-bpf fd)
-//   probe get PATH [FLAGS]     BPF_OBJ_GET (file_flags FLAGS); prints "ok id=N"
+//   probe get PATH [FLAGS]     BPF_OBJ_GET (file_flags FLAGS); prints "ok id=N", and
+//                              " read-only" / " write-only" for an fd that is not O_RDWR
+//   probe get-at DIR PATH FLAGS   the same with path_fd an O_PATH fd of DIR (attr up to path_fd)
 //   probe statfs PATH          f_type from statfs, statfs64, O_PATH+fstatfs, O_PATH+fstatfs64
 //   probe untouched PATH       calls the shim must pass on untouched: errno kept, EFAULT, ...
 //   probe stress MNT_OBJ OTHER_DIR THREADS ROUNDS   gets and statfs from many threads at once
@@ -126,19 +128,33 @@ static int cmd_pin(const char* path) {
     return 0;
 }
 
-static int cmd_get(const char* path, unsigned flags) {
+// With `dir`, path_fd (at offset 16, after file_flags: Linux 6.5's layout, which Debian 12's
+// <linux/bpf.h> lacks) is an O_PATH fd of it.
+static int cmd_get(const char* dir, const char* path, unsigned flags) {
+    int dfd = dir != NULL ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dir != NULL && dfd < 0) {
+        printf("open %s: %s\n", dir, errname(errno));
+        return 1;
+    }
     drop_privileges();
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     a.pathname = (uint64_t)(uintptr_t)path;
     a.file_flags = flags;
-    int fd = (int)sys_bpf(BPF_OBJ_GET, &a, OBJ_ATTR_SIZE);
+    if (dfd >= 0) memcpy((char*)&a + 16, &dfd, sizeof dfd);
+    int fd = (int)sys_bpf(BPF_OBJ_GET, &a, dfd >= 0 ? OBJ_ATTR_SIZE + 4 : OBJ_ATTR_SIZE);
+    if (dfd >= 0) close(dfd);
     if (fd < 0) {
         printf("%s\n", errname(errno));
         return 0;
     }
     int cloexec = (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
-    printf("ok id=%u%s\n", map_id(fd), cloexec ? "" : " (not close-on-exec)");
+    int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
+    printf("ok id=%u%s%s\n", map_id(fd),
+           acc == O_RDONLY   ? " read-only"
+           : acc == O_WRONLY ? " write-only"
+                             : "",
+           cloexec ? "" : " (not close-on-exec)");
     close(fd);
     return 0;
 }
@@ -327,16 +343,19 @@ int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 3 && strcmp(argv[1], "pin") == 0) return cmd_pin(argv[2]);
     if (argc == 4 && strcmp(argv[1], "pin-fd") == 0) return pin_fd(atoi(argv[2]), argv[3]);
-    if (argc == 3 && strcmp(argv[1], "get") == 0) return cmd_get(argv[2], 0);
+    if (argc == 3 && strcmp(argv[1], "get") == 0) return cmd_get(NULL, argv[2], 0);
     if (argc == 4 && strcmp(argv[1], "get") == 0)
-        return cmd_get(argv[2], (unsigned)strtoul(argv[3], NULL, 0));
+        return cmd_get(NULL, argv[2], (unsigned)strtoul(argv[3], NULL, 0));
+    if (argc == 5 && strcmp(argv[1], "get-at") == 0)
+        return cmd_get(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 0));
     if (argc == 3 && strcmp(argv[1], "statfs") == 0) return cmd_statfs(argv[2]);
     if (argc == 3 && strcmp(argv[1], "untouched") == 0) return cmd_untouched(argv[2]);
     if (argc == 5 && strcmp(argv[1], "noalloc") == 0) return cmd_noalloc(argv[2], argv[3], argv[4]);
     if (argc == 6 && strcmp(argv[1], "stress") == 0)
         return cmd_stress(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     fprintf(stderr,
-            "usage: probe {pin PATH | pin-fd FD PATH | get PATH [FLAGS] | statfs PATH |"
+            "usage: probe {pin PATH | pin-fd FD PATH | get PATH [FLAGS] | get-at DIR PATH FLAGS |"
+            " statfs PATH |"
             " untouched DIR | stress OBJ OTHER THREADS ROUNDS |"
             " noalloc KERNEL_OBJ MNT_DIR OTHER_DIR}\n");
     return 2;
