@@ -28,6 +28,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
+#include <system_error>
 #include <thread>
 
 namespace bpffs::test {
@@ -205,6 +206,13 @@ TempDir::~TempDir() {
             return 0;
         },
         16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+int closed_fd_number() {
+    int fd = fcntl(0, F_DUPFD_CLOEXEC, 900);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "F_DUPFD");
+    ::close(fd);
+    return fd;
 }
 
 CreateWatch::CreateWatch(const std::string& dir) : fd_(inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {

@@ -100,6 +100,9 @@ private:
 // n pipes (2n fds).
 FdGroup make_pipes(std::size_t n);
 
+// An fd number that is not open, and high enough not to be reused by the test's next open().
+int closed_fd_number();
+
 // A fresh directory under /tmp (mode 0755), removed recursively on destruction (it must not
 // contain mount points by then: unmount first).
 class TempDir {

@@ -84,14 +84,6 @@ Got get(const std::string& path) {
 
 int get_errno(const std::string& path) { return get(path).error; }
 
-// An fd number that is not open, and high enough not to be reused by the test's next open().
-int closed_fd_number() {
-    int fd = fcntl(0, F_DUPFD_CLOEXEC, 900);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "F_DUPFD");
-    ::close(fd);
-    return fd;
-}
-
 bool exists(const std::string& path) {
     struct stat st {};
     return lstat(path.c_str(), &st) == 0;

@@ -77,6 +77,16 @@ std::string pin_at(const Side& s, int fd, const std::string& path) {
     return outcome(e, path);
 }
 
+// Pins `fd` at `path` as uid:gid (no capabilities) with `mask` as its umask, in a child.
+std::string pin_as(const Side& s, int fd, const std::string& path, uid_t uid, gid_t gid,
+                   mode_t mask) {
+    int e = run_as(uid, gid, [&] {
+        umask(mask);
+        return s.kernel ? -bpf_obj_pin(fd, path.c_str()) : pin(fd, path);
+    });
+    return outcome(e, path);
+}
+
 // The tree under `dir`, without the root's maps.debug and progs.debug: a kernel built with
 // CONFIG_BPF_PRELOAD puts those iterator pins into every new bpffs once its preload has run (seen
 // on this 6.18 machine from one day to the next), which is the kernel's content, not a rule of
@@ -184,6 +194,31 @@ TEST_CASE("linux: a pin wakes a watcher of its directory, as any create", "[linu
         out.push_back("created: " + watch.next());
         out.push_back(mkdir_as(s.p("d/sub"), 0755, 0, 0, 022));
         out.push_back("created: " + watch.next());
+        return out;
+    });
+}
+
+TEST_CASE("linux: a pin needs no capability but W+X on the parent, and takes the umask",
+          "[linux][kernel]") {
+    auto map = must_map();
+    auto pipes = make_pipes(1);
+    const int closed_fd = closed_fd_number();
+    TempDir elsewhere;  // not a bpf filesystem on either side
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("open"), 01777, 0, 0, 0));
+        out.push_back(mkdir_as(s.p("closed"), 0755, 0, 0, 0));
+        out.push_back(pin_as(s, map.get(), s.p("open/a"), kAlice, kAlice, 077));
+        out.push_back(pin_as(s, map.get(), s.p("open/b"), kAlice, kAlice, 0277));
+        out.push_back(pin_as(s, map.get(), s.p("open/c"), kBob, kBob, 0));
+        out.push_back(pin_as(s, map.get(), s.p("closed/x"), kAlice, kAlice, 022));  // no W
+        out.push_back(pin_as(s, map.get(), s.p("open/a"), kBob, kBob, 022));        // EEXIST
+        out.push_back(pin_as(s, map.get(), s.p("open/a.b"), kAlice, kAlice, 022));  // dotted
+        out.push_back(pin_as(s, closed_fd, s.p("open/d"), kAlice, kAlice, 022));
+        out.push_back(pin_as(s, pipes.raw()[0], s.p("open/d"), kAlice, kAlice, 022));
+        out.push_back(pin_as(s, map.get(), elsewhere.p("x"), kAlice, kAlice, 022));
+        out.push_back(pin_at(s, map.get(), s.p("closed/y")));  // root may, as anywhere
+        out.push_back(listing(s.root));
         return out;
     });
 }

@@ -73,6 +73,26 @@ TEST_CASE("protocol: requests of every op survive encode/decode", "[protocol]") 
     CHECK(encode(Request{Op::status, "ignored"}).size() == kHeaderSize);
 }
 
+TEST_CASE("protocol: a pin carries the caller's umask after its name, only when not 0",
+          "[protocol]") {
+    Request r{Op::pin, "m"};
+    r.umask = 022;
+    Bytes b = encode(r);
+    CHECK(b == req_bytes(Op::pin, std::string("m\0\x12\0", 4)));  // NUL, u16 022
+    auto d = decode_request(b);
+    REQUIRE(ename(err_of(d)) == ename(0));
+    CHECK(d->name == "m");
+    CHECK(d->umask == 022);
+    CHECK(encode(*d) == b);
+    // One encoding each: 0 is no suffix; more than 0777, a short or a long suffix are EPROTO.
+    for (const std::string& payload :
+         {std::string("m\0\0\0", 4), std::string("m\0\0\x02", 4), std::string("m\0\x12", 3),
+          std::string("m\0\x12\0\0", 5), std::string("\0\x12\0", 3)}) {
+        INFO("payload of " << payload.size() << " bytes");
+        CHECK(ename(err_of(decode_request(req_bytes(Op::pin, payload)))) == ename(EPROTO));
+    }
+}
+
 TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     std::vector<Reply> reps;
     reps.push_back(Reply{Op::pin, 0, {}, {}});
