@@ -361,7 +361,7 @@ Result<void> Filesystem::open(const Caller& c, Ino ino, int acc_mode) const {
     if (n->is_dir()) return {};
     auto p = impl_->permission(c, *n, acc_mode);
     if (!p) return p.error();
-    return fail(ENXIO);
+    return fail(impl_->policy().open_object_error());
 }
 
 Result<void> Filesystem::opendir(Ino ino) const {
@@ -409,7 +409,7 @@ Result<Filesystem::XattrReply> Filesystem::getxattr(const Caller& c, Ino ino, st
     if (n->is_dir()) return fail(EOPNOTSUPP);
     if (!n->is_object()) return fail(ENODATA);  // the socket node
     // The seed compares with strncmp(name, "bpf.type", 8): a prefix match.
-    if (name.substr(0, 8) != "bpf.type") return fail(ENODATA);
+    if (name.substr(0, 8) != "bpf.type") return fail(impl_->policy().other_xattr_error());
     std::string value = n->type() == ObjType::map ? std::string("map", 4) : std::string("prog", 5);
     XattrReply r;
     r.length = value.size();

@@ -117,7 +117,8 @@ public:
     Result<Attr> setattr(Ino ino, const SetAttr& s);
 
     // --- files and directories -----------------------------------------------------------
-    // open of a non-directory: the permission for the access mode (EACCES), then ENXIO.
+    // open of a non-directory: the permission for the access mode (EACCES), then the policy's
+    // open_object_error (the seed: ENXIO; compat=linux: EIO).
     // acc_mode is a MAY_* mask (read/write from O_ACCMODE, write for O_TRUNC).
     Result<void> open(const Caller& c, Ino ino, int acc_mode) const;
     // opendir: ENOTDIR on a non-directory.
@@ -136,8 +137,9 @@ public:
         std::string value;  // filled when size > 0
         std::size_t length = 0;
     };
-    // getxattr: EACCES (no MAY_READ), EOPNOTSUPP (directory), ENODATA (other names on an object;
-    // names are matched by the 8-byte prefix "bpf.type" as the seed's strncmp does), ERANGE.
+    // getxattr: EACCES (no MAY_READ), EOPNOTSUPP (directory), the policy's other_xattr_error for
+    // other names on an object (the seed: ENODATA; compat=linux: EOPNOTSUPP; names are matched
+    // by the 8-byte prefix "bpf.type" as the seed's strncmp does), ERANGE.
     Result<XattrReply> getxattr(const Caller& c, Ino ino, std::string_view name,
                                 std::size_t size) const;
     // listxattr: object "bpf.type\0", directory empty; ERANGE on a short buffer.

@@ -39,6 +39,12 @@ public:
     // A pin whose parent is on another filesystem (past EEXIST and EROFS): the seed's bpffs
     // never sees it (EACCES from the walk's permission); today's says EPERM.
     int foreign_parent_error() const { return seed() ? EACCES : EPERM; }
+    // open(2) of an object the caller may open: the seed's ENXIO; today's bpffs has no open for
+    // an object but a map with BTF (not served here) and says EIO.
+    int open_object_error() const { return seed() ? ENXIO : EIO; }
+    // getxattr of an object's attribute other than this product's bpf.type: the seed's ENODATA;
+    // today's bpffs has no xattr handlers (EOPNOTSUPP).
+    int other_xattr_error() const { return seed() ? ENODATA : EOPNOTSUPP; }
     // The terminal rule, mkdir's half: no directory beside objects (EPERM). 0: allowed.
     // Today's kernel has no terminal rule.
     int mkdir_refused(std::uint32_t objects_in_parent) const {

@@ -11,8 +11,10 @@
 
 #include <bpf/bpf.h>
 #include <bpffs/bpffs.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
@@ -221,4 +223,37 @@ TEST_CASE("linux: a pin needs no capability but W+X on the parent, and takes the
         out.push_back(listing(s.root));
         return out;
     });
+}
+
+TEST_CASE("linux: open of an object is EIO, its xattrs EOPNOTSUPP, after the permission",
+          "[linux][kernel]") {
+    auto map = must_map();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(pin_at(s, map.get(), s.p("m")));
+        auto open_as = [&](uid_t uid, int flags) {
+            int e = run_as(uid, uid, [&] {
+                bpffs::UniqueFd fd(open(s.p("m").c_str(), flags | O_CLOEXEC));
+                return fd ? 0 : errno;
+            });
+            return outcome(e, s.p("m"));
+        };
+        out.push_back(open_as(0, O_RDONLY));
+        out.push_back(open_as(0, O_RDWR));
+        out.push_back(open_as(kAlice, O_RDONLY));  // 0600 root's: EACCES first
+        for (const char* name : {"user.x", "trusted.x", "security.x", "foo"}) {
+            char buf[64];
+            int e = getxattr(s.p("m").c_str(), name, buf, sizeof buf) >= 0 ? 0 : errno;
+            out.push_back(std::string(name) + ": " + ename(e));
+        }
+        return out;
+    });
+    // bpf.type is this product's, in both modes (the kernel has none: EOPNOTSUPP).
+    Mount ours("compat=linux");
+    must_pin(map.get(), ours.p("m"));
+    char buf[8] = {};
+    CHECK(ename(errno_of(getxattr(ours.p("m").c_str(), "user.x", buf, sizeof buf) >= 0 ? 0 : -1)) ==
+          ename(EOPNOTSUPP));  // and the kernel keeps asking afterwards
+    CHECK(getxattr(ours.p("m").c_str(), "bpf.type", buf, sizeof buf) == 4);
+    CHECK(std::string(buf) == "map");
 }
