@@ -63,12 +63,13 @@ bool has_cap_sys_admin() {
     return !caps || cap_in(*caps, kCapSysAdmin);  // unknown: let the broker decide
 }
 
-// 0, EBADF (closed), EINVAL (open but not a BPF map or program).
+// 0, EBADF (closed), EINVAL (open but not a BPF map, program or link).
 int check_bpf_fd(int fd) {
     auto kind = bpf_kind(fd);
     if (!kind)
         return kind.error().value == EBADF ? EBADF : 0;  // no /proc (a chroot): the broker checks
-    return *kind == BpfKind::map || *kind == BpfKind::prog ? 0 : EINVAL;
+    // A link goes on: whether this mount pins links is the broker's policy (compat=).
+    return *kind != BpfKind::other ? 0 : EINVAL;
 }
 
 // Are two fds the same kernel object? Maps and programs have separate id spaces, so the kind
@@ -395,7 +396,7 @@ struct PinTarget {
     std::string dir, name;
     UniqueFd dirfd;
     bool no_cap = false;  // no CAP_SYS_ADMIN: EPERM first on a compat=seed mount
-    int fd_error = 0;     // EBADF (closed), EINVAL (no map or program)
+    int fd_error = 0;     // EBADF (closed), EINVAL (no map, program or link)
 };
 
 // An error found before any broker answered, in the seed's order (the capability, the fd, the
