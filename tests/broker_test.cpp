@@ -509,6 +509,18 @@ TEST_CASE("pin: a closed fd is EBADF and a non-BPF fd EINVAL, before path errors
     check_map_untouched(map.get(), kernel_id(map.get()));
 }
 
+TEST_CASE("pin: a link fd on a default (seed) mount is EINVAL, before path errors",
+          "[broker][kernel][pin]") {
+    KMount m;
+    must_mkdir(m.p("d"));
+    TempCgroup cg;
+    UniqueFd link = must_cgroup_link(cg);
+    // The 2015 kernel had no links: a link's fd is any other file to it.
+    check_pin_fails(m, link.get(), m.p("d/l"), EINVAL);
+    check_pin_fails(m, link.get(), m.p("nope/l"), EINVAL);
+    CHECK(m.log().find("pinned link") == std::string::npos);
+}
+
 TEST_CASE("pin: path errors: ENOENT, ENOTDIR, EEXIST, trailing '/', ENAMETOOLONG",
           "[broker][kernel][pin]") {
     KMount m;
