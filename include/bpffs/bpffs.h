@@ -74,9 +74,8 @@ struct bpffs_opts {
 };
 
 /* Pins the map or program (compat=linux: also the link) `fd` at `pathname` (the caller keeps
- * `fd`). Needs CAP_SYS_ADMIN on a
- * compat=seed mount; on a compat=linux mount none, but write and search permission on the
- * parent, and the object's mode is 0600 minus the caller's umask.
+ * `fd`). Needs CAP_SYS_ADMIN on a compat=seed mount; on a compat=linux mount none, but write and
+ * search permission on the parent, and the object's mode is 0600 minus the caller's umask.
  * Errors: EPERM (no CAP_SYS_ADMIN (seed), a name with '.', a parent on another filesystem
  * (linux), or the socket is not served by a trusted daemon: nothing was sent), EBADF (seed),
  * EINVAL (not a map or program; a link unless linux), ENOENT, ENOTDIR, EACCES (search permission;
