@@ -23,6 +23,17 @@ namespace bpffs::broker {
 using protocol::op_name;
 using protocol::reply_error;
 
+namespace {
+const char* type_name(fsops::ObjType t) {
+    return t == fsops::ObjType::map ? "map" : t == fsops::ObjType::prog ? "prog" : "link";
+}
+protocol::ObjKind obj_kind(fsops::ObjType t) {
+    return t == fsops::ObjType::map    ? protocol::ObjKind::map
+           : t == fsops::ObjType::prog ? protocol::ObjKind::prog
+                                       : protocol::ObjKind::link;
+}
+}  // namespace
+
 protocol::Reply Broker::handle(RequestCreds& c, const protocol::Request& req,
                                std::vector<UniqueFd>& fds, UniqueFd& out_fd) {
     protocol::Reply rep;
@@ -60,6 +71,7 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const protocol::Request& req,
     }
     auto obj = identify(fds[0].get());
     if (!obj) return reply_error(Op::pin, fs_.policy().pin_fd_error(obj.error().value));
+    if (int e = fs_.policy().object_refused(obj->type)) return reply_error(Op::pin, e);
     int dirfd = fds[1].get();
     struct stat st {};
     if (fstat(dirfd, &st) != 0) return reply_error(Op::pin, errno);
@@ -87,9 +99,8 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const protocol::Request& req,
         registry_.release(*handle);
         return reply_error(Op::pin, e);
     }
-    spdlog::info("pinned {} id {} as \"{}\" in dir {} (uid {})",
-                 obj->type == fsops::ObjType::map ? "map" : "prog", obj->id, name, st.st_ino,
-                 c.ids().uid);
+    spdlog::info("pinned {} id {} as \"{}\" in dir {} (uid {})", type_name(obj->type), obj->id,
+                 name, st.st_ino, c.ids().uid);
     return reply_error(Op::pin, 0);
 }
 
@@ -124,9 +135,7 @@ protocol::Reply Broker::do_get(RequestCreds& c, std::uint32_t flags, std::vector
     out_fd = std::move(*fd);
     protocol::Reply r;
     r.op = Op::get;
-    r.get = protocol::GetReply{
-        obj->type == fsops::ObjType::map ? protocol::ObjKind::map : protocol::ObjKind::prog,
-        obj->id};
+    r.get = protocol::GetReply{obj_kind(obj->type), obj->id};
     return r;
 }
 
@@ -138,7 +147,7 @@ protocol::Reply Broker::do_status(RequestCreds& c) {
     r.op = protocol::Op::status;
     auto opts = fs_.options();
     constexpr auto hidden = protocol::StatusInfo::kHidden;
-    fsops::Counts counts{hidden, hidden, hidden};
+    fsops::Counts counts{hidden, hidden, hidden, hidden};
     if (c.with_caps().caps.sys_admin) counts = fs_.counts();
     r.status = protocol::StatusInfo{static_cast<std::uint32_t>(getpid()),
                                     opts.uid,
@@ -150,6 +159,7 @@ protocol::Reply Broker::do_status(RequestCreds& c) {
                                     cfg_.version};
     r.status->worker_pid = r.status->pid;
     r.status->compat = opts.compat == fsops::Compat::linux ? 1 : 0;
+    r.status->links = counts.links;
     if (hooks_.status) hooks_.status(*r.status);
     return r;
 }

@@ -14,17 +14,21 @@ namespace bpffs::broker {
 Result<KernelObject> identify(int fd) {
     auto kind = bpf_kind(fd);
     if (!kind) return fail(kind.error().value == ENOENT ? EBADF : kind.error().value);
-    if (*kind != BpfKind::map && *kind != BpfKind::prog) return fail(EINVAL);
+    if (*kind == BpfKind::other) return fail(EINVAL);
     std::uint32_t id = bpf_object_id(fd);
     if (id == 0) return fail(EINVAL);
-    return KernelObject{*kind == BpfKind::map ? fsops::ObjType::map : fsops::ObjType::prog, id};
+    auto type = *kind == BpfKind::map    ? fsops::ObjType::map
+                : *kind == BpfKind::prog ? fsops::ObjType::prog
+                                         : fsops::ObjType::link;
+    return KernelObject{type, id};
 }
 
 static_assert(kBpfFRdonly == BPF_F_RDONLY && kBpfFWronly == BPF_F_WRONLY);
 
 Result<UniqueFd> open_by_id(const KernelObject& obj, fsops::FdMode mode) {
-    if (obj.type == fsops::ObjType::prog) {
-        int fd = bpf_prog_get_fd_by_id(obj.id);
+    if (obj.type != fsops::ObjType::map) {
+        int fd = obj.type == fsops::ObjType::prog ? bpf_prog_get_fd_by_id(obj.id)
+                                                  : bpf_link_get_fd_by_id(obj.id);
         if (fd < 0) return fail(-fd);
         return UniqueFd(fd);
     }

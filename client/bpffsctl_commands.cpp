@@ -195,6 +195,18 @@ Result<std::vector<Field>> prog_fields(int fd) {
     return f;
 }
 
+// A link has no name: type, id, its kernel type and the program it attaches.
+Result<std::vector<Field>> link_fields(int fd) {
+    auto got = info_of<bpf_link_info>(fd);
+    if (!got) return got.error();
+    const bpf_link_info& info = *got;
+    const char* type_name = libbpf_bpf_link_type_str(static_cast<bpf_link_type>(info.type));
+    return std::vector<Field>{
+        str("type", "link"), num("id", info.id),
+        type_name != nullptr ? str("link_type", type_name) : num("link_type", info.type),
+        num("prog_id", info.prog_id)};
+}
+
 client::Trust trust_of(std::uint32_t trust_uid) {
     client::Trust t;
     if (trust_uid != 0) t.uid = trust_uid;
@@ -312,7 +324,7 @@ int run_get(const GetOptions& o) {
     if (!fd) return report_call("get " + o.path, o.path, false, o.trust_uid, errno);
     auto kind = bpf_kind(fd.get());
     if (!kind) {
-        return report("get " + o.path + ": cannot tell a map from a program", kind.error().value);
+        return report("get " + o.path + ": cannot tell what object it is", kind.error().value);
     }
     Result<std::vector<Field>> fields = fail(EINVAL);
     switch (*kind) {
@@ -323,8 +335,10 @@ int run_get(const GetOptions& o) {
             fields = prog_fields(fd.get());
             break;
         case BpfKind::link:
+            fields = link_fields(fd.get());
+            break;
         case BpfKind::other:
-            return report("get " + o.path + ": not a map or program", EINVAL);
+            return report("get " + o.path + ": not a map, program or link", EINVAL);
     }
     if (!fields) return report("get " + o.path + ": object info", fields.error().value);
     print_fields(*fields, o.json);
@@ -419,14 +433,20 @@ int run_status(const StatusOptions& o) {
     auto count = [&](const char* key, std::uint64_t n) {
         return st->counts_shown() ? num(key, n) : str(key, "hidden");
     };
-    print_fields(
-        {str("options", shown.empty() && !o.json ? "defaults" : shown),
-         str("compat", opts.compat == fsops::Compat::linux ? "linux" : "seed"), num("uid", st->uid),
-         num("gid", st->gid), str("mode", octal_mode(st->mode)), count("directories", st->dirs),
-         count("maps", st->maps), count("programs", st->progs), num("pid", st->pid),
-         str("version", st->version), num("worker", st->worker_pid),
-         num("generation", st->generation), num("restarts", st->restarts)},
-        o.json);
+    std::vector<Field> f{str("options", shown.empty() && !o.json ? "defaults" : shown),
+                         str("compat", opts.compat == fsops::Compat::linux ? "linux" : "seed"),
+                         num("uid", st->uid),
+                         num("gid", st->gid),
+                         str("mode", octal_mode(st->mode)),
+                         count("directories", st->dirs),
+                         count("maps", st->maps),
+                         count("programs", st->progs)};
+    if (st->links) f.push_back(count("links", *st->links));  // a daemon that predates links: none
+    for (auto& x : {num("pid", st->pid), str("version", st->version), num("worker", st->worker_pid),
+                    num("generation", st->generation), num("restarts", st->restarts)}) {
+        f.push_back(x);
+    }
+    print_fields(f, o.json);
     return kExitOk;
 }
 

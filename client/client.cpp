@@ -63,12 +63,14 @@ bool has_cap_sys_admin() {
     return !caps || cap_in(*caps, kCapSysAdmin);  // unknown: let the broker decide
 }
 
-// 0, EBADF (closed), EINVAL (open but not a BPF map or program).
-int check_bpf_fd(int fd) {
+// 0, EBADF (closed), EINVAL (open but not a BPF map, program or link). *link: it is a link.
+int check_bpf_fd(int fd, bool* link) {
     auto kind = bpf_kind(fd);
     if (!kind)
         return kind.error().value == EBADF ? EBADF : 0;  // no /proc (a chroot): the broker checks
-    return *kind == BpfKind::map || *kind == BpfKind::prog ? 0 : EINVAL;
+    // A link goes on: whether this mount pins links is the broker's policy (compat=).
+    *link = *kind == BpfKind::link;
+    return *kind != BpfKind::other ? 0 : EINVAL;
 }
 
 // Are two fds the same kernel object? Maps and programs have separate id spaces, so the kind
@@ -395,13 +397,15 @@ struct PinTarget {
     std::string dir, name;
     UniqueFd dirfd;
     bool no_cap = false;  // no CAP_SYS_ADMIN: EPERM first on a compat=seed mount
-    int fd_error = 0;     // EBADF (closed), EINVAL (no map or program)
+    int fd_error = 0;     // EBADF (closed), EINVAL (no map, program or link)
+    bool link = false;    // a link: the seed's EINVAL unless a compat=linux broker takes it
 };
 
 // An error found before any broker answered, in the seed's order (the capability, the fd, the
 // path): a mount that is not there cannot say it follows compat=linux.
 int seed_order(const PinTarget& t, int path_error) {
     if (t.no_cap) return EPERM;
+    if (t.link) return EINVAL;  // the seed had no links: any other file
     return t.fd_error != 0 ? t.fd_error : path_error;
 }
 
@@ -448,7 +452,7 @@ int pin_prelude(int fd, const char* pathname, const CallOpts& o, PinTarget* t) {
     if (int e = check_flags(protocol::Op::pin, o); e != 0) return e;
     if (pathname == nullptr) return EFAULT;
     t->no_cap = !has_cap_sys_admin();
-    t->fd_error = check_bpf_fd(fd);
+    t->fd_error = check_bpf_fd(fd, &t->link);
     int e = pin_walk(pathname, o, t);
     return e != 0 ? seed_order(*t, e) : 0;
 }

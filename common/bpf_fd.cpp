@@ -22,7 +22,9 @@ Result<BpfKind> bpf_kind(int fd) {
     std::string_view l(link, static_cast<std::size_t>(n));
     if (l == "anon_inode:bpf-map") return BpfKind::map;
     if (l == "anon_inode:bpf-prog") return BpfKind::prog;
-    if (l == "anon_inode:bpf_link") return BpfKind::link;
+    // A link made by BPF_LINK_CREATE is "bpf_link" (bpf_link_prime); one opened by id or
+    // BPF_OBJ_GET is "bpf-link" (bpf_link_new_fd).
+    if (l == "anon_inode:bpf_link" || l == "anon_inode:bpf-link") return BpfKind::link;
     return BpfKind::other;
 }
 

@@ -12,8 +12,8 @@ namespace bpffs {
 
 enum class BpfKind { map, prog, link, other };
 
-// As /proc/self/fd/N shows it (anon_inode:bpf-map, bpf-prog, bpf-link). EBADF: not an open fd;
-// another errno: /proc cannot tell (not mounted, as in a bare chroot).
+// As /proc/self/fd/N shows it (anon_inode:bpf-map, bpf-prog, bpf_link or bpf-link). EBADF: not an
+// open fd; another errno: /proc cannot tell (not mounted, as in a bare chroot).
 Result<BpfKind> bpf_kind(int fd);
 
 // The kernel id of a map, program or link (BPF_OBJ_GET_INFO_BY_FD; every info struct begins with

@@ -140,6 +140,7 @@ std::vector<std::uint8_t> encode(const Reply& r) {
         w.put(s.generation);
         w.put(s.restarts);
         w.put(s.compat);
+        if (s.links) w.put(*s.links);
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op),
                                 static_cast<std::uint32_t>(r.error));
@@ -194,7 +195,7 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
         std::uint16_t pad16 = 0;
         GetReply g;
         if (!rd.get(kind) || !rd.get(pad8) || !rd.get(pad16) || !rd.get(g.id)) return fail(EPROTO);
-        if (kind != 1 && kind != 2) return fail(EPROTO);
+        if (kind < 1 || kind > 3) return fail(EPROTO);
         g.kind = static_cast<ObjKind>(kind);
         rep.get = g;
     } else if (rep.error == 0 && rep.op == Op::status) {
@@ -207,6 +208,7 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
             return fail(EPROTO);
         }
         if (!rd.done() && (!rd.get(s.compat) || s.compat > 1)) return fail(EPROTO);
+        if (!rd.done() && !rd.get(s.links.emplace())) return fail(EPROTO);
         rep.status = std::move(s);
     }
     if (!rd.done()) return fail(EPROTO);

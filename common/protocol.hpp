@@ -45,7 +45,7 @@ enum class Op : std::uint16_t {
     upgrade = 5,  // fds: none; payload: the new binary's absolute path (empty: the same one)
 };
 
-enum class ObjKind : std::uint8_t { map = 1, prog = 2 };
+enum class ObjKind : std::uint8_t { map = 1, prog = 2, link = 3 };
 
 struct Request {
     Op op = Op::get;
@@ -65,8 +65,8 @@ struct GetReply {
 };
 
 struct StatusInfo {
-    // The value of dirs, maps and progs for a caller without CAP_SYS_ADMIN: the counts take in
-    // directories it may not list (docs/protocol.md, "Who may ask what").
+    // The value of dirs, maps, progs and links for a caller without CAP_SYS_ADMIN: the counts take
+    // in directories it may not list (docs/protocol.md, "Who may ask what").
     static constexpr std::uint64_t kHidden = ~std::uint64_t{0};
 
     std::uint32_t pid = 0;
@@ -81,6 +81,8 @@ struct StatusInfo {
     // The mount's rule set (compat=): 0 seed, 1 linux. A daemon that predates compat= sends
     // none, and means seed.
     std::uint8_t compat = 0;
+    // Pinned links (kHidden as the other counts). A daemon that predates links sends none.
+    std::optional<std::uint64_t> links;
 };
 
 struct Reply {

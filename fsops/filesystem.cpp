@@ -151,7 +151,7 @@ struct Filesystem::Impl : table::NodeTable {
             released = n.handle;
             n.handle = 0;
             n.bits &= ~Node::kHasHandle;
-            --(n.type() == ObjType::map ? counts.maps : counts.progs);
+            --counts.of(n.type());
         }
         if (n.is_dir()) {
             --d.nsubdirs;  // the parent's nlink
@@ -410,7 +410,9 @@ Result<Filesystem::XattrReply> Filesystem::getxattr(const Caller& c, Ino ino, st
     if (!n->is_object()) return fail(ENODATA);  // the socket node
     // The seed compares with strncmp(name, "bpf.type", 8): a prefix match.
     if (name.substr(0, 8) != "bpf.type") return fail(impl_->policy().other_xattr_error());
-    std::string value = n->type() == ObjType::map ? std::string("map", 4) : std::string("prog", 5);
+    // The value holds the terminating NUL, as the seed's strlen() + 1.
+    static constexpr std::string_view kValues[] = {{"map", 4}, {"prog", 5}, {"link", 5}};
+    std::string value(kValues[static_cast<std::size_t>(n->type())]);
     XattrReply r;
     r.length = value.size();
     if (size == 0) return r;
@@ -465,6 +467,7 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
                              ObjHandle handle, bool read_only, bool counts_lookup,
                              std::uint32_t umask) {
     if (auto ok = may_pin(c); !ok) return ok.error();
+    if (int e = impl_->policy().object_refused(type)) return fail(e);  // the fd, before the path
     return impl_->change([&]() -> Result<Attr> {
         auto d = impl_->live_dir(parent);
         if (!d) return d.error();
@@ -478,11 +481,11 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
         if (is_dotted(name)) return fail(EPERM);
         if (int e = policy.pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
         Node& n = impl_->link_new(p, name, kIfReg | policy.new_object_mode(umask), c);
-        if (type == ObjType::prog) n.bits |= Node::kProg;
+        n.bits |= Node::type_bits(type);
         n.bits |= Node::kHasHandle;
         n.handle = handle;  // (link_new touched n and p)
         if (counts_lookup) n.nlookup = 1;
-        ++(type == ObjType::map ? impl_->counts.maps : impl_->counts.progs);
+        ++impl_->counts.of(type);
         return impl_->attr_of(n);
     });
 }
@@ -597,7 +600,7 @@ std::vector<ObjHandle> Filesystem::release_all() {
                 impl_->touch(n);
             }
         }
-        impl_->counts.maps = impl_->counts.progs = 0;
+        impl_->counts.maps = impl_->counts.progs = impl_->counts.links = 0;
         return out;
     });
 }

@@ -165,6 +165,7 @@ public:
     // the setgid rule, nlink 1, size 0. The parent's write permission is not checked (the seed
     // bypasses may_create). Counts one lookup when `counts_lookup` (the MKNOD through which the
     // broker publishes a pin replies with the entry).
+    // A link: EINVAL under compat=seed (Policy::object_refused), before the path.
     // compat=linux (the policy): after EROFS, W+X on the parent (EACCES); mode 0600 & ~umask.
     Result<Attr> pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
                      ObjHandle handle, bool read_only = false, bool counts_lookup = false,

@@ -255,6 +255,7 @@ struct Node {
     static constexpr std::uint32_t kHasHandle = 1u << 18;  // `handle` is set
     static constexpr std::uint32_t kWide = 1u << 19;       // the attributes are in Impl::wide
     static constexpr std::uint32_t kLinked = 1u << 20;     // has an entry in its parent (`pos`)
+    static constexpr std::uint32_t kLink = 1u << 21;       // the type is link (kProg clear)
     static constexpr std::uint32_t kManyLookups = kNone;   // `nlookup`: see Impl::many_lookups
 
     Ino ino = 0;  // 0: a free slot
@@ -273,7 +274,12 @@ struct Node {
     bool is_dir() const { return (bits & kIfMt) == kIfDir; }
     bool is_object() const { return (bits & kIfMt) == kIfReg; }
     bool removed() const { return has(kRemoved); }
-    ObjType type() const { return has(kProg) ? ObjType::prog : ObjType::map; }
+    ObjType type() const {
+        return has(kLink) ? ObjType::link : has(kProg) ? ObjType::prog : ObjType::map;
+    }
+    static std::uint32_t type_bits(ObjType t) {
+        return t == ObjType::prog ? kProg : t == ObjType::link ? kLink : 0;
+    }
 };
 
 // The node table, the directories and the change marks of the call in progress.

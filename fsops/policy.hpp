@@ -29,6 +29,9 @@ public:
     // A pin's fd that is no BPF object (`e`: EBADF closed or O_PATH, EINVAL another file): the
     // seed's probe says which; today's bpf_fd_probe_obj says EINVAL for all.
     int pin_fd_error(int e) const { return seed() ? e : EINVAL; }
+    // A pin of an object of this type: the seed's kernel knew maps and programs (a link's fd was
+    // "any other file", EINVAL); today's pins links too. 0: allowed.
+    int object_refused(ObjType type) const { return seed() && type == ObjType::link ? EINVAL : 0; }
     // What a pin asks of its caller on the parent directory, beyond the walk's search
     // permission: the seed bypasses may_create (0); today's kernel creates like any file (W+X).
     int pin_parent_access() const { return seed() ? 0 : kMayWrite | kMayExec; }

@@ -15,7 +15,8 @@ namespace {
 // removed node and a named one each as the operations make them.
 bool node_state_valid(const NodeState& ns, Ino next_ino, Ino socket_ino) {
     if (ns.ino == 0 || ns.ino >= next_ino || ns.attr.ino != ns.ino) return false;
-    if (ns.type != ObjType::map && ns.type != ObjType::prog) return false;
+    if (ns.type != ObjType::map && ns.type != ObjType::prog && ns.type != ObjType::link)
+        return false;
     std::uint32_t fmt = ns.attr.mode & kIfMt;
     if (fmt != kIfDir && fmt != kIfReg && fmt != kIfSock) return false;
     if (ns.is_dir != (fmt == kIfDir)) return false;
@@ -87,7 +88,7 @@ bool NodeTable::load_node(const NodeState& ns, std::vector<ToLink>& to_link) {
     Node& n = at(slot);
     set_attr(n, ns.attr);
     set_lookups(n, ns.nlookup);
-    if (ns.type == ObjType::prog) n.bits |= Node::kProg;
+    n.bits |= Node::type_bits(ns.type);
     if (ns.handle) {
         n.bits |= Node::kHasHandle;
         n.handle = *ns.handle;
@@ -124,9 +125,9 @@ bool NodeTable::link_loaded(std::vector<ToLink>& to_link) {
 
 // The counts, and each live directory's nlink and (unless allowed) the terminal rule.
 bool NodeTable::count_loaded(const CoreState& s, bool mixed_dirs) {
-    counts = Counts{0, 0, 0};
+    counts = Counts{};
     for (const NodeState& ns : s.nodes) {
-        if (ns.handle) ++(ns.type == ObjType::map ? counts.maps : counts.progs);
+        if (ns.handle) ++counts.of(ns.type);
         if (ns.removed || !ns.is_dir) continue;
         const Dir& d = dirs.find(ns.ino)->second;
         if (ns.attr.nlink != 2 + d.nsubdirs) return false;

@@ -4,7 +4,8 @@
 //   u8 kind, then by kind
 //   put:     v ino, v parent, v cookie, v name length, name bytes,
 //            z attr.ino - ino (0 in every state the core makes), v mode, v nlink, v uid, v gid,
-//            v size, times, v nlookup, u8 flags (1 removed, 2 dir, 4 has handle, 8 prog),
+//            v size, times, v nlookup, u8 flags (1 removed, 2 dir, 4 has handle, 8 prog,
+//            16 link; neither 8 nor 16: a map; logs before links never set 16),
 //            v next_cookie, v handle (only with flag 4)
 //   lookups: v ino, v nlookup
 //   erase:   v ino
@@ -35,6 +36,7 @@ constexpr std::uint8_t kFlagRemoved = 1;
 constexpr std::uint8_t kFlagDir = 2;
 constexpr std::uint8_t kFlagHandle = 4;
 constexpr std::uint8_t kFlagProg = 8;
+constexpr std::uint8_t kFlagLink = 16;
 constexpr std::uint8_t kKinds = static_cast<std::uint8_t>(Change::Kind::times) + 1;
 
 std::uint64_t zigzag(std::uint64_t v) {
@@ -150,7 +152,8 @@ void put_node(Writer& w, const NodeState& n) {
     put_times(w, a.atime, a.mtime, a.ctime);
     w.v(n.nlookup);
     std::uint8_t flags = (n.removed ? kFlagRemoved : 0) | (n.is_dir ? kFlagDir : 0) |
-                         (n.handle ? kFlagHandle : 0) | (n.type == ObjType::prog ? kFlagProg : 0);
+                         (n.handle ? kFlagHandle : 0) | (n.type == ObjType::prog ? kFlagProg : 0) |
+                         (n.type == ObjType::link ? kFlagLink : 0);
     w.u8(flags);
     w.v(n.next_cookie);
     if (n.handle) w.v(*n.handle);
@@ -174,10 +177,13 @@ NodeState get_node(Reader& r) {
     get_times(r, a.atime, a.mtime, a.ctime);
     n.nlookup = r.v();
     std::uint8_t flags = r.u8();
-    if (flags & ~(kFlagRemoved | kFlagDir | kFlagHandle | kFlagProg)) r.invalid();
+    if (flags & ~(kFlagRemoved | kFlagDir | kFlagHandle | kFlagProg | kFlagLink)) r.invalid();
+    if ((flags & kFlagProg) && (flags & kFlagLink)) r.invalid();
     n.removed = (flags & kFlagRemoved) != 0;
     n.is_dir = (flags & kFlagDir) != 0;
-    n.type = (flags & kFlagProg) != 0 ? ObjType::prog : ObjType::map;
+    n.type = (flags & kFlagProg) != 0   ? ObjType::prog
+             : (flags & kFlagLink) != 0 ? ObjType::link
+                                        : ObjType::map;
     n.next_cookie = r.v();
     if (flags & kFlagHandle) n.handle = r.v();
     return n;

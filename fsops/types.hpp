@@ -22,7 +22,8 @@ using bpffs::kSocketName;
 
 // Opaque token for a pinned kernel object; the broker's registry resolves it to a kernel fd.
 using ObjHandle = std::uint64_t;
-enum class ObjType : std::uint8_t { map, prog };
+// Links exist under compat=linux only (Policy::object_refused): the 2015 kernel had none.
+enum class ObjType : std::uint8_t { map, prog, link };
 
 struct Timespec {
     std::int64_t sec = 0;
@@ -122,6 +123,11 @@ struct Counts {
     std::uint64_t dirs = 0;  // including the root
     std::uint64_t maps = 0;
     std::uint64_t progs = 0;
+    std::uint64_t links = 0;
+
+    std::uint64_t& of(ObjType t) {
+        return t == ObjType::map ? maps : t == ObjType::prog ? progs : links;
+    }
 };
 
 }  // namespace bpffs::fsops

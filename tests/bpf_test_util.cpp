@@ -40,17 +40,35 @@ UniqueFd create_hash_map(const char* name) {
     return UniqueFd(fd < 0 ? -1 : fd);
 }
 
-UniqueFd load_trivial_prog(const char* name) {
-    // r0 = 0; exit
+namespace {
+// "r0 = imm; exit" as a program of `type` (license GPL). Invalid on failure (errno set).
+UniqueFd load_return(bpf_prog_type type, const char* name, std::int32_t imm) {
     const bpf_insn insns[2] = {
         {.code = BPF_ALU64 | BPF_MOV | BPF_K,
          .dst_reg = BPF_REG_0,
          .src_reg = 0,
          .off = 0,
-         .imm = 0},
+         .imm = imm},
         {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
     };
-    int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, name, "GPL", insns, 2, nullptr);
+    int fd = bpf_prog_load(type, name, "GPL", insns, 2, nullptr);
+    if (fd < 0) errno = -fd;
+    return UniqueFd(fd < 0 ? -1 : fd);
+}
+}  // namespace
+
+UniqueFd load_trivial_prog(const char* name) {
+    return load_return(BPF_PROG_TYPE_SOCKET_FILTER, name, 0);
+}
+
+UniqueFd load_cgroup_skb_prog(const char* name) {
+    return load_return(BPF_PROG_TYPE_CGROUP_SKB, name, 1);
+}
+
+UniqueFd attach_cgroup_link(int prog_fd, const std::string& cgroup) {
+    UniqueFd cg(open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cg) return UniqueFd();
+    int fd = bpf_link_create(prog_fd, cg.get(), BPF_CGROUP_INET_INGRESS, nullptr);
     if (fd < 0) errno = -fd;
     return UniqueFd(fd < 0 ? -1 : fd);
 }
@@ -92,6 +110,7 @@ bool id_alive(int fd) {
 
 bool map_id_alive(std::uint32_t id) { return id_alive(bpf_map_get_fd_by_id(id)); }
 bool prog_id_alive(std::uint32_t id) { return id_alive(bpf_prog_get_fd_by_id(id)); }
+bool link_id_alive(std::uint32_t id) { return id_alive(bpf_link_get_fd_by_id(id)); }
 
 int map_update(int fd, std::uint32_t key, std::uint64_t value) {
     int rc = bpf_map_update_elem(fd, &key, &value, BPF_ANY);
@@ -184,6 +203,20 @@ FdGroup make_pipes(std::size_t n) {
     }
     return g;
 }
+
+TempCgroup::TempCgroup() {
+    std::string root;
+    for (const auto& m : mount_table()) {
+        if (m.fstype == "cgroup2" && (m.path == "/sys/fs/cgroup" || root.empty())) root = m.path;
+    }
+    if (root.empty()) throw std::runtime_error("no cgroup2 mount");
+    std::string tmpl = root + "/bpffs-ktest-XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr)
+        throw std::runtime_error("mkdir in " + root + ": " + std::strerror(errno));
+    path_ = tmpl;
+}
+
+TempCgroup::~TempCgroup() { rmdir(path_.c_str()); }
 
 TempDir::TempDir(const std::string& parent) {
     std::string tmpl = parent + "/bpffs-ktest-XXXXXX";

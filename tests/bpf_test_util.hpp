@@ -28,6 +28,12 @@ UniqueFd create_hash_map(const char* name);
 // The two-instruction socket filter "r0 = 0; exit" (license GPL). Invalid on failure.
 UniqueFd load_trivial_prog(const char* name);
 
+// A BPF_PROG_TYPE_CGROUP_SKB program "r0 = 1; exit" (every packet passes). Invalid on failure.
+UniqueFd load_cgroup_skb_prog(const char* name);
+// A BPF link attaching `prog_fd` (a cgroup_skb program) to the cgroup directory `cgroup` at
+// BPF_CGROUP_INET_INGRESS. Invalid on failure (errno set).
+UniqueFd attach_cgroup_link(int prog_fd, const std::string& cgroup);
+
 // The kernel id of a bpf map or program fd (from /proc/self/fdinfo, so it works for unprivileged
 // processes too); 0 if `fd` is not a bpf map or program.
 std::uint32_t kernel_id(int fd);
@@ -38,6 +44,7 @@ std::string fd_kind(int fd);
 // the last reference is gone. Needs CAP_SYS_ADMIN.
 bool map_id_alive(std::uint32_t id);
 bool prog_id_alive(std::uint32_t id);
+bool link_id_alive(std::uint32_t id);
 
 // 0 or the positive errno of the bpf(2) call.
 int map_update(int fd, std::uint32_t key, std::uint64_t value);
@@ -146,6 +153,21 @@ public:
 
 private:
     TempDir dir_;
+};
+
+// A fresh cgroup directory under the cgroup2 mount (/sys/fs/cgroup, or its `unified` child on a
+// hybrid hierarchy), with no process in it; removed on destruction (rmdir: links attached to it
+// go defunct). Throws std::runtime_error if there is no cgroup2 mount or the mkdir fails.
+class TempCgroup {
+public:
+    TempCgroup();
+    ~TempCgroup();
+    TempCgroup(const TempCgroup&) = delete;
+    TempCgroup& operator=(const TempCgroup&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
 };
 
 // mount(2) MS_BIND of `source` on `target` (an existing directory); detached on destruction.

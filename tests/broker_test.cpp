@@ -509,6 +509,37 @@ TEST_CASE("pin: a closed fd is EBADF and a non-BPF fd EINVAL, before path errors
     check_map_untouched(map.get(), kernel_id(map.get()));
 }
 
+TEST_CASE("pin: a link fd on a default (seed) mount is EINVAL, before path errors",
+          "[broker][kernel][pin]") {
+    KMount m;
+    must_mkdir(m.p("d"));
+    TempCgroup cg;
+    UniqueFd link = must_cgroup_link(cg);
+    // The 2015 kernel had no links: a link's fd is any other file to it.
+    check_pin_fails(m, link.get(), m.p("d/l"), EINVAL);
+    check_pin_fails(m, link.get(), m.p("nope/l"), EINVAL);
+    CHECK(m.log().find("pinned link") == std::string::npos);
+}
+
+TEST_CASE("pin: on a compat=linux mount bpffsctl gets a link's fields and status counts it",
+          "[broker][kernel][pin]") {
+    KMount m("compat=linux");
+    TempCgroup cg;
+    UniqueFd link = must_cgroup_link(cg);
+    must_pin(link.get(), m.p("l"));
+    bpf_link_info info{};
+    std::uint32_t len = sizeof info;
+    REQUIRE(bpf_obj_get_info_by_fd(link.get(), &info, &len) == 0);
+    auto get = run_cmd({BPFFSCTL_BIN, "get", m.p("l")});
+    INFO(get.out);
+    CHECK(get.exit_code == 0);
+    CHECK(get.out == "type: link\nid: " + std::to_string(info.id) +
+                         "\nlink_type: cgroup\nprog_id: " + std::to_string(info.prog_id) + "\n");
+    auto st = run_cmd({BPFFSCTL_BIN, "status", m.path()});
+    CHECK(st.out.find("\nlinks: 1\n") != std::string::npos);
+    CHECK(st.out.find("\nmaps: 0\n") != std::string::npos);
+}
+
 TEST_CASE("pin: path errors: ENOENT, ENOTDIR, EEXIST, trailing '/', ENAMETOOLONG",
           "[broker][kernel][pin]") {
     KMount m;

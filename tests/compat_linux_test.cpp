@@ -9,6 +9,8 @@
 #include "tests/mount_fixture.hpp"
 #include "tests/result_helpers.hpp"
 
+#include "common/bpf_fd.hpp"
+
 #include <bpf/bpf.h>
 #include <bpffs/bpffs.h>
 #include <fcntl.h>
@@ -256,4 +258,49 @@ TEST_CASE("linux: open of an object is EIO, its xattrs EOPNOTSUPP, after the per
           ename(EOPNOTSUPP));  // and the kernel keeps asking afterwards
     CHECK(getxattr(ours.p("m").c_str(), "bpf.type", buf, sizeof buf) == 4);
     CHECK(std::string(buf) == "map");
+}
+
+namespace {
+
+// The kernel id of the object pinned at `path`, fetched the way each side hands out pins; 0 if
+// the get fails.
+std::uint32_t id_at(const Side& s, const std::string& path) {
+    bpffs::UniqueFd fd(s.kernel ? bpf_obj_get(path.c_str()) : bpffs_obj_get(path.c_str()));
+    return fd ? bpffs::bpf_object_id(fd.get()) : 0;
+}
+
+}  // namespace
+
+TEST_CASE("linux: a pinned link keeps its attachment, unlinking the last name detaches it",
+          "[linux][kernel]") {
+    TempCgroup cg;
+    KernelBpffs kernel;
+    Mount ours("compat=linux");
+    const Side sides[] = {{kernel.path(), true}, {ours.path(), false}};
+    bpffs::UniqueFd link = must_cgroup_link(cg);
+    const std::uint32_t id = bpffs::bpf_object_id(link.get());
+    REQUIRE(id != 0);
+    std::vector<std::string> out[2];
+    for (int i = 0; i < 2; ++i) {
+        const Side& s = sides[i];
+        out[i].push_back(pin_at(s, link.get(), s.p("l")));
+        out[i].push_back(pin_at(s, link.get(), s.p("l")));  // EEXIST
+        out[i].push_back(std::to_string(id_at(s, s.p("l"))));
+    }
+    CHECK(out[1] == out[0]);
+    CHECK(out[1][2] == std::to_string(id));
+    char type[16] = {};
+    CHECK(getxattr(ours.p("l").c_str(), "bpf.type", type, sizeof type) == 5);
+    CHECK(std::string(type, 5) == std::string("link\0", 5));
+    bpffs::UniqueFd got(bpffs_obj_get(ours.p("l").c_str()));
+    REQUIRE(got);
+    CHECK(*bpffs::bpf_kind(got.get()) == bpffs::BpfKind::link);  // "bpf-link", opened by id
+    got.reset();
+    // The pins hold the attachment once the test's own fd is gone.
+    link.reset();
+    CHECK(link_id_alive(id));
+    CHECK(call([&] { return unlink(kernel.p("l").c_str()); }, kernel.p("l")) == "OK -> ENOENT");
+    CHECK(link_id_alive(id));  // our pin still holds it
+    CHECK(call([&] { return unlink(ours.p("l").c_str()); }, ours.p("l")) == "OK -> ENOENT");
+    CHECK(wait_for([&] { return !link_id_alive(id); }));
 }

@@ -254,7 +254,12 @@ TEST_CASE("state codec: a wrong kind, flag, bool or stray handle is EINVAL",
     };
     CHECK(err_of(decode(with(put, 0, 5))) == EINVAL);               // kind
     CHECK(err_of(decode(with(put, 0, '\xff'))) == EINVAL);          // kind
-    CHECK(err_of(decode(with(put, flags_at, 16 | 12))) == EINVAL);  // unknown flag
+    CHECK(err_of(decode(with(put, flags_at, 32 | 12))) == EINVAL);  // unknown flag
+    CHECK(err_of(decode(with(put, flags_at, 16 | 12))) == EINVAL);  // both prog and link
+    auto link = decode(with(put, flags_at, 16 | 4));                // a link (compat=linux)
+    REQUIRE(link.has_value());
+    CHECK(link->node.type == ObjType::link);
+    CHECK(encode(*link) == with(put, flags_at, 16 | 4));
     // No handle flag but handle bytes: the record would not re-encode the same.
     CHECK(err_of(decode(with(put, flags_at, 8))) == EINVAL);
     auto nh = decode(put.substr(0, put.size() - 10).replace(flags_at, 1, 1, '\x08'));

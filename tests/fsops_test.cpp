@@ -752,6 +752,23 @@ TEST_CASE("getxattr: bpf.type of a program is \"prog\\0\" (5 bytes)", "[fsops][x
     CHECK(big->value == std::string("prog\0", 5));
 }
 
+TEST_CASE("compat=linux: a link pins, counts and says bpf.type \"link\\0\"; the seed: EINVAL",
+          "[fsops][xattr][linux]") {
+    Fx f(MountOptions{0, 0, 01777, Compat::linux});
+    auto l = pin_ok(f.fs, kRootIno, "l", 1, ObjType::link);
+    auto r = f.fs.getxattr(Caller::root(), l.ino, "bpf.type", 64);
+    REQUIRE(r.has_value());
+    CHECK(r->value == std::string("link\0", 5));
+    CHECK(f.fs.counts().links == 1);
+    CHECK(f.fs.get(Caller::root(), l.ino)->type == ObjType::link);
+    REQUIRE(f.fs.unlink(kRootIno, "l").has_value());
+    CHECK(f.fs.counts().links == 0);
+    Fx seed;
+    CHECK(err_of(seed.fs.pin(Caller::root(), kRootIno, "l", ObjType::link, 1)) == EINVAL);
+    CHECK(err_of(seed.fs.pin(Caller::root(), 999, "l", ObjType::link, 1)) == EINVAL);  // first
+    CHECK(seed.fs.counts().links == 0);
+}
+
 TEST_CASE("getxattr: size 0 asks for the length, 4 for a map and 5 for a program",
           "[fsops][xattr]") {
     Fx f;

@@ -37,7 +37,8 @@ bool same(const Reply& a, const Reply& b) {
     if (a.status) {
         const auto &x = *a.status, &y = *b.status;
         return x.pid == y.pid && x.uid == y.uid && x.gid == y.gid && x.mode == y.mode &&
-               x.dirs == y.dirs && x.maps == y.maps && x.progs == y.progs && x.version == y.version;
+               x.dirs == y.dirs && x.maps == y.maps && x.progs == y.progs &&
+               x.version == y.version && x.compat == y.compat && x.links == y.links;
     }
     return true;
 }
@@ -99,10 +100,15 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     reps.push_back(Reply{Op::pin, EEXIST, {}, {}});
     reps.push_back(Reply{Op::get, 0, GetReply{ObjKind::map, 42}, {}});
     reps.push_back(Reply{Op::get, 0, GetReply{ObjKind::prog, 0xffffffffu}, {}});
+    reps.push_back(Reply{Op::get, 0, GetReply{ObjKind::link, 9}, {}});
     reps.push_back(Reply{Op::get, EACCES, {}, {}});
     reps.push_back(Reply{Op::status, 0, {}, StatusInfo{1234, 1000, 100, 01777, 3, 4, 5, "0.1.0"}});
     reps.push_back(
         Reply{Op::status, 0, {}, StatusInfo{1, 0, 0, 0700, ~0ull, 0, 0, std::string(256, 'v')}});
+    StatusInfo with_links{1, 0, 0, 01777, 1, 0, 0, "v"};
+    with_links.compat = 1;
+    with_links.links = 3;
+    reps.push_back(Reply{Op::status, 0, {}, with_links});
     reps.push_back(Reply{Op::remount, 0, {}, {}});
     reps.push_back(Reply{Op::remount, EINVAL, {}, {}});
     reps.push_back(Reply{Op::get, 4095, {}, {}});
@@ -124,6 +130,11 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     CHECK(g[17] == 0);
     CHECK(g[18] == 0);
     CHECK(g[19] == 0);
+    CHECK(encode(Reply{Op::get, 0, GetReply{ObjKind::link, 7}, {}})[16] == 3);
+    // A status without the links count (a daemon that predates links) decodes without it.
+    auto old = decode_reply(encode(Reply{Op::status, 0, {}, StatusInfo{}}));
+    REQUIRE(old);
+    CHECK_FALSE(old->status->links);
 }
 
 TEST_CASE("protocol: each op expects its number of fds", "[protocol]") {
@@ -235,7 +246,7 @@ TEST_CASE("protocol: decode rejects truncated messages and length mismatches (EP
           ename(EPROTO));
     CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0, 9, payload + "x")))) ==
           ename(EPROTO));
-    for (char kind : {'\0', '\3', '\xff'}) {
+    for (char kind : {'\0', '\4', '\xff'}) {
         std::string bad = payload;
         bad[0] = kind;
         CHECK(ename(err_of(decode_reply(header(kMagic, kVersion, 2, 0, 8, bad)))) == ename(EPROTO));

@@ -73,14 +73,14 @@ struct bpffs_opts {
     int path_fd;
 };
 
-/* Pins the map or program `fd` at `pathname` (the caller keeps `fd`). Needs CAP_SYS_ADMIN on a
- * compat=seed mount; on a compat=linux mount none, but write and search permission on the
- * parent, and the object's mode is 0600 minus the caller's umask.
+/* Pins the map or program (compat=linux: also the link) `fd` at `pathname` (the caller keeps
+ * `fd`). Needs CAP_SYS_ADMIN on a compat=seed mount; on a compat=linux mount none, but write and
+ * search permission on the parent, and the object's mode is 0600 minus the caller's umask.
  * Errors: EPERM (no CAP_SYS_ADMIN (seed), a name with '.', a parent on another filesystem
  * (linux), or the socket is not served by a trusted daemon: nothing was sent), EBADF (seed),
- * EINVAL (not a map or program), ENOENT, ENOTDIR, EACCES (search permission; write permission
- * (linux); parent not on a bpffs-fuse mount (seed)), EEXIST, EBUSY (the directory has
- * subdirectories: seed), EROFS, ETIMEDOUT/ECONNREFUSED (broker gone). */
+ * EINVAL (not a map or program; a link unless linux), ENOENT, ENOTDIR, EACCES (search permission;
+ * write permission (linux); parent not on a bpffs-fuse mount (seed)), EEXIST, EBUSY (the directory
+ * has subdirectories: seed), EROFS, ETIMEDOUT/ECONNREFUSED (broker gone). */
 BPFFS_API int bpffs_obj_pin(int fd, const char* pathname);
 /* The same with options (NULL: as bpffs_obj_pin): file_flags 0 or BPFFS_F_PATH_FD with
  * path_fd. EINVAL for a bad opts (checked first, as bpf(2) checks its flags first). */
