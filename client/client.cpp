@@ -522,7 +522,7 @@ struct GetTarget {
     UniqueFd node;
     struct stat st {};
     std::string dir;
-    UniqueFd dirfd;
+    int base = AT_FDCWD;  // where `dir` starts, if relative
 };
 
 // The walk of a get's path from `base` (AT_FDCWD or BPF_F_PATH_FD's path_fd). 0 or an errno.
@@ -548,11 +548,16 @@ int get_prelude(const char* pathname, int base, GetTarget* t) {
     // The broker beside the node: in its directory, or in the node itself when it is a
     // directory (the mount's root has no parent on the mount).
     t->dir = S_ISDIR(st.st_mode) ? path : dir_part(path);
-    t->dirfd.reset(S_ISDIR(st.st_mode)
-                       ? fcntl(t->node.get(), F_DUPFD_CLOEXEC, 3)
-                       : openat(base, t->dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!t->dirfd) return errno;
+    t->base = base;
     return 0;
+}
+
+// The directory whose broker answers for a get's node, opened O_PATH: only a call that connects
+// needs it (a kept connection does not walk the path again).
+UniqueFd broker_dir(const GetTarget& t) {
+    return UniqueFd(S_ISDIR(t.st.st_mode)
+                        ? fcntl(t.node.get(), F_DUPFD_CLOEXEC, 3)
+                        : openat(t.base, t.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
 
 // Sends the get on `ch`; 0 and the new fd in *out, or an errno.
@@ -569,7 +574,9 @@ int obj_get(const char* pathname, int* out, const CallOpts& o) {
     if (int e = check_flags(protocol::Op::get, o); e != 0) return e;
     GetTarget t;
     if (int e = get_prelude(pathname, o.base(), &t); e != 0) return e;
-    Channel ch(t.dir, t.dirfd.get(), {}, o.trust);
+    UniqueFd dirfd = broker_dir(t);
+    if (!dirfd) return errno;
+    Channel ch(t.dir, dirfd.get(), {}, o.trust);
     if (auto c = ch.connect(); !c) {
         // No broker beside it: not an object of a bpffs-fuse mount.
         return no_broker(c.error().value) ? EACCES : c.error().value;
