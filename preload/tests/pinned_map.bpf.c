@@ -3,8 +3,11 @@
 // pins it at <pin_root_path>/counters, or reuses what is pinned there) and one socket filter
 // that uses it. Compiled with clang -target bpf; with -DBPFFS_TEST_NO_PIN the map is not pinned
 // (for `bpftool prog load`, which pins the program and, with `pinmaps`, the maps itself).
-#include <bpf/bpf_helpers.h>
+// linux/bpf.h first: bpf_helpers.h uses its types (a block of its own, so that the include
+// sorting of .clang-format keeps the order).
 #include <linux/bpf.h>
+
+#include <bpf/bpf_helpers.h>
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
