@@ -158,7 +158,8 @@ protocol::Reply Broker::do_status(RequestCreds& c) {
                                     counts.progs,
                                     cfg_.version};
     r.status->worker_pid = r.status->pid;
-    r.status->compat = opts.compat == fsops::Compat::linux ? 1 : 0;
+    r.status->compat = opts.compat == fsops::Compat::linux ? protocol::StatusInfo::kCompatLinux
+                                                           : protocol::StatusInfo::kCompatSeed;
     r.status->links = counts.links;
     if (hooks_.status) hooks_.status(*r.status);
     return r;

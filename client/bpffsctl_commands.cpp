@@ -276,7 +276,9 @@ Result<protocol::StatusInfo> fetch_status(int sock) {
 
 // The options a status reply says are in force.
 fsops::MountOptions options_of(const protocol::StatusInfo& st) {
-    return {st.uid, st.gid, st.mode, st.compat == 1 ? fsops::Compat::linux : fsops::Compat::seed};
+    return {st.uid, st.gid, st.mode,
+            st.compat == protocol::StatusInfo::kCompatLinux ? fsops::Compat::linux
+                                                            : fsops::Compat::seed};
 }
 
 // Replaces this process with `command` (looked up in $PATH); returns only when it cannot be

@@ -485,7 +485,7 @@ int closed_fd_error(Channel& ch, const PinTarget& t) {
     const auto* st = out && out->resp.reply.error == 0 && out->resp.reply.status
                          ? &*out->resp.reply.status
                          : nullptr;
-    if (st != nullptr && st->compat == 1) return EINVAL;
+    if (st != nullptr && st->compat == protocol::StatusInfo::kCompatLinux) return EINVAL;
     return seed_order(t, EBADF);
 }
 

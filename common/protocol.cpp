@@ -207,7 +207,8 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
             !rd.get(s.restarts)) {
             return fail(EPROTO);
         }
-        if (!rd.done() && (!rd.get(s.compat) || s.compat > 1)) return fail(EPROTO);
+        if (!rd.done() && (!rd.get(s.compat) || s.compat > StatusInfo::kCompatLinux))
+            return fail(EPROTO);
         if (!rd.done() && !rd.get(s.links.emplace())) return fail(EPROTO);
         rep.status = std::move(s);
     }

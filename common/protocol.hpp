@@ -78,9 +78,10 @@ struct StatusInfo {
     std::uint32_t worker_pid = 0;
     std::uint32_t generation = 0;  // workers started so far (1 = the first)
     std::uint32_t restarts = 0;    // of them, after a crash
-    // The mount's rule set (compat=): 0 seed, 1 linux. A daemon that predates compat= sends
-    // none, and means seed.
-    std::uint8_t compat = 0;
+    // The mount's rule set (compat=): kCompatSeed or kCompatLinux. A daemon that predates
+    // compat= sends none, and means the seed.
+    static constexpr std::uint8_t kCompatSeed = 0, kCompatLinux = 1;
+    std::uint8_t compat = kCompatSeed;
     // Pinned links (kHidden as the other counts). A daemon that predates links sends none.
     std::optional<std::uint64_t> links;
 };

@@ -553,7 +553,7 @@ void Filesystem::set_read_only(bool ro) {
 MountOptions Filesystem::options() const {
     std::lock_guard lock(impl_->mu);
     MountOptions o = impl_->opts;
-    if (o.compat == Compat::linux) {  // today's kernel shows the root inode's owner and mode
+    if (impl_->policy().options_from_root()) {
         const Attr a = impl_->attr_of(*impl_->find(kRootIno));
         o.uid = a.uid;
         o.gid = a.gid;

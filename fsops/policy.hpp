@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The rules that differ between the seed's filesystem (compat=seed) and today's kernel bpffs
 // (compat=linux, spec section 7), in one place: the operations ask the policy and never test a
-// mode themselves.
+// mode themselves. The mount options of both sets (defaults, unknown options, remount) are
+// parsed in fsops/mount_options.cpp, where the set itself is chosen.
 #pragma once
 
 #include "fsops/mount_options.hpp"
@@ -91,6 +92,9 @@ public:
         if (wr) return GetAccess{kMayWrite, FdMode::write_only};
         return GetAccess{kMayRead | kMayWrite, FdMode::read_write};
     }
+    // The options a mount shows: the seed's stored ones (a chmod of the root leaves them);
+    // today's bpf_show_options reads the root inode's owner and mode.
+    bool options_from_root() const { return !seed(); }
     // May a directory hold both objects and directories (also when restored)?
     bool mixed_dirs_allowed() const { return !seed(); }
 

@@ -548,6 +548,35 @@ ino_t state_log_ino(pid_t worker) {
     return 0;
 }
 
+TEST_CASE("crash: a compat=linux mount keeps its rule set and options across a worker's crash",
+          "[persist][crash][linux]") {
+    Mount m("compat=linux,mode=0750");
+    m.allow_restarts();
+    Watchdog watchdog(m.path(), 30);
+    mkdir_exact(m.p("d"));
+    auto map = must_map("persist_linux");
+    must_pin(map.get(), m.p("d/m"));
+    const pid_t old = worker_of(m.pid());
+    REQUIRE(old > 0);
+    REQUIRE(kill(old, SIGKILL) == 0);
+    std::string bad;
+    const pid_t now = await_new_worker(m, old, m.p("d/m"), 1, bad);
+    INFO("daemon log:\n" << m.log());
+    REQUIRE(now > 0);
+    CHECK(bad == "");
+    CHECK(must_status(m.path()).compat == proto::StatusInfo::kCompatLinux);
+    auto r = run_cmd({BPFFSCTL_BIN, "status", m.path()});
+    INFO("bpffsctl status: " << r.out);
+    CHECK(r.out.find("options: compat=linux,mode=750\ncompat: linux\n") != std::string::npos);
+    // The new worker answers with today's rules: a directory beside an object, dotted names
+    // EPERM, the root 01750.
+    CHECK(ename(errno_of(mkdir(m.p("d/sub").c_str(), 0755))) == ename(0));
+    struct stat st {};
+    CHECK(ename(errno_of(stat(m.p("d/a.b").c_str(), &st))) == ename(EPERM));
+    REQUIRE(ename(errno_of(stat(m.path().c_str(), &st))) == ename(0));
+    CHECK((st.st_mode & 07777) == 01750);
+}
+
 TEST_CASE("crash: after the state log was compacted, a new worker finds every node and object",
           "[persist][crash][compaction]") {
     // A tiny compaction floor, so a few hundred changes make the worker compact its log.
