@@ -177,7 +177,8 @@ void add_status(Cli& c) {
     c.status->footer(
         "Keys: options (as /proc/mounts shows them; 'defaults' when none, \"\" in\n"
         "JSON), compat (seed or linux: the mount's rule set), uid, gid, mode (octal),\n"
-        "directories, maps, programs, pid (the daemon's),\n"
+        "directories, maps, programs, links (when the daemon counts them), pid (the\n"
+        "daemon's),\n"
         "version, worker (the process serving requests), generation (workers started),\n"
         "restarts (after a crash).");
 }

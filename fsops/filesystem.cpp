@@ -11,6 +11,7 @@
 #include "fsops/node_table.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <type_traits>
@@ -45,8 +46,11 @@ struct Filesystem::Impl : table::NodeTable {
     // readdir sink and the change sink, which must not call back in.
     mutable std::mutex mu;
     Clock clock;
-    // The mount's rule set, from its options (compat= never changes after the mount).
-    Policy policy() const { return Policy(opts.compat); }
+    // The mount's rule set: opts.compat, kept apart so that the checks made before the lock
+    // (may_pin, get_access, policy()) read it without racing a remount's write of opts.
+    // Set with opts; compat= never changes after the mount.
+    std::atomic<Compat> compat{Compat::seed};
+    Policy policy() const { return Policy(compat.load(std::memory_order_relaxed)); }
 
     // A new name in `parent`, in filename_create()'s order: its length, a name no path
     // component can be (empty: `empty_errno`), an existing one ('.' and '..' too), a read-only
@@ -193,6 +197,7 @@ struct Filesystem::Impl : table::NodeTable {
 Filesystem::Filesystem(MountOptions opts, Clock clock) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.opts = opts;
+    m.compat.store(opts.compat, std::memory_order_relaxed);
     m.clock = std::move(clock);
     Node& root = m.at(m.new_node(kRootIno));
     m.dirs.try_emplace(kRootIno);
@@ -453,13 +458,9 @@ Result<void> Filesystem::may_pin(const Caller& c, std::uint32_t file_flags) cons
     return {};
 }
 
-Policy Filesystem::policy() const {
-    std::lock_guard lock(impl_->mu);
-    return impl_->policy();
-}
+Policy Filesystem::policy() const { return impl_->policy(); }
 
 Result<GetAccess> Filesystem::get_access(std::uint32_t file_flags) const {
-    std::lock_guard lock(impl_->mu);
     return impl_->policy().get_access(file_flags);
 }
 
@@ -565,6 +566,7 @@ MountOptions Filesystem::options() const {
 Attr Filesystem::apply_options(const MountOptions& opts) {
     return impl_->change([&]() -> Attr {
         impl_->opts = opts;
+        impl_->compat.store(opts.compat, std::memory_order_relaxed);
         impl_->touch_meta();
         Node& root = *impl_->find(kRootIno);
         impl_->touch(root);
@@ -650,6 +652,7 @@ Filesystem::Filesystem(Clock clock, RestoreKey) : impl_(std::make_unique<Impl>()
 Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Clock clock) {
     auto fs = std::make_unique<Filesystem>(std::move(clock), RestoreKey{});
     if (!fs->impl_->load(s, Policy(s.meta.opts.compat).mixed_dirs_allowed())) return fail(EINVAL);
+    fs->impl_->compat.store(s.meta.opts.compat, std::memory_order_relaxed);
     return fs;
 }
 
