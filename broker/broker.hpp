@@ -9,14 +9,19 @@
 // kernel recorded at connect time and attached to the message (peer.hpp says which count).
 //
 // Misbehaving peers: a malformed, truncated or oversized message, or the wrong number of fds,
-// gets an error reply or the connection is closed; received fds are always closed; a peer that
-// never speaks is dropped after an idle timeout; connections beyond the limit are refused.
+// gets an error reply or the connection is closed; received fds are always closed, and never on
+// a serving thread when that could block (closer.hpp); an fd the client sends is looked at only
+// through what the kernel has cached (AT_STATX_DONT_SYNC) and, unless it is on this mount,
+// never walked or asked anything, so another filesystem's server cannot hold a serving thread;
+// a peer that never speaks is dropped after an idle timeout; connections beyond the limit are
+// refused.
 //
 // Lock order: conns_mu_ and mount_mu_ are leaves (nothing else is locked or called under them
 // but epoll_ctl and reads of the mount table); the core's and the registry's locks are taken
 // with neither held.
 #pragma once
 
+#include "broker/closer.hpp"
 #include "broker/peer.hpp"
 #include "broker/registry.hpp"
 #include "common/protocol.hpp"
@@ -41,6 +46,7 @@ struct BrokerConfig {
     std::chrono::milliseconds idle_timeout{30000};
     unsigned threads = 0;  // serving threads; 0: one per CPU, at most 4
     std::string version;
+    Closer::Config closer;  // fds clients send that may not close at once
 };
 
 // What the broker needs from the daemon, without knowing FUSE.
@@ -108,8 +114,12 @@ private:
     void sweep_idle();
     int setup_loop();
     bool refresh_mount_state_locked();
-    // Is the mount that the client walked to `dirfd` read-only (pin: EROFS)?
+    // Is the mount that the client walked to `dirfd` read-only (pin: EROFS)? `dirfd` is on
+    // this mount's superblock.
     bool walked_read_only(int dirfd);
+    // Is mount `mnt_id` of the daemon's mount namespace read-only? False when it is not there
+    // (the client's own namespace): the mount table only, never the filesystem.
+    bool mount_read_only(std::uint64_t mnt_id);
     // Is the superblock read-only (get: EROFS), counting a remount made just before the request?
     bool superblock_read_only();
     void take_pending_mount_change_locked();  // under mount_mu_
@@ -138,8 +148,9 @@ private:
     dev_t mount_dev_ = 0;  // set before run()
     std::atomic<bool> sb_read_only_{false};
     std::mutex mount_mu_;
-    // The mounts of our superblock in this mount namespace: id -> mounted read-only. A pin asks
-    // it instead of fstatvfs(), which is a FUSE round trip (STATFS). Under mount_mu_.
+    // The mounts of this mount namespace: id -> mounted read-only. A pin asks it instead of
+    // fstatvfs(), which is a FUSE round trip (STATFS), or another filesystem's call. Under
+    // mount_mu_.
     std::unordered_map<std::uint64_t, bool> mount_ro_;
     std::atomic<bool> mount_gone_{false};
     std::atomic<bool> stopping_{false};
@@ -151,6 +162,7 @@ private:
     // finds nothing). A thread serving one holds a reference, so its fd stays open.
     std::unordered_map<std::uint64_t, std::shared_ptr<Conn>> conns_;
     std::uint64_t next_conn_id_ = 16;  // under conns_mu_; below 16: the loop's own fds
+    Closer closer_;
 };
 
 }  // namespace bpffs::broker

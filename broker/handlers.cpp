@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,6 +32,24 @@ protocol::ObjKind obj_kind(fsops::ObjType t) {
     return t == fsops::ObjType::map    ? protocol::ObjKind::map
            : t == fsops::ObjType::prog ? protocol::ObjKind::prog
                                        : protocol::ObjKind::link;
+}
+
+// Where a client's fd points (the client sends O_PATH fds of its walk), from what the kernel has
+// cached (AT_STATX_DONT_SYNC): another FUSE filesystem's server is not asked, so it cannot hold
+// the serving thread. (Closing it is the closer's business.)
+struct Where {
+    mode_t mode = 0;
+    ino_t ino = 0;
+    dev_t dev = 0;
+    std::uint64_t mnt_id = 0;  // 0: unknown
+};
+Result<Where> look(int fd) {
+    struct statx sx {};
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_MNT_ID,
+              &sx) != 0)
+        return fail(errno);
+    return Where{sx.stx_mode, sx.stx_ino, makedev(sx.stx_dev_major, sx.stx_dev_minor),
+                 (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0};
 }
 }  // namespace
 
@@ -73,34 +92,31 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const protocol::Request& req,
     if (!obj) return reply_error(Op::pin, fs_.policy().pin_fd_error(obj.error().value));
     if (int e = fs_.policy().object_refused(obj->type)) return reply_error(Op::pin, e);
     int dirfd = fds[1].get();
-    struct stat st {};
-    if (fstat(dirfd, &st) != 0) return reply_error(Op::pin, errno);
-    if (!S_ISDIR(st.st_mode)) return reply_error(Op::pin, ENOTDIR);
-    bool read_only = walked_read_only(dirfd);
-    if (st.st_dev != mount_dev_) {
-        struct stat child {};
-        if (fstatat(dirfd, name.c_str(), &child, AT_SYMLINK_NOFOLLOW) == 0) {
-            return reply_error(Op::pin, EEXIST);
-        }
-        return reply_error(Op::pin, read_only ? EROFS : fs_.policy().foreign_parent_error());
+    auto st = look(dirfd);
+    if (!st) return reply_error(Op::pin, st.error().value);
+    if (!S_ISDIR(st->mode)) return reply_error(Op::pin, ENOTDIR);
+    if (st->dev != mount_dev_) {  // not looked into: its name is not looked up (no EEXIST)
+        bool ro = st->mnt_id != 0 && mount_read_only(st->mnt_id);
+        return reply_error(Op::pin, ro ? EROFS : fs_.policy().foreign_parent_error());
     }
+    bool read_only = walked_read_only(dirfd);
     // The kernel's lookup of the last component needs search permission on the parent
     // (may_lookup), before the name is found to exist: the client does not look it up itself.
-    if (auto x = fs_.permission(c.with_caps(), st.st_ino, fsops::kMayExec); !x) {
+    if (auto x = fs_.permission(c.with_caps(), st->ino, fsops::kMayExec); !x) {
         return reply_error(Op::pin, x.error().value);
     }
     if (!hooks_.publish_pin) return reply_error(Op::pin, ENOTSUP);
     auto handle = registry_.add(fds[0].get(), *obj);
     if (!handle) return reply_error(Op::pin, handle.error().value);
-    int e = hooks_.publish_pin(dirfd, name,
-                               fsops::PinRequest{c.with_caps(), st.st_ino, name, obj->type, *handle,
-                                                 read_only, req.umask});
+    int e = hooks_.publish_pin(
+        dirfd, name,
+        fsops::PinRequest{c.with_caps(), st->ino, name, obj->type, *handle, read_only, req.umask});
     if (e != 0) {
         registry_.release(*handle);
         return reply_error(Op::pin, e);
     }
     spdlog::info("pinned {} id {} as \"{}\" in dir {} (uid {})", type_name(obj->type), obj->id,
-                 name, st.st_ino, c.ids().uid);
+                 name, st->ino, c.ids().uid);
     return reply_error(Op::pin, 0);
 }
 
@@ -110,22 +126,21 @@ protocol::Reply Broker::do_get(RequestCreds& c, std::uint32_t flags, std::vector
     // The flags are judged before the path (bpf_obj_get): EINVAL, and the permission they ask.
     auto access = fs_.get_access(flags);
     if (!access) return reply_error(Op::get, access.error().value);
-    int node = fds[0].get();
-    struct stat st {};
-    if (fstat(node, &st) != 0) return reply_error(Op::get, errno);
-    if (st.st_dev != mount_dev_) return reply_error(Op::get, EACCES);  // not our object
+    auto st = look(fds[0].get());
+    if (!st) return reply_error(Op::get, st.error().value);
+    if (st->dev != mount_dev_) return reply_error(Op::get, EACCES);  // not our object
     // inode_permission(MAY_WRITE) checks the superblock (sb_permission), not the mount: a
     // read-only bind mount of a writable mount does not make get fail; a read-only superblock
     // does, for objects and directories alike, before any other check. A get that asks no
     // MAY_WRITE (today's BPF_F_RDONLY) passes it.
     bool writes = (access->may & fsops::kMayWrite) != 0;
-    if (writes && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) && superblock_read_only()) {
+    if (writes && (S_ISREG(st->mode) || S_ISDIR(st->mode)) && superblock_read_only()) {
         return reply_error(Op::get, EROFS);
     }
     // Mode bits first; capabilities only when they alone refuse (CAP_DAC_OVERRIDE may grant).
-    auto got = fs_.get(c.ids(), st.st_ino, flags);
+    auto got = fs_.get(c.ids(), st->ino, flags);
     if (!got && got.error().value == EACCES && !c.caps_known()) {
-        got = fs_.get(c.with_caps(), st.st_ino, flags);
+        got = fs_.get(c.with_caps(), st->ino, flags);
     }
     if (!got) return reply_error(Op::get, got.error().value);
     auto fd = registry_.open(got->handle, got->mode);

@@ -60,7 +60,8 @@ struct Broker::Conn {
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
     : fs_(fs), registry_(registry), hooks_(std::move(hooks)), cfg_(std::move(cfg)),
-      self_userns_(own_user_namespace()), stop_event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+      self_userns_(own_user_namespace()), stop_event_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      closer_(cfg_.closer) {}
 
 Broker::~Broker() = default;
 
@@ -197,12 +198,11 @@ bool Broker::refresh_mount_state_locked() {
     while (std::getline(in, line)) {
         std::istringstream ls(line);
         std::string id, parent, dev, root, point, mntopts, field;
-        ls >> id >> parent >> dev;
-        if (dev != want) continue;
-        found = true;
-        ls >> root >> point >> mntopts;
+        ls >> id >> parent >> dev >> root >> point >> mntopts;
         bool ro = mntopts == "ro" || mntopts.rfind("ro,", 0) == 0;
         mount_ro_[std::strtoull(id.c_str(), nullptr, 10)] = ro;
+        if (dev != want) continue;
+        found = true;
         while (ls >> field && field != "-") {}
         std::string fstype, source, superopts;
         ls >> fstype >> source >> superopts;
@@ -245,6 +245,13 @@ bool Broker::walked_read_only(int dirfd) {
     // A mount we cannot see (the client's own mount namespace): ask the kernel.
     struct statvfs vfs {};
     return fstatvfs(dirfd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+}
+
+bool Broker::mount_read_only(std::uint64_t mnt_id) {
+    std::lock_guard l(mount_mu_);
+    take_pending_mount_change_locked();
+    auto it = mount_ro_.find(mnt_id);
+    return it != mount_ro_.end() && it->second;
 }
 
 void Broker::stop_for_handover() {
@@ -364,6 +371,11 @@ int Broker::accept_one() {
         return 0;  // closes s
     }
     auto c = new_conn(std::move(s));
+    if (closer_.over_share(c->peer.uid)) {
+        spdlog::warn("broker: uid {} has too many unclosed files waiting; refusing it",
+                     c->peer.uid);
+        return 0;
+    }
     if (on_readable(*c)) register_conn(std::move(c));
     return 0;
 }
@@ -418,8 +430,18 @@ bool Broker::on_readable(Conn& c) {
     // A few messages per wakeup, so one busy client cannot starve the others; none once a stop
     // is asked for (a handover leaves the rest queued for the next worker).
     for (int round = 0; round < 16 && !stopping_.load(); ++round) {
+        if (closer_.over_share(c.peer.uid)) return false;  // its files do not close: no more
         std::array<std::uint8_t, protocol::kMaxMessage> buf;
         Received r = recv_with_fds(fd, buf, protocol::kMaxFds, MSG_DONTWAIT);
+        // Every fd it sent goes to the closer, whatever becomes of the message.
+        struct ToCloser {
+            Closer& closer;
+            uid_t uid;
+            std::vector<UniqueFd>& fds;
+            ~ToCloser() {
+                for (auto& f : fds) closer.close(std::move(f), uid);
+            }
+        } to_closer{closer_, c.peer.uid, r.fds};
         if (r.error == EAGAIN) return true;
         if (r.error != 0 || r.size == 0) return false;  // error or the peer left
         if (r.truncated || r.ctruncated) {
@@ -447,7 +469,6 @@ bool Broker::on_readable(Conn& c) {
                 rep = protocol::reply_error(req->op, EIO);
             }
         }
-        r.fds.clear();
         auto msg = protocol::encode(rep);
         std::array<int, 1> one{out_fd.get()};
         std::span<const int> fds = out_fd ? std::span<const int>(one) : std::span<const int>();

@@ -48,6 +48,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -1733,4 +1734,99 @@ TEST_CASE("privilege: a non-root process holding CAP_SYS_ADMIN is unprivileged f
     });
     CHECK(ename(rc) == ename(EPERM));
     CHECK_FALSE(exists(m.p("d/m")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Attacks
+
+namespace {
+
+// An attacker's FUSE filesystem (stuck_fuse.c) on a temp dir: its file's close never returns.
+// Killed, and its mount taken away, on destruction.
+class StuckFuse {
+public:
+    StuckFuse() {
+        pid_ = spawn({BPFFS_STUCK_FUSE_BIN, dir_.path()}, -1);
+        if (pid_ <= 0 || !wait_for([&] { return is_mounted(dir_.path(), "fuse.stuck"); }))
+            throw std::runtime_error("stuck_fuse did not mount");
+    }
+    ~StuckFuse() {
+        kill(pid_, SIGKILL);
+        wait_status(pid_, 10000);
+        umount2(dir_.path().c_str(), MNT_DETACH);
+    }
+    std::string file() const { return dir_.p("f"); }
+
+private:
+    TempDir dir_;
+    pid_t pid_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "attack: files whose close never returns, sent by an unprivileged user, hold no "
+    "serving thread, and the daemon still stops",
+    "[broker][kernel][attack]") {
+    KMount m("mode=0755");  // the attacker reaches the socket
+    auto map = must_map();
+    must_pin(map.get(), m.p("m"));
+    StuckFuse stuck;
+    // As an unprivileged uid: the stuck file, sent on 16 connections as a pin's object and
+    // directory and as a get's node; the connections stay open.
+    constexpr int kConns = 16;
+    Pipe ready;
+    pid_t attacker = fork();
+    REQUIRE(attacker >= 0);
+    if (attacker == 0) {
+        if (setresgid(kUserGid, kUserGid, kUserGid) != 0 || setresuid(kUser, kUser, kUser) != 0) {
+            ready.put(1000 + errno);
+            _exit(10);
+        }
+        int fd = open(stuck.file().c_str(), O_RDWR | O_CLOEXEC);  // kept: its close would block
+        if (fd < 0) {
+            ready.put(2000 + errno);
+            _exit(11);
+        }
+        std::vector<UniqueFd> conns;
+        for (int i = 0; i < kConns; ++i) {
+            UniqueFd s = raw_connect(m.p(".bpffs.sock"));
+            if (!s) {
+                ready.put(3000 + errno);
+                _exit(12);
+            }
+            send_with_fds(s.get(), request(proto::Op::pin, "x"), std::vector<int>{fd, fd});
+            send_with_fds(s.get(), request(proto::Op::get), std::vector<int>{fd});
+            conns.push_back(std::move(s));
+        }
+        ready.put(static_cast<std::uint32_t>(conns.size()));
+        pause();
+        _exit(0);
+    }
+    struct Reaper {  // the attacker goes first, then (StuckFuse) its filesystem
+        pid_t pid;
+        ~Reaper() { kill(pid, SIGKILL); }
+    } reaper{attacker};
+    ready.wr.reset();
+    // 1000 + errno: no uid; 2000 + errno: no stuck file; 3000 + errno: no connection.
+    REQUIRE(ready.take() == kConns);
+
+    // Root's requests are answered at once meanwhile.
+    auto t0 = std::chrono::steady_clock::now();
+    UniqueFd s = must_connect(m);
+    Answer st = round_trip(s.get(), request(proto::Op::status));
+    CHECK(describe(st) == "reply " + ename(0));
+    auto again = get(m.p("m"));
+    CHECK(ename(again.error) == ename(0));
+    must_pin(map.get(), m.p("m2"));
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took < std::chrono::seconds(2));
+
+    // The closing thread's watchdog aborts the attacker's connection, and the daemon stops.
+    CHECK(wait_for([&] { return m.log().find("aborted FUSE connection") != std::string::npos; },
+                   15000));
+    auto t1 = std::chrono::steady_clock::now();
+    CHECK(m.stop() == 0);
+    CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::seconds(10));
+    INFO(m.log());
 }
