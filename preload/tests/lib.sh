@@ -187,16 +187,15 @@ add_netns() {
     NETNS+=("$1")
 }
 
-# A new cgroup below the cgroup2 mount (its `unified` child on a hybrid hierarchy); prints its
-# path. Removed by the EXIT trap, after the mounts that may pin links into it.
+# A new cgroup below the cgroup2 mount (its `unified` child on a hybrid hierarchy), its path in
+# $CGROUP (not printed: a command substitution's subshell would keep it from the trap). Removed
+# by the EXIT trap, after the mounts that may pin links into it.
 add_cgroup() {
     local root
     root=$(awk '$3 == "cgroup2" { print $2 }' /proc/mounts | sort | head -1)
     [ -n "$root" ] || fail "no cgroup2 mount"
-    local cg
-    cg=$(mktemp -d "$root/bpffs-preload-XXXXXX") || fail "mkdir in $root"
-    CGROUPS+=("$cg")
-    echo "$cg"
+    CGROUP=$(mktemp -d "$root/bpffs-preload-XXXXXX") || fail "mkdir in $root"
+    CGROUPS+=("$CGROUP")
 }
 
 # The outcome of a command: "ok", or its exit status and the last line it printed, with the

@@ -17,7 +17,7 @@ need_tools bpftool
 need_bpf_objects BPF_OBJ_LINK BPF_OBJ_ITER
 
 start_both_sides
-CG=$(add_cgroup)
+add_cgroup
 before=$(work_mounts)
 
 link_at() { run bpftool link show pinned "$1" -j | json_id; }
@@ -33,7 +33,7 @@ link_kind() {
 steps() {
     local root=$1 out pinned iter
     mkdir "$root/dir"
-    if out=$(run "$LIBBPF_LINK" "$BPF_OBJ_LINK" "$CG" "$root/l" 2>&1); then
+    if out=$(run "$LIBBPF_LINK" "$BPF_OBJ_LINK" "$CGROUP" "$root/l" 2>&1); then
         pinned=${out#pinned=}
         pinned=${pinned%% *}
         echo "bpf_link__pin, bpf_link__open: $(same "${out#* opened=}" "$pinned")"
