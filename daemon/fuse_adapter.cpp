@@ -279,27 +279,45 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
-               const char* newname, unsigned int) {
+               const char* newname, unsigned int flags) {
     guarded(req, "rename", [&] {
-        auto r = state(req).fs.rename(parent, name, newparent, newname);
+        auto& st = state(req);
+        auto r = st.fs.rename(parent, name, newparent, newname, flags);
+        if (r) {
+            st.listed.changed(parent);
+            st.listed.changed(newparent);
+            if (r->released && st.release_object) st.release_object(*r->released);
+        }
         reply_status(req, "rename", error_of(r),
-                     "parent={} name=\"{}\" newparent={} newname=\"{}\"", parent, name, newparent,
-                     newname);
+                     "parent={} name=\"{}\" newparent={} newname=\"{}\" flags={:#x}", parent, name,
+                     newparent, newname, flags);
     });
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
     guarded(req, "link", [&] {
-        auto r = state(req).fs.link(ino, newparent, newname);
-        reply_status(req, "link", error_of(r), "ino={} newparent={} newname=\"{}\"", ino, newparent,
-                     newname);
+        auto& st = state(req);
+        auto r = st.fs.link(ino, newparent, newname);
+        if (r) st.listed.changed(newparent);
+        reply_entry(req, "link", r, "ino={} newparent={} newname=\"{}\"", ino, newparent, newname);
     });
 }
 
-void op_symlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
     guarded(req, "symlink", [&] {
-        auto r = state(req).fs.symlink(parent, name);
-        reply_status(req, "symlink", error_of(r), "parent={} name=\"{}\"", parent, name);
+        auto& st = state(req);
+        auto r = st.fs.symlink(caller_ids(req), parent, name, target);
+        if (r) st.listed.changed(parent);
+        reply_entry(req, "symlink", r, "parent={} name=\"{}\"", parent, name);
+    });
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+    guarded(req, "readlink", [&] {
+        auto r = state(req).fs.readlink(ino);
+        if (!r) return reply_status(req, "readlink", r.error().value, "ino={}", ino);
+        log_op("readlink", 0, "ok", "ino={}", ino);
+        fuse_reply_readlink(req, r->c_str());
     });
 }
 
@@ -497,6 +515,7 @@ constexpr fuse_lowlevel_ops kOps = {
     .forget = op_forget,
     .getattr = op_getattr,
     .setattr = op_setattr,
+    .readlink = op_readlink,
     .mknod = op_mknod,
     .mkdir = op_mkdir,
     .unlink = op_unlink,

@@ -93,19 +93,25 @@ struct Filesystem::Impl : table::NodeTable {
         return n;
     }
 
-    // The name an rmdir or unlink removes, in their order: a read-only mount (EROFS), the
-    // parent (live_dir), the name (ENOENT).
+    // The name an rmdir, unlink or rename removes, in their order: a read-only mount (EROFS),
+    // the parent (live_dir), the name (ENOENT).
     struct Victim {
         Node* parent;
         Node* node;
+        std::uint32_t pos;  // its entry in the parent (kNone: the socket node, which has none)
     };
     Result<Victim> victim(Ino parent, std::string_view name) {
         if (read_only) return fail(EROFS);
         auto d = live_dir(parent);
         if (!d) return d.error();
-        Node* n = child(**d, name);
+        return entry(**d, name);
+    }
+    // The name `name` of directory `parent`: ENOENT when there is none.
+    Result<Victim> entry(Node& parent, std::string_view name) {
+        Node* n = child(parent, name);
         if (n == nullptr) return fail(ENOENT);
-        return Victim{*d, n};
+        std::uint32_t pos = n->ino == socket_ino ? kNone : dir_of(parent).find(name);
+        return Victim{&parent, n, pos};
     }
 
     // New node linked into `parent` under `name`: validate first (the caller), then allocate,
@@ -140,18 +146,21 @@ struct Filesystem::Impl : table::NodeTable {
         return n;
     }
 
-    // Takes a node out of its parent: the parent's mtime and ctime and the node's ctime move to
-    // now; the node stays in the table while the kernel references it. Returns the handle an
-    // object held (release_all may have taken it already), which the caller releases.
-    std::optional<ObjHandle> unlink_node(Node& parent, Node& n) {
+    // Takes the name at `pos` of `parent` away from its node: the parent's mtime and ctime and
+    // the node's ctime move to now. With its last name the node is removed, and stays in the
+    // table while the kernel references it; the handle an object held is returned (release_all
+    // may have taken it already), which the caller releases.
+    std::optional<ObjHandle> unlink_node(Node& parent, Node& n, std::uint32_t pos) {
+        std::uint32_t dir = slot_of(parent.ino);
         Dir& d = dir_of(parent);
-        const Entry e = d.entries[n.pos];
+        const Entry e = d.entries[pos];
+        bool last = !n.has(Node::kMoreNames);
         bool referenced = lookups(n) > 0;
-        if (referenced)  // the only allocation: first
+        if (last && referenced)  // the only allocation: first
             detached.insert_or_assign(n.ino,
                                       Detached{parent.ino, e.cookie, std::string(d.name_of(e))});
         std::optional<ObjHandle> released;
-        if (n.has(Node::kHasHandle)) {
+        if (last && n.has(Node::kHasHandle)) {
             released = n.handle;
             n.handle = 0;
             n.bits &= ~Node::kHasHandle;
@@ -164,13 +173,69 @@ struct Filesystem::Impl : table::NodeTable {
             --d.nobjects;  // the parent stops being terminal with its last object
         }
         update_attr(parent, [&](Attr& a) { a.mtime = a.ctime = clock(); });
-        remove_entry(d, n.pos);
-        n.bits = (n.bits & ~Node::kLinked) | Node::kRemoved;  // nlink is 0 now
+        if (!last) drop_name(n, dir, pos);
+        remove_entry(dir, pos);
+        if (last) n.bits = (n.bits & ~Node::kLinked) | Node::kRemoved;  // nlink is 0 now
         update_attr(n, [&](Attr& a) { a.ctime = clock(); });
         touch_times(parent);  // mtime, ctime, nlink
         touch(n);
-        if (!referenced) erase_node(n);
+        if (last && !referenced) erase_node(n);
         return released;
+    }
+
+    // Is directory `dir` `n` or below it?
+    bool within(const Node& dir, const Node& n) const {
+        for (const Node* p = &dir;; p = &at(p->parent)) {
+            if (p->ino == n.ino) return true;
+            if (p->ino == kRootIno) return false;
+        }
+    }
+
+    // The checks of a rename once both names are found (do_renameat2's traps, then
+    // vfs_rename's may_delete and simple_rename's emptiness). `to.node` may be null.
+    Result<void> rename_allowed(const Victim& from, const Victim& to, unsigned flags) const {
+        const Node& src = *from.node;
+        if (src.is_dir() && within(*to.parent, src)) return fail(EINVAL);
+        if (to.node == nullptr) return {};
+        const Node& dst = *to.node;
+        if (dst.is_dir() && within(*from.parent, dst))
+            return fail(flags & kRenameExchange ? EINVAL : ENOTEMPTY);
+        if (flags & kRenameExchange) return {};
+        if (src.is_dir() && !dst.is_dir()) return fail(ENOTDIR);
+        if (!src.is_dir() && dst.is_dir()) return fail(EISDIR);
+        if (dst.is_dir() && dir_of(dst).live() != 0) return fail(ENOTEMPTY);
+        return {};
+    }
+
+    // Moves the name at `from.pos` to `to.parent` under `name`, with a new cookie there; its
+    // node's name record follows. After reserve_entry() in `to.parent`.
+    void move_name(const Victim& from, Node& to, std::string_view name) {
+        Dir& fd = dir_of(*from.parent);
+        Dir& td = dir_of(to);
+        std::uint32_t slot = fd.entries[from.pos].slot;
+        Node& n = at(slot);
+        std::uint32_t pos = td.append(td.next_cookie++, slot, name);
+        retarget(n, slot_of(from.parent->ino), from.pos, slot_of(to.ino), pos);
+        --(n.is_dir() ? fd.nsubdirs : fd.nobjects);
+        ++(n.is_dir() ? td.nsubdirs : td.nobjects);
+        remove_entry(slot_of(from.parent->ino), from.pos);
+    }
+
+    // RENAME_EXCHANGE: the two entries trade nodes (names and cookies stay where they are).
+    void exchange(const Victim& a, const Victim& b) {
+        Dir& ad = dir_of(*a.parent);
+        Dir& bd = dir_of(*b.parent);
+        std::uint32_t as = ad.entries[a.pos].slot, bs = bd.entries[b.pos].slot;
+        std::uint32_t adir = slot_of(a.parent->ino), bdir = slot_of(b.parent->ino);
+        retarget(at(as), adir, a.pos, bdir, b.pos);
+        retarget(at(bs), bdir, b.pos, adir, a.pos);
+        ad.entries[a.pos].slot = bs;
+        bd.entries[b.pos].slot = as;
+        if (at(as).is_dir() && !at(bs).is_dir()) {  // a directory for an object, and back
+            --ad.nsubdirs, ++ad.nobjects, ++bd.nsubdirs, --bd.nobjects;
+        } else if (!at(as).is_dir() && at(bs).is_dir()) {
+            ++ad.nsubdirs, --ad.nobjects, --bd.nsubdirs, ++bd.nobjects;
+        }
     }
 
     Result<void> permission(const Caller& c, const Node& n, int mask) const {
@@ -291,7 +356,7 @@ Result<void> Filesystem::rmdir(Ino parent, std::string_view name) {
         Node& n = *v->node;
         if (!n.is_dir()) return fail(ENOTDIR);
         if (impl_->dir_of(n).live() != 0) return fail(ENOTEMPTY);
-        impl_->unlink_node(*v->parent, n);  // touches both
+        impl_->unlink_node(*v->parent, n, v->pos);  // touches both
         return {};
     });
 }
@@ -304,16 +369,118 @@ Result<Unlinked> Filesystem::unlink(Ino parent, std::string_view name) {
         if (n.is_dir()) return fail(EISDIR);
         if (n.ino == impl_->socket_ino) return fail(EPERM);  // generated, not the user's
         Unlinked out;
-        out.released = impl_->unlink_node(*v->parent, n);  // touches both
+        out.released = impl_->unlink_node(*v->parent, n, v->pos);  // touches both
         return out;
     });
 }
 
-Result<void> Filesystem::rename(Ino, std::string_view, Ino, std::string_view) {
-    return fail(EPERM);
+Result<Unlinked> Filesystem::rename(Ino parent, std::string_view name, Ino newparent,
+                                    std::string_view newname, unsigned flags) {
+    return impl_->change([&]() -> Result<Unlinked> {
+        Impl& m = *impl_;
+        if (int e = m.policy().name_ops_refused()) return fail(e);
+        if ((flags & ~(kRenameNoreplace | kRenameExchange)) != 0 ||
+            flags == (kRenameNoreplace | kRenameExchange))
+            return fail(EINVAL);
+        if (m.read_only) return fail(EROFS);
+        auto from_dir = m.live_dir(parent);
+        if (!from_dir) return from_dir.error();
+        auto to_dir = m.live_dir(newparent);
+        if (!to_dir) return to_dir.error();
+        if (name.size() > kNameMax || newname.size() > kNameMax) return fail(ENAMETOOLONG);
+        if (is_dotted(name)) return fail(EPERM);  // the lookups refuse dotted names
+        auto from = m.entry(**from_dir, name);
+        if (!from) return from.error();
+        if (is_dotted(newname)) return fail(EPERM);
+        auto found = m.entry(**to_dir, newname);
+        Impl::Victim to = found ? *found : Impl::Victim{*to_dir, nullptr, kNone};
+        if ((flags & kRenameExchange) && to.node == nullptr) return fail(ENOENT);
+        if ((flags & kRenameNoreplace) && to.node != nullptr) return fail(EEXIST);
+        if (auto ok = m.rename_allowed(*from, to, flags); !ok) return ok.error();
+        Unlinked out;
+        if (to.node == from->node) return out;  // two names of one node: nothing to do
+        // simple_rename_timestamp(): both parents' mtime and ctime, both nodes' ctime.
+        Timespec now = m.clock();
+        for (Node* p : {from->parent, to.parent}) {
+            m.update_attr(*p, [&](Attr& a) { a.mtime = a.ctime = now; });
+            m.touch_times(*p);  // nlink too, when a directory moves
+        }
+        m.update_attr(*from->node, [&](Attr& a) { a.ctime = now; });
+        m.touch(*from->node);  // its name
+        if (flags & kRenameExchange) {
+            m.update_attr(*to.node, [&](Attr& a) { a.ctime = now; });
+            m.touch(*to.node);
+            m.exchange(*from, to);
+            return out;
+        }
+        m.dir_of(*to.parent).reserve_entry(newname.size());
+        if (to.node != nullptr) {
+            out.released = m.unlink_node(*to.parent, *to.node, to.pos);
+            m.dir_of(*to.parent).reserve_entry(newname.size());  // the unlink may have shrunk it
+            from = m.entry(**from_dir, name);                    // and moved the source's entry
+        }
+        m.move_name(*from, *to.parent, newname);
+        return out;
+    });
 }
-Result<void> Filesystem::link(Ino, Ino, std::string_view) { return fail(EPERM); }
-Result<void> Filesystem::symlink(Ino, std::string_view) { return fail(EPERM); }
+
+Result<Attr> Filesystem::link(Ino ino, Ino newparent, std::string_view newname) {
+    return impl_->change([&]() -> Result<Attr> {
+        Impl& m = *impl_;
+        if (int e = m.policy().name_ops_refused()) return fail(e);
+        auto d = m.live_dir(newparent);
+        if (!d) return d.error();
+        if (auto ok = m.check_new_name(**d, newname, m.read_only, EINVAL); !ok) return ok.error();
+        if (is_dotted(newname)) return fail(EPERM);
+        Node* n = m.find(ino);
+        if (n == nullptr || n->removed()) return fail(ENOENT);
+        if (n->is_dir() || n->ino == m.socket_ino) return fail(EPERM);
+        Dir& dir = m.dir_of(**d);
+        dir.reserve_entry(newname.size());
+        m.reserve_name(*n);
+        m.link(**d, dir, m.slot_of(ino), newname, dir.next_cookie++);
+        Timespec now = m.clock();
+        m.update_attr(**d, [&](Attr& a) { a.mtime = a.ctime = now; });
+        m.update_attr(*n, [&](Attr& a) { a.ctime = now; });
+        m.set_lookups(*n, m.lookups(*n) + 1);  // the entry reply
+        m.touch_times(**d);
+        m.touch(*n);
+        return m.attr_of(*n);
+    });
+}
+
+Result<Attr> Filesystem::symlink(const Caller& c, Ino parent, std::string_view name,
+                                 std::string_view target) {
+    return impl_->change([&]() -> Result<Attr> {
+        Impl& m = *impl_;
+        if (int e = m.policy().name_ops_refused()) return fail(e);
+        if (target.empty()) return fail(ENOENT);
+        if (target.size() > kTargetMax) return fail(ENAMETOOLONG);
+        auto d = m.live_dir(parent);
+        if (!d) return d.error();
+        if (auto ok = m.check_new_name(**d, name, m.read_only, EINVAL); !ok) return ok.error();
+        if (is_dotted(name)) return fail(EPERM);
+        Ino ino = m.next_ino;  // the node link_new makes
+        m.targets.insert_or_assign(ino, std::string(target));
+        try {
+            m.link_new(**d, name, kIfLnk | 0777, c);
+        } catch (...) {
+            m.targets.erase(ino);
+            throw;
+        }
+        Node& n = *m.find(ino);
+        n.nlookup = 1;  // (link_new touched n and the parent)
+        return m.attr_of(n);
+    });
+}
+
+Result<std::string> Filesystem::readlink(Ino ino) const {
+    std::lock_guard lock(impl_->mu);
+    const Node* n = impl_->find(ino);
+    if (n == nullptr) return fail(ENOENT);
+    if (!n->is_symlink()) return fail(EINVAL);
+    return impl_->targets.find(ino)->second;
+}
 
 Result<void> Filesystem::mknod(Ino parent, std::string_view name, std::uint32_t mode) {
     std::lock_guard lock(impl_->mu);
@@ -651,7 +818,7 @@ Filesystem::Filesystem(Clock clock, RestoreKey) : impl_(std::make_unique<Impl>()
 
 Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Clock clock) {
     auto fs = std::make_unique<Filesystem>(std::move(clock), RestoreKey{});
-    if (!fs->impl_->load(s, Policy(s.meta.opts.compat).mixed_dirs_allowed())) return fail(EINVAL);
+    if (!fs->impl_->load(s, Policy(s.meta.opts.compat))) return fail(EINVAL);
     fs->impl_->compat.store(s.meta.opts.compat, std::memory_order_relaxed);
     return fs;
 }

@@ -105,10 +105,30 @@ public:
     Result<void> rmdir(Ino parent, std::string_view name);
     // unlink: ENOENT, EISDIR. Returns the object's handle, which the caller releases.
     Result<Unlinked> unlink(Ino parent, std::string_view name);
-    // rename, link, symlink: EPERM (the seed has none of these operations).
-    Result<void> rename(Ino parent, std::string_view name, Ino newparent, std::string_view newname);
-    Result<void> link(Ino ino, Ino newparent, std::string_view newname);
-    Result<void> symlink(Ino parent, std::string_view name);
+    // rename, link and symlink: the policy's name_ops_refused first (the seed: EPERM, none of
+    // these operations). compat=linux, in the kernel's order (do_renameat2, vfs_rename,
+    // simple_rename; the VFS has made the permission checks):
+    // rename: EINVAL (flags), EROFS, the parents (ENOENT, ENOTDIR), ENAMETOOLONG, EPERM (a dotted
+    // name: the lookup), ENOENT (no source; with RENAME_EXCHANGE, no target), EEXIST
+    // (RENAME_NOREPLACE and a target), EINVAL (a directory into itself or below it: the trap),
+    // ENOTEMPTY (a target that is an ancestor of the source), then nothing when both names are
+    // the same node, ENOTDIR / EISDIR (a directory over a non-directory and the reverse; not
+    // with RENAME_EXCHANGE), ENOTEMPTY (a target directory with entries). A new cookie for the
+    // moved name; a replaced target is unlinked (its object released with its last name, in
+    // the result); RENAME_EXCHANGE swaps the two names' nodes.
+    Result<Unlinked> rename(Ino parent, std::string_view name, Ino newparent,
+                            std::string_view newname, unsigned flags = 0);
+    // link (a further name of `ino`): EROFS, the parent, ENAMETOOLONG, EPERM (dotted), EEXIST,
+    // EPERM (a directory, the socket node), ENOENT (a removed node). Counts one lookup (the
+    // entry reply); ctime now.
+    Result<Attr> link(Ino ino, Ino newparent, std::string_view newname);
+    // symlink: ENOENT (an empty target), ENAMETOOLONG (a target over kTargetMax), then mkdir's
+    // name checks (with EPERM for a dotted name). The node: S_IFLNK 0777, owner the caller, gid by
+    // the setgid rule, size 0. Counts one lookup.
+    Result<Attr> symlink(const Caller& c, Ino parent, std::string_view name,
+                         std::string_view target);
+    // readlink: the target; EINVAL for a node that is no symlink, ENOENT for an unknown one.
+    Result<std::string> readlink(Ino ino) const;
     // mknod: EEXIST if the name exists; S_IFREG or 0: EACCES; anything else: EPERM.
     Result<void> mknod(Ino parent, std::string_view name, std::uint32_t mode);
     // create (open O_CREAT of a new name): EEXIST if it exists, else EACCES.
@@ -232,7 +252,9 @@ public:
     // [1, next_ino); attr.ino, type bits, is_dir, nlink and handles agreeing; the socket node
     // (if any) the root's kSocketName and the only socket; removed nodes unlinked, referenced
     // (nlookup > 0), without a handle; unless the state's compat= allows it, no dir holding both
-    // objects and dirs; every live node reachable from the root.
+    // objects and dirs; unless it allows rename/link/symlink, no symlink and no node with
+    // further names (only objects and symlinks may have them, nlink their number); every live
+    // name reachable from the root.
     static Result<std::unique_ptr<Filesystem>> restore(const CoreState& s,
                                                        Clock clock = system_clock_now);
 

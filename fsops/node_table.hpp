@@ -12,7 +12,13 @@
 // node that needs it, so that every value the API can carry survives exactly: `wide` holds the
 // attributes of a node with a nonzero size, a mode above 16 bits or a time that int64 ns cannot
 // hold (Timespec is two int64s); `many_lookups` a count of 2^32 - 1 or more; `detached` the
-// name, cookie and parent ino of a removed node the kernel still holds.
+// name, cookie and parent ino of a removed node the kernel still holds; `more_names` the names of
+// a node after its first (hard links, compat=linux); `targets` what a symlink points to.
+//
+// Names. A node's first name is its `parent` slot and `pos`; further ones (a non-directory's
+// hard links) are {parent slot, pos} records in `more_names`. A directory entry names its node by
+// slot, so an entry finds its record by (directory slot, position): `retarget` moves the record
+// when the entry moves (a compaction, a rename). nlink of a non-directory is its number of names.
 //
 // Directories. A directory's `Dir` (in `dirs`, by ino) holds its entries as a vector sorted by
 // cookie, each {cookie, slot, where its name starts}, the names in one arena (a length byte and
@@ -256,6 +262,7 @@ struct Node {
     static constexpr std::uint32_t kWide = 1u << 19;       // the attributes are in Impl::wide
     static constexpr std::uint32_t kLinked = 1u << 20;     // has an entry in its parent (`pos`)
     static constexpr std::uint32_t kLink = 1u << 21;       // the type is link (kProg clear)
+    static constexpr std::uint32_t kMoreNames = 1u << 22;  // has names in Impl::more_names
     static constexpr std::uint32_t kManyLookups = kNone;   // `nlookup`: see Impl::many_lookups
 
     Ino ino = 0;  // 0: a free slot
@@ -273,6 +280,7 @@ struct Node {
     bool has(std::uint32_t flag) const { return (bits & flag) != 0; }
     bool is_dir() const { return (bits & kIfMt) == kIfDir; }
     bool is_object() const { return (bits & kIfMt) == kIfReg; }
+    bool is_symlink() const { return (bits & kIfMt) == kIfLnk; }
     bool removed() const { return has(kRemoved); }
     ObjType type() const {
         return has(kLink) ? ObjType::link : has(kProg) ? ObjType::prog : ObjType::map;
@@ -300,6 +308,13 @@ struct NodeTable {
     std::unordered_map<Ino, Wide> wide;
     std::unordered_map<Ino, std::uint64_t> many_lookups;
     std::unordered_map<Ino, Detached> detached;  // every removed node's
+    // A name of a node beyond its first: the directory's slot and the entry's position there.
+    struct NameRef {
+        std::uint32_t parent;
+        std::uint32_t pos;
+    };
+    std::unordered_map<Ino, std::vector<NameRef>> more_names;  // every node with kMoreNames
+    std::unordered_map<Ino, std::string> targets;              // every symlink's
 
     Ino next_ino = kRootIno + 1;
     MountOptions opts;
@@ -370,6 +385,8 @@ struct NodeTable {
         if (n.nlookup == Node::kManyLookups) many_lookups.erase(ino);
         if (n.removed()) detached.erase(ino);
         if (n.is_dir()) dirs.erase(ino);
+        if (n.has(Node::kMoreNames)) more_names.erase(ino);
+        if (n.is_symlink()) targets.erase(ino);
         by_ino.erase(ino, slot, ino_at());
         n = Node{};
         n.parent = free_slot;
@@ -397,6 +414,8 @@ struct NodeTable {
     std::uint32_t nlink_of(const Node& n) const {
         if (n.removed()) return 0;
         if (n.is_dir()) return 2 + dir_of(n).nsubdirs;
+        if (n.has(Node::kMoreNames))
+            return 1 + static_cast<std::uint32_t>(more_names.find(n.ino)->second.size());
         return 1;
     }
     Attr attr_of(const Node& n) const {
@@ -486,6 +505,26 @@ struct NodeTable {
         s.next_cookie = n.is_dir() ? dir_of(n).next_cookie : 0;
         s.type = n.type();
         if (n.has(Node::kHasHandle)) s.handle = n.handle;
+        if (n.is_symlink()) s.target = targets.find(n.ino)->second;
+        if (n.has(Node::kMoreNames)) {
+            // In one order whatever the node's history, the one restore links them in: by parent
+            // ino and cookie, the first of them the node's first name.
+            s.more_names.push_back(NameState{s.parent, s.cookie, s.name});
+            for (const NameRef& r : more_names.find(n.ino)->second) {
+                const Node& p = at(r.parent);
+                const Dir& d = dir_of(p);
+                const Entry& e = d.entries[r.pos];
+                s.more_names.push_back(NameState{p.ino, e.cookie, std::string(d.name_of(e))});
+            }
+            std::sort(s.more_names.begin(), s.more_names.end(),
+                      [](const NameState& a, const NameState& b) {
+                          return a.parent != b.parent ? a.parent < b.parent : a.cookie < b.cookie;
+                      });
+            s.parent = s.more_names.front().parent;
+            s.cookie = s.more_names.front().cookie;
+            s.name = std::move(s.more_names.front().name);
+            s.more_names.erase(s.more_names.begin());
+        }
         return s;
     }
     NodeTimes times_of(const Node& n) const {
@@ -536,20 +575,73 @@ struct NodeTable {
         return pos == kNone ? nullptr : &at(d.entries[pos].slot);
     }
 
-    // Links node `slot` into directory node `parent` under `name`, with the next cookie. After
-    // reserve_entry().
+    // Room for one more name of node `n` (a hard link): throws bad_alloc before changing
+    // anything that matters.
+    void reserve_name(const Node& n) {
+        if (!n.has(Node::kLinked)) return;
+        auto& v = more_names[n.ino];
+        if (v.size() >= std::numeric_limits<std::uint32_t>::max() - 2) throw std::bad_alloc();
+        v.reserve(v.size() + 1);
+    }
+
+    // Links node `slot` into directory node `parent` under `name`, with `cookie`: its first
+    // name, or (after reserve_name()) one more. After reserve_entry().
     void link(Node& parent, Dir& d, std::uint32_t slot, std::string_view name,
               std::uint64_t cookie) {
         Node& n = at(slot);
-        n.parent = slot_of(parent.ino);
-        n.pos = d.append(cookie, slot, name);
-        n.bits |= Node::kLinked;
+        std::uint32_t pos = d.append(cookie, slot, name);
+        if (n.has(Node::kLinked)) {
+            more_names[n.ino].push_back(NameRef{slot_of(parent.ino), pos});
+            n.bits |= Node::kMoreNames;
+        } else {
+            n.parent = slot_of(parent.ino);
+            n.pos = pos;
+            n.bits |= Node::kLinked;
+        }
         ++(n.is_dir() ? d.nsubdirs : d.nobjects);
     }
 
-    // Takes the entry at `pos` out of `d`: a tombstone, dropped at once at the end, else by a
-    // compaction once tombstones outnumber the live entries. No allocation.
-    void remove_entry(Dir& d, std::uint32_t pos) {
+    // The name of `n` at position `pos` of directory slot `dir` now lies at `new_pos` of
+    // directory slot `new_dir`.
+    void retarget(Node& n, std::uint32_t dir, std::uint32_t pos, std::uint32_t new_dir,
+                  std::uint32_t new_pos) {
+        if (n.parent == dir && n.pos == pos) {
+            n.parent = new_dir;
+            n.pos = new_pos;
+            return;
+        }
+        for (NameRef& r : more_names.find(n.ino)->second) {
+            if (r.parent == dir && r.pos == pos) {
+                r = NameRef{new_dir, new_pos};
+                return;
+            }
+        }
+    }
+
+    // Forgets the name of `n` at position `pos` of directory slot `dir`, one of several: a
+    // further name takes the first one's place if that was it. Its entry stays for the caller.
+    void drop_name(Node& n, std::uint32_t dir, std::uint32_t pos) {
+        auto it = more_names.find(n.ino);
+        std::vector<NameRef>& v = it->second;
+        if (n.parent == dir && n.pos == pos) {
+            n.parent = v.back().parent;
+            n.pos = v.back().pos;
+            v.pop_back();
+        } else {
+            v.erase(std::find_if(v.begin(), v.end(), [&](const NameRef& r) {
+                return r.parent == dir && r.pos == pos;
+            }));
+        }
+        if (v.empty()) {
+            more_names.erase(it);
+            n.bits &= ~Node::kMoreNames;
+        }
+    }
+
+    // Takes the entry at `pos` out of directory slot `dir`: a tombstone, dropped at once at the
+    // end, else by a compaction once tombstones outnumber the live entries. No allocation.
+    void remove_entry(std::uint32_t dir, std::uint32_t pos) {
+        Dir& d = dir_of(at(dir));
         d.index.erase(hash_name(d.name_of(d.entries[pos])), pos, d.hash_at());
         d.entries[pos].slot = kNone;
         ++d.dead;
@@ -562,7 +654,7 @@ struct NodeTable {
             std::vector<Entry>().swap(d.entries);
             std::string().swap(d.names);
         } else if (d.dead > 32 && d.dead > d.live()) {
-            compact(d);
+            compact(dir, d);
         } else if (d.entries.capacity() > 64 && d.entries.capacity() / 4 > d.entries.size()) {
             d.entries.shrink_to_fit();  // non-binding; keeps the old buffer when it cannot
             d.names.shrink_to_fit();
@@ -572,17 +664,18 @@ struct NodeTable {
     // Drops the tombstones and their names, in place, keeping the order (names lie in entry
     // order, so every live name moves towards the front); renumbers the children's positions
     // and refills the index.
-    void compact(Dir& d) {
+    void compact(std::uint32_t dir, Dir& d) {
         std::uint32_t w = 0;
         std::size_t name_end = 0;
-        for (const Entry& r : d.entries) {
+        for (std::uint32_t i = 0; i < d.entries.size(); ++i) {
+            const Entry& r = d.entries[i];
             if (r.slot == kNone) continue;
             Entry e = r;
             std::size_t len = 1 + static_cast<unsigned char>(d.names[e.name_at]);
             std::memmove(d.names.data() + name_end, d.names.data() + e.name_at, len);
             e.name_at = static_cast<std::uint32_t>(name_end);
             name_end += len;
-            at(e.slot).pos = w;
+            retarget(at(e.slot), dir, i, dir, w);
             d.entries[w++] = e;
         }
         d.entries.resize(w);
@@ -597,9 +690,10 @@ struct NodeTable {
             d.index.insert(hash_name(d.name_of(d.entries[pos])), pos);
     }
 
-    // Fills an empty table from `s` (fsops/restore.cpp): false on the first inconsistency.
-    // `mixed_dirs`: a directory may hold both objects and directories (else: refused).
-    bool load(const CoreState& s, bool mixed_dirs);
+    // Fills an empty table from `s` (fsops/restore.cpp): false on the first inconsistency. The
+    // policy says whether a directory may hold both objects and directories, and whether nodes
+    // may have several names or be symlinks.
+    bool load(const CoreState& s, const Policy& policy);
 
 private:
     // load()'s steps (fsops/restore.cpp).

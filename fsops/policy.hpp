@@ -92,6 +92,10 @@ public:
         if (wr) return GetAccess{kMayWrite, FdMode::write_only};
         return GetAccess{kMayRead | kMayWrite, FdMode::read_write};
     }
+    // rename, link and symlink: the seed's bpffs had none of these operations (the VFS says
+    // EPERM); today's has all three (simple_rename, simple_link, bpf_symlink). 0: allowed. A
+    // restored state holds hard links and symlinks only where they are allowed.
+    int name_ops_refused() const { return seed() ? EPERM : 0; }
     // The options a mount shows: the seed's stored ones (a chmod of the root leaves them);
     // today's bpf_show_options reads the root inode's owner and mode.
     bool options_from_root() const { return !seed(); }

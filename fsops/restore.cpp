@@ -18,10 +18,16 @@ bool node_state_valid(const NodeState& ns, Ino next_ino, Ino socket_ino) {
     if (ns.type != ObjType::map && ns.type != ObjType::prog && ns.type != ObjType::link)
         return false;
     std::uint32_t fmt = ns.attr.mode & kIfMt;
-    if (fmt != kIfDir && fmt != kIfReg && fmt != kIfSock) return false;
+    if (fmt != kIfDir && fmt != kIfReg && fmt != kIfSock && fmt != kIfLnk) return false;
     if (ns.is_dir != (fmt == kIfDir)) return false;
     if (ns.is_dir ? ns.next_cookie < kFirstCookie : ns.next_cookie != 0) return false;
     if (ns.handle && fmt != kIfReg) return false;
+    if ((fmt == kIfLnk) == ns.target.empty() || ns.target.size() > kTargetMax) return false;
+    // Only a named object or symlink has further names (hard links).
+    if (!ns.more_names.empty() && (ns.removed || (fmt != kIfReg && fmt != kIfLnk))) return false;
+    for (const NameState& m : ns.more_names) {
+        if (m.parent == 0 || !is_valid_name(m.name)) return false;
+    }
     bool is_root = ns.ino == kRootIno;
     bool is_socket = ns.ino == socket_ino;
     if ((fmt == kIfSock) != is_socket) return false;
@@ -39,23 +45,24 @@ bool node_state_valid(const NodeState& ns, Ino next_ino, Ino socket_ino) {
         return ns.nlookup != 0 && !ns.handle && ns.attr.nlink == 0;
     }
     if (is_root || is_socket) return true;
-    return is_valid_name(ns.name) && (fmt != kIfReg || ns.attr.nlink == 1);
+    bool one_per_name = fmt != kIfReg && fmt != kIfLnk;  // dirs: checked with the tree
+    return is_valid_name(ns.name) && (one_per_name || ns.attr.nlink == 1 + ns.more_names.size());
 }
 
 }  // namespace
 
-// A named node waiting to be linked into its parent.
+// A name waiting to be linked into its parent.
 struct NodeTable::ToLink {
     Ino parent;
     std::uint64_t cookie;
     std::uint32_t slot;
-    const NodeState* ns;
+    const std::string* name;
 };
 
 // Fills an empty table from `s`: each node on its own, then the links into the parents (in
 // cookie order, so each directory's entries come out sorted), then the rules that need the
 // whole tree. False on the first inconsistency.
-bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
+bool NodeTable::load(const CoreState& s, const Policy& policy) {
     const CoreMeta& m = s.meta;
     if (m.next_ino <= kRootIno) return false;
     opts = m.opts;
@@ -64,7 +71,10 @@ bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
     read_only = m.read_only;
 
     std::vector<ToLink> to_link;
+    bool name_ops = policy.name_ops_refused() == 0;
     for (const NodeState& ns : s.nodes) {
+        // Hard links and symlinks only where the rule set has them.
+        if (!name_ops && (!ns.more_names.empty() || !ns.target.empty())) return false;
         if (!load_node(ns, to_link)) return false;
     }
     std::uint32_t root_slot = slot_of(kRootIno);
@@ -75,7 +85,7 @@ bool NodeTable::load(const CoreState& s, bool mixed_dirs) {
         if (sock == nullptr) return false;
         sock->parent = root_slot;
     }
-    if (!link_loaded(to_link) || !count_loaded(s, mixed_dirs)) return false;
+    if (!link_loaded(to_link) || !count_loaded(s, policy.mixed_dirs_allowed())) return false;
     // Every linked node hangs off the root (no cycle of directories on its own).
     return reachable_from_root() == to_link.size();
 }
@@ -98,8 +108,11 @@ bool NodeTable::load_node(const NodeState& ns, std::vector<ToLink>& to_link) {
         n.bits |= Node::kRemoved;
         detached[ns.ino] = Detached{ns.parent, ns.cookie, ns.name};
     } else if (ns.ino != kRootIno && ns.ino != socket_ino) {
-        to_link.push_back(ToLink{ns.parent, ns.cookie, slot, &ns});
+        to_link.push_back(ToLink{ns.parent, ns.cookie, slot, &ns.name});
+        for (const NameState& m : ns.more_names)
+            to_link.push_back(ToLink{m.parent, m.cookie, slot, &m.name});
     }
+    if (!ns.target.empty()) targets[ns.ino] = ns.target;
     return true;
 }
 
@@ -115,10 +128,11 @@ bool NodeTable::link_loaded(std::vector<ToLink>& to_link) {
         Dir& d = dir_of(*p);
         if (l.cookie < kFirstCookie || l.cookie >= d.next_cookie) return false;
         if (i > 0 && to_link[i - 1].parent == l.parent && to_link[i - 1].cookie == l.cookie)
-            return false;                               // the same cookie twice in a directory
-        if (d.find(l.ns->name) != kNone) return false;  // the same name twice
-        d.reserve_entry(l.ns->name.size());
-        link(*p, d, l.slot, l.ns->name, l.cookie);
+            return false;                            // the same cookie twice in a directory
+        if (d.find(*l.name) != kNone) return false;  // the same name twice
+        d.reserve_entry(l.name->size());
+        if (at(l.slot).has(Node::kLinked)) reserve_name(at(l.slot));
+        link(*p, d, l.slot, *l.name, l.cookie);
     }
     return true;
 }
@@ -137,7 +151,8 @@ bool NodeTable::count_loaded(const CoreState& s, bool mixed_dirs) {
     return true;
 }
 
-// How many linked nodes a walk from the root reaches. Each node is linked once, so it ends.
+// How many names a walk from the root reaches. Only non-directories have more than one name, so
+// each directory is entered once and the walk ends.
 std::size_t NodeTable::reachable_from_root() const {
     std::size_t reached = 0;
     std::vector<const Dir*> todo{&dirs.find(kRootIno)->second};

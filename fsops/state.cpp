@@ -5,8 +5,10 @@
 //   put:     v ino, v parent, v cookie, v name length, name bytes,
 //            z attr.ino - ino (0 in every state the core makes), v mode, v nlink, v uid, v gid,
 //            v size, times, v nlookup, u8 flags (1 removed, 2 dir, 4 has handle, 8 prog,
-//            16 link; neither 8 nor 16: a map; logs before links never set 16),
-//            v next_cookie, v handle (only with flag 4)
+//            16 link; neither 8 nor 16: a map; logs before links never set 16; 32 symlink
+//            target; 64 more names), v next_cookie, v handle (only with flag 4),
+//            v target length, target bytes (only with flag 32), v count, then per name
+//            v parent, v cookie, v name length, name bytes (only with flag 64: count >= 1)
 //   lookups: v ino, v nlookup
 //   erase:   v ino
 //   meta:    v uid, v gid, v mode, v next_ino, v socket_ino, u8 flags (1 read-only,
@@ -37,6 +39,12 @@ constexpr std::uint8_t kFlagDir = 2;
 constexpr std::uint8_t kFlagHandle = 4;
 constexpr std::uint8_t kFlagProg = 8;
 constexpr std::uint8_t kFlagLink = 16;
+constexpr std::uint8_t kFlagTarget = 32;
+constexpr std::uint8_t kFlagMoreNames = 64;
+constexpr std::uint8_t kNodeFlags =
+    kFlagRemoved | kFlagDir | kFlagHandle | kFlagProg | kFlagLink | kFlagTarget | kFlagMoreNames;
+// nlink is 32 bits: a node has at most that many names.
+constexpr std::uint64_t kMaxMoreNames = std::numeric_limits<std::uint32_t>::max() - 1;
 constexpr std::uint8_t kKinds = static_cast<std::uint8_t>(Change::Kind::times) + 1;
 
 std::uint64_t zigzag(std::uint64_t v) {
@@ -135,13 +143,24 @@ void get_times(Reader& r, Timespec& a, Timespec& m, Timespec& c) {
     c = {signed_of(cs), signed_of(cn)};
 }
 
+// Names in the core are at most kNameMax; a longer one is written and refused by decode.
+void put_name(Writer& w, Ino parent, std::uint64_t cookie, std::string_view name) {
+    w.v(parent);
+    w.v(cookie);
+    w.v(name.size());
+    w.bytes(name);
+}
+void get_name(Reader& r, Ino& parent, std::uint64_t& cookie, std::string& name) {
+    parent = r.v();
+    cookie = r.v();
+    std::uint64_t len = r.v();
+    if (len > kNameMax) r.invalid();
+    name = r.bytes(r.ok() ? static_cast<std::size_t>(len) : 0);
+}
+
 void put_node(Writer& w, const NodeState& n) {
     w.v(n.ino);
-    w.v(n.parent);
-    w.v(n.cookie);
-    // Names in the core are at most kNameMax; a longer one is written and refused by decode.
-    w.v(n.name.size());
-    w.bytes(n.name);
+    put_name(w, n.parent, n.cookie, n.name);
     const Attr& a = n.attr;
     w.z(a.ino - n.ino);
     w.v(a.mode);
@@ -151,22 +170,45 @@ void put_node(Writer& w, const NodeState& n) {
     w.v(a.size);
     put_times(w, a.atime, a.mtime, a.ctime);
     w.v(n.nlookup);
-    std::uint8_t flags = (n.removed ? kFlagRemoved : 0) | (n.is_dir ? kFlagDir : 0) |
-                         (n.handle ? kFlagHandle : 0) | (n.type == ObjType::prog ? kFlagProg : 0) |
-                         (n.type == ObjType::link ? kFlagLink : 0);
+    std::uint8_t flags =
+        (n.removed ? kFlagRemoved : 0) | (n.is_dir ? kFlagDir : 0) | (n.handle ? kFlagHandle : 0) |
+        (n.type == ObjType::prog ? kFlagProg : 0) | (n.type == ObjType::link ? kFlagLink : 0) |
+        (n.target.empty() ? 0 : kFlagTarget) | (n.more_names.empty() ? 0 : kFlagMoreNames);
     w.u8(flags);
     w.v(n.next_cookie);
     if (n.handle) w.v(*n.handle);
+    if (!n.target.empty()) {
+        w.v(n.target.size());
+        w.bytes(n.target);
+    }
+    if (!n.more_names.empty()) {
+        w.v(n.more_names.size());
+        for (const NameState& m : n.more_names) put_name(w, m.parent, m.cookie, m.name);
+    }
+}
+
+// A node's optional tail: its symlink target and its further names.
+void get_node_tail(Reader& r, std::uint8_t flags, NodeState& n) {
+    if (flags & kFlagTarget) {
+        std::uint64_t len = r.v();
+        if (len == 0 || len > kTargetMax) r.invalid();
+        n.target = r.bytes(r.ok() ? static_cast<std::size_t>(len) : 0);
+    }
+    if (flags & kFlagMoreNames) {
+        std::uint64_t count = r.v();
+        // Each name takes at least 3 bytes, so a count past what is left fails on reading.
+        if (count == 0 || count > kMaxMoreNames) r.invalid();
+        for (std::uint64_t i = 0; r.ok() && i < count; ++i) {
+            NameState& m = n.more_names.emplace_back();
+            get_name(r, m.parent, m.cookie, m.name);
+        }
+    }
 }
 
 NodeState get_node(Reader& r) {
     NodeState n;
     n.ino = r.v();
-    n.parent = r.v();
-    n.cookie = r.v();
-    std::uint64_t len = r.v();
-    if (len > kNameMax) r.invalid();
-    n.name = r.bytes(r.ok() ? static_cast<std::size_t>(len) : 0);
+    get_name(r, n.parent, n.cookie, n.name);
     Attr& a = n.attr;
     a.ino = n.ino + r.z();
     a.mode = r.v32();
@@ -177,7 +219,7 @@ NodeState get_node(Reader& r) {
     get_times(r, a.atime, a.mtime, a.ctime);
     n.nlookup = r.v();
     std::uint8_t flags = r.u8();
-    if (flags & ~(kFlagRemoved | kFlagDir | kFlagHandle | kFlagProg | kFlagLink)) r.invalid();
+    if (flags & ~kNodeFlags) r.invalid();
     if ((flags & kFlagProg) && (flags & kFlagLink)) r.invalid();
     n.removed = (flags & kFlagRemoved) != 0;
     n.is_dir = (flags & kFlagDir) != 0;
@@ -186,6 +228,7 @@ NodeState get_node(Reader& r) {
                                         : ObjType::map;
     n.next_cookie = r.v();
     if (flags & kFlagHandle) n.handle = r.v();
+    get_node_tail(r, flags, n);
     return n;
 }
 

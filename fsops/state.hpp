@@ -32,6 +32,14 @@ namespace bpffs::fsops {
 // Attr has no operator== (types.hpp); the state types compare it with this.
 bool same_attr(const Attr& a, const Attr& b);
 
+// A name of a node beyond its first (a hard link, compat=linux): where it is and its cookie there.
+struct NameState {
+    Ino parent = 0;
+    std::uint64_t cookie = 0;
+    std::string name;
+    friend bool operator==(const NameState&, const NameState&) = default;
+};
+
 // One node of the inode table, everything needed to rebuild it.
 struct NodeState {
     Ino ino = 0;
@@ -42,15 +50,17 @@ struct NodeState {
     std::uint64_t nlookup = 0;
     bool removed = false;  // unlinked but still referenced by the kernel
     bool is_dir = false;
-    std::uint64_t next_cookie = 0;    // directories: the next cookie to hand out; else 0
-    ObjType type = ObjType::map;      // objects
-    std::optional<ObjHandle> handle;  // objects, until unlink (or release_all)
+    std::uint64_t next_cookie = 0;      // directories: the next cookie to hand out; else 0
+    ObjType type = ObjType::map;        // objects
+    std::optional<ObjHandle> handle;    // objects, until unlink (or release_all)
+    std::string target;                 // symlinks: what the link points to
+    std::vector<NameState> more_names;  // the names after the first (hard links)
 
     friend bool operator==(const NodeState& a, const NodeState& b) {
         return a.ino == b.ino && a.parent == b.parent && a.cookie == b.cookie && a.name == b.name &&
                same_attr(a.attr, b.attr) && a.nlookup == b.nlookup && a.removed == b.removed &&
                a.is_dir == b.is_dir && a.next_cookie == b.next_cookie && a.type == b.type &&
-               a.handle == b.handle;
+               a.handle == b.handle && a.target == b.target && a.more_names == b.more_names;
     }
 };
 

@@ -16,6 +16,8 @@ namespace bpffs::fsops {
 using Ino = std::uint64_t;
 inline constexpr Ino kRootIno = 1;
 inline constexpr std::size_t kNameMax = 255;
+// The longest symlink target (PATH_MAX less its NUL, as the kernel's getname() allows).
+inline constexpr std::size_t kTargetMax = 4095;
 // The broker's socket: a generated entry (names with '.' are reserved for those) that the lookup
 // of this name finds in every directory, so a socket bound once answers from all of them.
 using bpffs::kSocketName;
@@ -65,6 +67,7 @@ inline constexpr std::uint32_t kIfMt = 0170000;
 inline constexpr std::uint32_t kIfDir = 0040000;
 inline constexpr std::uint32_t kIfReg = 0100000;
 inline constexpr std::uint32_t kIfSock = 0140000;
+inline constexpr std::uint32_t kIfLnk = 0120000;
 inline constexpr std::uint32_t kIsGid = 02000;
 
 struct Attr {
@@ -95,6 +98,10 @@ struct SetAttr {
     std::optional<TimeSet> mtime;
     std::optional<Timespec> ctime;  // FUSE_SET_ATTR_CTIME (rare): set explicitly
 };
+
+// rename(2)'s flags, the kernel's values.
+inline constexpr unsigned kRenameNoreplace = 1;
+inline constexpr unsigned kRenameExchange = 2;
 
 struct Statfs {
     std::uint32_t bsize = 4096;

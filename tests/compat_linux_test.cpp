@@ -41,15 +41,25 @@ struct Side {
     std::string p(const std::string& rel) const { return rel.empty() ? root : root + "/" + rel; }
 };
 
-// "ENOENT", or "dir 1777 0:0 nlink 2" (type, permission bits, owner, links).
+// "ENOENT", or "dir 1777 0:0 nlink 2" (type, permission bits, owner, links); a symlink adds its
+// size and target: "symlink 0777 0:0 nlink 1 size 0 -> m".
 std::string stat_of(const std::string& path) {
     struct stat st {};
     if (lstat(path.c_str(), &st) != 0) return ename(errno);
-    const char* type = S_ISDIR(st.st_mode) ? "dir" : S_ISREG(st.st_mode) ? "file" : "other";
+    const char* type = S_ISDIR(st.st_mode)   ? "dir"
+                       : S_ISREG(st.st_mode) ? "file"
+                       : S_ISLNK(st.st_mode) ? "symlink"
+                                             : "other";
     char buf[96];
     std::snprintf(buf, sizeof buf, "%s %04o %u:%u nlink %lu", type, st.st_mode & 07777, st.st_uid,
                   st.st_gid, static_cast<unsigned long>(st.st_nlink));
-    return buf;
+    std::string out = buf;
+    if (S_ISLNK(st.st_mode)) {
+        char target[256] = {};
+        ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
+        out += " size " + std::to_string(st.st_size) + " -> " + (n >= 0 ? target : ename(errno));
+    }
+    return out;
 }
 
 // The outcome of a call: its errno name (OK for 0), then what `path` is afterwards.
@@ -303,4 +313,180 @@ TEST_CASE("linux: a pinned link keeps its attachment, unlinking the last name de
     CHECK(link_id_alive(id));  // our pin still holds it
     CHECK(call([&] { return unlink(ours.p("l").c_str()); }, ours.p("l")) == "OK -> ENOENT");
     CHECK(wait_for([&] { return !link_id_alive(id); }));
+}
+
+namespace {
+
+// renameat2(from, to, flags) as uid (no capabilities), its outcome and what both paths are then.
+std::string rename_as(const std::string& from, const std::string& to, unsigned flags,
+                      uid_t uid = 0) {
+    auto call = [&] { return renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags); };
+    int e = uid == 0 ? (call() == 0 ? 0 : errno)
+                     : run_as(uid, uid, [&] { return call() == 0 ? 0 : errno; });
+    return (e == 0 ? std::string("OK") : ename(e)) + ": " + stat_of(from) + " | " + stat_of(to);
+}
+
+// Whether the map `id` is still alive, after the kernel's deferred free has had its time.
+std::string map_fate(std::uint32_t id) {
+    return wait_for([&] { return !map_id_alive(id); }, 3000) ? "freed" : "alive";
+}
+
+}  // namespace
+
+TEST_CASE("linux: rename moves, replaces, exchanges and refuses as the kernel's does",
+          "[linux][kernel][rename]") {
+    auto map = must_map();
+    auto prog = must_prog();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("a"), 0755, 0, 0, 022));
+        out.push_back(mkdir_as(s.p("b"), 0755, 0, 0, 022));
+        out.push_back(mkdir_as(s.p("a/sub"), 0755, 0, 0, 022));
+        out.push_back(pin_at(s, map.get(), s.p("a/m")));
+        out.push_back(pin_at(s, prog.get(), s.p("a/p")));
+        out.push_back(rename_as(s.p("a/m"), s.p("b/m"), 0));  // to another directory
+        out.push_back(std::to_string(id_at(s, s.p("b/m")) == bpffs::bpf_object_id(map.get())));
+        out.push_back(rename_as(s.p("b/m"), s.p("a/p"), 0));  // over an object
+        out.push_back(std::to_string(id_at(s, s.p("a/p")) == bpffs::bpf_object_id(map.get())));
+        out.push_back(rename_as(s.p("a/p"), s.p("a/q"), RENAME_NOREPLACE));
+        out.push_back(pin_at(s, prog.get(), s.p("b/p")));
+        out.push_back(rename_as(s.p("a/q"), s.p("b/p"), RENAME_NOREPLACE));    // EEXIST
+        out.push_back(rename_as(s.p("a/q"), s.p("b/none"), RENAME_EXCHANGE));  // ENOENT
+        out.push_back(rename_as(s.p("a/q"), s.p("b"), RENAME_EXCHANGE));  // an object for a dir
+        out.push_back(stat_of(s.p("a")));
+        out.push_back(stat_of(s.p("a/q/p")));                   // b's program came along
+        out.push_back(rename_as(s.p("a"), s.p("a/sub/x"), 0));  // into itself: EINVAL
+        out.push_back(rename_as(s.p("a/sub"), s.p("a/q"), 0));  // over non-empty: ENOTEMPTY
+        out.push_back(rename_as(s.p("a/sub"), s.p("b"), 0));    // dir over file: ENOTDIR
+        out.push_back(rename_as(s.p("b"), s.p("a/sub"), 0));    // file over dir: EISDIR
+        out.push_back(rename_as(s.p("b"), s.p("b"), 0));        // onto itself
+        out.push_back(rename_as(s.p("b"), s.p("a/.m"), 0));     // dotted: EPERM
+        out.push_back(rename_as(s.p("b"), s.p("c"), 4));        // RENAME_WHITEOUT: EINVAL
+        out.push_back(mkdir_as(s.p("empty"), 0700, 0, 0, 022));
+        out.push_back(rename_as(s.p("a/sub"), s.p("empty"), 0));  // over an empty directory
+        out.push_back(stat_of(s.p("a")));
+        out.push_back(listing(s.root));
+        return out;
+    });
+}
+
+TEST_CASE("linux: rename by another user obeys the sticky bit and write permission",
+          "[linux][kernel][rename]") {
+    auto map = must_map();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("shared"), 01777, 0, 0, 0));
+        out.push_back(mkdir_as(s.p("mine"), 0755, kAlice, kAlice, 022));
+        out.push_back(pin_as(s, map.get(), s.p("shared/alice"), kAlice, kAlice, 022));
+        out.push_back(pin_as(s, map.get(), s.p("shared/bob"), kBob, kBob, 022));
+        out.push_back(rename_as(s.p("shared/alice"), s.p("shared/x"), 0, kBob));    // sticky
+        out.push_back(rename_as(s.p("shared/bob"), s.p("shared/alice"), 0, kBob));  // sticky
+        out.push_back(rename_as(s.p("shared/alice"), s.p("mine/a"), 0, kAlice));
+        out.push_back(rename_as(s.p("shared/bob"), s.p("mine/b"), 0, kBob));  // no W on mine
+        out.push_back(rename_as(s.p("mine"), s.p("shared/mine"), 0, kAlice));
+        out.push_back(listing(s.root));
+        return out;
+    });
+}
+
+TEST_CASE("linux: hard links share one node, and the object goes with its last name",
+          "[linux][kernel][link]") {
+    std::uint32_t ids[2] = {};
+    for (int i = 0; i < 2; ++i) {  // one map per side, so that each side's fate is its own
+        auto map = must_map();
+        ids[i] = bpffs::bpf_object_id(map.get());
+    }
+    KernelBpffs kernel;
+    Mount ours("compat=linux");
+    const Side sides[] = {{kernel.path(), true}, {ours.path(), false}};
+    std::vector<std::string> out[2];
+    for (int i = 0; i < 2; ++i) {
+        const Side& s = sides[i];
+        auto& o = out[i];
+        auto map = must_map();
+        const std::uint32_t id = bpffs::bpf_object_id(map.get());
+        auto ln = [&](const std::string& from, const std::string& to) {
+            int e = link(s.p(from).c_str(), s.p(to).c_str()) == 0 ? 0 : errno;
+            return outcome(e, s.p(to));
+        };
+        o.push_back(mkdir_as(s.p("d"), 0755, 0, 0, 022));
+        o.push_back(pin_at(s, map.get(), s.p("m")));
+        map.reset();
+        o.push_back(ln("m", "l1"));
+        o.push_back(ln("m", "d/l2"));
+        o.push_back(ln("m", "d/l2"));  // EEXIST
+        o.push_back(ln("d", "d2"));    // a directory: EPERM
+        o.push_back(ln("m", ".m"));    // dotted: EPERM
+        o.push_back(stat_of(s.p("m")));
+        o.push_back(std::to_string(id_at(s, s.p("d/l2")) == id));
+        struct stat a {
+        }, b{};
+        o.push_back(lstat(s.p("m").c_str(), &a) == 0 && lstat(s.p("l1").c_str(), &b) == 0 &&
+                            a.st_ino == b.st_ino
+                        ? "one inode"
+                        : "two inodes");
+        o.push_back(call([&] { return chmod(s.p("l1").c_str(), 0640); }, s.p("m")));
+        o.push_back(call([&] { return unlink(s.p("m").c_str()); }, s.p("l1")));
+        o.push_back(call([&] { return unlink(s.p("l1").c_str()); }, s.p("d/l2")));
+        o.push_back(map_fate(id));
+        o.push_back(pin_at(s, must_map().get(), s.p("x")));
+        o.push_back(rename_as(s.p("d/l2"), s.p("x"), 0));  // over the other map's only name
+        o.push_back(map_fate(id));
+        o.push_back(call([&] { return unlink(s.p("x").c_str()); }, s.p("x")));
+        o.push_back(map_fate(id));  // the last name went
+        o.push_back(listing(s.root));
+    }
+    CHECK(out[1] == out[0]);
+}
+
+TEST_CASE("linux: symlinks point anywhere, belong to their maker, and a get follows them",
+          "[linux][kernel][symlink]") {
+    auto map = must_map();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        auto ln_s = [&](const std::string& target, const std::string& at, uid_t uid) {
+            int e = run_as(uid, uid,
+                           [&] { return symlink(target.c_str(), at.c_str()) == 0 ? 0 : errno; });
+            return outcome(e, at);
+        };
+        out.push_back(mkdir_as(s.p("tc"), 0755, 0, 0, 022));
+        out.push_back(mkdir_as(s.p("tc/globals"), 0755, 0, 0, 022));
+        out.push_back(pin_at(s, map.get(), s.p("tc/globals/m")));
+        out.push_back(ln_s("tc", s.p("xdp"), 0));  // iproute2's way to share tc/globals
+        out.push_back(
+            std::to_string(id_at(s, s.p("xdp/globals/m")) == bpffs::bpf_object_id(map.get())));
+        out.push_back(ln_s("globals/m", s.p("tc/m"), 0));
+        out.push_back(std::to_string(id_at(s, s.p("tc/m")) == bpffs::bpf_object_id(map.get())));
+        out.push_back(pin_at(s, map.get(), s.p("tc/m")));  // an existing name: EEXIST
+        out.push_back(ln_s("/nowhere/at/all", s.p("dangling"), 0));
+        out.push_back(std::to_string(id_at(s, s.p("dangling"))));  // 0: ENOENT
+        out.push_back(ln_s("m", s.p("tc/.s"), 0));                 // dotted: EPERM
+        out.push_back(mkdir_as(s.p("shared"), 03777, 0, kStaff, 0));
+        out.push_back(call([&] { return chmod(s.p("shared").c_str(), 03777); }, s.p("shared")));
+        out.push_back(ln_s("../tc", s.p("shared/alice"), kAlice));  // owner alice, gid staff
+        out.push_back(std::to_string(id_at(s, s.p("shared/alice/globals/m")) ==
+                                     bpffs::bpf_object_id(map.get())));
+        out.push_back(ln_s("x", s.p("tc/globals/m"), 0));  // EEXIST
+        out.push_back(rename_as(s.p("tc/m"), s.p("shared/m"), 0));
+        out.push_back(call([&] { return unlink(s.p("xdp").c_str()); }, s.p("xdp")));
+        out.push_back(stat_of(s.p("tc/globals/m")));
+        out.push_back(listing(s.root));
+        return out;
+    });
+}
+
+TEST_CASE("linux: rename, link and symlink wake a watcher of the directory", "[linux][kernel]") {
+    auto map = must_map();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("d"), 0755, 0, 0, 022));
+        out.push_back(pin_at(s, map.get(), s.p("m")));
+        CreateWatch watch(s.p("d"));
+        out.push_back(watch.ok() ? "watching" : "no watch");
+        out.push_back(call([&] { return link(s.p("m").c_str(), s.p("d/l").c_str()); }, s.p("d/l")));
+        out.push_back("created: " + watch.next());
+        out.push_back(call([&] { return symlink("../m", s.p("d/s").c_str()); }, s.p("d/s")));
+        out.push_back("created: " + watch.next());
+        return out;
+    });
 }

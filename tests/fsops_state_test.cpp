@@ -132,6 +132,15 @@ std::vector<Change> sample_changes() {
     removed.handle.reset();
     removed.attr.nlink = 0;
     out.push_back(put_of(removed));
+    NodeState linked = object_node(46, "first");  // compat=linux: hard links and a symlink
+    linked.more_names = {{7, 13, "second"}, {9, 3, std::string(kNameMax, 's')}};
+    linked.attr.nlink = 3;
+    out.push_back(put_of(linked));
+    NodeState sym = object_node(47, "s");
+    sym.attr.mode = kIfLnk | 0777;
+    sym.handle.reset();
+    sym.target = std::string(kTargetMax, '/');
+    out.push_back(put_of(sym));
     NodeState dir;
     dir.ino = 9;
     dir.parent = 1;
@@ -252,9 +261,17 @@ TEST_CASE("state codec: a wrong kind, flag, bool or stray handle is EINVAL",
         s[at] = v;
         return s;
     };
-    CHECK(err_of(decode(with(put, 0, 5))) == EINVAL);               // kind
-    CHECK(err_of(decode(with(put, 0, '\xff'))) == EINVAL);          // kind
-    CHECK(err_of(decode(with(put, flags_at, 32 | 12))) == EINVAL);  // unknown flag
+    CHECK(err_of(decode(with(put, 0, 5))) == EINVAL);                   // kind
+    CHECK(err_of(decode(with(put, 0, '\xff'))) == EINVAL);              // kind
+    CHECK(err_of(decode(with(put, flags_at, '\x80' | 12))) == EINVAL);  // unknown flag
+    // A target or further names the flags promise but the record lacks.
+    CHECK(err_of(decode(with(put, flags_at, 32 | 12))) == EINVAL);
+    CHECK(err_of(decode(with(put, flags_at, 64 | 12))) == EINVAL);
+    CHECK(err_of(decode(with(put, flags_at, 32 | 12) + '\0')) == EINVAL);  // an empty target
+    CHECK(err_of(decode(with(put, flags_at, 64 | 12) + '\0')) == EINVAL);  // no further name
+    auto sym = decode(with(put, flags_at, 32 | 12) + "\x01t");
+    REQUIRE(sym.has_value());
+    CHECK(sym->node.target == "t");
     CHECK(err_of(decode(with(put, flags_at, 16 | 12))) == EINVAL);  // both prog and link
     auto link = decode(with(put, flags_at, 16 | 4));                // a link (compat=linux)
     REQUIRE(link.has_value());
@@ -641,10 +658,17 @@ struct Op {
         make_socket,
         set_read_only,
         apply_options,
-        release_all
+        release_all,
+        rename,  // compat=linux's name operations (the seed: EPERM)
+        link,
+        symlink,
+        readlink
     } kind = mkdir;
     Ino ino = 0;  // the parent, or the node
     std::string name;
+    Ino ino2 = 0;         // rename: the new parent; link: the node; readlink: the node
+    std::string name2;    // rename: the new name; symlink: the target
+    unsigned flags = 0;   // rename
     std::uint64_t n = 0;  // forget count, readdir offset, handle
     int limit = 0;        // readdir: entries accepted (-1: all)
     bool flag = false;    // readdir plus, pin type, set_read_only, get as root
@@ -715,6 +739,7 @@ public:
             op.kind = Op::apply_options;
         else
             op.kind = Op::release_all;
+        if (pick(4) == 0) draw_name_op(op, dirs, inos);
         switch (op.kind) {
             case Op::pin:
                 op.flag = pick(2) == 0;
@@ -743,8 +768,9 @@ public:
             case Op::set_read_only:
                 op.flag = pick(3) == 0;  // mostly read-write
                 break;
-            case Op::apply_options:
-                op.opts = MountOptions{pick(3) * 1000, pick(3) * 1000, pick(010000)};
+            case Op::apply_options:  // the rule set stays (a remount cannot change it)
+                op.opts = MountOptions{pick(3) * 1000, pick(3) * 1000, pick(010000),
+                                       now.meta.opts.compat};
                 break;
             default:
                 break;
@@ -753,6 +779,22 @@ public:
     }
 
 private:
+    // rename (all its flags, now and then none known), link, symlink, readlink; the second ino
+    // mostly a live directory (rename) or any node seen (link, readlink).
+    void draw_name_op(Op& op, const std::vector<Ino>& dirs, const std::vector<Ino>& inos) {
+        static constexpr Op::Kind kKinds[] = {Op::rename, Op::rename,  Op::rename,
+                                              Op::link,   Op::symlink, Op::readlink};
+        op.kind = kKinds[pick(6)];
+        const auto& names = name_pool();
+        op.name2 = pick(5) != 0 ? names[pick(kGoodNames)] : names[pick(names.size())];
+        bool to_dir = op.kind == Op::rename ? pick(4) != 0 : pick(8) == 0;
+        op.ino2 = to_dir ? dirs[pick(dirs.size())] : inos[pick(inos.size())];
+        static constexpr unsigned kFlags[] = {0, 0, 0, kRenameNoreplace, kRenameExchange, 3, 4};
+        op.flags = kFlags[pick(7)];
+        if (op.kind == Op::symlink && pick(8) == 0) op.name2 = "";  // ENOENT
+        op.flag = pick(2) == 0;                                     // symlink: as root
+    }
+
     std::mt19937_64 rng_;
     ObjHandle next_handle_ = 100;
 };
@@ -761,6 +803,7 @@ std::string describe(const Op& op) {
     std::ostringstream o;
     o << "op " << int(op.kind) << " ino " << op.ino << " name '" << op.name.substr(0, 12) << "' n "
       << op.n << " limit " << op.limit << " flag " << op.flag;
+    o << " ino2 " << op.ino2 << " name2 '" << op.name2.substr(0, 12) << "' flags " << op.flags;
     return o.str();
 }
 
@@ -847,6 +890,25 @@ Outcome run(Filesystem& fs, const Op& op, std::vector<Ino>& inos) {
             for (ObjHandle h : hs) o << h << " ";
             break;
         }
+        case Op::rename: {
+            auto r = fs.rename(op.ino, op.name, op.ino2, op.name2, op.flags);
+            err = err_of(r);
+            if (r && r->released) o << "released " << *r->released;
+            break;
+        }
+        case Op::link:
+            attr(fs.link(op.ino2, op.ino, op.name));
+            break;
+        case Op::symlink:
+            attr(
+                fs.symlink(op.flag ? Caller::root() : user(1000, 1000), op.ino, op.name, op.name2));
+            break;
+        case Op::readlink: {
+            auto r = fs.readlink(op.ino2);
+            err = err_of(r);
+            if (r) o << *r;
+            break;
+        }
     }
     return Outcome{err, o.str()};
 }
@@ -865,10 +927,12 @@ TEST_CASE("state: the change log rebuilds the core after every call; restore con
     // What the sequences reached, so that a generator that stopped reaching things fails.
     std::map<int, int> succeeded;  // Op::Kind -> calls that did not fail
     std::size_t max_nodes = 0, removed_seen = 0, sockets_restored = 0, batch_max = 0;
+    std::size_t hard_links_seen = 0;
     for (int seed = 1; seed <= kSeeds; ++seed) {
         INFO("seed " << seed);
         Gen gen(seed);
-        MountOptions mo{gen.pick(2) * 1000, gen.pick(2) * 1000, 0700 | gen.pick(010000)};
+        MountOptions mo{gen.pick(2) * 1000, gen.pick(2) * 1000, 0700 | gen.pick(010000),
+                        seed % 2 == 0 ? Compat::linux : Compat::seed};
         FakeClock clk;
         Filesystem fs(mo, clk.clock());
         StateBuilder builder(fs.snapshot());
@@ -905,7 +969,10 @@ TEST_CASE("state: the change log rebuilds the core after every call; restore con
             if (batches > before + 1) FAIL("step " << step << ": more than one sink call");
             if (outcome.err == 0) ++succeeded[op.kind];
             max_nodes = std::max(max_nodes, want.nodes.size());
-            for (const NodeState& n : want.nodes) removed_seen += n.removed;
+            for (const NodeState& n : want.nodes) {
+                removed_seen += n.removed;
+                hard_links_seen += n.more_names.size();
+            }
         }
         REQUIRE_FALSE(empty_batch);
 
@@ -935,12 +1002,17 @@ TEST_CASE("state: the change log rebuilds the core after every call; restore con
             ls.limit = -1;
             CHECK(run(copy, ls, scratch) == run(fs, ls, scratch));
             for (const NodeState& c : logged.nodes) {
-                if (c.parent != n.ino || c.removed) continue;
-                Op lk;
-                lk.kind = Op::lookup;
-                lk.ino = n.ino;
-                lk.name = c.name;
-                CHECK(run(copy, lk, scratch) == run(fs, lk, scratch));
+                if (c.removed) continue;
+                std::vector<NameState> names = c.more_names;
+                names.push_back(NameState{c.parent, c.cookie, c.name});
+                for (const NameState& name : names) {
+                    if (name.parent != n.ino) continue;
+                    Op lk;
+                    lk.kind = Op::lookup;
+                    lk.ino = n.ino;
+                    lk.name = name.name;
+                    CHECK(run(copy, lk, scratch) == run(fs, lk, scratch));
+                }
             }
         }
 
@@ -976,10 +1048,11 @@ TEST_CASE("state: the change log rebuilds the core after every call; restore con
         }
         REQUIRE(builder.state() == fs.snapshot());  // the log kept up through all of it
     }
-    for (int k = Op::mkdir; k <= Op::release_all; ++k) {
+    for (int k = Op::mkdir; k <= Op::readlink; ++k) {
         INFO("op kind " << k);
         CHECK(succeeded[k] > 0);
     }
+    CHECK(hard_links_seen > 0);
     CHECK(max_nodes >= 15);
     CHECK(removed_seen > 0);
     CHECK(sockets_restored > 0);
@@ -1214,4 +1287,80 @@ TEST_CASE("fresh_mount_view: removed nodes and the socket node go, lookups reset
     auto s2 = nfs.make_socket_node();
     REQUIRE(s2);
     CHECK(s2->ino >= old.meta.next_ino);
+}
+
+TEST_CASE("restore: hard links and symlinks come back under compat=linux only, and consistent",
+          "[fsops][state][restore][linux]") {
+    FakeClock clk;
+    Filesystem fs(MountOptions{0, 0, 01777, Compat::linux}, clk.clock());
+    auto d = fs.mkdir(Caller::root(), kRootIno, "d");
+    REQUIRE(d.has_value());
+    auto m = fs.pin(Caller::root(), kRootIno, "m", ObjType::map, 5);
+    REQUIRE(m.has_value());
+    REQUIRE(fs.link(m->ino, d->ino, "l").has_value());
+    auto s = fs.symlink(Caller::root(), d->ino, "s", "../m");
+    REQUIRE(s.has_value());
+    const CoreState good = fs.snapshot();
+    auto back = Filesystem::restore(good, clk.clock());
+    REQUIRE(back.has_value());
+    CHECK((*back)->snapshot() == good);
+    CHECK((*back)->getattr(m->ino)->nlink == 2);
+    CHECK(*(*back)->readlink(s->ino) == "../m");
+
+    auto refused = [&](const std::function<void(CoreState&)>& edit) {
+        CoreState bad = good;
+        edit(bad);
+        return err_of(Filesystem::restore(bad, clk.clock()));
+    };
+    // The seed has neither.
+    CHECK(refused([](CoreState& x) { x.meta.opts.compat = Compat::seed; }) == EINVAL);
+    CHECK(refused([&](CoreState& x) { node(x, m->ino).attr.nlink = 1; }) == EINVAL);
+    CHECK(refused([&](CoreState& x) { node(x, m->ino).more_names.clear(); }) == EINVAL);
+    CHECK(refused([&](CoreState& x) {  // the same name twice
+              node(x, m->ino).more_names.push_back(node(x, m->ino).more_names.front());
+              node(x, m->ino).attr.nlink = 3;
+          }) == EINVAL);
+    CHECK(refused([&](CoreState& x) {  // a name in a directory that does not exist
+              node(x, m->ino).more_names.front().parent = 99;
+          }) == EINVAL);
+    CHECK(refused([&](CoreState& x) {  // a directory with two names
+              node(x, d->ino).more_names.push_back({kRootIno, 50, "d2"});
+          }) == EINVAL);
+    CHECK(refused([&](CoreState& x) { node(x, s->ino).target.clear(); }) == EINVAL);
+    CHECK(refused([&](CoreState& x) { node(x, m->ino).target = "x"; }) == EINVAL);
+    CHECK(refused([&](CoreState& x) { node(x, s->ino).handle = 9; }) == EINVAL);
+}
+
+TEST_CASE("compat=linux: names of one node survive compactions of their directory",
+          "[fsops][linux][link]") {
+    FakeClock clk;
+    Filesystem fs(MountOptions{0, 0, 01777, Compat::linux}, clk.clock());
+    auto m = fs.pin(Caller::root(), kRootIno, "m", ObjType::map, 5);
+    REQUIRE(m.has_value());
+    // Names of the node between many others that then go: the directory compacts, moving every
+    // entry, and each name must still find the node and restore must agree.
+    for (int i = 0; i < 200; ++i) {
+        REQUIRE(fs.mkdir(Caller::root(), kRootIno, "x" + std::to_string(i)).has_value());
+        if (i % 20 == 0) REQUIRE(fs.link(m->ino, kRootIno, "l" + std::to_string(i)).has_value());
+    }
+    for (int i = 0; i < 200; ++i) REQUIRE(fs.rmdir(kRootIno, "x" + std::to_string(i)).has_value());
+    REQUIRE(fs.rename(kRootIno, "m", kRootIno, "m2").has_value());
+    for (int i = 0; i < 200; i += 20) {
+        auto l = fs.lookup(kRootIno, "l" + std::to_string(i));
+        REQUIRE(l.has_value());
+        CHECK(l->ino == m->ino);
+        CHECK(l->nlink == 11);
+    }
+    auto back = Filesystem::restore(fs.snapshot(), clk.clock());
+    REQUIRE(back.has_value());
+    CHECK((*back)->snapshot() == fs.snapshot());
+    for (int i = 0; i < 200; i += 20) {
+        auto u = fs.unlink(kRootIno, "l" + std::to_string(i));
+        REQUIRE(u.has_value());
+        CHECK_FALSE(u->released.has_value());  // the node has other names
+    }
+    auto last = fs.unlink(kRootIno, "m2");
+    REQUIRE(last.has_value());
+    CHECK(last->released == std::optional<ObjHandle>(5));  // with its last name only
+    CHECK(fs.counts().maps == 0);
 }

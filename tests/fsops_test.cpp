@@ -479,8 +479,8 @@ TEST_CASE("rename, link and symlink are EPERM", "[fsops]") {
     CHECK(err_of(f.fs.rename(e.ino, "m", kRootIno, "m")) == EPERM);
     CHECK(err_of(f.fs.link(m.ino, e.ino, "m2")) == EPERM);
     CHECK(err_of(f.fs.link(m.ino, kRootIno, "m")) == EPERM);
-    CHECK(err_of(f.fs.symlink(kRootIno, "s")) == EPERM);
-    CHECK(err_of(f.fs.symlink(d.ino, "s")) == EPERM);
+    CHECK(err_of(f.fs.symlink(Caller::root(), kRootIno, "s", "d")) == EPERM);
+    CHECK(err_of(f.fs.symlink(Caller::root(), d.ino, "s", "/tmp")) == EPERM);
     // Nothing moved or appeared.
     CHECK(f.fs.lookup(kRootIno, "d").has_value());
     CHECK(f.fs.lookup(e.ino, "m").has_value());

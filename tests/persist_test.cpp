@@ -556,6 +556,11 @@ TEST_CASE("crash: a compat=linux mount keeps its rule set and options across a w
     mkdir_exact(m.p("d"));
     auto map = must_map("persist_linux");
     must_pin(map.get(), m.p("d/m"));
+    // Names only compat=linux has: a hard link, a symlink, a renamed directory.
+    REQUIRE(ename(errno_of(link(m.p("d/m").c_str(), m.p("l").c_str()))) == ename(0));
+    REQUIRE(ename(errno_of(symlink("d/m", m.p("s").c_str()))) == ename(0));
+    mkdir_exact(m.p("e"));
+    REQUIRE(ename(errno_of(rename(m.p("e").c_str(), m.p("d/e").c_str()))) == ename(0));
     const pid_t old = worker_of(m.pid());
     REQUIRE(old > 0);
     REQUIRE(kill(old, SIGKILL) == 0);
@@ -575,6 +580,21 @@ TEST_CASE("crash: a compat=linux mount keeps its rule set and options across a w
     CHECK(ename(errno_of(stat(m.p("d/a.b").c_str(), &st))) == ename(EPERM));
     REQUIRE(ename(errno_of(stat(m.path().c_str(), &st))) == ename(0));
     CHECK((st.st_mode & 07777) == 01750);
+    // The names came back: one node under two names, the symlink and where it leads.
+    struct stat a {
+    }, b{};
+    REQUIRE(ename(errno_of(stat(m.p("d/m").c_str(), &a))) == ename(0));
+    REQUIRE(ename(errno_of(stat(m.p("l").c_str(), &b))) == ename(0));
+    CHECK(a.st_ino == b.st_ino);
+    CHECK(a.st_nlink == 2);
+    char target[16] = {};
+    CHECK(readlink(m.p("s").c_str(), target, sizeof target - 1) == 3);
+    CHECK(std::string(target) == "d/m");
+    bpffs::UniqueFd via_symlink(bpffs_obj_get(m.p("s").c_str()));
+    REQUIRE(via_symlink);
+    CHECK(kernel_id(via_symlink.get()) == kernel_id(map.get()));
+    CHECK(S_ISDIR(must_stat(m.p("d/e")).st_mode));
+    CHECK(must_stat(m.p("d")).st_nlink == 4);  // e and sub
 }
 
 TEST_CASE("crash: after the state log was compacted, a new worker finds every node and object",
