@@ -331,6 +331,27 @@ void section_link(Run& r) {
     unlink(kern.c_str());
 }
 
+// rename(2) of a pinned name to another and back, one FUSE RENAME each (compat=linux; the seed
+// has no rename), against the same on the minimal FUSE (a plain file) and the kernel's bpffs.
+void section_rename(Run& r) {
+    progress("rename");
+    // Step i renames n/a to n/b when i is even, back when odd (the index runs on through the
+    // warm-up, so every step finds its source).
+    auto flip = [](const std::string& dir) {
+        return [a = dir + "/a", b = dir + "/b"](std::uint64_t i) {
+            const std::string& from = i % 2 == 0 ? a : b;
+            const std::string& to = i % 2 == 0 ? b : a;
+            return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+        };
+    };
+    auto s = measure_interleaved({{"rename (ours)", flip(r.m.compat_linux("n"))},
+                                  {"rename (kernel)", flip(r.m.kern("n"))},
+                                  {"rename (minimal FUSE)", flip(r.m.min("n"))}},
+                                 r.n, r.warm);
+    r.t.latency("rename of a pin", s[0], "minimal FUSE rename", s[2], Target{});
+    r.t.latency("rename of a pin", s[0], kKernel, s[1], Target{});
+}
+
 void section_pin(Run& r) {
     progress("pin + unlink");
     auto name = [](std::uint64_t i) { return numbered("p/o", i); };
@@ -501,8 +522,9 @@ void section_concurrent(Run& r, int clients) {
 }
 
 // The tree on all three mounts: a/b/m (an object; a plain file on the minimal FUSE), p/ for
-// pins, d/ for mkdir; r<N>/ for the listings are made by their section. On the compat=linux
-// mount, when there is one: a/b/m and l/ (for a link), with l/ on the kernel's bpffs too.
+// pins, d/ for mkdir; r<N>/ for the listings are made by their section. With a compat=linux
+// mount: a/b/m and l/ (for a link) there, and n/a to rename on it, the kernel's and the minimal
+// FUSE (l/ and n/ made on all three).
 void make_tree(Mounts& m, int map) {
     for (const char* dir : {"a", "a/b", "p", "d"}) {
         for (const auto& path : {m.ours(dir), m.kern(dir), m.min(dir)}) {
@@ -521,23 +543,25 @@ void make_tree(Mounts& m, int map) {
         throw std::runtime_error("mknod on the minimal FUSE: " + std::string(std::strerror(errno)));
     }
     if (m.compat_linux().empty()) return;
-    for (const char* dir : {"a", "a/b", "l"}) {
-        for (const auto& path : {m.compat_linux(dir), m.kern(dir)}) {
+    for (const char* dir : {"a", "a/b", "l", "n"}) {
+        for (const auto& path : {m.compat_linux(dir), m.kern(dir), m.min(dir)}) {
             if (int e = mkdir_p(path); e != 0) {
                 throw std::runtime_error("mkdir " + path + ": " + std::strerror(e));
             }
         }
     }
-    if (bpffs_obj_pin(map, m.compat_linux("a/b/m").c_str()) != 0) {
-        throw std::runtime_error("bpffs_obj_pin (compat=linux): " +
-                                 std::string(std::strerror(errno)));
+    if (bpffs_obj_pin(map, m.compat_linux("a/b/m").c_str()) != 0 ||
+        bpffs_obj_pin(map, m.compat_linux("n/a").c_str()) != 0 ||
+        bpf_obj_pin(map, m.kern("n/a").c_str()) != 0 ||
+        mknod(m.min("n/a").c_str(), S_IFREG | 0600, 0) != 0) {
+        throw std::runtime_error("the names to rename: " + std::string(std::strerror(errno)));
     }
 }
 
 }  // namespace
 
 int run_hot_paths(const Config& cfg) {
-    const bool linux_rows = cfg.wants("rdonly") || cfg.wants("link");
+    const bool linux_rows = cfg.wants("rdonly") || cfg.wants("link") || cfg.wants("rename");
     Mounts m(cfg, true, true, linux_rows);
     UniqueFd map = create_map("bench");
     FloorServer floor(m.tmp().file("floor.sock"), map.get());
@@ -555,6 +579,7 @@ int run_hot_paths(const Config& cfg) {
     if (cfg.wants("get")) section_get(r);
     if (cfg.wants("rdonly")) section_rdonly(r);
     if (cfg.wants("link")) section_link(r);
+    if (cfg.wants("rename")) section_rename(r);
     if (cfg.wants("pin")) section_pin(r);
     if (cfg.wants("stat")) section_stat(r);
     if (cfg.wants("mkdir")) section_mkdir(r);
