@@ -37,14 +37,16 @@ struct Config {
     bool wants(const std::string& section) const;
 };
 
-// The mounts of one run, in a temp dir: ours/ (bpffs-fuse), kern/ (the kernel's bpffs, unless
-// not wanted), min/ (the minimal FUSE daemon, unless not wanted). Everything is taken down on
-// destruction.
+// The mounts of one run, in a temp dir: ours/ (bpffs-fuse, compat=seed), kern/ (the kernel's
+// bpffs, unless not wanted), min/ (the minimal FUSE daemon, unless not wanted), linux/ (a second
+// bpffs-fuse, -o compat=linux, for the paths only that mode has; when wanted). Everything is
+// taken down on destruction.
 class Mounts {
 public:
-    Mounts(const Config& cfg, bool with_kernel, bool with_minfuse);
+    Mounts(const Config& cfg, bool with_kernel, bool with_minfuse, bool with_linux = false);
     ~Mounts();
     std::string ours(const std::string& rel = "") const { return join(ours_dir_, rel); }
+    std::string compat_linux(const std::string& rel = "") const { return join(linux_dir_, rel); }
     std::string kern(const std::string& rel = "") const { return join(kern_dir_, rel); }
     std::string min(const std::string& rel = "") const { return join(min_dir_, rel); }
     pid_t daemon_pid() const { return daemon_->pid(); }
@@ -56,8 +58,8 @@ private:
         return rel.empty() ? a : a + "/" + rel;
     }
     TempDir tmp_;
-    std::string ours_dir_, kern_dir_, min_dir_;
-    std::unique_ptr<Daemon> daemon_;
+    std::string ours_dir_, kern_dir_, min_dir_, linux_dir_;
+    std::unique_ptr<Daemon> daemon_, linux_daemon_;
     std::unique_ptr<FuseDaemon> minfuse_;
     std::unique_ptr<KernelBpffs> kernel_;
 };
@@ -66,9 +68,13 @@ private:
 UniqueFd create_map(const char* name);
 
 // The operations measurements are made of. Each returns 0 or a positive errno.
-int lib_get(const std::string& path);                      // bpffs_obj_get + close
-int lib_conn_get(bpffs_conn* c, const std::string& path);  // bpffs_conn_obj_get + close
-int kernel_get(const std::string& path);                   // bpf_obj_get + close
+int lib_get(const std::string& path);  // bpffs_obj_get + close
+// bpffs_obj_get_opts with file_flags `flags` (BPFFS_F_RDONLY...) + close
+int lib_get_flags(const std::string& path, unsigned flags);
+// bpffs_conn_obj_get with `flags` + close
+int lib_conn_get(bpffs_conn* c, const std::string& path, unsigned flags = 0);
+int kernel_get(const std::string& path);                        // bpf_obj_get + close
+int kernel_get_flags(const std::string& path, unsigned flags);  // bpf_obj_get_opts + close
 int stat_path(const std::string& path);
 int stat_missing(const std::string& path);  // 0 when the answer is ENOENT
 // Lists a directory with getdents64 (32 KiB buffer); 0 if it has `expect` entries besides "."

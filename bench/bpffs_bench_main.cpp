@@ -93,8 +93,9 @@ int main(int argc, char** argv) {
                    "disturbs it less")
         ->capture_default_str();
     app.add_option("--only", cfg.only,
-                   "hot paths: run only these sections (get, pin, stat, mkdir, getxattr, readdir, "
-                   "concurrent)")
+                   "hot paths: run only these sections (get, rdonly, link, rename, pin, stat, "
+                   "mkdir, getxattr, readdir, concurrent; rdonly, link and rename on a "
+                   "compat=linux mount)")
         ->delimiter(',');
     app.add_option("--daemon-log-level", cfg.daemon_log_level,
                    "bpffs-fuse's --log-level for the run")

@@ -3,9 +3,10 @@
 // asks of a FUSE daemon, from memory, with the same long timeouts and session options as
 // bpffs-fuse (default_permissions, allow_other, the multi-threaded loop with 4 idle threads).
 // It is the benchmark's price of "one FUSE round trip": mkdir, rmdir, mknod (the baseline of a
-// pin), unlink, lookup, getattr, getxattr (any name: "map") and plain readdir (no readdirplus).
+// pin), unlink, rename (of a name that is not a directory over another, or RENAME_NOREPLACE),
+// lookup, getattr, getxattr (any name: "map") and plain readdir (no readdirplus).
 // Nothing else: no permissions of its own, no persistence, no error paths beyond ENOENT,
-// EEXIST, ENOTEMPTY and ENOTDIR.
+// EEXIST, ENOTEMPTY, ENOTDIR, EISDIR and EINVAL.
 //
 //   bpffs-bench-minfuse MOUNTPOINT [-d]   (foreground; SIGTERM/SIGINT unmount and exit;
 //                                          -d: libfuse's request trace on stderr)
@@ -88,6 +89,41 @@ struct State {
 
     void drop(Node& n) {
         if (n.removed && n.nlookup == 0) nodes.erase(n.ino);
+    }
+
+    // Takes `n` out of its parent's listing (not out of the table: lookups may hold it).
+    void detach(Node& n) {
+        Node& p = nodes.at(n.parent);
+        p.children.erase(n.name);
+        p.by_cookie.erase(n.cookie);
+    }
+
+    // rename(2) of parent/name to newparent/newname, replacing a name that is not a directory
+    // there (RENAME_NOREPLACE: EEXIST instead). 0 or an errno.
+    int rename(fuse_ino_t parent, std::string_view name, fuse_ino_t newparent,
+               const std::string& newname, unsigned flags) {
+        if ((flags & ~RENAME_NOREPLACE) != 0) return EINVAL;
+        auto& from = nodes.at(parent).children;
+        auto it = from.find(name);
+        if (it == from.end()) return ENOENT;
+        Node& n = nodes.at(it->second);
+        auto& to = nodes.at(newparent);
+        if (auto old = to.children.find(newname); old != to.children.end()) {
+            if (old->second == n.ino) return 0;
+            if ((flags & RENAME_NOREPLACE) != 0) return EEXIST;
+            Node& victim = nodes.at(old->second);
+            if (S_ISDIR(victim.mode)) return EISDIR;
+            detach(victim);
+            victim.removed = true;
+            drop(victim);
+        }
+        detach(n);
+        n.parent = newparent;
+        n.name = newname;
+        n.cookie = to.next_cookie++;
+        to.children.emplace(newname, n.ino);
+        to.by_cookie.emplace(n.cookie, n.ino);
+        return 0;
     }
 };
 
@@ -199,8 +235,7 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir_wanted
             else if (!n.children.empty())
                 err = ENOTEMPTY;
             else {
-                dir.children.erase(it);
-                dir.by_cookie.erase(n.cookie);
+                s.detach(n);
                 n.removed = true;
                 s.drop(n);
             }
@@ -215,6 +250,17 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     remove(req, parent, name, false);
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+    auto& s = state(req);
+    int err = 0;
+    {
+        std::lock_guard lock(s.mu);
+        err = s.rename(parent, name, newparent, newname, flags);
+    }
+    fuse_reply_err(req, err);
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t, const char*, size_t size) {
@@ -268,6 +314,7 @@ constexpr fuse_lowlevel_ops kOps = {
     .mkdir = op_mkdir,
     .unlink = op_unlink,
     .rmdir = op_rmdir,
+    .rename = op_rename,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .releasedir = op_releasedir,

@@ -254,8 +254,8 @@ void FuseDaemon::stop() {
 std::string FuseDaemon::log_text() const { return test::read_file(log_); }
 
 Daemon::Daemon(const std::string& bin, const std::string& mountpoint, const std::string& log,
-               const std::string& log_level)
-    : fuse_({bin, "-f", mountpoint, "-o", "mode=0755", "--log-level", log_level}, mountpoint,
+               const std::string& log_level, const std::string& options)
+    : fuse_({bin, "-f", mountpoint, "-o", options, "--log-level", log_level}, mountpoint,
             "fuse.bpffs-fuse", log,
             [sock = mountpoint + "/.bpffs.sock"] { return test::can_connect(sock); }) {}
 
@@ -273,6 +273,10 @@ KernelBpffs::~KernelBpffs() {
     umount2(dir_.c_str(), MNT_DETACH);
     cleanup_unregister_mount(dir_);
 }
+
+Cgroup::Cgroup() { register_path(cg_.path()); }
+
+Cgroup::~Cgroup() { unregister_path(cg_.path()); }
 
 Child::Child(const std::function<int()>& fn) : child_(start_child(fn)) {}
 

@@ -74,13 +74,13 @@ private:
     pid_t pid_ = -1;
 };
 
-// bpffs-fuse (`bin`) mounted on `mountpoint` (mode=0755, --log-level `log_level`), logging to
-// `log`: returns once the mount serves (its broker accepts connections); stopped and unmounted
-// on destruction, and when it does not come up (the constructor throws then).
+// bpffs-fuse (`bin`) mounted on `mountpoint` (-o `options`, --log-level `log_level`), logging
+// to `log`: returns once the mount serves (its broker accepts connections); stopped and
+// unmounted on destruction, and when it does not come up (the constructor throws then).
 class Daemon {
 public:
     Daemon(const std::string& bin, const std::string& mountpoint, const std::string& log,
-           const std::string& log_level);
+           const std::string& log_level, const std::string& options = "mode=0755");
     pid_t pid() const { return fuse_.pid(); }  // the supervisor, if it has a worker
     std::string log_text() const { return fuse_.log_text(); }
 
@@ -99,6 +99,20 @@ public:
 
 private:
     std::string dir_;
+};
+
+// A fresh cgroup (test::TempCgroup) that the signal handler removes too; removed on
+// destruction. Throws if there is no cgroup2 mount.
+class Cgroup {
+public:
+    Cgroup();
+    ~Cgroup();
+    Cgroup(const Cgroup&) = delete;
+    Cgroup& operator=(const Cgroup&) = delete;
+    const test::TempCgroup& get() const { return cg_; }
+
+private:
+    test::TempCgroup cg_;
 };
 
 // A forked helper process running fn (its exit status is fn's value), with the signal

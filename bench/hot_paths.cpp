@@ -173,6 +173,32 @@ int get_type_xattr(const std::string& path, bool expect_value) {
 
 void progress(const std::string& what) { std::fprintf(stderr, "bpffs-bench: %s\n", what.c_str()); }
 
+using ConnPtr = std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)>;
+
+// A kept connection to the broker of the mount that holds `dir`. Throws on failure.
+ConnPtr open_conn(const std::string& dir) {
+    bpffs_conn* raw = nullptr;
+    if (bpffs_conn_open(dir.c_str(), &raw) != 0) {
+        throw std::runtime_error("bpffs_conn_open: " + std::string(std::strerror(errno)));
+    }
+    return ConnPtr(raw, bpffs_conn_close);
+}
+
+// A kept connection to the floor server. Throws on failure.
+UniqueFd connect_floor(const FloorServer& floor) {
+    UniqueFd sock;
+    if (int e = floor_connect(floor.path(), &sock); e != 0) {
+        throw std::runtime_error("connect to the floor: " + std::string(std::strerror(e)));
+    }
+    return sock;
+}
+
+// One request and reply on a kept connection to the floor.
+int floor_kept(int sock) {
+    UniqueFd fd;
+    return floor_exchange(sock, &fd);
+}
+
 const std::string kKernel = "kernel bpffs";
 const std::string kMin = "minimal FUSE";
 
@@ -200,29 +226,18 @@ void section_get(Run& r) {
     r.t.latency("get, libbpffs one-shot", s[0], "kernel BPF_OBJ_GET", s[1], Target{});
 
     // The library's kept connection against a kept connection to the floor server.
-    bpffs_conn* raw = nullptr;
-    if (bpffs_conn_open(r.m.ours("a/b").c_str(), &raw) != 0) {
-        throw std::runtime_error("bpffs_conn_open: " + std::string(std::strerror(errno)));
-    }
-    std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> conn(raw, bpffs_conn_close);
-    UniqueFd fsock;
-    if (int e = floor_connect(r.floor.path(), &fsock); e != 0) {
-        throw std::runtime_error("connect to the floor: " + std::string(std::strerror(e)));
-    }
+    ConnPtr conn = open_conn(r.m.ours("a/b"));
+    UniqueFd fsock = connect_floor(r.floor);
     auto psock = client::connect_broker(r.m.ours("a/b"), -1);
     if (!psock) throw std::runtime_error("connect to the broker failed");
-    auto k =
-        measure_interleaved({{"get (libbpffs, kept connection)",
-                              [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); }},
-                             {"floor kept connection",
-                              [&](std::uint64_t) {
-                                  UniqueFd fd;
-                                  return floor_exchange(fsock.get(), &fd);
-                              }},
-                             {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
-                             {"get (wire protocol, kept connection)",
-                              [&](std::uint64_t) { return protocol_get(psock->get(), ours); }}},
-                            r.n, r.warm);
+    auto k = measure_interleaved(
+        {{"get (libbpffs, kept connection)",
+          [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); }},
+         {"floor kept connection", [&](std::uint64_t) { return floor_kept(fsock.get()); }},
+         {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
+         {"get (wire protocol, kept connection)",
+          [&](std::uint64_t) { return protocol_get(psock->get(), ours); }}},
+        r.n, r.warm);
     r.t.latency("get, libbpffs persistent connection", k[0], "floor, kept connection", k[1],
                 Target::at_most(1.2));
     r.t.latency("get, libbpffs persistent connection", k[0], "kernel BPF_OBJ_GET", k[2], Target{});
@@ -230,16 +245,119 @@ void section_get(Run& r) {
                 k[3], Target{});
 }
 
+// A fetched map fd that must refuse writes (BPF_F_RDONLY): the benchmark is a smoke test too.
+void check_read_only(const std::string& path) {
+    bpffs_opts opts{};
+    opts.sz = sizeof opts;
+    opts.file_flags = BPFFS_F_RDONLY;
+    UniqueFd fd(bpffs_obj_get_opts(path.c_str(), &opts));
+    if (!fd) throw std::runtime_error("get BPF_F_RDONLY: " + std::string(std::strerror(errno)));
+    std::uint32_t key = 0;
+    std::uint64_t value = 0;
+    if (bpf_map_update_elem(fd.get(), &key, &value, BPF_ANY) == 0 || errno != EPERM) {
+        throw std::runtime_error("a map fetched with BPF_F_RDONLY took an update");
+    }
+}
+
+// A get of one kind on the compat=linux mount (a read-only map, a link): one-shot and on a kept
+// connection against the floor's, the kernel's same get, and another get on the same mount
+// (`other`), which tells what this kind adds.
+struct GetKind {
+    std::string what;          // "get BPF_F_RDONLY"
+    Step oneshot, kept;        // ours
+    std::string kernel_label;  // "kernel BPF_OBJ_GET BPF_F_RDONLY"
+    Step kernel;
+    std::string other_label;  // "get without flags, same mount"
+    Step other;
+};
+
+void get_kind_rows(Run& r, const GetKind& k) {
+    UniqueFd fsock = connect_floor(r.floor);
+    auto s = measure_interleaved(
+        {{k.what + " (libbpffs)", k.oneshot},
+         {k.other_label, k.other},
+         {"floor one-shot", [&](std::uint64_t) { return floor_get_oneshot(r.floor.path()); }},
+         {k.kernel_label, k.kernel},
+         {k.what + " (libbpffs, kept connection)", k.kept},
+         {"floor kept connection", [&](std::uint64_t) { return floor_kept(fsock.get()); }}},
+        r.n, r.warm);
+    const std::string op = k.what + ", libbpffs one-shot";
+    r.t.latency(op, s[0], "floor, connect per request", s[2], Target{});
+    r.t.latency(op, s[0], k.kernel_label, s[3], Target{});
+    r.t.latency(op, s[0], k.other_label, s[1], Target{});
+    const std::string kept = k.what + ", libbpffs persistent connection";
+    r.t.latency(kept, s[4], "floor, kept connection", s[5], Target{});
+    r.t.latency(kept, s[4], k.kernel_label, s[3], Target{});
+}
+
+// A get that asks BPF_F_RDONLY (compat=linux only): the broker opens the map by id with
+// read-only open flags instead of handing out a read-write fd.
+void section_rdonly(Run& r) {
+    progress("read-only get");
+    std::string ours = r.m.compat_linux("a/b/m"), kern = r.m.kern("a/b/m");
+    check_read_only(ours);
+    ConnPtr conn = open_conn(r.m.compat_linux("a/b"));
+    get_kind_rows(
+        r, {"get BPF_F_RDONLY", [&](std::uint64_t) { return lib_get_flags(ours, BPFFS_F_RDONLY); },
+            [&](std::uint64_t) { return lib_conn_get(conn.get(), ours, BPFFS_F_RDONLY); },
+            "kernel BPF_OBJ_GET BPF_F_RDONLY",
+            [&](std::uint64_t) { return kernel_get_flags(kern, BPF_F_RDONLY); },
+            "get without flags, same mount", [&](std::uint64_t) { return lib_get(ours); }});
+}
+
+// The get of a pinned BPF link (compat=linux only): a cgroup_skb program attached to a cgroup
+// of the run's own, the link pinned on both bpffs, fetched by path.
+void section_link(Run& r) {
+    progress("link get");
+    Cgroup cg;
+    std::string ours = r.m.compat_linux("l/link"), kern = r.m.kern("l/link");
+    {
+        UniqueFd link = test::new_cgroup_link(cg.get());
+        if (!link) throw std::runtime_error("cgroup link: " + std::string(std::strerror(errno)));
+        if (bpffs_obj_pin(link.get(), ours.c_str()) != 0 ||
+            bpf_obj_pin(link.get(), kern.c_str()) != 0) {
+            throw std::runtime_error("pinning the link: " + std::string(std::strerror(errno)));
+        }
+    }  // the pins hold the link now
+    ConnPtr conn = open_conn(r.m.compat_linux("l"));
+    std::string map = r.m.compat_linux("a/b/m");
+    get_kind_rows(
+        r, {"get of a pinned link", [&](std::uint64_t) { return lib_get(ours); },
+            [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); },
+            "kernel BPF_OBJ_GET of the link", [&](std::uint64_t) { return kernel_get(kern); },
+            "get of a map, same mount", [&](std::uint64_t) { return lib_get(map); }});
+    // The last names go before the cgroup: the link is released, not left defunct.
+    unlink(ours.c_str());
+    unlink(kern.c_str());
+}
+
+// rename(2) of a pinned name to another and back, one FUSE RENAME each (compat=linux; the seed
+// has no rename), against the same on the minimal FUSE (a plain file) and the kernel's bpffs.
+void section_rename(Run& r) {
+    progress("rename");
+    // Step i renames n/a to n/b when i is even, back when odd (the index runs on through the
+    // warm-up, so every step finds its source).
+    auto flip = [](const std::string& dir) {
+        return [a = dir + "/a", b = dir + "/b"](std::uint64_t i) {
+            const std::string& from = i % 2 == 0 ? a : b;
+            const std::string& to = i % 2 == 0 ? b : a;
+            return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+        };
+    };
+    auto s = measure_interleaved({{"rename (ours)", flip(r.m.compat_linux("n"))},
+                                  {"rename (kernel)", flip(r.m.kern("n"))},
+                                  {"rename (minimal FUSE)", flip(r.m.min("n"))}},
+                                 r.n, r.warm);
+    r.t.latency("rename of a pin", s[0], "minimal FUSE rename", s[2], Target{});
+    r.t.latency("rename of a pin", s[0], kKernel, s[1], Target{});
+}
+
 void section_pin(Run& r) {
     progress("pin + unlink");
     auto name = [](std::uint64_t i) { return numbered("p/o", i); };
     // A pinning tool that pins many names keeps a connection: its row is beside the one-shot
     // one (whose socket and connect alone cost about what a FUSE round trip does).
-    bpffs_conn* raw = nullptr;
-    if (bpffs_conn_open(r.m.ours("p").c_str(), &raw) != 0) {
-        throw std::runtime_error("bpffs_conn_open: " + std::string(std::strerror(errno)));
-    }
-    std::unique_ptr<bpffs_conn, void (*)(bpffs_conn*)> conn(raw, bpffs_conn_close);
+    ConnPtr conn = open_conn(r.m.ours("p"));
     auto s = measure_interleaved(
         {{"pin+unlink (ours)",
           [&](std::uint64_t i) { return pin_unlink_ours(r.map, r.m.ours(name(i))); }},
@@ -393,8 +511,7 @@ void section_concurrent(Run& r, int clients) {
             if (!fsock) {
                 if (int e = floor_connect(r.floor.path(), &fsock); e != 0) return e;
             }
-            UniqueFd fd;
-            return floor_exchange(fsock.get(), &fd);
+            return floor_kept(fsock.get());
         });
         ko.push_back(to.per_sec);
         kf.push_back(tf.per_sec);
@@ -405,7 +522,9 @@ void section_concurrent(Run& r, int clients) {
 }
 
 // The tree on all three mounts: a/b/m (an object; a plain file on the minimal FUSE), p/ for
-// pins, d/ for mkdir; r<N>/ for the listings are made by their section.
+// pins, d/ for mkdir; r<N>/ for the listings are made by their section. With a compat=linux
+// mount: a/b/m and l/ (for a link) there, and n/a to rename on it, the kernel's and the minimal
+// FUSE (l/ and n/ made on all three).
 void make_tree(Mounts& m, int map) {
     for (const char* dir : {"a", "a/b", "p", "d"}) {
         for (const auto& path : {m.ours(dir), m.kern(dir), m.min(dir)}) {
@@ -423,12 +542,27 @@ void make_tree(Mounts& m, int map) {
     if (mknod(m.min("a/b/m").c_str(), S_IFREG | 0600, 0) != 0) {
         throw std::runtime_error("mknod on the minimal FUSE: " + std::string(std::strerror(errno)));
     }
+    if (m.compat_linux().empty()) return;
+    for (const char* dir : {"a", "a/b", "l", "n"}) {
+        for (const auto& path : {m.compat_linux(dir), m.kern(dir), m.min(dir)}) {
+            if (int e = mkdir_p(path); e != 0) {
+                throw std::runtime_error("mkdir " + path + ": " + std::strerror(e));
+            }
+        }
+    }
+    if (bpffs_obj_pin(map, m.compat_linux("a/b/m").c_str()) != 0 ||
+        bpffs_obj_pin(map, m.compat_linux("n/a").c_str()) != 0 ||
+        bpf_obj_pin(map, m.kern("n/a").c_str()) != 0 ||
+        mknod(m.min("n/a").c_str(), S_IFREG | 0600, 0) != 0) {
+        throw std::runtime_error("the names to rename: " + std::string(std::strerror(errno)));
+    }
 }
 
 }  // namespace
 
 int run_hot_paths(const Config& cfg) {
-    Mounts m(cfg, true, true);
+    const bool linux_rows = cfg.wants("rdonly") || cfg.wants("link") || cfg.wants("rename");
+    Mounts m(cfg, true, true, linux_rows);
     UniqueFd map = create_map("bench");
     FloorServer floor(m.tmp().file("floor.sock"), map.get());
     make_tree(m, map.get());
@@ -443,6 +577,9 @@ int run_hot_paths(const Config& cfg) {
           cfg.iterations,
           std::max<std::uint64_t>(cfg.iterations / 20, 3)};
     if (cfg.wants("get")) section_get(r);
+    if (cfg.wants("rdonly")) section_rdonly(r);
+    if (cfg.wants("link")) section_link(r);
+    if (cfg.wants("rename")) section_rename(r);
     if (cfg.wants("pin")) section_pin(r);
     if (cfg.wants("stat")) section_stat(r);
     if (cfg.wants("mkdir")) section_mkdir(r);

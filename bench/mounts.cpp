@@ -24,10 +24,16 @@ bool Config::wants(const std::string& section) const {
     return only.empty() || std::find(only.begin(), only.end(), section) != only.end();
 }
 
-Mounts::Mounts(const Config& cfg, bool with_kernel, bool with_minfuse) {
+Mounts::Mounts(const Config& cfg, bool with_kernel, bool with_minfuse, bool with_linux) {
     ours_dir_ = tmp_.subdir("ours");
     std::string log = tmp_.file("bpffs-fuse.log");
     daemon_ = std::make_unique<Daemon>(cfg.daemon_bin, ours_dir_, log, cfg.daemon_log_level);
+    if (with_linux) {
+        linux_dir_ = tmp_.subdir("linux");
+        linux_daemon_ =
+            std::make_unique<Daemon>(cfg.daemon_bin, linux_dir_, tmp_.file("bpffs-fuse-linux.log"),
+                                     cfg.daemon_log_level, "compat=linux,mode=0755");
+    }
     if (with_minfuse) {
         min_dir_ = tmp_.subdir("min");
         std::string mlog = tmp_.file("minfuse.log");
@@ -44,6 +50,7 @@ Mounts::Mounts(const Config& cfg, bool with_kernel, bool with_minfuse) {
 Mounts::~Mounts() {
     kernel_.reset();
     minfuse_.reset();
+    linux_daemon_.reset();
     daemon_.reset();
 }
 
@@ -61,13 +68,27 @@ int lib_get(const std::string& path) {
     return fd ? 0 : errno;
 }
 
-int lib_conn_get(bpffs_conn* c, const std::string& path) {
-    UniqueFd fd(bpffs_conn_obj_get(c, path.c_str(), 0));
+int lib_get_flags(const std::string& path, unsigned flags) {
+    bpffs_opts opts{};
+    opts.sz = sizeof opts;
+    opts.file_flags = flags;
+    UniqueFd fd(bpffs_obj_get_opts(path.c_str(), &opts));
+    return fd ? 0 : errno;
+}
+
+int lib_conn_get(bpffs_conn* c, const std::string& path, unsigned flags) {
+    UniqueFd fd(bpffs_conn_obj_get(c, path.c_str(), flags));
     return fd ? 0 : errno;
 }
 
 int kernel_get(const std::string& path) {
     UniqueFd fd(bpf_obj_get(path.c_str()));
+    return fd ? 0 : errno;
+}
+
+int kernel_get_flags(const std::string& path, unsigned flags) {
+    LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = flags);
+    UniqueFd fd(bpf_obj_get_opts(path.c_str(), &opts));
     return fd ? 0 : errno;
 }
 

@@ -218,6 +218,12 @@ TempCgroup::TempCgroup() {
 
 TempCgroup::~TempCgroup() { rmdir(path_.c_str()); }
 
+UniqueFd new_cgroup_link(const TempCgroup& cg) {
+    UniqueFd prog = load_cgroup_skb_prog("bpffs_link");
+    if (!prog) return prog;
+    return attach_cgroup_link(prog.get(), cg.path());
+}
+
 TempDir::TempDir(const std::string& parent) {
     std::string tmpl = parent + "/bpffs-ktest-XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr)

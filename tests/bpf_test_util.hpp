@@ -170,6 +170,10 @@ private:
     std::string path_;
 };
 
+// A BPF link of a new cgroup_skb program (load_cgroup_skb_prog) to `cg`: the link holds the
+// program. Invalid on failure (errno set).
+UniqueFd new_cgroup_link(const TempCgroup& cg);
+
 // mount(2) MS_BIND of `source` on `target` (an existing directory); detached on destruction.
 // Declare it after the Mount it binds from, so it goes first.
 class BindMount {

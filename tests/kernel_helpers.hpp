@@ -29,11 +29,8 @@ inline UniqueFd must_prog(const char* name = "bpffs_test") {
 }
 // A link of a new cgroup_skb program to `cg` (the link holds the program), or the test stops.
 inline UniqueFd must_cgroup_link(const TempCgroup& cg) {
-    UniqueFd prog = load_cgroup_skb_prog("bpffs_link");
-    INFO("bpf_prog_load cgroup_skb: " << ename(errno));
-    REQUIRE(prog);
-    UniqueFd link = attach_cgroup_link(prog.get(), cg.path());
-    INFO("bpf_link_create " << cg.path() << ": " << ename(errno));
+    UniqueFd link = new_cgroup_link(cg);
+    INFO("cgroup_skb program and bpf_link_create to " << cg.path() << ": " << ename(errno));
     REQUIRE(link);
     return link;
 }

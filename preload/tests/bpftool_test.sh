@@ -11,7 +11,6 @@ command -v bpftool >/dev/null || fail "bpftool is not installed (tools/deps.txt)
 MNT=$WORK/mnt
 start_bpffs "$MNT" -o mode=0755
 mkdir "$MNT/tc"
-run() { "$BPFFSCTL" run -- "$@"; }
 M=$MNT/tc/m
 before=$(work_mounts)
 

@@ -7,32 +7,10 @@
 # - an unprivileged user re-pinning a map it may read into a directory it may write;
 # - a dotted name.
 source "$(dirname "$0")/lib.sh"
-command -v bpftool >/dev/null || fail "bpftool is not installed (tools/deps.txt)"
+need_tools bpftool
 
-OURS=$WORK/ours
-KERN=$WORK/kernel
-start_bpffs "$OURS" -o compat=linux
-start_kernel_bpffs "$KERN"
-run() { "$BPFFSCTL" run -- "$@"; }
+start_both_sides
 before=$(work_mounts)
-
-# The outcome of a command: "ok", or its exit status and the last line bpftool printed, with
-# the mount's own path taken out so that both sides read alike.
-outcome() {
-    local root=$1
-    shift
-    local out
-    if out=$("$@" 2>&1); then
-        echo ok
-    else
-        echo "exit $?: $(tail -1 <<<"$out" | sed "s|$root|ROOT|g")"
-    fi
-}
-
-# The tree below a mount as `find` lists it, without the kernel's own preload pins.
-tree_of() {
-    (cd "$1" && find . -mindepth 1 | grep -v -e '^./maps.debug$' -e '^./progs.debug$' | sort)
-}
 
 # Runs the same steps on mount $1; prints one outcome per step.
 steps() {
@@ -57,9 +35,6 @@ steps() {
 
 want=$(steps "$KERN")
 got=$(steps "$OURS")
-echo "kernel bpffs:"
-echo "$want"
-[ "$got" = "$want" ] || fail "compat=linux differs from the kernel bpffs: $(diff <(echo "$want") <(echo "$got"))"
-echo "ok: every step as on the kernel bpffs"
+compare_sides "$want" "$got"
 expect "/proc/mounts at the end" "$(work_mounts)" "$before"
 echo "passed"
