@@ -19,8 +19,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
@@ -372,28 +374,69 @@ int acc_mode(int flags) {
     return mask;
 }
 
+// The text view of the map `handle` (compat=linux), or the errno the open answers: the
+// policy's open error for a map without one.
+Result<TextViews::Text> render(FuseState& st, fsops::ObjHandle handle) {
+    auto text = st.map_text ? st.map_text(handle) : std::optional<std::string>();
+    if (!text) return text.error();
+    if (!*text) return fail(st.fs.policy().open_object_error());
+    return std::make_shared<const std::string>(std::move(**text));
+}
+
+// A map's text is taken whole at open and read from there: every read of one open file sees the
+// map as it was at open (the kernel's seq_file looks elements up as it reads; docs/semantics.md).
+// Reads bypass the page cache (direct_io): the file's size says 0, as the kernel's does.
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "open", [&] {
         // Groups and capabilities (a /proc read) only when the ids alone are refused.
-        auto& fs = state(req).fs;
-        auto r = fs.open(caller_ids(req), ino, acc_mode(fi->flags));
+        auto& st = state(req);
+        auto r = st.fs.open(caller_ids(req), ino, acc_mode(fi->flags));
         if (!r && r.error().value == EACCES) {
-            r = fs.open(caller_full(req), ino, acc_mode(fi->flags));
+            r = st.fs.open(caller_full(req), ino, acc_mode(fi->flags));
         }
-        if (!r) {
-            return reply_status(req, "open", r.error().value, "ino={} flags={:#o}", ino, fi->flags);
+        Result<TextViews::Text> text = TextViews::Text();
+        if (r && r->has_value()) text = render(st, **r);
+        const int e = !r ? r.error().value : !text ? text.error().value : 0;
+        if (e != 0) return reply_status(req, "open", e, "ino={} flags={:#o}", ino, fi->flags);
+        if (*text) {
+            fi->fh = st.texts.add(*text);
+            fi->direct_io = 1;
         }
-        log_op("open", 0, "ok", "ino={} flags={:#o}", ino, fi->flags);
-        fuse_reply_open(req, fi);
+        log_op("open", 0, "ok", "ino={} flags={:#o} fh={:#x}", ino, fi->flags, fi->fh);
+        // An open interrupted before the reply is never released: drop its view now.
+        if (fuse_reply_open(req, fi) == -ENOENT) st.texts.erase(fi->fh);
     });
 }
 
-// Objects can never be opened, so no file handle reaches read or write.
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t, off_t, fuse_file_info*) {
-    reply_status(req, "read", EBADF, "ino={}", ino);
+// Only a map's text view opens. A view a previous worker rendered (the kernel kept the open file
+// across a restart) is rendered again under the same handle.
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    guarded(req, "read", [&] {
+        auto& st = state(req);
+        TextViews::Text text = st.texts.find(fi->fh);
+        if (!text) {
+            auto r = st.fs.open(fsops::Caller::root(), ino, fsops::kMayRead);
+            Result<TextViews::Text> again = fail(EBADF);
+            if (r && r->has_value()) again = render(st, **r);
+            if (!again) return reply_status(req, "read", again.error().value, "ino={}", ino);
+            st.texts.put(fi->fh, *again);
+            text = *again;
+        }
+        const size_t start = std::min(static_cast<size_t>(off), text->size());
+        const size_t n = std::min(size, text->size() - start);
+        log_op("read", 0, std::to_string(n) + " bytes", "ino={} off={} size={}", ino, off, size);
+        fuse_reply_buf(req, text->data() + start, n);
+    });
 }
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    state(req).texts.erase(fi->fh);
+    reply_status(req, "release", 0, "ino={} fh={:#x}", ino, fi->fh);
+}
+
+// Only a map's text view opens (compat=linux), and it has no write, as the kernel's (EINVAL).
 void op_write(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_file_info*) {
-    reply_status(req, "write", EBADF, "ino={}", ino);
+    reply_status(req, "write", EINVAL, "ino={}", ino);
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -526,6 +569,7 @@ constexpr fuse_lowlevel_ops kOps = {
     .open = op_open,
     .read = op_read,
     .write = op_write,
+    .release = op_release,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .releasedir = op_releasedir,

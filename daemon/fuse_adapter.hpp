@@ -14,9 +14,12 @@
 #include "fsops/filesystem.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -76,6 +79,41 @@ private:
     std::unordered_map<pid_t, Slot> slots_;
 };
 
+// The text views open now (compat=linux: a map with BTF opened and read as text), by the file
+// handle the kernel keeps for the open file (fi->fh): rendered at open, read from, dropped at
+// release. The kernel keeps open files across a worker restart or an upgrade, so handles start
+// at a random base: a handle a previous worker gave is not found here (the reader renders the
+// view again) and is never taken for another one. Thread-safe; a leaf lock.
+class TextViews {
+public:
+    using Text = std::shared_ptr<const std::string>;
+    TextViews() : next_(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) {}
+    std::uint64_t add(Text text) {
+        std::lock_guard l(mu_);
+        if (++next_ == 0) ++next_;  // 0 is no handle
+        views_[next_] = std::move(text);
+        return next_;
+    }
+    void put(std::uint64_t fh, Text text) {
+        std::lock_guard l(mu_);
+        views_[fh] = std::move(text);
+    }
+    Text find(std::uint64_t fh) {
+        std::lock_guard l(mu_);
+        auto it = views_.find(fh);
+        return it == views_.end() ? nullptr : it->second;
+    }
+    void erase(std::uint64_t fh) {
+        std::lock_guard l(mu_);
+        views_.erase(fh);
+    }
+
+private:
+    std::mutex mu_;
+    std::uint64_t next_;
+    std::unordered_map<std::uint64_t, Text> views_;
+};
+
 struct FuseState {
     fsops::Filesystem& fs;
     // Every change passes through the daemon, so the kernel may cache entries and attributes
@@ -85,6 +123,9 @@ struct FuseState {
     double negative_timeout = 3600.0;
     // Called with the handle of an object whose last name went (unlink): drop the kernel ref.
     std::function<void(fsops::ObjHandle)> release_object;
+    // The text of a map the policy shows as text (broker/btf_text.hpp's map_text), given its
+    // handle; nullopt: the map has none. Unset: none has.
+    std::function<Result<std::optional<std::string>>(fsops::ObjHandle)> map_text;
     std::atomic<fuse_session*> session{nullptr};
     // The thread allowed to create the broker's socket node (its bind() arrives as MKNOD).
     std::atomic<pid_t> socket_creator{0};
@@ -95,6 +136,7 @@ struct FuseState {
     std::atomic<bool> release_on_destroy{true};
     ListedDirs listed;
     PendingPins pins;
+    TextViews texts;
 };
 
 const fuse_lowlevel_ops& fuse_ops();

@@ -3,6 +3,7 @@
 #include "daemon/worker.hpp"
 
 #include "broker/broker.hpp"
+#include "broker/btf_text.hpp"
 #include "broker/registry.hpp"
 #include "daemon/control.hpp"
 #include "daemon/fuse_adapter.hpp"
@@ -215,6 +216,15 @@ bool Worker::open_session() {
     state_->release_on_destroy.store(false);  // the supervisor decides what a stop releases
     broker::Registry& registry = *registry_;
     state_->release_object = [&registry](fsops::ObjHandle hd) { registry.release(hd); };
+    state_->map_text = [&registry](fsops::ObjHandle hd) -> Result<std::optional<std::string>> {
+        auto fd = registry.open(hd);
+        auto text =
+            fd ? broker::map_text(fd->get()) : Result<std::optional<std::string>>(fd.error());
+        if (!text) {
+            spdlog::warn("cannot show map {} as text: {}", hd, std::strerror(text.error().value));
+        }
+        return text;
+    };
     fuse_args args = FUSE_ARGS_INIT(0, nullptr);
     fuse_opt_add_arg(&args, "bpffs-fuse");
     if (h_.debug) fuse_opt_add_arg(&args, "-d");

@@ -526,13 +526,16 @@ Result<Attr> Filesystem::setattr(Ino ino, const SetAttr& s) {
     });
 }
 
-Result<void> Filesystem::open(const Caller& c, Ino ino, int acc_mode) const {
+Result<std::optional<ObjHandle>> Filesystem::open(const Caller& c, Ino ino, int acc_mode) const {
     std::lock_guard lock(impl_->mu);
     const Node* n = impl_->find(ino);
     if (n == nullptr) return fail(ENOENT);
-    if (n->is_dir()) return {};
+    if (n->is_dir()) return std::optional<ObjHandle>();
     auto p = impl_->permission(c, *n, acc_mode);
     if (!p) return p.error();
+    if (n->is_object() && n->has(Node::kHasHandle) && impl_->policy().map_text_view(n->type())) {
+        return std::optional<ObjHandle>(n->handle);
+    }
     return fail(impl_->policy().open_object_error());
 }
 

@@ -137,10 +137,12 @@ public:
     Result<Attr> setattr(Ino ino, const SetAttr& s);
 
     // --- files and directories -----------------------------------------------------------
-    // open of a non-directory: the permission for the access mode (EACCES), then the policy's
-    // open_object_error (the seed: ENXIO; compat=linux: EIO).
+    // open of a non-directory: the permission for the access mode (EACCES), then a map the
+    // policy may show as text (Policy::map_text_view) opens and gives its handle, for the caller
+    // to render; anything else is the policy's open_object_error (the seed: ENXIO; compat=linux:
+    // EIO). A directory opens with nullopt.
     // acc_mode is a MAY_* mask (read/write from O_ACCMODE, write for O_TRUNC).
-    Result<void> open(const Caller& c, Ino ino, int acc_mode) const;
+    Result<std::optional<ObjHandle>> open(const Caller& c, Ino ino, int acc_mode) const;
     // opendir: ENOTDIR on a non-directory.
     Result<void> opendir(Ino ino) const;
     // Lists from `off` (0 = start; "." and ".." first). Offsets are cookies: an entry keeps its

@@ -44,8 +44,13 @@ public:
     // never sees it (EACCES from the walk's permission); today's says EPERM.
     int foreign_parent_error() const { return seed() ? EACCES : EPERM; }
     // open(2) of an object the caller may open: the seed's ENXIO; today's bpffs has no open for
-    // an object but a map with BTF (not served here) and says EIO.
+    // an object but a map with BTF (map_text_view) and says EIO.
     int open_object_error() const { return seed() ? ENXIO : EIO; }
+    // May open(2) of an object of this type give a text view? Today's bpffs shows a map whose BTF
+    // has a value type as text (bpffs_map_fops: read-only, one line per element); whether the map
+    // has one is the broker's answer (broker/btf_text.hpp), so a map opens and the caller asks,
+    // answering open_object_error() if not. The seed has no text view.
+    bool map_text_view(ObjType type) const { return !seed() && type == ObjType::map; }
     // getxattr of an object's attribute other than this product's bpf.type: the seed's ENODATA;
     // today's bpffs has no xattr handlers (EOPNOTSUPP).
     int other_xattr_error() const { return seed() ? ENODATA : EOPNOTSUPP; }

@@ -5,6 +5,7 @@
 // users with their own umasks. Outcomes are strings, so a difference reads as two lines.
 // Needs root (mounting, setresuid).
 #include "tests/bpf_test_util.hpp"
+#include "tests/compat_helpers.hpp"
 #include "tests/kernel_helpers.hpp"
 #include "tests/mount_fixture.hpp"
 #include "tests/result_helpers.hpp"
@@ -34,39 +35,6 @@ namespace {
 constexpr uid_t kAlice = 1000, kBob = 1001;
 constexpr gid_t kStaff = 50;
 
-// One of the two filesystems under comparison: where it is, and how a pin reaches it.
-struct Side {
-    std::string root;
-    bool kernel;
-    std::string p(const std::string& rel) const { return rel.empty() ? root : root + "/" + rel; }
-};
-
-// "ENOENT", or "dir 1777 0:0 nlink 2" (type, permission bits, owner, links); a symlink adds its
-// size and target: "symlink 0777 0:0 nlink 1 size 0 -> m".
-std::string stat_of(const std::string& path) {
-    struct stat st {};
-    if (lstat(path.c_str(), &st) != 0) return ename(errno);
-    const char* type = S_ISDIR(st.st_mode)   ? "dir"
-                       : S_ISREG(st.st_mode) ? "file"
-                       : S_ISLNK(st.st_mode) ? "symlink"
-                                             : "other";
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%s %04o %u:%u nlink %lu", type, st.st_mode & 07777, st.st_uid,
-                  st.st_gid, static_cast<unsigned long>(st.st_nlink));
-    std::string out = buf;
-    if (S_ISLNK(st.st_mode)) {
-        char target[256] = {};
-        ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
-        out += " size " + std::to_string(st.st_size) + " -> " + (n >= 0 ? target : ename(errno));
-    }
-    return out;
-}
-
-// The outcome of a call: its errno name (OK for 0), then what `path` is afterwards.
-std::string outcome(int e, const std::string& path) {
-    return (e == 0 ? std::string("OK") : ename(e)) + " -> " + stat_of(path);
-}
-
 // mkdir(path, mode) as uid:gid (groups: `groups`) with `umask`, in a child.
 std::string mkdir_as(const std::string& path, mode_t mode, uid_t uid, gid_t gid, mode_t mask,
                      std::vector<gid_t> groups = {}) {
@@ -83,12 +51,6 @@ std::string mkdir_as(const std::string& path, mode_t mode, uid_t uid, gid_t gid,
 // A plain call as root, its errno.
 std::string call(const std::function<int()>& fn, const std::string& path) {
     return outcome(fn() == 0 ? 0 : errno, path);
-}
-
-// Pins `fd` at `path` the way each side takes pins: bpf(2) on the kernel's, libbpffs on ours.
-std::string pin_at(const Side& s, int fd, const std::string& path) {
-    int e = s.kernel ? -bpf_obj_pin(fd, path.c_str()) : pin(fd, path);
-    return outcome(e, path);
 }
 
 // Pins `fd` at `path` as uid:gid (no capabilities) with `mask` as its umask, in a child.
@@ -112,20 +74,6 @@ std::string listing(const std::string& dir) {
         out += name + " ";
     }
     return out;
-}
-
-// Runs `steps` on both sides and compares the outcomes one by one.
-using Steps = std::function<std::vector<std::string>(const Side&)>;
-void compare(const std::string& opts, const Steps& steps) {
-    KernelBpffs kernel(opts);
-    Mount ours(opts.empty() ? "compat=linux" : "compat=linux," + opts);
-    auto want = steps(Side{kernel.path(), true});
-    auto got = steps(Side{ours.path(), false});
-    REQUIRE(got.size() == want.size());
-    for (std::size_t i = 0; i < want.size(); ++i) {
-        INFO("step " << i << " with -o '" << opts << "'");
-        CHECK(got[i] == want[i]);
-    }
 }
 
 }  // namespace

@@ -581,6 +581,30 @@ TEST_CASE("open: a non-owner with CAP_DAC_OVERRIDE gets ENXIO", "[fsops][open]")
     CHECK(err_of(f.fs.open(Caller::root(), m.ino, kMayRead | kMayWrite)) == ENXIO);
 }
 
+TEST_CASE("open: compat=linux opens a map for its text view with its handle, after EACCES",
+          "[fsops][open][linux]") {
+    Fx f(MountOptions{0, 0, 01777, Compat::linux});
+    auto m = pin_ok(f.fs, kRootIno, "m", 42, ObjType::map, admin(1000, 1000));
+    auto p = pin_ok(f.fs, kRootIno, "p", 43, ObjType::prog, admin(1000, 1000));
+    auto l = pin_ok(f.fs, kRootIno, "l", 44, ObjType::link, admin(1000, 1000));
+    auto owner = user(1000, 1000);
+    for (int may : {kMayRead, kMayWrite, kMayRead | kMayWrite}) {
+        auto r = f.fs.open(owner, m.ino, may);
+        REQUIRE(r.has_value());
+        CHECK(*r == std::optional<ObjHandle>(42));  // the broker says whether it has BTF
+        CHECK(err_of(f.fs.open(owner, p.ino, may)) == EIO);
+        CHECK(err_of(f.fs.open(owner, l.ino, may)) == EIO);
+    }
+    CHECK(err_of(f.fs.open(user(2000, 2000), m.ino, kMayRead)) == EACCES);
+    CHECK(f.fs.policy().open_object_error() == EIO);  // a map without BTF
+    auto root = f.fs.open(owner, kRootIno, kMayRead);
+    REQUIRE(root.has_value());
+    CHECK(!root->has_value());  // a directory: no view
+    Fx seed;                    // the seed has no text view
+    auto sm = pin_ok(seed.fs, kRootIno, "m", 42, ObjType::map, admin(1000, 1000));
+    CHECK(err_of(seed.fs.open(owner, sm.ino, kMayRead)) == ENXIO);
+}
+
 TEST_CASE("opendir: a directory opens, an object is ENOTDIR", "[fsops][open]") {
     Fx f;
     auto d = mkdir_ok(f.fs, kRootIno, "d");
