@@ -433,14 +433,17 @@ bool Broker::on_readable(Conn& c) {
         if (closer_.over_share(c.peer.uid)) return false;  // its files do not close: no more
         std::array<std::uint8_t, protocol::kMaxMessage> buf;
         Received r = recv_with_fds(fd, buf, protocol::kMaxFds, MSG_DONTWAIT);
-        // Every fd it sent goes to the closer, whatever becomes of the message.
+        // Every fd it sent goes to the closer, whatever becomes of the message, and before the
+        // reply (a client that umounts once answered must find the mount unused).
         struct ToCloser {
             Closer& closer;
             uid_t uid;
             std::vector<UniqueFd>& fds;
-            ~ToCloser() {
+            void now() {
                 for (auto& f : fds) closer.close(std::move(f), uid);
+                fds.clear();
             }
+            ~ToCloser() { now(); }
         } to_closer{closer_, c.peer.uid, r.fds};
         if (r.error == EAGAIN) return true;
         if (r.error != 0 || r.size == 0) return false;  // error or the peer left
@@ -469,6 +472,7 @@ bool Broker::on_readable(Conn& c) {
                 rep = protocol::reply_error(req->op, EIO);
             }
         }
+        to_closer.now();
         auto msg = protocol::encode(rep);
         std::array<int, 1> one{out_fd.get()};
         std::span<const int> fds = out_fd ? std::span<const int>(one) : std::span<const int>();
