@@ -42,7 +42,7 @@
 namespace bpffs::broker {
 
 struct BrokerConfig {
-    std::size_t max_connections = 4096;
+    fsops::ServiceLimits limits;  // connections: in all, per unprivileged uid
     std::chrono::milliseconds idle_timeout{30000};
     unsigned threads = 0;  // serving threads; 0: one per CPU, at most 4
     std::string version;
@@ -109,6 +109,12 @@ private:
     std::shared_ptr<Conn> new_conn(UniqueFd sock);
     void register_conn(UniqueFd sock);
     void register_conn(std::shared_ptr<Conn> c);
+    // Takes a connection out of conns_ (under conns_mu_), and out of its uid's count.
+    void forget_conn_locked(std::unordered_map<std::uint64_t, std::shared_ptr<Conn>>::iterator it);
+    // May a new connection of this peer be let in (under conns_mu_)? 0, or the errno of the
+    // refusal (EUSERS: a limit of ServiceLimits).
+    int admit_locked(const Peer& peer, bool privileged) const;
+    bool refuse(Conn& c);
     void serve_conn(std::uint64_t id, std::uint32_t events);
     bool on_readable(Conn& c);  // false: close the connection
     void sweep_idle();
@@ -161,7 +167,11 @@ private:
     // Connections by id (the epoll data; never reused, so a late event of a closed connection
     // finds nothing). A thread serving one holds a reference, so its fd stays open.
     std::unordered_map<std::uint64_t, std::shared_ptr<Conn>> conns_;
-    std::uint64_t next_conn_id_ = 16;  // under conns_mu_; below 16: the loop's own fds
+    std::unordered_map<uid_t, std::size_t> conns_of_uid_;  // under conns_mu_
+    std::uint64_t refused_ = 0;                            // under conns_mu_: over a limit
+    std::size_t refusing_ = 0;  // under conns_mu_: refused ones in conns_, awaiting a request
+    std::atomic<std::uint64_t> bad_messages_{0};  // malformed messages, all peers
+    std::uint64_t next_conn_id_ = 16;             // under conns_mu_; below 16: the loop's own fds
     Closer closer_;
 };
 

@@ -35,6 +35,13 @@ constexpr std::uint64_t kListenId = 1;
 constexpr std::uint64_t kStopId = 2;
 constexpr std::uint64_t kMountinfoId = 3;
 constexpr std::uint32_t kConnEvents = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+// Refused connections kept until their first request comes, to answer it with the refusal; past
+// that many, one is closed unanswered (the idle sweep drops those that never ask).
+constexpr std::size_t kMaxRefusing = 64;
+
+// A count worth a log line: the 1st, 2nd, 4th, 8th... of a kind, so that a client repeating one
+// mistake costs the log a line per doubling (17 lines for 100,000), each saying how many so far.
+bool worth_logging(std::uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -56,6 +63,7 @@ struct Broker::Conn {
     // Only the thread that serves the connection (one at a time: EPOLLONESHOT) touches it.
     Peer peer;  // as the kernel recorded it at connect (broker/peer.hpp)
     std::atomic<std::int64_t> last_active{0};  // now_ns(); read by the idle sweep
+    int refusal = 0;  // over a limit: its first request is answered with this errno, then closed
 };
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
@@ -159,7 +167,49 @@ void Broker::register_conn(std::shared_ptr<Conn> c) {
         spdlog::warn("broker: epoll_ctl: {}", std::strerror(errno));
         return;  // closes the socket
     }
+    if (c->refusal != 0)
+        ++refusing_;
+    else
+        ++conns_of_uid_[c->peer.uid];
     conns_.emplace(c->id, std::move(c));
+}
+
+void Broker::forget_conn_locked(
+    std::unordered_map<std::uint64_t, std::shared_ptr<Conn>>::iterator it) {
+    if (it->second->refusal != 0) {
+        --refusing_;
+    } else if (auto n = conns_of_uid_.find(it->second->peer.uid);
+               n != conns_of_uid_.end() && --n->second == 0) {
+        conns_of_uid_.erase(n);
+    }
+    conns_.erase(it);
+}
+
+int Broker::admit_locked(const Peer& peer, bool privileged) const {
+    const fsops::ServiceLimits& limits = cfg_.limits;
+    const std::size_t open = conns_.size() - refusing_;
+    if (open >= limits.max_conns) return EUSERS;
+    if (privileged) return 0;
+    if (open + limits.reserved_conns() >= limits.max_conns) return EUSERS;
+    auto it = conns_of_uid_.find(peer.uid);
+    if (it != conns_of_uid_.end() && it->second >= limits.max_conns_per_uid) return EUSERS;
+    return 0;
+}
+
+// A connection over a limit: its first request is answered with its refusal, so the client can
+// say why, and the connection is closed. False while that request has not come yet.
+bool Broker::refuse(Conn& c) {
+    std::array<std::uint8_t, protocol::kMaxMessage> buf;
+    Received r = recv_with_fds(c.sock.get(), buf, protocol::kMaxFds, MSG_DONTWAIT);
+    for (auto& f : r.fds) closer_.close(std::move(f), c.peer.uid);
+    if (r.error == EAGAIN) return false;
+    if (r.error != 0 || r.size == 0 || r.truncated) return true;
+    auto req = protocol::decode_request(std::span(buf.data(), r.size));
+    if (req) {
+        auto msg = protocol::encode(protocol::reply_error(req->op, c.refusal));
+        send_with_fds(c.sock.get(), msg, {});
+    }
+    return true;
 }
 
 std::vector<UniqueFd> Broker::take_connections() {
@@ -170,6 +220,7 @@ std::vector<UniqueFd> Broker::take_connections() {
         out.push_back(std::move(c->sock));
     }
     conns_.clear();
+    conns_of_uid_.clear();
     return out;
 }
 
@@ -177,6 +228,7 @@ void Broker::release_mount() {
     {
         std::lock_guard l(conns_mu_);
         conns_.clear();
+        conns_of_uid_.clear();
     }
     listen_.reset();
     tree_.reset();
@@ -289,6 +341,7 @@ int Broker::run() {
         {
             std::lock_guard l(conns_mu_);
             conns_.clear();
+            conns_of_uid_.clear();
         }
         if (hooks_.unmounted) hooks_.unmounted();
         return 0;
@@ -296,6 +349,7 @@ int Broker::run() {
     if (!handover_.load()) {
         std::lock_guard l(conns_mu_);
         conns_.clear();
+        conns_of_uid_.clear();
     }
     return e;
 }
@@ -361,19 +415,28 @@ int Broker::accept_one() {
         if (accept_error != EAGAIN) spdlog::warn("broker: accept: {}", std::strerror(accept_error));
         return 0;
     }
-    std::size_t open_now;
+    auto c = new_conn(std::move(s));
+    // Root and the mount's owner have the reserved connections (fsops::ServiceLimits).
+    bool privileged = c->peer.uid == 0 || c->peer.uid == fs_.options().uid;
+    int refusal = closer_.over_share(c->peer.uid) ? EUSERS : 0;
+    std::uint64_t refused = 0;
+    bool wait_for_request = false;  // a refused connection whose request is still to come
     {
         std::lock_guard l(conns_mu_);
-        open_now = conns_.size();
+        if (refusal == 0) refusal = admit_locked(c->peer, privileged);
+        if (refusal != 0) {
+            refused = ++refused_;
+            wait_for_request = refusing_ < kMaxRefusing;
+        }
     }
-    if (open_now >= cfg_.max_connections) {
-        spdlog::warn("broker: {} connections open; refusing another", open_now);
-        return 0;  // closes s
-    }
-    auto c = new_conn(std::move(s));
-    if (closer_.over_share(c->peer.uid)) {
-        spdlog::warn("broker: uid {} has too many unclosed files waiting; refusing it",
-                     c->peer.uid);
+    if (refusal != 0) {
+        if (worth_logging(refused))
+            spdlog::warn(
+                "broker: refused a connection of uid {} (pid {}) over its limits; {} "
+                "refused so far",
+                c->peer.uid, c->peer.pid, refused);
+        c->refusal = refusal;
+        if (!refuse(*c) && wait_for_request) register_conn(std::move(c));
         return 0;
     }
     if (on_readable(*c)) register_conn(std::move(c));
@@ -401,7 +464,7 @@ void Broker::serve_conn(std::uint64_t id, std::uint32_t events) {
     if (!keep) {
         std::lock_guard l(conns_mu_);
         epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c->sock.get(), nullptr);
-        conns_.erase(id);
+        if (auto it = conns_.find(id); it != conns_.end()) forget_conn_locked(it);
     }
 }
 
@@ -418,7 +481,7 @@ void Broker::sweep_idle() {
         if (now - c.last_active.load() > limit) {
             spdlog::debug("broker: closing idle connection (pid {})", c.peer.pid);
             epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.sock.get(), nullptr);
-            it = conns_.erase(it);  // a thread serving it still holds it
+            forget_conn_locked(it++);  // a thread serving it still holds it
         } else {
             ++it;
         }
@@ -426,6 +489,7 @@ void Broker::sweep_idle() {
 }
 
 bool Broker::on_readable(Conn& c) {
+    if (c.refusal != 0) return !refuse(c);
     const int fd = c.sock.get();
     // A few messages per wakeup, so one busy client cannot starve the others; none once a stop
     // is asked for (a handover leaves the rest queued for the next worker).
@@ -448,13 +512,20 @@ bool Broker::on_readable(Conn& c) {
         if (r.error == EAGAIN) return true;
         if (r.error != 0 || r.size == 0) return false;  // error or the peer left
         if (r.truncated || r.ctruncated) {
-            spdlog::warn("broker: pid {}: oversized message or too many fds; closing", c.peer.pid);
+            if (std::uint64_t n = ++bad_messages_; worth_logging(n))
+                spdlog::warn(
+                    "broker: uid {} pid {}: oversized message or too many fds; closing "
+                    "({} malformed messages so far)",
+                    c.peer.uid, c.peer.pid, n);
             return false;
         }
         auto req = protocol::decode_request(std::span(buf.data(), r.size));
         if (!req) {
-            spdlog::warn("broker: pid {}: malformed request ({}); closing", c.peer.pid,
-                         strerrorname_np(req.error().value));
+            if (std::uint64_t n = ++bad_messages_; worth_logging(n))
+                spdlog::warn(
+                    "broker: uid {} pid {}: malformed request ({}); closing ({} malformed "
+                    "messages so far)",
+                    c.peer.uid, c.peer.pid, strerrorname_np(req.error().value), n);
             return false;
         }
         UniqueFd out_fd;

@@ -167,7 +167,8 @@ int run(const Options& cli) {
     sc.source = source;
     sc.mountpoint = mountpoint;
     sc.fuse_options = join(fuse_opts, ',');
-    sc.our_options = fsops::full_options(parsed->ours);  // the worker reads back exactly these
+    // The worker reads back exactly these.
+    sc.our_options = fsops::full_options(parsed->ours, parsed->limits);
     sc.read_only = read_only;
     sc.debug = cli.debug;
     sc.detached = !cli.foreground;

@@ -21,7 +21,7 @@ struct SupervisorConfig {
     std::string source;
     std::string mountpoint;    // absolute, resolved
     std::string fuse_options;  // libfuse's -o list for the mount (fsname, subtype, ...)
-    std::string our_options;   // fsops::full_options(): compat=, uid=, gid=, mode= for the core
+    std::string our_options;   // fsops::full_options(): the core's options and the limits
     bool read_only = false;
     bool debug = false;
     bool detached = false;

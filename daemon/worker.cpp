@@ -313,6 +313,8 @@ int Worker::upgrade(const std::string& path) {
 
 void Worker::start_broker() {
     FuseState& state = *state_;
+    auto parsed = fsops::parse_mount_options(h_.options);  // build_core() read them already
+    const fsops::ServiceLimits limits = parsed ? parsed->limits : fsops::ServiceLimits{};
     broker_ = std::make_unique<broker::Broker>(
         *core_, *registry_,
         broker::BrokerHooks{[&state](int dirfd, const std::string& name, fsops::PinRequest req) {
@@ -327,7 +329,7 @@ void Worker::start_broker() {
                                 s.generation = h_.generation;
                                 s.restarts = h_.restarts;
                             }},
-        broker::BrokerConfig{.version = BPFFS_VERSION});
+        broker::BrokerConfig{.limits = limits, .version = BPFFS_VERSION});
     broker_thread_ = std::thread([this] { run_broker(); });
 }
 

@@ -108,9 +108,19 @@ constexpr std::array<std::string_view, 37> kPassthrough = {
     "clone_fd",
 };
 
+// A limit: a positive int.
+std::optional<std::uint32_t> parse_limit(std::string_view s) {
+    auto v = parse_int(s, 0);
+    if (!v || *v < 1) return std::nullopt;
+    return static_cast<std::uint32_t>(*v);
+}
+
+bool is_limit(std::string_view key) { return key == "max_conns" || key == "max_conns_per_uid"; }
+
 OptionError bad_value(std::string_view element, std::string_view key) {
-    std::string why = key == "mode" ? "mode must be an octal number"
-                                    : std::string(key) + " must be an integer id other than -1";
+    std::string why = key == "mode"   ? "mode must be an octal number"
+                      : is_limit(key) ? std::string(key) + " must be a positive integer"
+                                      : std::string(key) + " must be an integer id other than -1";
     return {std::string(element), "invalid mount option '" + std::string(element) + "': " + why};
 }
 
@@ -118,6 +128,8 @@ struct Parsed {
     std::optional<std::uint32_t> uid, gid, mode;
     std::optional<Compat> compat;
     std::vector<std::string> passthrough;
+    std::optional<std::uint32_t> max_conns, max_conns_per_uid;
+    std::string first_limit;  // the first limit element given (remount refuses it)
 };
 
 // Calls `each(element, key, value, has_value)` for each non-empty element of `list`; stops at
@@ -179,6 +191,11 @@ Result<Parsed, OptionError> parse_list(std::string_view list, Compat compat) {
                 auto m = parse_mode(val);
                 if (!m) return bad_value(el, key);
                 p.mode = *m;
+            } else if (has_val && is_limit(key)) {
+                auto v = parse_limit(val);
+                if (!v) return bad_value(el, key);
+                (key == "max_conns" ? p.max_conns : p.max_conns_per_uid) = *v;
+                if (p.first_limit.empty()) p.first_limit = std::string(el);
             } else if (has_val && key == "compat") {
                 // read by find_compat()
             } else if (is_passthrough_option(el)) {
@@ -228,6 +245,8 @@ Result<ParsedOptions, OptionError> parse_mount_options(std::string_view list,
     if (p->gid) out.ours.gid = *p->gid;
     if (p->mode) out.ours.mode = *p->mode;
     if (linux) out.ours.mode |= 01000;  // sticky, always
+    if (p->max_conns) out.limits.max_conns = *p->max_conns;
+    if (p->max_conns_per_uid) out.limits.max_conns_per_uid = *p->max_conns_per_uid;
     return out;
 }
 
@@ -239,8 +258,8 @@ Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
         return Unexpected{
             OptionError{"compat", "mount option 'compat' cannot be changed by remount"}};
     }
-    if (!p->passthrough.empty()) {
-        const auto& el = p->passthrough.front();
+    if (!p->passthrough.empty() || !p->first_limit.empty()) {
+        const auto& el = p->passthrough.empty() ? p->first_limit : p->passthrough.front();
         return Unexpected{
             OptionError{el, "mount option '" + el + "' cannot be changed by remount"}};
     }
@@ -267,10 +286,11 @@ std::string show_options(const MountOptions& opts) {
     return s;
 }
 
-std::string full_options(const MountOptions& opts) {
+std::string full_options(const MountOptions& opts, const ServiceLimits& limits) {
     return std::string("compat=") + (opts.compat == Compat::linux ? "linux" : "seed") +
            ",uid=" + std::to_string(opts.uid) + ",gid=" + std::to_string(opts.gid) +
-           ",mode=" + octal(opts.mode);
+           ",mode=" + octal(opts.mode) + ",max_conns=" + std::to_string(limits.max_conns) +
+           ",max_conns_per_uid=" + std::to_string(limits.max_conns_per_uid);
 }
 
 }  // namespace bpffs::fsops

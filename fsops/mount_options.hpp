@@ -12,6 +12,8 @@
 // bit is always added to mode=, unknown options are ignored (bad values of ours are still
 // errors), and a remount validates its list and changes nothing. compat= itself cannot change
 // at remount (an error in both modes).
+// This product's service limits (ServiceLimits) are options of both rule sets; like compat=,
+// they cannot change at remount (an error in both).
 // Errors carry a one-line message for the operator.
 #pragma once
 
@@ -49,9 +51,25 @@ struct OptionError {
     std::string message;  // e.g. "invalid value for uid: 'abc'"
 };
 
+// What the broker lets clients hold (docs/operations.md, "Limits"): max_conns= connections in
+// all, max_conns_per_uid= for one unprivileged uid. A uid is privileged when it is root or owns
+// the mount: privileged uids have no share of their own, and the last reserved_conns() of
+// max_conns are theirs alone, so that no unprivileged user can lock them out. Not the core's
+// (the broker's), and not in the state: every worker is handed the options.
+struct ServiceLimits {
+    std::uint32_t max_conns = 4096;
+    std::uint32_t max_conns_per_uid = 256;
+    // A sixteenth of max_conns, at least one where there is more than one.
+    std::uint32_t reserved_conns() const {
+        return max_conns / 16 > 0 ? max_conns / 16 : max_conns > 1 ? 1 : 0;
+    }
+    friend bool operator==(const ServiceLimits&, const ServiceLimits&) = default;
+};
+
 struct ParsedOptions {
     MountOptions ours;
     std::vector<std::string> passthrough;  // standard FUSE/mount options, in order
+    ServiceLimits limits;
 };
 
 // Parses a comma-separated list, starting from `base` (the seed's defaults at mount; under
@@ -70,9 +88,10 @@ Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
 // mode without the sticky bit unless it is 0777.
 std::string show_options(const MountOptions& opts);
 
-// Every option, explicitly ("compat=linux,uid=N,gid=N,mode=O"): what parse_mount_options reads
-// back as `opts` whoever mounts. For handing the options to another process.
-std::string full_options(const MountOptions& opts);
+// Every option, explicitly ("compat=linux,uid=N,gid=N,mode=O,max_conns=N,max_conns_per_uid=N"):
+// what parse_mount_options reads back as `opts` and `limits` whoever mounts. For handing the
+// options to another process.
+std::string full_options(const MountOptions& opts, const ServiceLimits& limits = {});
 
 // True when `name` (the part before '=') is a standard option that belongs to libfuse / mount(8).
 bool is_passthrough_option(std::string_view element);

@@ -30,6 +30,7 @@
 #include <bpf/bpf.h>
 #include <bpffs/bpffs.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
@@ -1829,4 +1830,90 @@ TEST_CASE(
     CHECK(m.stop() == 0);
     CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::seconds(10));
     INFO(m.log());
+}
+
+namespace {
+
+// A child as `uid` (no capabilities) that opens connections until `want` are admitted or one is
+// refused (each checked with a status request: the broker admits at accept), and holds them
+// until it is killed.
+struct Holder {
+    pid_t pid = -1;
+    std::uint32_t admitted = 0;
+    int refusal = 0;  // the errno of the first refusal, 0 if none, -1 if it closed unanswered
+    Holder() = default;
+    Holder(Holder&& o) noexcept : pid(o.pid), admitted(o.admitted), refusal(o.refusal) {
+        o.pid = -1;
+    }
+    ~Holder() {
+        if (pid <= 0) return;
+        kill(pid, SIGKILL);
+        wait_status(pid, 10000);
+    }
+};
+
+Holder hold_connections(const Mount& m, uid_t uid, std::uint32_t want) {
+    Pipe out;
+    Holder h;
+    h.pid = fork();
+    if (h.pid == 0) {
+        if (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 ||
+            setresuid(uid, uid, uid) != 0)
+            _exit(10);
+        std::vector<UniqueFd> held;
+        int refusal = 0;
+        while (held.size() < want && refusal == 0) {
+            UniqueFd s = raw_connect(m.p(".bpffs.sock"));
+            Answer a = s ? round_trip(s.get(), request(proto::Op::status)) : Answer{};
+            if (a.kind == Answer::reply && a.rep.error == 0)
+                held.push_back(std::move(s));
+            else
+                refusal = a.kind == Answer::reply ? a.rep.error : -1;
+        }
+        out.put(static_cast<std::uint32_t>(held.size()));
+        out.put(static_cast<std::uint32_t>(refusal));
+        pause();
+        _exit(0);
+    }
+    out.wr.reset();
+    h.admitted = out.take();
+    h.refusal = static_cast<int>(out.take());
+    return h;
+}
+
+}  // namespace
+
+TEST_CASE("limits: no unprivileged uid, nor all of them together, locks out another uid or root",
+          "[broker][kernel][attack][limits]") {
+    // 64 connections in all, 8 per unprivileged uid; the last 64 / 16 = 4 are root's and the
+    // owner's alone.
+    KMount m("mode=0755,max_conns=64,max_conns_per_uid=8");
+    auto map = must_map();
+    must_pin(map.get(), m.p("m"));
+    Holder a = hold_connections(m, kUser, 100);
+    CHECK(a.admitted == 8);
+    CHECK(ename(a.refusal) == ename(EUSERS));  // a clear refusal, not a reset
+    // Another uid still gets in, and root.
+    Holder b = hold_connections(m, kOther, 1);
+    CHECK(b.admitted == 1);
+    CHECK(ename(get(m.p("m")).error) == ename(0));
+    // Every unprivileged connection taken, by many uids: root still pins, gets and asks.
+    std::vector<Holder> many;
+    std::uint32_t held = a.admitted + b.admitted;
+    for (uid_t u = 2000; held < 64; ++u) {
+        many.push_back(hold_connections(m, u, 8));
+        if (many.back().admitted == 0) break;
+        held += many.back().admitted;
+    }
+    // The pool may count a few connections whose clients have just left (the broker learns of a
+    // hangup asynchronously), never more than its size.
+    CHECK(held <= 64 - 4);
+    CHECK(held >= 64 - 4 - 6);
+    CHECK(ename(many.back().refusal) == ename(EUSERS));
+    CHECK(ename(get(m.p("m")).error) == ename(0));
+    must_pin(map.get(), m.p("m2"));
+    UniqueFd s = must_connect(m);
+    CHECK(describe(round_trip(s.get(), request(proto::Op::status))) == "reply " + ename(0));
+    auto log = m.log();
+    CHECK(log.find("refused so far") != std::string::npos);
 }

@@ -290,3 +290,35 @@ TEST_CASE("options: compat=linux shows options as today's kernel, and full_optio
         CHECK(back->ours == o);
     }
 }
+
+TEST_CASE("options: the service limits are positive integers in both rule sets, fixed at mount",
+          "[options][limits]") {
+    auto p = parse_mount_options("max_conns=64,max_conns_per_uid=0x8");
+    REQUIRE(p.has_value());
+    CHECK(p->limits == ServiceLimits{64, 8});
+    CHECK(p->limits.reserved_conns() == 4);
+    CHECK(ServiceLimits{}.reserved_conns() == 256);  // 4096 / 16
+    CHECK(ServiceLimits{1, 1}.reserved_conns() == 0);
+    auto linux = parse_mount_options("compat=linux,max_conns_per_uid=3");
+    REQUIRE(linux.has_value());
+    CHECK(linux->limits == ServiceLimits{4096, 3});
+    CHECK(parse_mount_options("mode=0700")->limits == ServiceLimits{});
+    for (const char* bad : {"max_conns=0", "max_conns=-1", "max_conns=abc", "max_conns=",
+                            "compat=linux,max_conns_per_uid=0", "max_conns=4294967296"}) {
+        INFO(bad);
+        auto e = parse_mount_options(bad);
+        REQUIRE_FALSE(e.has_value());
+        CHECK(e.error().message.find("must be a positive integer") != std::string::npos);
+    }
+    // They cannot change at remount, in either rule set.
+    for (const MountOptions& now : {MountOptions{}, MountOptions{0, 0, 01777, Compat::linux}}) {
+        auto e = parse_remount_options("max_conns=10", now);
+        REQUIRE_FALSE(e.has_value());
+        CHECK(e.error().message == "mount option 'max_conns=10' cannot be changed by remount");
+    }
+    // full_options carries them to the worker.
+    ServiceLimits l{100, 7};
+    auto back = parse_mount_options(full_options(MountOptions{}, l));
+    REQUIRE(back.has_value());
+    CHECK(back->limits == l);
+}
