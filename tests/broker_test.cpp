@@ -47,6 +47,7 @@
 #include <bpffs/bpffs.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -1916,4 +1917,35 @@ TEST_CASE("limits: no unprivileged uid, nor all of them together, locks out anot
     CHECK(describe(round_trip(s.get(), request(proto::Op::status))) == "reply " + ename(0));
     auto log = m.log();
     CHECK(log.find("refused so far") != std::string::npos);
+}
+
+TEST_CASE("attack: a hundred thousand malformed messages from one user cost the log a few lines",
+          "[broker][kernel][attack]") {
+    KMount m("mode=0755");
+    const auto lines = [&] {
+        std::string log = m.log();
+        return static_cast<std::size_t>(std::count(log.begin(), log.end(), '\n'));
+    };
+    const std::size_t before = lines();
+    constexpr int kMessages = 100000;
+    int sent = run_as(kUser, kUserGid, [&] {
+        const std::vector<std::uint8_t> junk = header(0xdeadbeef, 1, 1, 0, 0);
+        int n = 0;
+        for (int i = 0; i < kMessages; ++i) {
+            UniqueFd s = raw_connect(m.p(".bpffs.sock"));
+            if (!s) continue;
+            n += send_with_fds(s.get(), junk, std::vector<int>{}) == 0;
+            receive(s.get());  // the broker closes it
+        }
+        return n == kMessages ? 0 : 1;
+    });
+    REQUIRE(sent == 0);
+    // A line per doubling: 17 for 100,000 (and the daemon still answers).
+    UniqueFd s = must_connect(m);
+    CHECK(describe(round_trip(s.get(), request(proto::Op::status))) == "reply " + ename(0));
+    const std::size_t added = lines() - before;
+    INFO(m.log().substr(m.log().size() > 2000 ? m.log().size() - 2000 : 0));
+    CHECK(added <= 20);
+    CHECK(m.log().find("100000 malformed") == std::string::npos);  // 65536 is the last power
+    CHECK(m.log().find("65536 malformed messages so far") != std::string::npos);
 }
