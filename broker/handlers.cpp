@@ -176,6 +176,16 @@ protocol::Reply Broker::do_status(RequestCreds& c) {
     r.status->compat = opts.compat == fsops::Compat::linux ? protocol::StatusInfo::kCompatLinux
                                                            : protocol::StatusInfo::kCompatSeed;
     r.status->links = counts.links;
+    auto& service = r.status->service.emplace();
+    {
+        std::lock_guard l(conns_mu_);
+        service.connections = static_cast<std::uint32_t>(conns_.size() - refusing_);
+        service.refused = refused_;
+    }
+    service.max_conns = cfg_.limits.max_conns;
+    service.max_conns_per_uid = cfg_.limits.max_conns_per_uid;
+    service.files_closing = static_cast<std::uint32_t>(closer_.waiting());
+    service.fuse_aborted = closer_.connections_aborted();
     if (hooks_.status) hooks_.status(*r.status);
     return r;
 }

@@ -448,6 +448,15 @@ int run_status(const StatusOptions& o) {
                     num("generation", st->generation), num("restarts", st->restarts)}) {
         f.push_back(x);
     }
+    if (const auto& v = st->service) {  // a daemon that predates them: none
+        for (auto& x :
+             {num("connections", v->connections), num("max_conns", v->max_conns),
+              num("max_conns_per_uid", v->max_conns_per_uid),
+              num("connections_refused", v->refused), num("files_closing", v->files_closing),
+              num("fuse_connections_aborted", v->fuse_aborted)}) {
+            f.push_back(x);
+        }
+    }
     print_fields(f, o.json);
     return kExitOk;
 }

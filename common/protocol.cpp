@@ -141,6 +141,14 @@ std::vector<std::uint8_t> encode(const Reply& r) {
         w.put(s.restarts);
         w.put(s.compat);
         if (s.links) w.put(*s.links);
+        if (s.links && s.service) {
+            w.put(s.service->connections);
+            w.put(s.service->max_conns);
+            w.put(s.service->max_conns_per_uid);
+            w.put(s.service->refused);
+            w.put(s.service->files_closing);
+            w.put(s.service->fuse_aborted);
+        }
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op),
                                 static_cast<std::uint32_t>(r.error));
@@ -210,6 +218,12 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
         if (!rd.done() && (!rd.get(s.compat) || s.compat > StatusInfo::kCompatLinux))
             return fail(EPROTO);
         if (!rd.done() && !rd.get(s.links.emplace())) return fail(EPROTO);
+        if (!rd.done()) {
+            auto& v = s.service.emplace();
+            if (!rd.get(v.connections) || !rd.get(v.max_conns) || !rd.get(v.max_conns_per_uid) ||
+                !rd.get(v.refused) || !rd.get(v.files_closing) || !rd.get(v.fuse_aborted))
+                return fail(EPROTO);
+        }
         rep.status = std::move(s);
     }
     if (!rd.done()) return fail(EPROTO);

@@ -84,6 +84,17 @@ struct StatusInfo {
     std::uint8_t compat = kCompatSeed;
     // Pinned links (kHidden as the other counts). A daemon that predates links sends none.
     std::optional<std::uint64_t> links;
+    // What the broker serves and refuses (docs/operations.md, "What one user can take from
+    // others"). Sent after links; a daemon that predates them sends none.
+    struct Service {
+        std::uint32_t connections = 0;  // open now
+        std::uint32_t max_conns = 0, max_conns_per_uid = 0;
+        std::uint64_t refused = 0;        // connections refused over a limit, so far
+        std::uint32_t files_closing = 0;  // files clients sent that wait for the closing thread
+        std::uint64_t fuse_aborted = 0;   // FUSE connections aborted for a stuck close
+        friend bool operator==(const Service&, const Service&) = default;
+    };
+    std::optional<Service> service;
 };
 
 struct Reply {

@@ -1914,7 +1914,14 @@ TEST_CASE("limits: no unprivileged uid, nor all of them together, locks out anot
     CHECK(ename(get(m.p("m")).error) == ename(0));
     must_pin(map.get(), m.p("m2"));
     UniqueFd s = must_connect(m);
-    CHECK(describe(round_trip(s.get(), request(proto::Op::status))) == "reply " + ename(0));
+    Answer st = round_trip(s.get(), request(proto::Op::status));
+    REQUIRE(describe(st) == "reply " + ename(0));
+    REQUIRE(st.rep.status->service.has_value());
+    const auto& service = *st.rep.status->service;
+    CHECK(service.connections >= held);
+    CHECK(service.refused >= 2);  // a's and the last uid's
+    CHECK(service.max_conns == 64);
+    CHECK(service.max_conns_per_uid == 8);
     auto log = m.log();
     CHECK(log.find("refused so far") != std::string::npos);
 }

@@ -38,7 +38,8 @@ bool same(const Reply& a, const Reply& b) {
         const auto &x = *a.status, &y = *b.status;
         return x.pid == y.pid && x.uid == y.uid && x.gid == y.gid && x.mode == y.mode &&
                x.dirs == y.dirs && x.maps == y.maps && x.progs == y.progs &&
-               x.version == y.version && x.compat == y.compat && x.links == y.links;
+               x.version == y.version && x.compat == y.compat && x.links == y.links &&
+               x.service == y.service;
     }
     return true;
 }
@@ -109,6 +110,9 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     with_links.compat = 1;
     with_links.links = 3;
     reps.push_back(Reply{Op::status, 0, {}, with_links});
+    StatusInfo with_service = with_links;
+    with_service.service = StatusInfo::Service{3, 4096, 256, 0x1122334455667788ull, 7, 1};
+    reps.push_back(Reply{Op::status, 0, {}, with_service});
     reps.push_back(Reply{Op::remount, 0, {}, {}});
     reps.push_back(Reply{Op::remount, EINVAL, {}, {}});
     reps.push_back(Reply{Op::get, 4095, {}, {}});
