@@ -71,7 +71,8 @@ Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
 std::string show_options(const MountOptions& opts);
 
 // Every option, explicitly ("compat=linux,uid=N,gid=N,mode=O"): what parse_mount_options reads
-// back as `opts` whoever mounts. For handing the options to another process.
+// back as `opts` whoever mounts (an id above INT_MAX as the negative int it was given as). For
+// handing the options to another process.
 std::string full_options(const MountOptions& opts);
 
 // True when `name` (the part before '=') is a standard option that belongs to libfuse / mount(8).
