@@ -54,6 +54,7 @@ struct Request {
     // pin: the caller's umask (1 to 0777: a NUL and a u16 after the name; 0: nothing, as an
     // older client sends); compat=linux makes the object 0600 & ~umask.
     std::uint32_t umask = 0;
+    friend bool operator==(const Request&, const Request&) = default;
 };
 
 // The flags a request of this op may carry (0: none).
@@ -62,6 +63,7 @@ std::uint32_t allowed_flags(Op op);
 struct GetReply {
     ObjKind kind = ObjKind::map;
     std::uint32_t id = 0;  // kernel object id
+    friend bool operator==(const GetReply&, const GetReply&) = default;
 };
 
 struct StatusInfo {
@@ -95,6 +97,7 @@ struct StatusInfo {
         friend bool operator==(const Service&, const Service&) = default;
     };
     std::optional<Service> service;
+    friend bool operator==(const StatusInfo&, const StatusInfo&) = default;
 };
 
 struct Reply {
@@ -102,6 +105,7 @@ struct Reply {
     int error = 0;  // 0 or a positive errno
     std::optional<GetReply> get;
     std::optional<StatusInfo> status;
+    friend bool operator==(const Reply&, const Reply&) = default;
 };
 
 // How many fds must travel with a request of this op.

@@ -219,6 +219,11 @@ std::string octal(std::uint32_t m) {
     return oct;
 }
 
+// An id as parse_id() reads it back: the int it was given as. match_int reads an int, so an id
+// above INT_MAX (uid=-2 is 4294967294) was given as a negative number, and only that form
+// parses again.
+std::string id_string(std::uint32_t id) { return std::to_string(static_cast<int>(id)); }
+
 }  // namespace
 
 bool is_passthrough_option(std::string_view element) {
@@ -288,7 +293,7 @@ std::string show_options(const MountOptions& opts) {
 
 std::string full_options(const MountOptions& opts, const ServiceLimits& limits) {
     return std::string("compat=") + (opts.compat == Compat::linux ? "linux" : "seed") +
-           ",uid=" + std::to_string(opts.uid) + ",gid=" + std::to_string(opts.gid) +
+           ",uid=" + id_string(opts.uid) + ",gid=" + id_string(opts.gid) +
            ",mode=" + octal(opts.mode) + ",max_conns=" + std::to_string(limits.max_conns) +
            ",max_conns_per_uid=" + std::to_string(limits.max_conns_per_uid);
 }

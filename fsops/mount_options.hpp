@@ -89,8 +89,8 @@ Result<MountOptions, OptionError> parse_remount_options(std::string_view list,
 std::string show_options(const MountOptions& opts);
 
 // Every option, explicitly ("compat=linux,uid=N,gid=N,mode=O,max_conns=N,max_conns_per_uid=N"):
-// what parse_mount_options reads back as `opts` and `limits` whoever mounts. For handing the
-// options to another process.
+// what parse_mount_options reads back as `opts` and `limits` whoever mounts (an id above INT_MAX
+// as the negative int it was given as). For handing the options to another process.
 std::string full_options(const MountOptions& opts, const ServiceLimits& limits = {});
 
 // True when `name` (the part before '=') is a standard option that belongs to libfuse / mount(8).

@@ -282,8 +282,9 @@ TEST_CASE("options: compat=linux shows options as today's kernel, and full_optio
     CHECK(show_options(MountOptions{0, 0, 02777, Compat::linux}) == "compat=linux,mode=2777");
     for (const MountOptions& o :
          {MountOptions{}, MountOptions{0, 0, 0, Compat::seed}, MountOptions{7, 8, 01777},
-          MountOptions{1000, 1001, 01750, Compat::linux},
-          MountOptions{0, 0, 01000, Compat::linux}}) {
+          MountOptions{1000, 1001, 01750, Compat::linux}, MountOptions{0, 0, 01000, Compat::linux},
+          // ids above INT_MAX, given as negative numbers (fuzz/corpus/mount_options/crash-*)
+          MountOptions{4294956717u, 2147483648u, 0700}}) {
         INFO(full_options(o));
         auto back = parse_mount_options(full_options(o), {}, Mounter{4242, 4242});
         REQUIRE(back.has_value());

@@ -15,7 +15,7 @@ while IFS= read -r -d '' f; do
         head -n 12 <<<"$out"
         bad=1
     fi
-done < <(find common fsops broker daemon client preload include tests bench \
+done < <(find common fsops broker daemon client preload include tests bench fuzz \
               \( -name '*.cpp' -o -name '*.hpp' -o -name '*.c' -o -name '*.h' \) -print0 | sort -z)
 [ "$bad" -eq 0 ] && echo "check_format: every source follows .clang-format"
 exit "$bad"
