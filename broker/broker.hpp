@@ -47,6 +47,8 @@ struct BrokerConfig {
     unsigned threads = 0;  // serving threads; 0: one per CPU, at most 4
     std::string version;
     Closer::Config closer;  // fds clients send that may not close at once
+    // A test seam (daemon/test_hooks.hpp): requests of this op are read and never answered.
+    std::optional<protocol::Op> stall_op;
 };
 
 // What the broker needs from the daemon, without knowing FUSE.

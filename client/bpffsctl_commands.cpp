@@ -243,6 +243,25 @@ Result<UniqueFd> connect_to(const std::string& dir, std::uint32_t trust_uid, cli
     return client::connect_broker(dir, dirfd.get(), trust_of(trust_uid), why);
 }
 
+// Runs `attempt` (a connect and one idempotent request) again after a refused connect or a
+// broken connection, within libbpffs's budget (client::RetryPolicy), as its get does: across a
+// worker's restart or an upgrade, the connections the old worker held are closed.
+template <class Attempt>
+auto retried(Attempt attempt) -> decltype(attempt()) {
+    const client::RetryPolicy policy;
+    const auto start = std::chrono::steady_clock::now();
+    auto pause = policy.first_pause;
+    for (;;) {
+        auto r = attempt();
+        if (r) return r;
+        int e = r.error().value;
+        bool again = client::is_transient_connect_error(e) || client::is_broken_connection(e);
+        if (!again || std::chrono::steady_clock::now() - start >= policy.budget) return r;
+        std::this_thread::sleep_for(pause);
+        pause *= 2;
+    }
+}
+
 // Prints the failure of connect_to for `verb dir`.
 int report_connect(const std::string& verb, const std::string& dir, int e,
                    const client::Refusal& why) {
@@ -272,6 +291,25 @@ Result<protocol::StatusInfo> fetch_status(int sock) {
     if (rep->reply.error != 0) return fail(rep->reply.error);
     if (!rep->reply.status) return fail(EPROTO);
     return std::move(*rep->reply.status);
+}
+
+// A connection to `dir`'s broker and its status, retried (retried()); `why` says why a broker
+// was not trusted.
+Result<std::pair<UniqueFd, protocol::StatusInfo>> connect_with_status(const std::string& dir,
+                                                                      std::uint32_t trust_uid,
+                                                                      client::Refusal* why) {
+    return retried([&]() -> Result<std::pair<UniqueFd, protocol::StatusInfo>> {
+        auto sock = connect_to(dir, trust_uid, why);
+        if (!sock) return sock.error();
+        auto st = fetch_status(sock->get());
+        if (!st) return st.error();
+        return std::pair{std::move(*sock), std::move(*st)};
+    });
+}
+
+// Whether a failure of connect_with_status happened at connect (report_connect says why).
+bool at_connect(int e) {
+    return e == client::kUntrusted || e == ENOENT || e == ECONNREFUSED || e == EACCES;
 }
 
 // The options a status reply says are in force.
@@ -425,10 +463,13 @@ int run_run(const RunOptions& o) {
 
 int run_status(const StatusOptions& o) {
     client::Refusal why;
-    auto sock = connect_to(o.mountpoint, o.trust_uid, &why);
-    if (!sock) return report_connect("status", o.mountpoint, sock.error().value, why);
-    auto st = fetch_status(sock->get());
-    if (!st) return report("status " + o.mountpoint, st.error().value);
+    auto got = connect_with_status(o.mountpoint, o.trust_uid, &why);
+    if (!got) {
+        int e = got.error().value;
+        return at_connect(e) ? report_connect("status", o.mountpoint, e, why)
+                             : report("status " + o.mountpoint, e);
+    }
+    const protocol::StatusInfo* st = &got->second;
     fsops::MountOptions opts = options_of(*st);
     std::string shown = fsops::show_options(opts);
     // The daemon tells the counts only to a caller with CAP_SYS_ADMIN.
@@ -521,11 +562,12 @@ int run_remount(const RemountOptions& o) {
     std::string list = join(o.options, ',');
     const std::string what = "remount " + o.mountpoint;
     client::Refusal why;
-    auto sock = connect_to(o.mountpoint, o.trust_uid, &why);
-    if (!sock) return report_connect("remount", o.mountpoint, sock.error().value, why);
-    auto st = fetch_status(sock->get());
-    if (!st) return report(what, st.error().value);
-    auto parsed = fsops::parse_remount_options(list, options_of(*st));
+    auto got = connect_with_status(o.mountpoint, o.trust_uid, &why);
+    if (!got) {
+        int e = got.error().value;
+        return at_connect(e) ? report_connect("remount", o.mountpoint, e, why) : report(what, e);
+    }
+    auto parsed = fsops::parse_remount_options(list, options_of(got->second));
     if (!parsed) {
         std::fprintf(stderr, "bpffsctl: error: %s\n", parsed.error().message.c_str());
         return kExitUsage;
@@ -534,7 +576,16 @@ int run_remount(const RemountOptions& o) {
         report(what + ": option list too long", E2BIG);
         return kExitUsage;
     }
-    auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::remount, list}, {});
+    // A remount sets what the list says, so it may be sent again on a new connection.
+    auto rep =
+        client::exchange(got->first.get(), protocol::Request{protocol::Op::remount, list}, {});
+    if (!rep && (client::is_broken_connection(rep.error().value)))
+        rep = retried([&]() -> decltype(rep) {
+            auto sock = connect_to(o.mountpoint, o.trust_uid, nullptr);
+            if (!sock) return sock.error();
+            return client::exchange(sock->get(), protocol::Request{protocol::Op::remount, list},
+                                    {});
+        });
     if (!rep) return report(what, rep.error().value);
     if (rep->reply.error != 0) return report(what, rep->reply.error);
     return kExitOk;

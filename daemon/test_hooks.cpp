@@ -14,6 +14,9 @@ TestHooks read_test_hooks() {
     if (const char* v = std::getenv("BPFFS_TEST_STALL_OPCODE")) {
         t.stall_opcode = static_cast<std::uint32_t>(std::strtoul(v, nullptr, 10));
     }
+    if (const char* v = std::getenv("BPFFS_TEST_STALL_BROKER_OP")) {
+        t.stall_broker_op = static_cast<std::uint16_t>(std::strtoul(v, nullptr, 10));
+    }
     return t;
 }
 

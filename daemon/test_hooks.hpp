@@ -20,6 +20,11 @@ struct TestHooks {
     // "crash: a mkdir the dead worker had read is answered by the next one" and "crash: a worker
     // killed while the broker waits to invalidate an entry is replaced".
     std::optional<std::uint32_t> stall_opcode;
+    // BPFFS_TEST_STALL_BROKER_OP: a broker op (protocol::Op's value) whose requests the mount's
+    // first worker reads and never answers (BrokerConfig::stall_op), as if it died on them. Used
+    // by "crash: bpffsctl status and remount, asked of a worker that dies on them, are answered
+    // by the next one".
+    std::optional<std::uint16_t> stall_broker_op;
 };
 
 // Reads the knobs above from the environment.

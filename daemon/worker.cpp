@@ -315,6 +315,9 @@ void Worker::start_broker() {
     FuseState& state = *state_;
     auto parsed = fsops::parse_mount_options(h_.options);  // build_core() read them already
     const fsops::ServiceLimits limits = parsed ? parsed->limits : fsops::ServiceLimits{};
+    std::optional<protocol::Op> stall;
+    if (hooks_.stall_broker_op && h_.generation == 1)
+        stall = static_cast<protocol::Op>(*hooks_.stall_broker_op);
     broker_ = std::make_unique<broker::Broker>(
         *core_, *registry_,
         broker::BrokerHooks{[&state](int dirfd, const std::string& name, fsops::PinRequest req) {
@@ -329,7 +332,7 @@ void Worker::start_broker() {
                                 s.generation = h_.generation;
                                 s.restarts = h_.restarts;
                             }},
-        broker::BrokerConfig{.limits = limits, .version = BPFFS_VERSION});
+        broker::BrokerConfig{.limits = limits, .version = BPFFS_VERSION, .stall_op = stall});
     broker_thread_ = std::thread([this] { run_broker(); });
 }
 

@@ -2207,3 +2207,38 @@ TEST_CASE("crash: 20 kills under load at 100,000 names", "[.][manual][persist][c
 TEST_CASE("crash: 10 kills under load at 1,000,000 names", "[.][manual][persist][crash][load]") {
     load_and_replace({.names = 1000000, .rounds = 10, .stuck_ms = 30000, .watchdog_s = 1800});
 }
+
+TEST_CASE(
+    "crash: bpffsctl status and remount, asked of a worker that dies on them, are "
+    "answered by the next one",
+    "[persist][crash]") {
+    for (const std::string op : {"3", "4"}) {  // protocol::Op status, remount
+        INFO("op " << op);
+        // The first worker reads requests of this op and never answers them.
+        setenv("BPFFS_TEST_STALL_BROKER_OP", op.c_str(), 1);
+        std::unique_ptr<Mount> mp;
+        try {
+            mp = std::make_unique<Mount>();
+        } catch (...) {
+            unsetenv("BPFFS_TEST_STALL_BROKER_OP");
+            throw;
+        }
+        unsetenv("BPFFS_TEST_STALL_BROKER_OP");
+        Mount& m = *mp;
+        m.allow_restarts();
+        Watchdog watchdog(m.path(), 30);
+        CmdResult r;
+        std::thread asker([&] {
+            r = op == "3" ? run_cmd({BPFFSCTL_BIN, "status", m.path()})
+                          : run_cmd({BPFFSCTL_BIN, "remount", m.path(), "-o", "mode=0750"});
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // it has the request
+        const pid_t old = worker_of(m.pid());
+        REQUIRE(old > 0);
+        REQUIRE(kill(old, SIGKILL) == 0);
+        asker.join();
+        INFO(r.out << "daemon log:\n" << m.log());
+        CHECK(r.exit_code == 0);
+        if (op == "4") CHECK((must_stat(m.path()).st_mode & 07777) == 0750);
+    }
+}
