@@ -186,6 +186,10 @@ protocol::Reply Broker::do_status(RequestCreds& c) {
     service.max_conns_per_uid = cfg_.limits.max_conns_per_uid;
     service.files_closing = static_cast<std::uint32_t>(closer_.waiting());
     service.fuse_aborted = closer_.connections_aborted();
+    service.nodes = fs_.node_count();
+    auto bound = fs_.node_limits();
+    service.nr_inodes = static_cast<std::uint32_t>(bound.max_nodes);
+    service.nr_inodes_per_uid = static_cast<std::uint32_t>(bound.max_nodes_per_uid);
     if (hooks_.status) hooks_.status(*r.status);
     return r;
 }

@@ -494,7 +494,8 @@ int run_status(const StatusOptions& o) {
              {num("connections", v->connections), num("max_conns", v->max_conns),
               num("max_conns_per_uid", v->max_conns_per_uid),
               num("connections_refused", v->refused), num("files_closing", v->files_closing),
-              num("fuse_connections_aborted", v->fuse_aborted)}) {
+              num("fuse_connections_aborted", v->fuse_aborted), num("nodes", v->nodes),
+              num("nr_inodes", v->nr_inodes), num("nr_inodes_per_uid", v->nr_inodes_per_uid)}) {
             f.push_back(x);
         }
     }

@@ -148,6 +148,9 @@ std::vector<std::uint8_t> encode(const Reply& r) {
             w.put(s.service->refused);
             w.put(s.service->files_closing);
             w.put(s.service->fuse_aborted);
+            w.put(s.service->nodes);
+            w.put(s.service->nr_inodes);
+            w.put(s.service->nr_inodes_per_uid);
         }
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op),
@@ -221,7 +224,8 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
         if (!rd.done()) {
             auto& v = s.service.emplace();
             if (!rd.get(v.connections) || !rd.get(v.max_conns) || !rd.get(v.max_conns_per_uid) ||
-                !rd.get(v.refused) || !rd.get(v.files_closing) || !rd.get(v.fuse_aborted))
+                !rd.get(v.refused) || !rd.get(v.files_closing) || !rd.get(v.fuse_aborted) ||
+                !rd.get(v.nodes) || !rd.get(v.nr_inodes) || !rd.get(v.nr_inodes_per_uid))
                 return fail(EPROTO);
         }
         rep.status = std::move(s);

@@ -94,6 +94,8 @@ struct StatusInfo {
         std::uint64_t refused = 0;        // connections refused over a limit, so far
         std::uint32_t files_closing = 0;  // files clients sent that wait for the closing thread
         std::uint64_t fuse_aborted = 0;   // FUSE connections aborted for a stuck close
+        std::uint64_t nodes = 0;          // in the tree (removed ones the kernel holds too)
+        std::uint32_t nr_inodes = 0, nr_inodes_per_uid = 0;
         friend bool operator==(const Service&, const Service&) = default;
     };
     std::optional<Service> service;

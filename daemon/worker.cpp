@@ -73,6 +73,12 @@ std::string read_all(int fd) {
     return s;
 }
 
+// The limits the mount's options set (build_core() refuses options that do not parse).
+fsops::ServiceLimits limits_of(const WorkerHandoff& h) {
+    auto parsed = fsops::parse_mount_options(h.options);
+    return parsed ? parsed->limits : fsops::ServiceLimits{};
+}
+
 // The core, rebuilt from the log (or new), with names of objects nobody holds dropped.
 Result<std::unique_ptr<fsops::Filesystem>> build_core(const WorkerHandoff& h, StateLog& log,
                                                       const std::set<fsops::ObjHandle>& held) {
@@ -189,6 +195,8 @@ bool Worker::open_core() {
     auto core = build_core(h_, *log_, held);
     if (!core) return false;
     core_ = std::move(*core);
+    const fsops::ServiceLimits limits = limits_of(h_);
+    core_->set_node_limits(fsops::NodeLimits{limits.nr_inodes, limits.nr_inodes_per_uid});
     std::map<fsops::ObjHandle, std::uint64_t> refs;
     core_->stream_state([&refs](const fsops::Change& ch) {
         if (ch.kind == fsops::Change::Kind::put && ch.node.handle) ++refs[*ch.node.handle];
@@ -313,8 +321,7 @@ int Worker::upgrade(const std::string& path) {
 
 void Worker::start_broker() {
     FuseState& state = *state_;
-    auto parsed = fsops::parse_mount_options(h_.options);  // build_core() read them already
-    const fsops::ServiceLimits limits = parsed ? parsed->limits : fsops::ServiceLimits{};
+    const fsops::ServiceLimits limits = limits_of(h_);
     std::optional<protocol::Op> stall;
     if (hooks_.stall_broker_op && h_.generation == 1)
         stall = static_cast<protocol::Op>(*hooks_.stall_broker_op);

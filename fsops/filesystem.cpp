@@ -65,6 +65,16 @@ struct Filesystem::Impl : table::NodeTable {
         return {};
     }
 
+    // Room for a new node of `c` (NodeLimits): ENOSPC past the bound in all, or past c's share
+    // unless c is root or owns the root directory (the mount's owner).
+    Result<void> room_for(const Caller& c) const {
+        if (limits.max_nodes != 0 && live_nodes >= limits.max_nodes) return fail(ENOSPC);
+        if (limits.max_nodes_per_uid == 0 || c.uid == 0 || c.uid == find(kRootIno)->uid) return {};
+        auto it = owned.find(c.uid);
+        if (it != owned.end() && it->second >= limits.max_nodes_per_uid) return fail(ENOSPC);
+        return {};
+    }
+
     // Runs the body of a call that may change state: under the lock, then reports what it
     // changed, also when it throws after changing something.
     template <class F>
@@ -341,6 +351,7 @@ Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view nam
         if (!ok) return ok.error();
         if (is_dotted(name)) return fail(EPERM);
         if (int e = impl_->policy().mkdir_refused(impl_->dir_of(p).nobjects)) return fail(e);
+        if (auto room = impl_->room_for(c); !room) return room.error();
         std::uint32_t perm = impl_->policy().new_dir_mode(impl_->attr_of(p).mode, mode);
         Node& n = impl_->link_new(p, name, kIfDir | perm, c);
         n.nlookup = 1;  // (link_new touched n and p; the parent's nlink counts the new subdir)
@@ -460,6 +471,7 @@ Result<Attr> Filesystem::symlink(const Caller& c, Ino parent, std::string_view n
         if (!d) return d.error();
         if (auto ok = m.check_new_name(**d, name, m.read_only, EINVAL); !ok) return ok.error();
         if (is_dotted(name)) return fail(EPERM);
+        if (auto room = m.room_for(c); !room) return room.error();
         Ino ino = m.next_ino;  // the node link_new makes
         m.targets.insert_or_assign(ino, std::string(target));
         try {
@@ -651,6 +663,7 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
         }
         if (is_dotted(name)) return fail(EPERM);
         if (int e = policy.pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
+        if (auto room = impl_->room_for(c); !room) return room.error();
         Node& n = impl_->link_new(p, name, kIfReg | policy.new_object_mode(umask), c);
         n.bits |= Node::type_bits(type);
         n.bits |= Node::kHasHandle;
@@ -748,6 +761,16 @@ Attr Filesystem::apply_options(const MountOptions& opts) {
         impl_->set_attr(root, a);
         return a;
     });
+}
+
+void Filesystem::set_node_limits(NodeLimits limits) {
+    std::lock_guard lock(impl_->mu);
+    impl_->limits = limits;
+}
+
+NodeLimits Filesystem::node_limits() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->limits;
 }
 
 Counts Filesystem::counts() const {

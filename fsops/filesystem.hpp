@@ -220,6 +220,10 @@ public:
     MountOptions options() const;
     // Applies already-validated options to the root (remount): mode, uid, gid.
     Attr apply_options(const MountOptions& opts);
+    // The bound on the tree (NodeLimits; none until set): mkdir, pin and symlink past it are
+    // ENOSPC, after their other checks. Not state: every worker sets it from the mount options.
+    void set_node_limits(NodeLimits limits);
+    NodeLimits node_limits() const;
     Counts counts() const;
     std::size_t node_count() const;  // nodes in the inode table, removed-but-referenced too
 

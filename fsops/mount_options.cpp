@@ -115,7 +115,10 @@ std::optional<std::uint32_t> parse_limit(std::string_view s) {
     return static_cast<std::uint32_t>(*v);
 }
 
-bool is_limit(std::string_view key) { return key == "max_conns" || key == "max_conns_per_uid"; }
+bool is_limit(std::string_view key) {
+    return key == "max_conns" || key == "max_conns_per_uid" || key == "nr_inodes" ||
+           key == "nr_inodes_per_uid";
+}
 
 OptionError bad_value(std::string_view element, std::string_view key) {
     std::string why = key == "mode"   ? "mode must be an octal number"
@@ -128,7 +131,7 @@ struct Parsed {
     std::optional<std::uint32_t> uid, gid, mode;
     std::optional<Compat> compat;
     std::vector<std::string> passthrough;
-    std::optional<std::uint32_t> max_conns, max_conns_per_uid;
+    std::optional<std::uint32_t> max_conns, max_conns_per_uid, nr_inodes, nr_inodes_per_uid;
     std::string first_limit;  // the first limit element given (remount refuses it)
 };
 
@@ -194,7 +197,10 @@ Result<Parsed, OptionError> parse_list(std::string_view list, Compat compat) {
             } else if (has_val && is_limit(key)) {
                 auto v = parse_limit(val);
                 if (!v) return bad_value(el, key);
-                (key == "max_conns" ? p.max_conns : p.max_conns_per_uid) = *v;
+                (key == "max_conns"           ? p.max_conns
+                 : key == "max_conns_per_uid" ? p.max_conns_per_uid
+                 : key == "nr_inodes"         ? p.nr_inodes
+                                              : p.nr_inodes_per_uid) = *v;
                 if (p.first_limit.empty()) p.first_limit = std::string(el);
             } else if (has_val && key == "compat") {
                 // read by find_compat()
@@ -252,6 +258,8 @@ Result<ParsedOptions, OptionError> parse_mount_options(std::string_view list,
     if (linux) out.ours.mode |= 01000;  // sticky, always
     if (p->max_conns) out.limits.max_conns = *p->max_conns;
     if (p->max_conns_per_uid) out.limits.max_conns_per_uid = *p->max_conns_per_uid;
+    if (p->nr_inodes) out.limits.nr_inodes = *p->nr_inodes;
+    if (p->nr_inodes_per_uid) out.limits.nr_inodes_per_uid = *p->nr_inodes_per_uid;
     return out;
 }
 
@@ -295,7 +303,9 @@ std::string full_options(const MountOptions& opts, const ServiceLimits& limits) 
     return std::string("compat=") + (opts.compat == Compat::linux ? "linux" : "seed") +
            ",uid=" + id_string(opts.uid) + ",gid=" + id_string(opts.gid) +
            ",mode=" + octal(opts.mode) + ",max_conns=" + std::to_string(limits.max_conns) +
-           ",max_conns_per_uid=" + std::to_string(limits.max_conns_per_uid);
+           ",max_conns_per_uid=" + std::to_string(limits.max_conns_per_uid) +
+           ",nr_inodes=" + std::to_string(limits.nr_inodes) +
+           ",nr_inodes_per_uid=" + std::to_string(limits.nr_inodes_per_uid);
 }
 
 }  // namespace bpffs::fsops

@@ -51,7 +51,8 @@ struct OptionError {
     std::string message;  // e.g. "invalid value for uid: 'abc'"
 };
 
-// What the broker lets clients hold (docs/operations.md, "Limits"): max_conns= connections in
+// What clients may hold (docs/operations.md, "What one user can take from others"): the tree's
+// nodes (below), and the broker's connections: max_conns= connections in
 // all, max_conns_per_uid= for one unprivileged uid. A uid is privileged when it is root or owns
 // the mount: privileged uids have no share of their own, and the last reserved_conns() of
 // max_conns are theirs alone, so that no unprivileged user can lock them out. Not the core's
@@ -59,6 +60,10 @@ struct OptionError {
 struct ServiceLimits {
     std::uint32_t max_conns = 4096;
     std::uint32_t max_conns_per_uid = 256;
+    // nr_inodes=, nr_inodes_per_uid=: nodes in the tree, in all and owned by one uid (the core's
+    // NodeLimits; root and the root directory's owner have no share of their own).
+    std::uint32_t nr_inodes = 4194304;
+    std::uint32_t nr_inodes_per_uid = 65536;
     // A sixteenth of max_conns, at least one where there is more than one.
     std::uint32_t reserved_conns() const {
         return max_conns / 16 > 0 ? max_conns / 16 : max_conns > 1 ? 1 : 0;

@@ -263,6 +263,7 @@ struct Node {
     static constexpr std::uint32_t kLinked = 1u << 20;     // has an entry in its parent (`pos`)
     static constexpr std::uint32_t kLink = 1u << 21;       // the type is link (kProg clear)
     static constexpr std::uint32_t kMoreNames = 1u << 22;  // has names in Impl::more_names
+    static constexpr std::uint32_t kOwned = 1u << 23;      // counted in Impl::owned under uid
     static constexpr std::uint32_t kManyLookups = kNone;   // `nlookup`: see Impl::many_lookups
 
     Ino ino = 0;  // 0: a free slot
@@ -303,6 +304,9 @@ struct NodeTable {
     std::uint32_t free_slot = kNone;  // head of the free list
     std::size_t live_nodes = 0;
     RefTable by_ino;
+    // Nodes in the table by their owner's uid (the per-uid share of NodeLimits).
+    std::unordered_map<std::uint32_t, std::size_t> owned;
+    NodeLimits limits;
 
     std::unordered_map<Ino, Dir> dirs;  // every directory node's, removed ones too
     std::unordered_map<Ino, Wide> wide;
@@ -388,6 +392,7 @@ struct NodeTable {
         if (n.has(Node::kMoreNames)) more_names.erase(ino);
         if (n.is_symlink()) targets.erase(ino);
         by_ino.erase(ino, slot, ino_at());
+        if (n.has(Node::kOwned)) disown(n.uid);
         n = Node{};
         n.parent = free_slot;
         free_slot = slot;
@@ -442,6 +447,10 @@ struct NodeTable {
     // Stores mode (its type bits never change), uid, gid, size and times; ino and nlink are
     // derived.
     void set_attr(Node& n, const Attr& a) {
+        // The owner's count first: the only allocation of the ownership, before anything changes.
+        std::size_t* mine = nullptr;
+        if (!n.has(Node::kOwned) || n.uid != a.uid)
+            mine = &owned.try_emplace(a.uid, 0).first->second;
         std::int64_t at = 0, mt = 0, ct = 0;
         if (a.mode <= Node::kModeMask && a.size == 0 && pack_time(a.atime, at) &&
             pack_time(a.mtime, mt) && pack_time(a.ctime, ct)) {
@@ -455,8 +464,17 @@ struct NodeTable {
             n.bits |= Node::kWide;
         }
         n.bits = (n.bits & ~Node::kModeMask) | (a.mode & Node::kModeMask);
+        if (mine != nullptr) {
+            ++*mine;
+            if (n.has(Node::kOwned)) disown(n.uid);
+            n.bits |= Node::kOwned;
+        }
         n.uid = a.uid;
         n.gid = a.gid;
+    }
+    void disown(std::uint32_t uid) {
+        auto it = owned.find(uid);
+        if (it != owned.end() && --it->second == 0) owned.erase(it);
     }
     template <class F>
     void update_attr(Node& n, F&& f) {

@@ -126,6 +126,13 @@ struct Fetched {
     FdMode mode = FdMode::read_write;  // the registry applies it to a map's fd
 };
 
+// How many nodes the tree may hold (ENOSPC past them): in all, and owned by one uid other than
+// root and the root directory's owner, who have no share of their own. 0: no bound.
+struct NodeLimits {
+    std::uint64_t max_nodes = 0;
+    std::uint64_t max_nodes_per_uid = 0;
+};
+
 struct Counts {
     std::uint64_t dirs = 0;  // including the root
     std::uint64_t maps = 0;

@@ -60,6 +60,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 using namespace bpffs;
@@ -1955,4 +1956,54 @@ TEST_CASE("attack: a hundred thousand malformed messages from one user cost the 
     CHECK(added <= 20);
     CHECK(m.log().find("100000 malformed") == std::string::npos);  // 65536 is the last power
     CHECK(m.log().find("65536 malformed messages so far") != std::string::npos);
+}
+
+TEST_CASE(
+    "attack: 64 clients pinning, getting, listing and unlinking at once: no error, no fd "
+    "left behind",
+    "[broker][kernel][attack][stress]") {
+    KMount m("compat=linux");
+    for (int d = 0; d < 8; ++d) must_mkdir(m.p("d" + std::to_string(d)));
+    auto map = must_map();
+    const std::uint32_t id = kernel_id(map.get());
+    const pid_t worker = worker_of(m.pid());
+    const int daemon_fds = settled_fd_count(worker);
+    const int own_fds = count_fds(getpid());
+    constexpr int kClients = 64;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    std::vector<std::string> errors(kClients);
+    std::vector<int> rounds(kClients);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+        clients.emplace_back([&, c] {
+            const std::string dir = m.p("d" + std::to_string(c % 8));
+            auto fail = [&](const std::string& what, int e) {
+                if (errors[c].size() < 400) errors[c] += what + ": " + ename(e) + "\n";
+            };
+            for (int k = 0; std::chrono::steady_clock::now() < until; ++k) {
+                const std::string path = dir + "/c" + std::to_string(c) + "_" + std::to_string(k);
+                if (int e = pin(map.get(), path); e != 0) fail("pin " + path, e);
+                auto g = get(path);
+                if (g.error != 0) fail("get " + path, g.error);
+                if (g.fd && kernel_id(g.fd.get()) != id) fail("id of " + path, EBADF);
+                if (tree(dir).count("c" + std::to_string(c) + "_" + std::to_string(k)) == 0)
+                    fail("listing " + dir, ENOENT);
+                if (unlink(path.c_str()) != 0) fail("unlink " + path, errno);
+                ++rounds[c];
+            }
+        });
+    }
+    for (auto& t : clients) t.join();
+    int total = 0;
+    for (int c = 0; c < kClients; ++c) {
+        INFO("client " << c);
+        CHECK(errors[c] == "");
+        CHECK(rounds[c] > 0);
+        total += rounds[c];
+    }
+    INFO("rounds: " << total);
+    for (int d = 0; d < 8; ++d) CHECK(tree(m.p("d" + std::to_string(d))).empty());
+    CHECK(settled_fd_count(worker) == daemon_fds);
+    CHECK(count_fds(getpid()) == own_fds);
+    check_map_untouched(map.get(), id);
 }

@@ -1931,3 +1931,51 @@ TEST_CASE("get: under compat=seed any flag is EINVAL; none asks write permission
     CHECK(f.fs.get_access(0)->may == kMayWrite);
     CHECK(f.fs.get(owner, m.ino)->mode == FdMode::read_write);
 }
+
+TEST_CASE(
+    "limits: the tree's nodes are bounded in all and per owner; root and the mount's owner "
+    "have no share",
+    "[fsops][limits]") {
+    Fx f(MountOptions{500, 500, 01777, Compat::linux});  // the mount belongs to uid 500
+    f.fs.set_node_limits(NodeLimits{12, 3});
+    const Caller alice = user(1000, 1000), bob = user(1001, 1001), owner = user(500, 500);
+    // Alice: three nodes, whatever kind, then ENOSPC, after the name's own checks.
+    auto d = f.fs.mkdir(alice, kRootIno, "a");
+    REQUIRE(d.has_value());
+    REQUIRE(f.fs.pin(alice, d->ino, "m", ObjType::map, 1).has_value());
+    REQUIRE(f.fs.symlink(alice, d->ino, "s", "m").has_value());
+    CHECK(err_of(f.fs.mkdir(alice, d->ino, "x")) == ENOSPC);
+    CHECK(err_of(f.fs.pin(alice, d->ino, "y", ObjType::map, 2)) == ENOSPC);
+    CHECK(err_of(f.fs.symlink(alice, d->ino, "z", "m")) == ENOSPC);
+    CHECK(err_of(f.fs.mkdir(alice, d->ino, "m")) == EEXIST);  // the name first
+    // A hard link is no new node; Bob has his own share.
+    REQUIRE(f.fs.link(f.fs.lookup(d->ino, "m")->ino, d->ino, "m2").has_value());
+    REQUIRE(f.fs.mkdir(bob, kRootIno, "b").has_value());
+    // A node given away leaves its owner's share; one removed leaves it once forgotten.
+    SetAttr chown;
+    chown.uid = 1001;
+    REQUIRE(f.fs.setattr(f.fs.lookup(d->ino, "s")->ino, chown).has_value());
+    auto x = f.fs.mkdir(alice, d->ino, "x");
+    REQUIRE(x.has_value());
+    REQUIRE(f.fs.rmdir(d->ino, "x").has_value());
+    CHECK(err_of(f.fs.mkdir(alice, d->ino, "x2")) == ENOSPC);  // the kernel still holds x
+    f.fs.forget(x->ino, 1);
+    REQUIRE(f.fs.mkdir(alice, d->ino, "x2").has_value());
+    // Root and the owner only meet the bound in all: 12 nodes (the root's and d's among them).
+    const std::size_t before = f.fs.node_count();
+    for (std::size_t i = before; i < 12; ++i)
+        REQUIRE(f.fs.mkdir(i % 2 ? Caller::root() : owner, kRootIno, "r" + std::to_string(i))
+                    .has_value());
+    CHECK(err_of(f.fs.mkdir(Caller::root(), kRootIno, "full")) == ENOSPC);
+    CHECK(err_of(f.fs.mkdir(owner, kRootIno, "full")) == ENOSPC);
+    // A restored core counts the same (its limits come from the options, set again).
+    auto back = Filesystem::restore(f.fs.snapshot(), f.clk.clock());
+    REQUIRE(back.has_value());
+    auto full = (*back)->mkdir(owner, kRootIno, "full");  // no bound until set
+    REQUIRE(full.has_value());
+    REQUIRE((*back)->rmdir(kRootIno, "full").has_value());
+    (*back)->forget(full->ino, 1);
+    (*back)->set_node_limits(NodeLimits{13, 3});
+    CHECK(err_of((*back)->mkdir(alice, d->ino, "x3")) == ENOSPC);
+    CHECK((*back)->mkdir(bob, kRootIno, "b2").has_value());
+}

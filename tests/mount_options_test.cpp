@@ -317,8 +317,13 @@ TEST_CASE("options: the service limits are positive integers in both rule sets, 
         REQUIRE_FALSE(e.has_value());
         CHECK(e.error().message == "mount option 'max_conns=10' cannot be changed by remount");
     }
+    auto nodes = parse_mount_options("nr_inodes=1000,nr_inodes_per_uid=10");
+    REQUIRE(nodes.has_value());
+    CHECK(nodes->limits.nr_inodes == 1000);
+    CHECK(nodes->limits.nr_inodes_per_uid == 10);
+    CHECK_FALSE(parse_mount_options("nr_inodes=0").has_value());
     // full_options carries them to the worker.
-    ServiceLimits l{100, 7};
+    ServiceLimits l{100, 7, 5000, 50};
     auto back = parse_mount_options(full_options(MountOptions{}, l));
     REQUIRE(back.has_value());
     CHECK(back->limits == l);

@@ -2242,3 +2242,40 @@ TEST_CASE(
         if (op == "4") CHECK((must_stat(m.path()).st_mode & 07777) == 0750);
     }
 }
+
+TEST_CASE("crash: a mkdir bomb stops at its uid's share; others go on, also after a crash",
+          "[persist][crash][limits]") {
+    Mount m("compat=linux,nr_inodes=300,nr_inodes_per_uid=50");
+    m.allow_restarts();
+    Watchdog watchdog(m.path(), 30);
+    auto map = must_map("persist_bomb");
+    must_pin(map.get(), m.p("probe"));
+    // As uid 1000 in the shared 1777 root: directories until ENOSPC.
+    auto bomb = [&](uid_t uid, const std::string& prefix) {
+        return run_as(uid, uid, [&] {
+            for (int i = 0; i < 1000; ++i) {
+                if (mkdir(m.p(prefix + std::to_string(i)).c_str(), 0755) != 0)
+                    return errno == ENOSPC && i == 50 ? 0 : 100 + (i > 99 ? 99 : i);
+            }
+            return 1;  // never refused
+        });
+    };
+    CHECK(bomb(1000, "a") == 0);
+    CHECK(bomb(1001, "b") == 0);  // another uid has a share of its own
+    auto st = run_cmd({BPFFSCTL_BIN, "status", m.path()});
+    CHECK(st.out.find("nr_inodes: 300\nnr_inodes_per_uid: 50\n") != std::string::npos);
+    // The worker dies; the next one counts the same.
+    const pid_t old = worker_of(m.pid());
+    REQUIRE(old > 0);
+    REQUIRE(kill(old, SIGKILL) == 0);
+    std::string bad;
+    REQUIRE(await_new_worker(m, old, m.p("probe"), 0, bad) > 0);
+    CHECK(run_as(1000, 1000, [&] { return mkdir(m.p("a_more").c_str(), 0755) == 0 ? 0 : errno; }) ==
+          ENOSPC);
+    CHECK(run_as(1002, 1002, [&] { return mkdir(m.p("c0").c_str(), 0755) == 0 ? 0 : errno; }) == 0);
+    // Root goes on up to the bound in all.
+    int made = 0;
+    while (mkdir(m.p("r" + std::to_string(made)).c_str(), 0755) == 0) ++made;
+    CHECK(ename(errno) == ename(ENOSPC));
+    CHECK(made > 150);
+}

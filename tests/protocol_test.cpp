@@ -111,7 +111,8 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     with_links.links = 3;
     reps.push_back(Reply{Op::status, 0, {}, with_links});
     StatusInfo with_service = with_links;
-    with_service.service = StatusInfo::Service{3, 4096, 256, 0x1122334455667788ull, 7, 1};
+    with_service.service =
+        StatusInfo::Service{3, 4096, 256, 0x1122334455667788ull, 7, 1, 12, 4194304, 65536};
     reps.push_back(Reply{Op::status, 0, {}, with_service});
     reps.push_back(Reply{Op::remount, 0, {}, {}});
     reps.push_back(Reply{Op::remount, EINVAL, {}, {}});
