@@ -66,6 +66,19 @@ struct GetReply {
     friend bool operator==(const GetReply&, const GetReply&) = default;
 };
 
+// The broker's service figures in a status reply (StatusInfo::service). Outside StatusInfo so
+// that it is complete where std::optional needs it (clang checks that in the class).
+struct ServiceStatus {
+    std::uint32_t connections = 0;  // open now
+    std::uint32_t max_conns = 0, max_conns_per_uid = 0;
+    std::uint64_t refused = 0;        // connections refused over a limit, so far
+    std::uint32_t files_closing = 0;  // files clients sent that wait for the closing thread
+    std::uint64_t fuse_aborted = 0;   // FUSE connections aborted for a stuck close
+    std::uint64_t nodes = 0;          // in the tree (removed ones the kernel holds too)
+    std::uint32_t nr_inodes = 0, nr_inodes_per_uid = 0;
+    friend bool operator==(const ServiceStatus&, const ServiceStatus&) = default;
+};
+
 struct StatusInfo {
     // The value of dirs, maps, progs and links for a caller without CAP_SYS_ADMIN: the counts take
     // in directories it may not list (docs/protocol.md, "Who may ask what").
@@ -88,16 +101,7 @@ struct StatusInfo {
     std::optional<std::uint64_t> links;
     // What the broker serves and refuses (docs/operations.md, "What one user can take from
     // others"). Sent after links; a daemon that predates them sends none.
-    struct Service {
-        std::uint32_t connections = 0;  // open now
-        std::uint32_t max_conns = 0, max_conns_per_uid = 0;
-        std::uint64_t refused = 0;        // connections refused over a limit, so far
-        std::uint32_t files_closing = 0;  // files clients sent that wait for the closing thread
-        std::uint64_t fuse_aborted = 0;   // FUSE connections aborted for a stuck close
-        std::uint64_t nodes = 0;          // in the tree (removed ones the kernel holds too)
-        std::uint32_t nr_inodes = 0, nr_inodes_per_uid = 0;
-        friend bool operator==(const Service&, const Service&) = default;
-    };
+    using Service = ServiceStatus;
     std::optional<Service> service;
     friend bool operator==(const StatusInfo&, const StatusInfo&) = default;
 };

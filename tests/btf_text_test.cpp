@@ -397,7 +397,7 @@ TEST_CASE("linux: a map's text read 7 bytes at a time, or from an offset, is the
     });
 }
 
-TEST_CASE("linux: no text without BTF, for a program or an LPM trie; EACCES comes first",
+TEST_CASE("linux: no text without BTF, for a program or an LPM trie, and EACCES comes first",
           "[linux][kernel][btf]") {
     auto plain = must_map();  // a hash map without BTF
     auto prog = must_prog();
@@ -442,7 +442,7 @@ TEST_CASE("seed: open of a map with BTF stays ENXIO", "[seed][kernel][btf]") {
 }
 
 TEST_CASE(
-    "linux: a map's text is taken at open; differences kept: pointers, lseek, "
+    "linux: a map's text is taken at open, and differences kept: pointers, lseek, "
     "a write-only map",
     "[linux][kernel][btf]") {
     auto map = must_btf_map(BPF_MAP_TYPE_ARRAY, 4, 8, 1, [](btf* b) {

@@ -554,7 +554,7 @@ TEST_CASE("conn: a pin where the caller may not search the parent is EACCES, bef
     CHECK(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("nox/m").c_str()))) == ename(0));
 }
 
-TEST_CASE("conn: opened on a file; a path on another mount is answered by that mount's broker",
+TEST_CASE("conn: opened on a file, and a path on another mount is answered by that mount's broker",
           "[client][conn][kernel]") {
     Mount m1;
     Mount m2;

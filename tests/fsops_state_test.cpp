@@ -618,7 +618,7 @@ TEST_CASE("change sink: forget of a removed node's last lookup reports an erase"
     CHECK(l.in_sync());
 }
 
-TEST_CASE("change sink: a sink set later starts from a snapshot; an empty sink stops reports",
+TEST_CASE("change sink: a sink set later starts from a snapshot, and an empty sink stops reports",
           "[fsops][state][sink]") {
     FakeClock clk;
     Filesystem fs({}, clk.clock());
@@ -919,7 +919,7 @@ bool changes_nothing(const Op& op) {
 
 }  // namespace
 
-TEST_CASE("state: the change log rebuilds the core after every call; restore continues alike",
+TEST_CASE("state: the change log rebuilds the core after every call, and restore continues alike",
           "[fsops][state][model]") {
     constexpr int kSeeds = 100;
     constexpr int kSteps = 500;

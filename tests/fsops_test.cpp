@@ -187,7 +187,7 @@ TEST_CASE("mkdir: the new directory copies the parent's full mode incl. setgid a
     CHECK(c2.gid == 4);  // no longer setgid: caller's gid
 }
 
-TEST_CASE("mkdir: owner is the caller; gid is the caller's unless the parent is setgid",
+TEST_CASE("mkdir: owner is the caller, and gid is the caller's unless the parent is setgid",
           "[fsops][mkdir]") {
     SECTION("parent without setgid") {
         Fx f(MountOptions{0, 50, 0777});
@@ -754,7 +754,7 @@ TEST_CASE("statfs: block size 4096, name length 255", "[fsops]") {
 // ------------------------------------------------------------------------------------------
 // Extended attributes (spec section 4)
 
-TEST_CASE("getxattr: bpf.type of a map is \"map\\0\" (4 bytes)", "[fsops][xattr]") {
+TEST_CASE("getxattr: bpf.type of a map is map plus its NUL (4 bytes)", "[fsops][xattr]") {
     Fx f;
     auto m = pin_ok(f.fs, kRootIno, "m", 1, ObjType::map);
     auto r = f.fs.getxattr(Caller::root(), m.ino, "bpf.type", 4);
@@ -765,7 +765,7 @@ TEST_CASE("getxattr: bpf.type of a map is \"map\\0\" (4 bytes)", "[fsops][xattr]
     CHECK(big->value == std::string("map\0", 4));
 }
 
-TEST_CASE("getxattr: bpf.type of a program is \"prog\\0\" (5 bytes)", "[fsops][xattr]") {
+TEST_CASE("getxattr: bpf.type of a program is prog plus its NUL (5 bytes)", "[fsops][xattr]") {
     Fx f;
     auto p = pin_ok(f.fs, kRootIno, "p", 1, ObjType::prog);
     auto r = f.fs.getxattr(Caller::root(), p.ino, "bpf.type", 5);
@@ -776,8 +776,9 @@ TEST_CASE("getxattr: bpf.type of a program is \"prog\\0\" (5 bytes)", "[fsops][x
     CHECK(big->value == std::string("prog\0", 5));
 }
 
-TEST_CASE("compat=linux: a link pins, counts and says bpf.type \"link\\0\"; the seed: EINVAL",
-          "[fsops][xattr][linux]") {
+TEST_CASE(
+    "compat=linux: a link pins, counts and says bpf.type link plus its NUL, and the seed: EINVAL",
+    "[fsops][xattr][linux]") {
     Fx f(MountOptions{0, 0, 01777, Compat::linux});
     auto l = pin_ok(f.fs, kRootIno, "l", 1, ObjType::link);
     auto r = f.fs.getxattr(Caller::root(), l.ino, "bpf.type", 64);
@@ -892,7 +893,7 @@ TEST_CASE("getxattr: an unreadable directory is EACCES before EOPNOTSUPP", "[fso
     CHECK(err_of(f.fs.getxattr(user(2000, 2000), kRootIno, "bpf.type", 64)) == EACCES);
 }
 
-TEST_CASE("listxattr: an object lists \"bpf.type\\0\" (9 bytes)", "[fsops][xattr]") {
+TEST_CASE("listxattr: an object lists bpf.type plus its NUL (9 bytes)", "[fsops][xattr]") {
     Fx f;
     auto m = pin_ok(f.fs, kRootIno, "m", 1, ObjType::map);
     auto p = pin_ok(f.fs, kRootIno, "p", 2, ObjType::prog);
@@ -1112,7 +1113,7 @@ TEST_CASE("pin: 255-byte name is accepted, 256 bytes is ENAMETOOLONG", "[fsops][
     CHECK(f.fs.counts().maps == 1);
 }
 
-TEST_CASE("pin: counts no lookup; the node is found by lookup", "[fsops][pin][inode]") {
+TEST_CASE("pin: counts no lookup, and the node is found by lookup", "[fsops][pin][inode]") {
     Fx f;
     auto a = pin_ok(f.fs, kRootIno, "m", 1);
     CHECK(f.fs.nlookup(a.ino) == 0);
@@ -1918,7 +1919,7 @@ TEST_CASE("compat=linux: get flags ask ACC_MODE and give the fd's mode", "[fsops
     CHECK(err_of(f.fs.may_pin(admin(0, 0), rd)) == EINVAL);
 }
 
-TEST_CASE("get: under compat=seed any flag is EINVAL; none asks write permission only",
+TEST_CASE("get: under compat=seed any flag is EINVAL, and none asks write permission only",
           "[fsops][get]") {
     Fx f;
     auto m = pin_ok(f.fs, kRootIno, "m", 1, ObjType::map, admin(1000, 1000));
@@ -1933,7 +1934,7 @@ TEST_CASE("get: under compat=seed any flag is EINVAL; none asks write permission
 }
 
 TEST_CASE(
-    "limits: the tree's nodes are bounded in all and per owner; root and the mount's owner "
+    "limits: the tree's nodes are bounded in all and per owner, and root and the mount's owner "
     "have no share",
     "[fsops][limits]") {
     Fx f(MountOptions{500, 500, 01777, Compat::linux});  // the mount belongs to uid 500

@@ -259,7 +259,7 @@ TEST_CASE("options: compat=linux ignores unknown options but not bad values of i
     CHECK(e.message.find("seed or linux") != std::string::npos);
 }
 
-TEST_CASE("options: a compat=linux remount validates and changes nothing; compat cannot change",
+TEST_CASE("options: a compat=linux remount validates and changes nothing, and compat cannot change",
           "[options][linux]") {
     const MountOptions now{1000, 1000, 01750, Compat::linux};
     auto r = parse_remount_options("mode=0700,uid=5,unknown", now);

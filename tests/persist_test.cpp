@@ -2243,7 +2243,7 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("crash: a mkdir bomb stops at its uid's share; others go on, also after a crash",
+TEST_CASE("crash: a mkdir bomb stops at its uid's share and others go on after a crash",
           "[persist][crash][limits]") {
     Mount m("compat=linux,nr_inodes=300,nr_inodes_per_uid=50");
     m.allow_restarts();

@@ -168,7 +168,7 @@ TEST_CASE("state log: wants compaction past its floor and 1.5 times its compacte
     CHECK_FALSE(l.log->wants_compaction());
 }
 
-TEST_CASE("state log: compaction keeps the FUSE_INIT request; a reset for a new mount drops it",
+TEST_CASE("state log: compaction keeps the FUSE_INIT request, and a reset for a new mount drops it",
           "[persist][state_log][compact]") {
     Logged l;
     std::vector<std::uint8_t> init{1, 2, 3, 4, 5};
