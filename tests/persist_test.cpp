@@ -255,6 +255,22 @@ pid_t await_new_worker(const Mount& m, pid_t old, const std::string& probe, int 
     return back ? now : -1;
 }
 
+// A mount whose daemon reads the test hook `var` = `value` (daemon/test_hooks.hpp) at start;
+// the variable is this process's only while the daemon starts.
+std::unique_ptr<Mount> mount_with_hook(const char* var, const std::string& value,
+                                       const std::string& opts = "") {
+    setenv(var, value.c_str(), 1);
+    std::unique_ptr<Mount> m;
+    try {
+        m = std::make_unique<Mount>(opts);
+    } catch (...) {
+        unsetenv(var);
+        throw;
+    }
+    unsetenv(var);
+    return m;
+}
+
 // Shared memory between the test and its forked children (MAP_SHARED | MAP_ANONYMOUS).
 template <typename T>
 class Shared {
@@ -600,15 +616,7 @@ TEST_CASE("crash: a compat=linux mount keeps its rule set and options across a w
 TEST_CASE("crash: after the state log was compacted, a new worker finds every node and object",
           "[persist][crash][compaction]") {
     // A tiny compaction floor, so a few hundred changes make the worker compact its log.
-    setenv("BPFFS_TEST_COMPACT_BYTES", "4096", 1);
-    std::unique_ptr<Mount> mp;
-    try {
-        mp = std::make_unique<Mount>();
-    } catch (...) {
-        unsetenv("BPFFS_TEST_COMPACT_BYTES");
-        throw;
-    }
-    unsetenv("BPFFS_TEST_COMPACT_BYTES");
+    std::unique_ptr<Mount> mp = mount_with_hook("BPFFS_TEST_COMPACT_BYTES", "4096");
     Mount& m = *mp;
     m.allow_restarts();
     Watchdog watchdog(m.path(), 30);
@@ -725,15 +733,8 @@ TEST_CASE("crash: a listing read across a crash, then the kernel's forgets, keep
 TEST_CASE("crash: a mkdir the dead worker had read is answered by the next one",
           "[persist][crash][inflight]") {
     // The first worker reads MKDIR and never answers it (the daemon's test fault injection).
-    setenv("BPFFS_TEST_STALL_OPCODE", std::to_string(FUSE_MKDIR).c_str(), 1);
-    std::unique_ptr<Mount> mp;
-    try {
-        mp = std::make_unique<Mount>("mode=0777");
-    } catch (...) {
-        unsetenv("BPFFS_TEST_STALL_OPCODE");
-        throw;
-    }
-    unsetenv("BPFFS_TEST_STALL_OPCODE");
+    std::unique_ptr<Mount> mp =
+        mount_with_hook("BPFFS_TEST_STALL_OPCODE", std::to_string(FUSE_MKDIR), "mode=0777");
     Mount& m = *mp;
     m.allow_restarts();
     const std::string dir = m.p("stalled");
@@ -800,15 +801,8 @@ TEST_CASE("crash: a mkdir the dead worker had read is answered by the next one",
 // name would wait for the directory's lock before the broker is even asked.
 TEST_CASE("crash: a worker killed while a pin waits in the kernel for its directory is replaced",
           "[persist][crash][inflight]") {
-    setenv("BPFFS_TEST_STALL_OPCODE", std::to_string(FUSE_UNLINK).c_str(), 1);
-    std::unique_ptr<Mount> mp;
-    try {
-        mp = std::make_unique<Mount>();
-    } catch (...) {
-        unsetenv("BPFFS_TEST_STALL_OPCODE");
-        throw;
-    }
-    unsetenv("BPFFS_TEST_STALL_OPCODE");
+    std::unique_ptr<Mount> mp =
+        mount_with_hook("BPFFS_TEST_STALL_OPCODE", std::to_string(FUSE_UNLINK));
     Mount& m = *mp;
     m.allow_restarts();
     mkdir_exact(m.p("d"));
@@ -2215,15 +2209,7 @@ TEST_CASE(
     for (const std::string op : {"3", "4"}) {  // protocol::Op status, remount
         INFO("op " << op);
         // The first worker reads requests of this op and never answers them.
-        setenv("BPFFS_TEST_STALL_BROKER_OP", op.c_str(), 1);
-        std::unique_ptr<Mount> mp;
-        try {
-            mp = std::make_unique<Mount>();
-        } catch (...) {
-            unsetenv("BPFFS_TEST_STALL_BROKER_OP");
-            throw;
-        }
-        unsetenv("BPFFS_TEST_STALL_BROKER_OP");
+        std::unique_ptr<Mount> mp = mount_with_hook("BPFFS_TEST_STALL_BROKER_OP", op);
         Mount& m = *mp;
         m.allow_restarts();
         Watchdog watchdog(m.path(), 30);
