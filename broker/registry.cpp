@@ -2,6 +2,8 @@
 // The registry: the only owner of the kernel objects' fds, by handle.
 #include "broker/registry.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 
 #include <algorithm>
@@ -49,6 +51,12 @@ void Registry::set_refs(const std::map<fsops::ObjHandle, std::uint64_t>& refs) {
             ++it;
             continue;
         }
+        // Never silently: a restart releases an object only when no restored name holds it.
+        spdlog::warn("released {} id {}: no name in the restored tree holds it",
+                     it->second.obj.type == fsops::ObjType::map    ? "map"
+                     : it->second.obj.type == fsops::ObjType::prog ? "program"
+                                                                   : "link",
+                     it->second.obj.id);
         if (hooks_.dropped) hooks_.dropped(it->first);
         by_id_.erase(key(it->second.obj));
         it = entries_.erase(it);

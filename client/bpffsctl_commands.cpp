@@ -516,11 +516,15 @@ int run_upgrade(const UpgradeOptions& o) {
         return kExitUsage;
     }
     client::Refusal why;
-    auto sock = connect_to(o.mountpoint, o.trust_uid, &why);
-    if (!sock) return report_connect("upgrade", o.mountpoint, sock.error().value, why);
-    auto before = fetch_status(sock->get());
-    if (!before) return report(what, before.error().value);
-    auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::upgrade, path}, {});
+    auto got = connect_with_status(o.mountpoint, o.trust_uid, &why);  // retried, as status
+    if (!got) {
+        int e = got.error().value;
+        return at_connect(e) ? report_connect("upgrade", o.mountpoint, e, why) : report(what, e);
+    }
+    auto& [sock, before_st] = *got;
+    const protocol::StatusInfo* before = &before_st;
+    // Not resent: a broken connection may have carried the request to the old worker already.
+    auto rep = client::exchange(sock.get(), protocol::Request{protocol::Op::upgrade, path}, {});
     if (!rep) return report(what, rep.error().value);
     if (rep->reply.error == EACCES && !path.empty()) {
         report(what + ": " + path +
@@ -530,7 +534,7 @@ int run_upgrade(const UpgradeOptions& o) {
         return kExitFailure;
     }
     if (rep->reply.error != 0) return report(what, rep->reply.error);
-    sock->reset();
+    sock.reset();
     // The old worker hands over and a new one starts: ask until the new one answers.
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<long>(o.timeout * 1000));

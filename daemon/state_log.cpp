@@ -174,23 +174,33 @@ void StateLog::append(const std::vector<fsops::Change>& changes) {
     write_batch(changes);
 }
 
-Result<fsops::CoreState> StateLog::read() const {
+Result<fsops::CoreState> StateLog::read(std::size_t* dropped) const {
     std::lock_guard lock(mu_);
     fsops::StateBuilder b;
     std::size_t pos = kHeaderSize;
+    std::vector<fsops::Change> batch;
+    if (dropped != nullptr) *dropped = 0;
     while (pos + 4 <= end_) {
         std::uint32_t total = load_u32(base_ + pos);
         if (total == 0) break;
         const std::uint8_t* p = base_ + pos + 4;
         const std::uint8_t* stop = p + total;
-        while (p < stop) {
+        batch.clear();
+        bool whole = true;
+        while (whole && p < stop) {
             std::size_t len = read_len(p, stop);
-            if (len == 0 || len > static_cast<std::size_t>(stop - p)) return fail(EINVAL);
-            auto c = fsops::decode(std::string_view(reinterpret_cast<const char*>(p), len));
-            if (!c) return fail(EINVAL);
-            b.apply(*c);
+            auto c = len == 0 || len > static_cast<std::size_t>(stop - p)
+                         ? Result<fsops::Change>(fail(EINVAL))
+                         : fsops::decode(std::string_view(reinterpret_cast<const char*>(p), len));
+            whole = c.has_value();
+            if (whole) batch.push_back(std::move(*c));
             p += len;
         }
+        if (!whole) {  // the torn tail: this batch and all after it
+            if (dropped != nullptr) *dropped = end_ - pos;
+            break;
+        }
+        b.apply(batch);
         pos += 4 + pad4(total);
     }
     return b.state();

@@ -54,8 +54,11 @@ public:
     // Throws std::runtime_error when the memfd cannot grow (the change sink's caller maps that
     // like any exception of a request: the request fails).
     void append(const std::vector<fsops::Change>& changes);
-    // Replays every complete batch. EINVAL: a batch that does not decode.
-    Result<fsops::CoreState> read() const;
+    // Replays every complete batch, as a write-ahead log does: a batch that does not decode (a
+    // torn or damaged record) ends the log there. It and everything after it are dropped,
+    // `dropped` (if given) says how many bytes; the batches before it are the state. A batch is
+    // one core call's changes, so that state is one the core was in.
+    Result<fsops::CoreState> read(std::size_t* dropped = nullptr) const;
     std::size_t used() const;
     // The log has grown well past what its state needs: past `floor` bytes (default 16 MiB) and
     // 1.5 times its size after the last compaction (a compaction is cheap: ~0.15 s at a million

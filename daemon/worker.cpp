@@ -87,7 +87,14 @@ Result<std::unique_ptr<fsops::Filesystem>> build_core(const WorkerHandoff& h, St
         spdlog::error("bad mount options in the handoff: {}", opts.error().message);
         return fail(EINVAL);
     }
-    auto state = log.read();
+    std::size_t torn = 0;
+    auto state = log.read(&torn);
+    if (torn != 0) {
+        spdlog::error(
+            "the state log is damaged {} bytes before its end: the changes from there on are "
+            "dropped, everything before them is restored",
+            torn);
+    }
     if (!state) {
         spdlog::error("the state log does not read back: {}", std::strerror(state.error().value));
         return fail(state.error().value);
