@@ -3,7 +3,8 @@
 // input is written where the batches go in a fresh log's memfd (the rest of it zero, as a log
 // that has not grown there yet), and the memfd is opened as a new worker opens the one the
 // supervisor hands it. Invariants (each an abort when it fails):
-//  - the log opens (its header is valid), and read() is EINVAL or a state;
+//  - the log opens (its header is valid), and read() gives a state: the batches before the
+//    first one that does not decode;
 //  - that state restores to EINVAL or to a core that holds it and behaves
 //    (fuzz/restore_check.hpp);
 //  - such a core, written over the log (reset_to, as a worker's start does), reads back as the
