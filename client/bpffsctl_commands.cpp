@@ -243,25 +243,6 @@ Result<UniqueFd> connect_to(const std::string& dir, std::uint32_t trust_uid, cli
     return client::connect_broker(dir, dirfd.get(), trust_of(trust_uid), why);
 }
 
-// Runs `attempt` (a connect and one idempotent request) again after a refused connect or a
-// broken connection, within libbpffs's budget (client::RetryPolicy), as its get does: across a
-// worker's restart or an upgrade, the connections the old worker held are closed.
-template <class Attempt>
-auto retried(Attempt attempt) -> decltype(attempt()) {
-    const client::RetryPolicy policy;
-    const auto start = std::chrono::steady_clock::now();
-    auto pause = policy.first_pause;
-    for (;;) {
-        auto r = attempt();
-        if (r) return r;
-        int e = r.error().value;
-        bool again = client::is_transient_connect_error(e) || client::is_broken_connection(e);
-        if (!again || std::chrono::steady_clock::now() - start >= policy.budget) return r;
-        std::this_thread::sleep_for(pause);
-        pause *= 2;
-    }
-}
-
 // Prints the failure of connect_to for `verb dir`.
 int report_connect(const std::string& verb, const std::string& dir, int e,
                    const client::Refusal& why) {
@@ -285,31 +266,26 @@ int report_connect(const std::string& verb, const std::string& dir, int e,
     return report(verb + " " + dir, e);
 }
 
-Result<protocol::StatusInfo> fetch_status(int sock) {
-    auto rep = client::exchange(sock, protocol::Request{protocol::Op::status, {}}, {});
-    if (!rep) return rep.error();
-    if (rep->reply.error != 0) return fail(rep->reply.error);
-    if (!rep->reply.status) return fail(EPROTO);
-    return std::move(*rep->reply.status);
+// A Channel to `dir`'s broker: status and remount are idempotent, so they go through it and are
+// resent across a worker's restart or an upgrade as libbpffs's get is (client::RetryPolicy).
+client::Channel channel_to(const std::string& dir, std::uint32_t trust_uid) {
+    return client::Channel(dir, UniqueFd(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)), {},
+                           trust_of(trust_uid));
 }
 
-// A connection to `dir`'s broker and its status, retried (retried()); `why` says why a broker
-// was not trusted.
-Result<std::pair<UniqueFd, protocol::StatusInfo>> connect_with_status(const std::string& dir,
-                                                                      std::uint32_t trust_uid,
-                                                                      client::Refusal* why) {
-    return retried([&]() -> Result<std::pair<UniqueFd, protocol::StatusInfo>> {
-        auto sock = connect_to(dir, trust_uid, why);
-        if (!sock) return sock.error();
-        auto st = fetch_status(sock->get());
-        if (!st) return st.error();
-        return std::pair{std::move(*sock), std::move(*st)};
-    });
+Result<protocol::StatusInfo> fetch_status(client::Channel& ch) {
+    auto out = ch.call(protocol::Request{protocol::Op::status, {}}, {});
+    if (!out) return out.error();
+    if (out->resp.reply.error != 0) return fail(out->resp.reply.error);
+    if (!out->resp.reply.status) return fail(EPROTO);
+    return std::move(*out->resp.reply.status);
 }
 
-// Whether a failure of connect_with_status happened at connect (report_connect says why).
-bool at_connect(int e) {
-    return e == client::kUntrusted || e == ENOENT || e == ECONNREFUSED || e == EACCES;
+// Prints the failure of a call on `ch` for `verb dir`: a connect's (report_connect says why) or
+// the broker's answer.
+int report_call(const std::string& verb, const std::string& dir, int e, const client::Channel& ch) {
+    bool at_connect = e == client::kUntrusted || e == ENOENT || e == ECONNREFUSED || e == EACCES;
+    return at_connect ? report_connect(verb, dir, e, ch.refusal()) : report(verb + " " + dir, e);
 }
 
 // The options a status reply says are in force.
@@ -462,14 +438,10 @@ int run_run(const RunOptions& o) {
 }
 
 int run_status(const StatusOptions& o) {
-    client::Refusal why;
-    auto got = connect_with_status(o.mountpoint, o.trust_uid, &why);
-    if (!got) {
-        int e = got.error().value;
-        return at_connect(e) ? report_connect("status", o.mountpoint, e, why)
-                             : report("status " + o.mountpoint, e);
-    }
-    const protocol::StatusInfo* st = &got->second;
+    client::Channel ch = channel_to(o.mountpoint, o.trust_uid);
+    auto got = fetch_status(ch);
+    if (!got) return report_call("status", o.mountpoint, got.error().value, ch);
+    const protocol::StatusInfo* st = &*got;
     fsops::MountOptions opts = options_of(*st);
     std::string shown = fsops::show_options(opts);
     // The daemon tells the counts only to a caller with CAP_SYS_ADMIN.
@@ -515,16 +487,15 @@ int run_upgrade(const UpgradeOptions& o) {
         report(what + ": path too long", ENAMETOOLONG);
         return kExitUsage;
     }
+    client::Channel ch = channel_to(o.mountpoint, o.trust_uid);
+    auto before = fetch_status(ch);  // resent if need be, as status
+    if (!before) return report_call("upgrade", o.mountpoint, before.error().value, ch);
+    // The upgrade itself is not resent (a broken connection may have carried it to the old
+    // worker already): one exchange on a connection of its own.
     client::Refusal why;
-    auto got = connect_with_status(o.mountpoint, o.trust_uid, &why);  // retried, as status
-    if (!got) {
-        int e = got.error().value;
-        return at_connect(e) ? report_connect("upgrade", o.mountpoint, e, why) : report(what, e);
-    }
-    auto& [sock, before_st] = *got;
-    const protocol::StatusInfo* before = &before_st;
-    // Not resent: a broken connection may have carried the request to the old worker already.
-    auto rep = client::exchange(sock.get(), protocol::Request{protocol::Op::upgrade, path}, {});
+    auto sock = connect_to(o.mountpoint, o.trust_uid, &why);
+    if (!sock) return report_connect("upgrade", o.mountpoint, sock.error().value, why);
+    auto rep = client::exchange(sock->get(), protocol::Request{protocol::Op::upgrade, path}, {});
     if (!rep) return report(what, rep.error().value);
     if (rep->reply.error == EACCES && !path.empty()) {
         report(what + ": " + path +
@@ -534,15 +505,14 @@ int run_upgrade(const UpgradeOptions& o) {
         return kExitFailure;
     }
     if (rep->reply.error != 0) return report(what, rep->reply.error);
-    sock.reset();
+    sock->reset();
     // The old worker hands over and a new one starts: ask until the new one answers.
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<long>(o.timeout * 1000));
     while (std::chrono::steady_clock::now() < deadline) {
-        auto s2 = connect_to(o.mountpoint, o.trust_uid, nullptr);
-        if (s2) {
-            auto st = fetch_status(s2->get());
-            if (st && st->generation > before->generation) {
+        client::Channel next = channel_to(o.mountpoint, o.trust_uid);
+        if (auto st = fetch_status(next)) {
+            if (st->generation > before->generation) {
                 // The next worker serves: the new binary. A later one (or a restart) means the
                 // new binary died and the supervisor went back to the old one.
                 if (st->generation != before->generation + 1 || st->restarts != before->restarts) {
@@ -566,13 +536,10 @@ int run_upgrade(const UpgradeOptions& o) {
 int run_remount(const RemountOptions& o) {
     std::string list = join(o.options, ',');
     const std::string what = "remount " + o.mountpoint;
-    client::Refusal why;
-    auto got = connect_with_status(o.mountpoint, o.trust_uid, &why);
-    if (!got) {
-        int e = got.error().value;
-        return at_connect(e) ? report_connect("remount", o.mountpoint, e, why) : report(what, e);
-    }
-    auto parsed = fsops::parse_remount_options(list, options_of(got->second));
+    client::Channel ch = channel_to(o.mountpoint, o.trust_uid);
+    auto st = fetch_status(ch);
+    if (!st) return report_call("remount", o.mountpoint, st.error().value, ch);
+    auto parsed = fsops::parse_remount_options(list, options_of(*st));
     if (!parsed) {
         std::fprintf(stderr, "bpffsctl: error: %s\n", parsed.error().message.c_str());
         return kExitUsage;
@@ -581,18 +548,10 @@ int run_remount(const RemountOptions& o) {
         report(what + ": option list too long", E2BIG);
         return kExitUsage;
     }
-    // A remount sets what the list says, so it may be sent again on a new connection.
-    auto rep =
-        client::exchange(got->first.get(), protocol::Request{protocol::Op::remount, list}, {});
-    if (!rep && (client::is_broken_connection(rep.error().value)))
-        rep = retried([&]() -> decltype(rep) {
-            auto sock = connect_to(o.mountpoint, o.trust_uid, nullptr);
-            if (!sock) return sock.error();
-            return client::exchange(sock->get(), protocol::Request{protocol::Op::remount, list},
-                                    {});
-        });
+    // A remount sets what the list says: it may be resent on a new connection.
+    auto rep = ch.call(protocol::Request{protocol::Op::remount, list}, {});
     if (!rep) return report(what, rep.error().value);
-    if (rep->reply.error != 0) return report(what, rep->reply.error);
+    if (rep->resp.reply.error != 0) return report(what, rep->resp.reply.error);
     return kExitOk;
 }
 

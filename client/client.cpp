@@ -292,7 +292,7 @@ Channel::Channel(std::string dir, UniqueFd dirfd, RetryPolicy policy, Trust trus
       policy_(std::move(policy)), trust_(trust) {}
 
 Result<void> Channel::connect_once() {
-    auto s = connect_broker(dir_, dirfd_, trust_);
+    auto s = connect_broker(dir_, dirfd_, trust_, &refusal_);
     if (!s) return s.error();
     sock_ = std::move(*s);
     pid_ = getpid();

@@ -115,6 +115,8 @@ public:
     // Connects unless connected, retrying transient connect errors. Errors: as connect_broker.
     Result<void> connect();
     bool connected() const { return sock_.valid(); }
+    // Why the last connect did not trust the socket (after a kUntrusted error).
+    const Refusal& refusal() const { return refusal_; }
 
     struct Outcome {
         Response resp;
@@ -134,6 +136,7 @@ private:
     int dirfd_ = -1;
     RetryPolicy policy_;
     Trust trust_;
+    Refusal refusal_;
     UniqueFd sock_;
     pid_t pid_ = -1;  // the process that connected sock_
 };
