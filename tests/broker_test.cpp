@@ -1759,6 +1759,7 @@ public:
         umount2(dir_.path().c_str(), MNT_DETACH);
     }
     std::string file() const { return dir_.p("f"); }
+    const std::string& dir() const { return dir_.path(); }  // its STATFS is never answered
 
 private:
     TempDir dir_;
@@ -1771,12 +1772,15 @@ TEST_CASE(
     "attack: files whose close never returns, sent by an unprivileged user, hold no "
     "serving thread, and the daemon still stops",
     "[broker][kernel][attack]") {
-    KMount m("mode=0755");  // the attacker reaches the socket
+    // compat=linux: the attacker may pin, so its pins reach the checks of their fds.
+    KMount m("compat=linux");
     auto map = must_map();
     must_pin(map.get(), m.p("m"));
     StuckFuse stuck;
     // As an unprivileged uid: the stuck file, sent on 16 connections as a pin's object and
-    // directory and as a get's node; the connections stay open.
+    // directory and as a get's node, and a pin of a real map into the stuck filesystem's root
+    // (a foreign parent the broker must not ask anything: its STATFS never answers); the
+    // connections stay open.
     constexpr int kConns = 16;
     Pipe ready;
     pid_t attacker = fork();
@@ -1800,6 +1804,9 @@ TEST_CASE(
             }
             send_with_fds(s.get(), request(proto::Op::pin, "x"), std::vector<int>{fd, fd});
             send_with_fds(s.get(), request(proto::Op::get), std::vector<int>{fd});
+            UniqueFd root(open(stuck.dir().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+            send_with_fds(s.get(), request(proto::Op::pin, "x"),
+                          std::vector<int>{map.get(), root.get()});
             conns.push_back(std::move(s));
         }
         ready.put(static_cast<std::uint32_t>(conns.size()));
