@@ -112,6 +112,9 @@ private:
     void register_conn(UniqueFd sock);
     void register_conn(std::shared_ptr<Conn> c);
     // Takes a connection out of conns_ (under conns_mu_), and out of its uid's count.
+    // A connection's place in the counts, from its admission (accept_one) until it is closed.
+    void count_locked(Conn& c);
+    void uncount_locked(Conn& c);
     void forget_conn_locked(std::unordered_map<std::uint64_t, std::shared_ptr<Conn>>::iterator it);
     // May a new connection of this peer be let in (under conns_mu_)? 0, or the errno of the
     // refusal (EUSERS: a limit of ServiceLimits).
@@ -170,8 +173,9 @@ private:
     // finds nothing). A thread serving one holds a reference, so its fd stays open.
     std::unordered_map<std::uint64_t, std::shared_ptr<Conn>> conns_;
     std::unordered_map<uid_t, std::size_t> conns_of_uid_;  // under conns_mu_
-    std::uint64_t refused_ = 0;                            // under conns_mu_: over a limit
-    std::size_t refusing_ = 0;  // under conns_mu_: refused ones in conns_, awaiting a request
+    std::size_t open_ = 0;       // under conns_mu_: connections admitted and not yet closed
+    std::uint64_t refused_ = 0;  // under conns_mu_: over a limit
+    std::size_t refusing_ = 0;   // under conns_mu_: refused ones in conns_, awaiting a request
     std::atomic<std::uint64_t> bad_messages_{0};  // malformed messages, all peers
     std::uint64_t next_conn_id_ = 16;             // under conns_mu_; below 16: the loop's own fds
     Closer closer_;

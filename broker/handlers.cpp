@@ -179,7 +179,7 @@ protocol::Reply Broker::do_status(RequestCreds& c) {
     auto& service = r.status->service.emplace();
     {
         std::lock_guard l(conns_mu_);
-        service.connections = static_cast<std::uint32_t>(conns_.size() - refusing_);
+        service.connections = static_cast<std::uint32_t>(open_);
         service.refused = refused_;
     }
     service.max_conns = cfg_.limits.max_conns;

@@ -64,6 +64,7 @@ struct Broker::Conn {
     Peer peer;  // as the kernel recorded it at connect (broker/peer.hpp)
     std::atomic<std::int64_t> last_active{0};  // now_ns(); read by the idle sweep
     int refusal = 0;  // over a limit: its first request is answered with this errno, then closed
+    bool counted = false;  // holds a place in open_ and conns_of_uid_ (from its admission on)
 };
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
@@ -165,32 +166,44 @@ void Broker::register_conn(std::shared_ptr<Conn> c) {
     ev.data.u64 = c->id;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
         spdlog::warn("broker: epoll_ctl: {}", std::strerror(errno));
+        uncount_locked(*c);
         return;  // closes the socket
     }
     if (c->refusal != 0)
         ++refusing_;
-    else
-        ++conns_of_uid_[c->peer.uid];
+    else if (!c->counted)
+        count_locked(*c);  // one handed over by an earlier worker
     conns_.emplace(c->id, std::move(c));
+}
+
+void Broker::count_locked(Conn& c) {
+    ++conns_of_uid_[c.peer.uid];
+    ++open_;
+    c.counted = true;
+}
+
+void Broker::uncount_locked(Conn& c) {
+    if (!c.counted) return;
+    c.counted = false;
+    --open_;
+    if (auto n = conns_of_uid_.find(c.peer.uid); n != conns_of_uid_.end() && --n->second == 0)
+        conns_of_uid_.erase(n);
 }
 
 void Broker::forget_conn_locked(
     std::unordered_map<std::uint64_t, std::shared_ptr<Conn>>::iterator it) {
-    if (it->second->refusal != 0) {
+    if (it->second->refusal != 0)
         --refusing_;
-    } else if (auto n = conns_of_uid_.find(it->second->peer.uid);
-               n != conns_of_uid_.end() && --n->second == 0) {
-        conns_of_uid_.erase(n);
-    }
+    else
+        uncount_locked(*it->second);
     conns_.erase(it);
 }
 
 int Broker::admit_locked(const Peer& peer, bool privileged) const {
     const fsops::ServiceLimits& limits = cfg_.limits;
-    const std::size_t open = conns_.size() - refusing_;
-    if (open >= limits.max_conns) return EUSERS;
+    if (open_ >= limits.max_conns) return EUSERS;
     if (privileged) return 0;
-    if (open + limits.reserved_conns() >= limits.max_conns) return EUSERS;
+    if (open_ + limits.reserved_conns() >= limits.max_conns) return EUSERS;
     auto it = conns_of_uid_.find(peer.uid);
     if (it != conns_of_uid_.end() && it->second >= limits.max_conns_per_uid) return EUSERS;
     return 0;
@@ -221,6 +234,7 @@ std::vector<UniqueFd> Broker::take_connections() {
     }
     conns_.clear();
     conns_of_uid_.clear();
+    open_ = 0;
     return out;
 }
 
@@ -229,6 +243,7 @@ void Broker::release_mount() {
         std::lock_guard l(conns_mu_);
         conns_.clear();
         conns_of_uid_.clear();
+        open_ = 0;
     }
     listen_.reset();
     tree_.reset();
@@ -342,6 +357,7 @@ int Broker::run() {
             std::lock_guard l(conns_mu_);
             conns_.clear();
             conns_of_uid_.clear();
+            open_ = 0;
         }
         if (hooks_.unmounted) hooks_.unmounted();
         return 0;
@@ -350,6 +366,7 @@ int Broker::run() {
         std::lock_guard l(conns_mu_);
         conns_.clear();
         conns_of_uid_.clear();
+        open_ = 0;
     }
     return e;
 }
@@ -427,6 +444,8 @@ int Broker::accept_one() {
         if (refusal != 0) {
             refused = ++refused_;
             wait_for_request = refusing_ < kMaxRefusing;
+        } else {
+            count_locked(*c);  // now: its client may connect again as soon as it is answered
         }
     }
     if (refusal != 0) {
@@ -439,7 +458,12 @@ int Broker::accept_one() {
         if (!refuse(*c) && wait_for_request) register_conn(std::move(c));
         return 0;
     }
-    if (on_readable(*c)) register_conn(std::move(c));
+    if (on_readable(*c)) {
+        register_conn(std::move(c));
+    } else {
+        std::lock_guard l(conns_mu_);
+        uncount_locked(*c);
+    }
     return 0;
 }
 
