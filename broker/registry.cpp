@@ -51,8 +51,9 @@ void Registry::set_refs(const std::map<fsops::ObjHandle, std::uint64_t>& refs) {
             ++it;
             continue;
         }
-        // Never silently: a restart releases an object only when no restored name holds it.
-        spdlog::warn("released {} id {}: no name in the restored tree holds it",
+        // Never silently: a restart releases an object only when no restored name holds it
+        // and the log ended cleanly (daemon/recovery.hpp): a pin that was never answered.
+        spdlog::warn("released {} id {}: its pin was not logged before the worker stopped",
                      it->second.obj.type == fsops::ObjType::map    ? "map"
                      : it->second.obj.type == fsops::ObjType::prog ? "program"
                                                                    : "link",

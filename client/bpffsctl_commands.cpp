@@ -471,6 +471,14 @@ int run_status(const StatusOptions& o) {
             f.push_back(x);
         }
     }
+    if (const auto& r = st->recovery) {  // what the serving worker's start found lost
+        for (auto& x : {num("state_log_damaged_at", r->damaged_at),
+                        str("state_log_unrestorable", r->unrestorable != 0 ? "yes" : "no"),
+                        num("names_dropped", r->names_dropped), num("objects_kept", r->kept),
+                        num("lost_found", r->lost_found)}) {
+            f.push_back(x);
+        }
+    }
     print_fields(f, o.json);
     return kExitOk;
 }

@@ -152,6 +152,13 @@ std::vector<std::uint8_t> encode(const Reply& r) {
             w.put(s.service->nr_inodes);
             w.put(s.service->nr_inodes_per_uid);
         }
+        if (s.links && s.service && s.recovery) {
+            w.put(s.recovery->damaged_at);
+            w.put(s.recovery->unrestorable);
+            w.put(s.recovery->names_dropped);
+            w.put(s.recovery->kept);
+            w.put(s.recovery->lost_found);
+        }
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op),
                                 static_cast<std::uint32_t>(r.error));
@@ -226,6 +233,12 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
             if (!rd.get(v.connections) || !rd.get(v.max_conns) || !rd.get(v.max_conns_per_uid) ||
                 !rd.get(v.refused) || !rd.get(v.files_closing) || !rd.get(v.fuse_aborted) ||
                 !rd.get(v.nodes) || !rd.get(v.nr_inodes) || !rd.get(v.nr_inodes_per_uid))
+                return fail(EPROTO);
+        }
+        if (!rd.done()) {
+            auto& v = s.recovery.emplace();
+            if (!rd.get(v.damaged_at) || !rd.get(v.unrestorable) || v.unrestorable > 1 ||
+                !rd.get(v.names_dropped) || !rd.get(v.kept) || !rd.get(v.lost_found))
                 return fail(EPROTO);
         }
         rep.status = std::move(s);

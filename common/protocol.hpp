@@ -79,6 +79,17 @@ struct ServiceStatus {
     friend bool operator==(const ServiceStatus&, const ServiceStatus&) = default;
 };
 
+// What the worker serving found lost when it started (daemon/recovery.hpp), and what waits
+// under /.lost+found now (StatusInfo::recovery).
+struct RecoveryStatus {
+    std::uint64_t damaged_at = 0;     // the state log's first dropped byte (0: none)
+    std::uint8_t unrestorable = 0;    // 1: the log held no consistent tree; an empty one is served
+    std::uint64_t names_dropped = 0;  // names whose kernel object was gone
+    std::uint64_t kept = 0;           // objects put under /.lost+found at that start
+    std::uint64_t lost_found = 0;     // objects under /.lost+found now
+    friend bool operator==(const RecoveryStatus&, const RecoveryStatus&) = default;
+};
+
 struct StatusInfo {
     // The value of dirs, maps, progs and links for a caller without CAP_SYS_ADMIN: the counts take
     // in directories it may not list (docs/protocol.md, "Who may ask what").
@@ -103,6 +114,8 @@ struct StatusInfo {
     // others"). Sent after links; a daemon that predates them sends none.
     using Service = ServiceStatus;
     std::optional<Service> service;
+    // Sent after service; a daemon that predates recovery sends none.
+    std::optional<RecoveryStatus> recovery;
     friend bool operator==(const StatusInfo&, const StatusInfo&) = default;
 };
 

@@ -5,8 +5,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -16,7 +18,11 @@ namespace bpffs::daemon {
 namespace {
 
 constexpr char kMagic[8] = {'B', 'P', 'F', 'F', 'S', 'L', 'O', 'G'};
-constexpr std::uint32_t kLogVersion = fsops::kStateVersion;
+// Version 3 frames each batch with a CRC; version 2 (kStateVersion's records, no CRC) is read
+// too, so an upgrade takes over the log an older worker wrote.
+constexpr std::uint32_t kLogVersion = 3;
+constexpr std::uint32_t kLogVersionNoCrc = 2;
+static_assert(fsops::kStateVersion == 2, "a new record codec needs a new log version");
 constexpr std::size_t kHeaderSize = 4096;
 constexpr std::size_t kInitOffset = 16;  // magic[8] | version u32 | init_len u32 | init
 constexpr std::size_t kInitMax = kHeaderSize - kInitOffset;
@@ -25,6 +31,10 @@ constexpr std::size_t kVarintMax = 10;
 constexpr std::size_t kBatchMax = std::numeric_limits<std::uint32_t>::max() - 3;
 
 std::size_t pad4(std::size_t n) { return (n + 3) & ~std::size_t{3}; }
+
+std::uint32_t crc_of(const std::uint8_t* p, std::size_t n) {
+    return static_cast<std::uint32_t>(crc32(crc32(0L, Z_NULL, 0), p, static_cast<uInt>(n)));
+}
 
 std::uint32_t load_u32(const std::uint8_t* p) {
     return std::atomic_ref<std::uint32_t>(
@@ -80,19 +90,34 @@ Result<std::unique_ptr<StateLog>> StateLog::open(UniqueFd fd, std::string* why) 
     std::uint32_t version = 0;
     std::memcpy(&version, log->base_ + 8, 4);
     if (std::memcmp(log->base_, kMagic, sizeof kMagic) != 0) return invalid("not a state log");
-    if (version != kLogVersion) {
+    if (version == kLogVersionNoCrc) log->head_ = 4;
+    if (version != kLogVersion && version != kLogVersionNoCrc) {
         return invalid("a state log of format version " + std::to_string(version) +
-                       "; this binary reads version " + std::to_string(kLogVersion));
+                       "; this binary reads versions 2 and 3");
     }
     // Find the end: the first batch that was never committed.
     std::size_t pos = kHeaderSize;
     while (pos + 4 <= size) {
         std::uint32_t total = load_u32(log->base_ + pos);
-        if (total == 0 || pos + 4 + total > size) break;
-        pos += 4 + pad4(total);
+        if (total == 0) {
+            // A batch is committed CRC first, length last: a CRC after a length 0 is a batch
+            // whose length was lost, not one a worker was still writing.
+            log->damaged_end_ =
+                log->head_ == 8 && pos + 8 <= size && load_u32(log->base_ + pos + 4) != 0;
+            break;
+        }
+        if (pos + log->head_ + total > size) {  // a damaged length
+            log->damaged_end_ = true;
+            break;
+        }
+        pos += log->head_ + pad4(total);
     }
     log->end_ = pos;
     log->compacted_size_ = pos;
+    // The daemon sizes its memfd in steps of kInitialCapacity doubled: a log of another size was
+    // cut short.
+    if (size % kInitialCapacity != 0 || !std::has_single_bit(size / kInitialCapacity))
+        log->damaged_end_ = true;
     return log;
 }
 
@@ -132,7 +157,7 @@ int StateLog::put_record(std::size_t& pos, const fsops::Change& c) {
     fsops::encode_to(c, scratch_);
     // Room for the length, the record, the padding and the zero word that ends the log.
     std::size_t need = pos + kVarintMax + scratch_.size() + 3 + 4;
-    if (need - end_ - 4 > kBatchMax) return EFBIG;
+    if (need - end_ - head_ > kBatchMax) return EFBIG;
     if (int e = grow(need); e != 0) return e;
     std::uint8_t* p = base_ + pos;
     for (std::size_t len = scratch_.size();; len >>= 7) {
@@ -148,20 +173,24 @@ int StateLog::put_record(std::size_t& pos, const fsops::Change& c) {
 }
 
 void StateLog::commit_batch(std::size_t pos) {
-    auto total = static_cast<std::uint32_t>(pos - end_ - 4);
+    auto total = static_cast<std::uint32_t>(pos - end_ - head_);
     std::memset(base_ + pos, 0, pad4(pos) - pos);
+    if (head_ == 8) {
+        std::uint32_t crc = crc_of(base_ + end_ + head_, total);
+        std::memcpy(base_ + end_ + 4, &crc, 4);
+    }
     std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(base_ + end_))
         .store(total, std::memory_order_release);
-    end_ += 4 + pad4(total);
+    end_ += head_ + pad4(total);
 }
 
 void StateLog::write_batch(const std::vector<fsops::Change>& changes) {
-    std::size_t pos = end_ + 4;
+    std::size_t pos = end_ + head_;
     for (const auto& c : changes) {
         if (int e = put_record(pos, c); e != 0) {
             // Nothing is visible: the batch's length word is still 0. What it wrote goes, so
             // that the word after the next batch reads as the end.
-            std::memset(base_ + end_ + 4, 0, pos - end_ - 4);
+            std::memset(base_ + end_ + head_, 0, pos - end_ - head_);
             throw std::runtime_error("state log: cannot grow: " + std::string(std::strerror(e)));
         }
     }
@@ -174,19 +203,20 @@ void StateLog::append(const std::vector<fsops::Change>& changes) {
     write_batch(changes);
 }
 
-Result<fsops::CoreState> StateLog::read(std::size_t* dropped) const {
+Result<fsops::CoreState> StateLog::read(std::size_t* damaged_at) const {
     std::lock_guard lock(mu_);
     fsops::StateBuilder b;
     std::size_t pos = kHeaderSize;
     std::vector<fsops::Change> batch;
-    if (dropped != nullptr) *dropped = 0;
+    if (damaged_at != nullptr) *damaged_at = 0;
     while (pos + 4 <= end_) {
         std::uint32_t total = load_u32(base_ + pos);
         if (total == 0) break;
-        const std::uint8_t* p = base_ + pos + 4;
+        const std::uint8_t* p = base_ + pos + head_;
         const std::uint8_t* stop = p + total;
         batch.clear();
-        bool whole = true;
+        bool whole = pos + head_ + total <= end_;
+        if (whole && head_ == 8) whole = load_u32(base_ + pos + 4) == crc_of(p, total);
         while (whole && p < stop) {
             std::size_t len = read_len(p, stop);
             auto c = len == 0 || len > static_cast<std::size_t>(stop - p)
@@ -197,13 +227,19 @@ Result<fsops::CoreState> StateLog::read(std::size_t* dropped) const {
             p += len;
         }
         if (!whole) {  // the torn tail: this batch and all after it
-            if (dropped != nullptr) *dropped = end_ - pos;
-            break;
+            if (damaged_at != nullptr) *damaged_at = pos;
+            return b.state();
         }
         b.apply(batch);
-        pos += 4 + pad4(total);
+        pos += head_ + pad4(total);
     }
+    if (damaged_end_ && damaged_at != nullptr) *damaged_at = end_;
     return b.state();
+}
+
+std::size_t StateLog::capacity() const {
+    std::lock_guard lock(mu_);
+    return capacity_;
 }
 
 std::size_t StateLog::used() const {
@@ -231,7 +267,7 @@ int StateLog::rewrite(const fsops::Filesystem& fs, bool keep_init,
     if (!fresh) return fresh.error().value;
     // No one else sees the new log until it is published: it is written without its mutex.
     StateLog& n = **fresh;
-    std::size_t pos = n.end_ + 4;
+    std::size_t pos = n.end_ + n.head_;
     int e = 0;
     try {
         fs.stream_state(
@@ -252,6 +288,8 @@ int StateLog::rewrite(const fsops::Filesystem& fs, bool keep_init,
                 std::swap(fd_, n.fd_);
                 std::swap(base_, n.base_);
                 std::swap(capacity_, n.capacity_);
+                std::swap(head_, n.head_);  // the new log is of this binary's version
+                damaged_end_ = false;
                 end_ = n.end_;
                 compacted_size_ = end_;
             });

@@ -5,11 +5,12 @@
 // returns and so before any reply leaves. A batch becomes visible all at once: its length word
 // is written last, and a reader stops at the first zero length.
 //
-// Layout (version 2 = fsops::kStateVersion, the records' codec): a 4 KiB header (magic, version,
-// the kernel's FUSE_INIT request as the first worker read it), then batches: total_len u32 |
-// records, each a LEB128 length and fsops::encode(change) | padding to 4 bytes. The log only
-// grows; compact() streams the core's current state into a new memfd, which replaces this one
-// (the supervisor swaps its copy when told).
+// Layout (version 3; the records are fsops::kStateVersion's codec): a 4 KiB header (magic,
+// version, the kernel's FUSE_INIT request as the first worker read it), then batches: total_len
+// u32 | crc32 u32 (zlib's, of the records) | records, each a LEB128 length and
+// fsops::encode(change) | padding to 4 bytes. Version 2 had no crc32 word; it is still read. The
+// log only grows; compact() streams the core's current state into a new memfd, which replaces this
+// one (the supervisor swaps its copy when told).
 //
 // Memory: the memfd's pages are the daemon's (the worker maps them; the supervisor holds the
 // fd). A pinned object costs about 47 bytes after a compaction and about 85 for each pin
@@ -54,11 +55,15 @@ public:
     // Throws std::runtime_error when the memfd cannot grow (the change sink's caller maps that
     // like any exception of a request: the request fails).
     void append(const std::vector<fsops::Change>& changes);
-    // Replays every complete batch, as a write-ahead log does: a batch that does not decode (a
-    // torn or damaged record) ends the log there. It and everything after it are dropped,
-    // `dropped` (if given) says how many bytes; the batches before it are the state. A batch is
-    // one core call's changes, so that state is one the core was in.
-    Result<fsops::CoreState> read(std::size_t* dropped = nullptr) const;
+    // Replays every complete batch, as a write-ahead log does: a batch that does not check or
+    // decode (a torn or damaged record, a CRC that does not match, a length past the file or
+    // lost, a file cut short) ends the log there. It and everything after it are dropped;
+    // `damaged_at` (if given) is its offset, or 0 when the log ended where a worker stopped
+    // writing (after its last committed batch: one it was writing is not seen). The batches before
+    // it are the state: a batch is one core call's changes, so that state is one the core was in.
+    Result<fsops::CoreState> read(std::size_t* damaged_at = nullptr) const;
+    // The memfd's size: a bound on the bytes ever appended since the log was last rewritten.
+    std::size_t capacity() const;
     std::size_t used() const;
     // The log has grown well past what its state needs: past `floor` bytes (default 16 MiB) and
     // 1.5 times its size after the last compaction (a compaction is cheap: ~0.15 s at a million
@@ -93,7 +98,11 @@ private:
     std::size_t end_ = 0;             // next batch offset
     std::size_t compacted_size_ = 0;  // bytes right after the last compaction
     std::size_t floor_ = 16 << 20;
-    std::string scratch_;  // one record's encoding
+    // open() found the end damaged: a length past the file, a length 0 before a CRC (a batch
+    // committed, its length lost), or a file cut short.
+    bool damaged_end_ = false;
+    std::size_t head_ = 8;  // a batch's length and CRC words (4: version 2, no CRC)
+    std::string scratch_;   // one record's encoding
 };
 
 }  // namespace bpffs::daemon

@@ -10,6 +10,7 @@
 #include "daemon/fuse_loop.hpp"
 #include "daemon/handoff.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/recovery.hpp"
 #include "daemon/state_log.hpp"
 #include "daemon/test_hooks.hpp"
 #include "fsops/filesystem.hpp"
@@ -73,54 +74,10 @@ std::string read_all(int fd) {
     return s;
 }
 
-// The limits the mount's options set (build_core() refuses options that do not parse).
+// The limits the mount's options set (recover() refuses options that do not parse).
 fsops::ServiceLimits limits_of(const WorkerHandoff& h) {
     auto parsed = fsops::parse_mount_options(h.options);
     return parsed ? parsed->limits : fsops::ServiceLimits{};
-}
-
-// The core, rebuilt from the log (or new), with names of objects nobody holds dropped.
-Result<std::unique_ptr<fsops::Filesystem>> build_core(const WorkerHandoff& h, StateLog& log,
-                                                      const std::set<fsops::ObjHandle>& held) {
-    auto opts = fsops::parse_mount_options(h.options);
-    if (!opts) {
-        spdlog::error("bad mount options in the handoff: {}", opts.error().message);
-        return fail(EINVAL);
-    }
-    std::size_t torn = 0;
-    auto state = log.read(&torn);
-    if (torn != 0) {
-        spdlog::error(
-            "the state log is damaged {} bytes before its end: the changes from there on are "
-            "dropped, everything before them is restored",
-            torn);
-    }
-    if (!state) {
-        spdlog::error("the state log does not read back: {}", std::strerror(state.error().value));
-        return fail(state.error().value);
-    }
-    if (state->nodes.empty()) {
-        auto fs = std::make_unique<fsops::Filesystem>(opts->ours);
-        fs->set_read_only(h.read_only);
-        return fs;
-    }
-    fsops::CoreState s = h.first ? fsops::fresh_mount_view(std::move(*state)) : std::move(*state);
-    std::size_t dropped = 0;
-    std::erase_if(s.nodes, [&](const fsops::NodeState& n) {
-        bool orphan = !n.is_dir && n.handle && held.count(*n.handle) == 0 &&
-                      !(n.ino == s.meta.socket_ino && s.meta.socket_ino != 0);
-        dropped += orphan;
-        return orphan;
-    });
-    if (dropped != 0) spdlog::warn("{} name(s) lost their kernel object; dropped", dropped);
-    if (h.first) s.meta.read_only = h.read_only;
-    auto fs = fsops::Filesystem::restore(s);
-    if (!fs) {
-        spdlog::error("the state log holds an inconsistent tree; refusing to serve it");
-        return fail(EINVAL);
-    }
-    if (h.first) (*fs)->apply_options(opts->ours);  // a new mount takes today's options
-    return std::move(*fs);
 }
 
 }  // namespace
@@ -189,26 +146,22 @@ bool Worker::open_core() {
         [c](fsops::ObjHandle hd) {
             ctl_send(c, {Ctl::obj_del, hd, {}});
         }});
-    std::set<fsops::ObjHandle> held;
+    RecoveryInput in{h_.options, h_.first, h_.read_only, h_.listen_fd >= 0, {}};
     for (auto& [handle, fd] : h_.objects) {
         if (auto r = registry_->adopt(handle, UniqueFd(fd)); !r) {
             spdlog::warn("object {} from the supervisor: {}", handle,
                          std::strerror(r.error().value));
             ctl_send(c, {Ctl::obj_del, handle, {}});
-        } else {
-            held.insert(handle);
+        } else if (auto obj = registry_->object(handle)) {
+            in.held.push_back(fsops::HeldObject{handle, obj->type, obj->id});
         }
     }
-    auto core = build_core(h_, *log_, held);
+    auto core = recover(*log_, in, recovery_);
     if (!core) return false;
     core_ = std::move(*core);
     const fsops::ServiceLimits limits = limits_of(h_);
     core_->set_node_limits(fsops::NodeLimits{limits.nr_inodes, limits.nr_inodes_per_uid});
-    std::map<fsops::ObjHandle, std::uint64_t> refs;
-    core_->stream_state([&refs](const fsops::Change& ch) {
-        if (ch.kind == fsops::Change::Kind::put && ch.node.handle) ++refs[*ch.node.handle];
-    });
-    registry_->set_refs(refs);
+    registry_->set_refs(recovery_.refs);
     resume_ = !h_.first && !log_->init().empty();
     if (int e = log_->reset_to(*core_, !h_.first,
                                [c](int fd) {
@@ -345,6 +298,10 @@ void Worker::start_broker() {
                                 s.pid = h_.supervisor_pid;
                                 s.generation = h_.generation;
                                 s.restarts = h_.restarts;
+                                s.recovery = protocol::RecoveryStatus{
+                                    recovery_.damaged_at, recovery_.unrestorable,
+                                    recovery_.names_dropped, recovery_.kept.size(),
+                                    core_->lost_count()};
                             }},
         broker::BrokerConfig{.limits = limits, .version = BPFFS_VERSION, .stall_op = stall});
     broker_thread_ = std::thread([this] { run_broker(); });

@@ -8,6 +8,7 @@
 
 #include "common/unique_fd.hpp"
 #include "daemon/handoff.hpp"
+#include "daemon/recovery.hpp"
 #include "daemon/test_hooks.hpp"
 
 #include <atomic>
@@ -88,6 +89,7 @@ private:
     bool resume_ = false;     // an earlier worker served this connection: replay its INIT
     std::unique_ptr<StateLog> log_;
     std::unique_ptr<broker::Registry> registry_;
+    RecoveryReport recovery_;  // what this worker's start found lost, for status
     std::unique_ptr<fsops::Filesystem> core_;
     std::unique_ptr<FuseState> state_;  // the session's userdata: outlives the session
     std::unique_ptr<fuse_session, SessionDeleter> se_;

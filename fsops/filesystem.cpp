@@ -294,7 +294,7 @@ Result<Attr> Filesystem::lookup(Ino parent, std::string_view name) {
         auto d = impl_->live_dir(parent);
         if (!d) return d.error();
         if (name.size() > kNameMax) return fail(ENAMETOOLONG);
-        if (name != kSocketName) {  // the broker's socket: this product's, found in both modes
+        if (!is_generated(parent, name)) {  // this product's names are found in both modes
             if (int e = impl_->policy().lookup_refused(name)) return fail(e);
         }
         Node* n = nullptr;
@@ -662,7 +662,7 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
             if (auto ok = impl_->permission(c, p, mask); !ok) return ok.error();
         }
         if (is_dotted(name)) return fail(EPERM);
-        if (int e = policy.pin_refused(impl_->dir_of(p).nsubdirs)) return fail(e);
+        if (int e = policy.pin_refused(impl_->counted_subdirs(p))) return fail(e);
         if (auto room = impl_->room_for(c); !room) return room.error();
         Node& n = impl_->link_new(p, name, kIfReg | policy.new_object_mode(umask), c);
         n.bits |= Node::type_bits(type);
@@ -693,9 +693,9 @@ Result<Attr> Filesystem::make_socket_node() {
     return impl_->change([&]() -> Result<Attr> {
         Impl& m = *impl_;
         if (m.socket_ino == 0) {
-            Ino ino = m.next_ino;
+            bool reserved = m.find(kSocketIno) == nullptr && kSocketIno < m.next_ino;
+            Ino ino = reserved ? kSocketIno : m.next_ino++;
             std::uint32_t slot = m.new_node(ino);
-            ++m.next_ino;
             Node& n = m.at(slot);
             n.parent = m.slot_of(kRootIno);
             Timespec now = m.clock();
@@ -711,6 +711,48 @@ Result<Attr> Filesystem::make_socket_node() {
         m.set_lookups(n, m.lookups(n) + 1);
         m.touch_lookups(n);
         return m.attr_of(n);
+    });
+}
+
+std::vector<std::string> Filesystem::keep_lost(const std::vector<HeldObject>& objects) {
+    return impl_->change([&] {
+        Impl& m = *impl_;
+        std::vector<std::string> names;
+        if (objects.empty()) return names;
+        const Caller root = Caller::root();
+        Node* dir = m.child(*m.find(kRootIno), kLostFoundName);
+        if (dir == nullptr) {
+            dir = &m.link_new(*m.find(kRootIno), kLostFoundName, kIfDir | 0700, root);
+            ++m.counts.dirs;
+        }
+        for (const HeldObject& o : objects) {
+            const char* kind = o.type == ObjType::map    ? "map"
+                               : o.type == ObjType::prog ? "prog"
+                                                         : "link";
+            std::string name = std::string(kind) + "-" + std::to_string(o.id);
+            for (int i = 2; m.child(*dir, name) != nullptr; ++i)
+                name = std::string(kind) + "-" + std::to_string(o.id) + "-" + std::to_string(i);
+            Node& n = m.link_new(*dir, name, kIfReg | 0600, root);
+            n.bits |= Node::type_bits(o.type) | Node::kHasHandle;
+            n.handle = o.handle;
+            ++m.counts.of(o.type);
+            names.push_back(std::move(name));
+        }
+        return names;
+    });
+}
+
+std::size_t Filesystem::lost_count() const {
+    std::lock_guard lock(impl_->mu);
+    const Node* dir = impl_->child(*impl_->find(kRootIno), kLostFoundName);
+    return dir == nullptr ? 0 : impl_->dir_of(*dir).nobjects;
+}
+
+void Filesystem::skip_inos(Ino ino) {
+    impl_->change([&] {
+        if (ino <= impl_->next_ino) return;
+        impl_->next_ino = ino;
+        impl_->touch_meta();
     });
 }
 

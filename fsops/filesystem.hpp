@@ -58,6 +58,13 @@ using DirSink = std::function<bool(const DirEntry&)>;
 // Receives the changes of one call, in order (see set_change_sink).
 using ChangeSink = std::function<void(const std::vector<Change>&)>;
 
+// An object the daemon holds, as the core names it (Filesystem::keep_lost).
+struct HeldObject {
+    ObjHandle handle = 0;
+    ObjType type = ObjType::map;
+    std::uint32_t id = 0;  // the kernel's id, for its name
+};
+
 // Result of an unlink: the kernel object the name held, to release at once.
 struct Unlinked {
     std::optional<ObjHandle> released;
@@ -203,6 +210,8 @@ public:
     // owner root, nlink 1, never listed by readdir, never removed (unlink: EPERM, rmdir:
     // ENOTDIR), an existing name to mkdir and pin (EEXIST). Counts one lookup (the mknod reply).
     // Only the daemon's own bind() may create it; the adapter checks who asks.
+    // Its ino is kSocketIno, which no other node of a new core gets (a state restored from an
+    // older daemon may have given it away: the socket then takes the next ino).
     Result<Attr> make_socket_node();
     Ino socket_ino() const;  // 0 until created
 
@@ -226,6 +235,17 @@ public:
     NodeLimits node_limits() const;
     Counts counts() const;
     std::size_t node_count() const;  // nodes in the inode table, removed-but-referenced too
+
+    // --- recovery from a damaged state log (daemon/recovery.hpp) -------------------------------
+    // Keeps each object under kLostFoundName in the root (made if missing: a directory 0700 of
+    // root) as "<map|prog|link>-<kernel id>" (then "-2", "-3"... while that is taken): a node
+    // 0600 of root, as if root had pinned it, past the node limits and the terminal rule, which
+    // never count that directory. The kernel learns of it by a lookup. Returns the names made.
+    std::vector<std::string> keep_lost(const std::vector<HeldObject>& objects);
+    // Objects under kLostFoundName now.
+    std::size_t lost_count() const;
+    // No new node gets an ino below `ino` (the kernel may know those from changes the log lost).
+    void skip_inos(Ino ino);
 
     // Drops every object and returns their handles (unmount releases everything).
     std::vector<ObjHandle> release_all();
@@ -253,7 +273,8 @@ public:
                       const std::function<void()>& done = {}) const;
     // Rebuilds a core from a state (the clock and policy are the new core's). EINVAL unless the
     // state is one the core could be in: root (ino 1, parent 0, no name) present and a live dir;
-    // every live node's parent present, live, a dir; names ones mkdir/pin accept (no dot),
+    // every live node's parent present, live, a dir; names ones mkdir/pin accept (no dot; the
+    // root's kLostFoundName directory too),
     // unique per dir; cookies >= 3, unique per dir, below the dir's next_cookie; every ino in
     // [1, next_ino); attr.ino, type bits, is_dir, nlink and handles agreeing; the socket node
     // (if any) the root's kSocketName and the only socket; removed nodes unlinked, referenced

@@ -11,6 +11,14 @@ namespace bpffs::fsops {
 
 // '.' anywhere: reserved (the seed's bpf_dname_reserved: EPERM).
 inline bool is_dotted(std::string_view name) { return name.find('.') != std::string_view::npos; }
+// The root's directory of objects the daemon holds that no restored name does (a damaged state
+// log, docs/operations.md "The state log"): a generated name, as the broker's socket is.
+inline constexpr std::string_view kLostFoundName = ".lost+found";
+// A dotted name the daemon generates, which lookup finds in both rule sets: the socket in every
+// directory, kLostFoundName in the root.
+inline bool is_generated(Ino parent, std::string_view name) {
+    return name == kSocketName || (parent == kRootIno && name == kLostFoundName);
+}
 // A name no path component can be.
 inline bool is_bad_name(std::string_view name) {
     return name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos;

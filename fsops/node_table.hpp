@@ -48,6 +48,7 @@
 #pragma once
 
 #include "fsops/filesystem.hpp"
+#include "fsops/names.hpp"
 #include "fsops/state.hpp"
 #include "fsops/types.hpp"
 
@@ -320,7 +321,7 @@ struct NodeTable {
     std::unordered_map<Ino, std::vector<NameRef>> more_names;  // every node with kMoreNames
     std::unordered_map<Ino, std::string> targets;              // every symlink's
 
-    Ino next_ino = kRootIno + 1;
+    Ino next_ino = kSocketIno + 1;  // kSocketIno is the socket node's (make_socket_node)
     MountOptions opts;
     Counts counts{1, 0, 0};
     Ino socket_ino = 0;  // the broker's socket node, once bound
@@ -591,6 +592,14 @@ struct NodeTable {
         const Dir& d = dir_of(dir);
         std::uint32_t pos = d.find(name);
         return pos == kNone ? nullptr : &at(d.entries[pos].slot);
+    }
+
+    // The subdirectories the seed's terminal rule counts: all but the root's kLostFoundName,
+    // which the daemon makes and which must not turn away a pin into the root.
+    std::uint32_t counted_subdirs(const Node& dir) const {
+        const Dir& d = dir_of(dir);
+        bool lost_found = dir.ino == kRootIno && d.nsubdirs > 0 && d.find(kLostFoundName) != kNone;
+        return d.nsubdirs - (lost_found ? 1 : 0);
     }
 
     // Room for one more name of node `n` (a hard link): throws bad_alloc before changing

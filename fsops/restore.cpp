@@ -46,7 +46,9 @@ bool node_state_valid(const NodeState& ns, Ino next_ino, Ino socket_ino) {
     }
     if (is_root || is_socket) return true;
     bool one_per_name = fmt != kIfReg && fmt != kIfLnk;  // dirs: checked with the tree
-    return is_valid_name(ns.name) && (one_per_name || ns.attr.nlink == 1 + ns.more_names.size());
+    bool lost_found = ns.parent == kRootIno && ns.name == kLostFoundName && ns.is_dir;
+    return (is_valid_name(ns.name) || lost_found) &&
+           (one_per_name || ns.attr.nlink == 1 + ns.more_names.size());
 }
 
 }  // namespace
@@ -145,7 +147,7 @@ bool NodeTable::count_loaded(const CoreState& s, bool mixed_dirs) {
         if (ns.removed || !ns.is_dir) continue;
         const Dir& d = dirs.find(ns.ino)->second;
         if (ns.attr.nlink != 2 + d.nsubdirs) return false;
-        if (!mixed_dirs && d.nobjects > 0 && d.nsubdirs > 0) return false;
+        if (!mixed_dirs && d.nobjects > 0 && counted_subdirs(*find(ns.ino)) > 0) return false;
         ++counts.dirs;
     }
     return true;

@@ -15,6 +15,8 @@ namespace bpffs::fsops {
 
 using Ino = std::uint64_t;
 inline constexpr Ino kRootIno = 1;
+// The broker's socket node's: known without the state log, which a new worker may find damaged.
+inline constexpr Ino kSocketIno = 2;
 inline constexpr std::size_t kNameMax = 255;
 // The longest symlink target (PATH_MAX less its NUL, as the kernel's getname() allows).
 inline constexpr std::size_t kTargetMax = 4095;

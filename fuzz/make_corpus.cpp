@@ -4,7 +4,6 @@
 // the code accepts. Deterministic (a fixed clock). Inputs of findings (crash-*) are not touched.
 //   fuzz_make_corpus fuzz/corpus
 #include "common/protocol.hpp"
-#include "daemon/state_log.hpp"
 #include "fsops/filesystem.hpp"
 #include "fsops/state.hpp"
 #include "tests/fsops_helpers.hpp"
@@ -143,12 +142,17 @@ std::string records(const std::vector<Change>& cs) {
     return out;
 }
 
-// The batches of a log, as a worker leaves them: `cs` in one batch per change.
+// The batches of a log of version 2 (no CRC word, the framing the state_log harness reads):
+// `cs` in one batch per change, each | total u32 | records | padding to 4 |.
 std::string log_batches(const std::vector<Change>& cs) {
-    auto log = daemon::StateLog::create();
-    for (const Change& c : cs) (*log)->append({c});
-    std::string bytes((*log)->used() - 4096, '\0');
-    if (pread((*log)->fd(), bytes.data(), bytes.size(), 4096) != std::ssize(bytes)) std::exit(1);
+    std::string bytes;
+    for (const Change& c : cs) {
+        std::string recs = records({c});
+        auto total = static_cast<std::uint32_t>(recs.size());
+        bytes.append(reinterpret_cast<const char*>(&total), 4);
+        bytes += recs;
+        bytes.append((4 - recs.size() % 4) % 4, '\0');
+    }
     return bytes;
 }
 

@@ -1097,14 +1097,14 @@ TEST_CASE("restore: a new core and a populated one restore to the same snapshot"
 }
 
 TEST_CASE("restore: inconsistent states are EINVAL", "[fsops][state][restore]") {
-    // root(1) -> a(2) -> m(4, map); root -> c(3); next_ino 5.
+    // root(1) -> a(3) -> m(5, map); root -> c(4); next_ino 6 (2 is the socket node's).
     FakeClock clk;
     Filesystem fs({}, clk.clock());
     REQUIRE(fs.mkdir(Caller::root(), kRootIno, "a"));
     REQUIRE(fs.mkdir(Caller::root(), kRootIno, "c"));
-    REQUIRE(fs.pin(admin(), 2, "m", ObjType::map, 9));
+    REQUIRE(fs.pin(admin(), 3, "m", ObjType::map, 9));
     const CoreState good = fs.snapshot();
-    REQUIRE(good.meta.next_ino == 5);
+    REQUIRE(good.meta.next_ino == 6);
     REQUIRE(Filesystem::restore(good).has_value());
 
     auto bad = [&](auto&& spoil) {
@@ -1115,29 +1115,29 @@ TEST_CASE("restore: inconsistent states are EINVAL", "[fsops][state][restore]") 
     SECTION("missing parent") {
         CHECK(bad([](CoreState& s) {
                   s.meta.next_ino = 100;
-                  node(s, 4).parent = 50;
+                  node(s, 5).parent = 50;
               }) == EINVAL);
     }
     SECTION("parent not a directory") {
         CHECK(bad([](CoreState& s) {
-                  node(s, 3).parent = 4;
+                  node(s, 4).parent = 5;
                   node(s, kRootIno).attr.nlink = 3;
               }) == EINVAL);
     }
     SECTION("duplicate name in a directory") {
-        CHECK(bad([](CoreState& s) { node(s, 3).name = "a"; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { node(s, 4).name = "a"; }) == EINVAL);
     }
     SECTION("duplicate cookie in a directory") {
-        CHECK(bad([](CoreState& s) { node(s, 3).cookie = node(s, 2).cookie; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { node(s, 4).cookie = node(s, 3).cookie; }) == EINVAL);
     }
     SECTION("cookie at or above the directory's next_cookie") {
-        CHECK(bad([](CoreState& s) { node(s, 4).cookie = node(s, 2).next_cookie; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { node(s, 5).cookie = node(s, 3).next_cookie; }) == EINVAL);
     }
     SECTION("cookie of '.' or '..'") {
-        CHECK(bad([](CoreState& s) { node(s, 4).cookie = 2; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { node(s, 5).cookie = 2; }) == EINVAL);
     }
     SECTION("ino at or above next_ino") {
-        CHECK(bad([](CoreState& s) { s.meta.next_ino = 4; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { s.meta.next_ino = 5; }) == EINVAL);
     }
     SECTION("the same ino twice") {
         CHECK(bad([](CoreState& s) { s.nodes.push_back(s.nodes.back()); }) == EINVAL);
@@ -1152,36 +1152,36 @@ TEST_CASE("restore: inconsistent states are EINVAL", "[fsops][state][restore]") 
               }) == EINVAL);
     }
     SECTION("is_dir and the type bits disagree") {
-        CHECK(bad([](CoreState& s) { node(s, 3).is_dir = false; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { node(s, 4).is_dir = false; }) == EINVAL);
     }
     SECTION("attr.ino differs") {
-        CHECK(bad([](CoreState& s) { node(s, 3).attr.ino = 2; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { node(s, 4).attr.ino = 3; }) == EINVAL);
     }
     SECTION("invalid names") {
         for (std::string name :
              {std::string(), std::string("x/y"), std::string("x.y"), std::string("."),
               std::string(kNameMax + 1, 'n'), std::string("a\0b", 3)}) {
             INFO("name '" << name << "'");
-            CHECK(bad([&](CoreState& s) { node(s, 3).name = name; }) == EINVAL);
+            CHECK(bad([&](CoreState& s) { node(s, 4).name = name; }) == EINVAL);
         }
     }
     SECTION("wrong nlink of a directory") {
         CHECK(bad([](CoreState& s) { node(s, kRootIno).attr.nlink = 2; }) == EINVAL);
     }
     SECTION("a handle on a directory") {
-        CHECK(bad([](CoreState& s) { node(s, 3).handle = 5; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { node(s, 4).handle = 5; }) == EINVAL);
     }
     SECTION("a terminal directory with a subdirectory") {
         CHECK(bad([](CoreState& s) {
-                  node(s, 3).parent = 2;
-                  node(s, 3).cookie = node(s, 2).next_cookie++;
-                  node(s, 2).attr.nlink = 3;
+                  node(s, 4).parent = 3;
+                  node(s, 4).cookie = node(s, 3).next_cookie++;
+                  node(s, 3).attr.nlink = 3;
                   node(s, kRootIno).attr.nlink = 3;
               }) == EINVAL);
     }
     SECTION("a removed node nobody references") {
         CHECK(bad([](CoreState& s) {
-                  NodeState& m = node(s, 4);
+                  NodeState& m = node(s, 5);
                   m.removed = true;
                   m.handle.reset();
                   m.attr.nlink = 0;
@@ -1190,7 +1190,7 @@ TEST_CASE("restore: inconsistent states are EINVAL", "[fsops][state][restore]") 
     }
     SECTION("a removed node still holding its object") {
         CHECK(bad([](CoreState& s) {
-                  NodeState& m = node(s, 4);
+                  NodeState& m = node(s, 5);
                   m.removed = true;
                   m.attr.nlink = 0;
                   m.nlookup = 1;
@@ -1198,24 +1198,24 @@ TEST_CASE("restore: inconsistent states are EINVAL", "[fsops][state][restore]") 
     }
     SECTION("a live node under a removed directory") {
         CHECK(bad([](CoreState& s) {
-                  node(s, 3).removed = true;
-                  node(s, 3).attr.nlink = 0;
-                  node(s, 3).nlookup = 1;
+                  node(s, 4).removed = true;
+                  node(s, 4).attr.nlink = 0;
+                  node(s, 4).nlookup = 1;
                   node(s, kRootIno).attr.nlink = 3;
-                  node(s, 4).parent = 3;
-                  node(s, 4).cookie = 3;
-                  node(s, 3).next_cookie = 4;
-                  node(s, 2).attr.nlink = 2;
+                  node(s, 5).parent = 4;
+                  node(s, 5).cookie = 3;
+                  node(s, 4).next_cookie = 4;
+                  node(s, 3).attr.nlink = 2;
               }) == EINVAL);
     }
     SECTION("socket_ino naming a directory, or a socket node without socket_ino") {
-        CHECK(bad([](CoreState& s) { s.meta.socket_ino = 3; }) == EINVAL);
         CHECK(bad([](CoreState& s) { s.meta.socket_ino = 4; }) == EINVAL);
+        CHECK(bad([](CoreState& s) { s.meta.socket_ino = 5; }) == EINVAL);
     }
     SECTION("socket_ino naming no node") {
         CHECK(bad([](CoreState& s) {
-                  s.meta.socket_ino = 5;
-                  s.meta.next_ino = 6;
+                  s.meta.socket_ino = 6;
+                  s.meta.next_ino = 7;
               }) == EINVAL);
     }
 }
@@ -1224,15 +1224,15 @@ TEST_CASE("restore: directories that hang off each other but not off the root ar
           "[fsops][state][restore]") {
     FakeClock clk;
     Filesystem fs({}, clk.clock());
-    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "a"));  // 2
-    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "c"));  // 3
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "a"));  // 3
+    REQUIRE(fs.mkdir(Caller::root(), kRootIno, "c"));  // 4
     CoreState s = fs.snapshot();
     // a in c and c in a, each with a cookie its new parent could have handed out.
     node(s, kRootIno).attr.nlink = 2;
-    node(s, 2).parent = 3;
-    node(s, 3).parent = 2;
-    node(s, 2).attr.nlink = node(s, 3).attr.nlink = 3;
-    node(s, 2).next_cookie = node(s, 3).next_cookie = 10;
+    node(s, 3).parent = 4;
+    node(s, 4).parent = 3;
+    node(s, 3).attr.nlink = node(s, 4).attr.nlink = 3;
+    node(s, 3).next_cookie = node(s, 4).next_cookie = 10;
     CHECK(err_of(Filesystem::restore(s)) == EINVAL);
 }
 
@@ -1284,9 +1284,10 @@ TEST_CASE("fresh_mount_view: removed nodes and the socket node go, lookups reset
     auto got = nfs.get(Caller::root(), m->ino);
     REQUIRE(got);
     CHECK(got->handle == 77);
+    // A new mount's kernel knows no ino yet: the socket takes its own again.
     auto s2 = nfs.make_socket_node();
     REQUIRE(s2);
-    CHECK(s2->ino >= old.meta.next_ino);
+    CHECK(s2->ino == kSocketIno);
 }
 
 TEST_CASE("restore: hard links and symlinks come back under compat=linux only, and consistent",
@@ -1363,4 +1364,83 @@ TEST_CASE("compat=linux: names of one node survive compactions of their director
     REQUIRE(last.has_value());
     CHECK(last->released == std::optional<ObjHandle>(5));  // with its last name only
     CHECK(fs.counts().maps == 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// keep_lost: the objects recovery finds no name for (daemon/recovery.hpp)
+
+TEST_CASE("keep_lost: objects go to root's .lost+found, which no rule set hides or counts",
+          "[fsops][state][restore]") {
+    for (Compat compat : {Compat::seed, Compat::linux}) {
+        INFO((compat == Compat::linux ? "compat=linux" : "compat=seed"));
+        MountOptions o{0, 0, 0755};
+        o.compat = compat;
+        Filesystem fs(o);
+        REQUIRE(fs.pin(admin(), kRootIno, "m", ObjType::map, 1));  // the root holds an object
+        auto names =
+            fs.keep_lost({HeldObject{7, ObjType::map, 40}, HeldObject{8, ObjType::prog, 40},
+                          HeldObject{9, ObjType::map, 40}});
+        CHECK(names == std::vector<std::string>{"map-40", "prog-40", "map-40-2"});
+        CHECK(fs.lost_count() == 3);
+        // Found in both rule sets (compat=linux refuses other dotted names), in the root only.
+        auto lf = fs.lookup(kRootIno, kLostFoundName);
+        REQUIRE(lf);
+        CHECK(lf->mode == (kIfDir | 0700));
+        CHECK(lf->uid == 0);
+        CHECK(err_of(fs.lookup(kRootIno, ".other")) == (compat == Compat::linux ? EPERM : ENOENT));
+        auto kept = fs.lookup(lf->ino, "prog-40");
+        REQUIRE(kept);
+        CHECK(kept->mode == (kIfReg | 0600));
+        auto got = fs.get(Caller::root(), kept->ino);
+        REQUIRE(got);
+        CHECK(got->handle == 8);
+        // The seed's terminal rule does not count it: the root still takes pins, and not mkdirs.
+        CHECK(fs.pin(admin(), kRootIno, "m2", ObjType::map, 2));
+        CHECK(err_of(fs.mkdir(Caller::root(), kRootIno, "d")) ==
+              (compat == Compat::seed ? EPERM : 0));
+        // Kept again: the directory is reused. It restores, and root empties and removes it.
+        CHECK(fs.keep_lost({HeldObject{10, ObjType::link, 3}}) ==
+              std::vector<std::string>{"link-3"});
+        auto back = Filesystem::restore(fs.snapshot());
+        REQUIRE(back);
+        CHECK((*back)->lost_count() == 4);
+        for (const char* n : {"map-40", "prog-40", "map-40-2", "link-3"})
+            CHECK((*back)->unlink(lf->ino, n));
+        CHECK((*back)->rmdir(kRootIno, kLostFoundName));
+        CHECK((*back)->lost_count() == 0);
+    }
+}
+
+TEST_CASE("restore: a dotted name is .lost+found only as a directory in the root",
+          "[fsops][state][restore]") {
+    MountOptions o{0, 0, 0755};
+    o.compat = Compat::linux;  // objects beside directories in the root
+    Filesystem fs(o);
+    auto d = fs.mkdir(Caller::root(), kRootIno, "d");
+    REQUIRE(d);
+    REQUIRE(fs.pin(admin(), d->ino, "m", ObjType::map, 1));
+    REQUIRE(fs.pin(admin(), kRootIno, "r", ObjType::map, 3));
+    fs.keep_lost({HeldObject{2, ObjType::map, 5}});
+    const CoreState good = fs.snapshot();
+    REQUIRE(Filesystem::restore(good));
+    auto spoilt = [&](auto&& spoil) {
+        CoreState s = good;
+        spoil(s);
+        return err_of(Filesystem::restore(s));
+    };
+    auto named = [](CoreState& s, std::string_view name) -> NodeState& {
+        return *std::find_if(s.nodes.begin(), s.nodes.end(),
+                             [&](const NodeState& n) { return n.name == name; });
+    };
+    auto away = [&](CoreState& s) { named(s, kLostFoundName).name = "lf"; };
+    CHECK(spoilt(away) == 0);  // the spoils below fail for their own reason
+    CHECK(spoilt([&](CoreState& s) {
+              away(s);
+              named(s, "r").name = std::string(kLostFoundName);  // no directory
+          }) == EINVAL);
+    CHECK(spoilt([&](CoreState& s) {
+              away(s);
+              named(s, "m").name = std::string(kLostFoundName);  // not in the root
+          }) == EINVAL);
+    CHECK(spoilt([&](CoreState& s) { named(s, "map-5").name = ".x"; }) == EINVAL);
 }
