@@ -241,7 +241,9 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
                 !rd.get(v.names_dropped) || !rd.get(v.kept) || !rd.get(v.lost_found))
                 return fail(EPROTO);
         }
+        // Figures a newer daemon sends after these are not this client's business.
         rep.status = std::move(s);
+        return rep;
     }
     if (!rd.done()) return fail(EPROTO);
     return rep;
