@@ -148,9 +148,9 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     Bytes newer = encode(Reply{Op::status, 0, {}, with_recovery});
     for (std::uint8_t extra : {1, 2, 3, 4, 5, 6, 7, 8}) newer.push_back(extra);
     std::uint32_t len = 0;
-    std::memcpy(&len, newer.data() + 8, 4);
+    std::memcpy(&len, newer.data() + 12, 4);
     len += 8;
-    std::memcpy(newer.data() + 8, &len, 4);
+    std::memcpy(newer.data() + 12, &len, 4);
     auto got = decode_reply(newer);
     REQUIRE(ename(err_of(got)) == ename(0));
     CHECK(same(*got, Reply{Op::status, 0, {}, with_recovery}));
