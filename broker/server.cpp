@@ -2,6 +2,7 @@
 // The broker's server: the socket, the connections and their serving threads, each message's
 // credentials (peer.hpp), the mount-table watch. The requests themselves: handlers.cpp.
 #include "broker/broker.hpp"
+#include "common/log_limit.hpp"
 
 #include "broker/peer.hpp"
 #include "common/scm.hpp"
@@ -38,10 +39,6 @@ constexpr std::uint32_t kConnEvents = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
 // Refused connections kept until their first request comes, to answer it with the refusal; past
 // that many, one is closed unanswered (the idle sweep drops those that never ask).
 constexpr std::size_t kMaxRefusing = 64;
-
-// A count worth a log line: the 1st, 2nd, 4th, 8th... of a kind, so that a client repeating one
-// mistake costs the log a line per doubling (17 lines for 100,000), each saying how many so far.
-bool worth_logging(std::uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -11,6 +11,8 @@
 // namespace the daemon cannot see: pid 0), it gets no groups and no capabilities.
 #include "daemon/fuse_adapter.hpp"
 
+#include "common/log_limit.hpp"
+
 #include "common/proc_status.hpp"
 
 #include <spdlog/spdlog.h>
@@ -65,14 +67,23 @@ bool is_expected_errno(int e) {
 // The one line a request leaves in the log (`op=mkdir parent=1 name="x" -> 5`): debug level
 // for a success and for the errnos that are answers, error level for the rest. `detail` is
 // formatted only when the line is written; `result` is what a success shows.
+// Error lines are bounded (common/log_limit.hpp): a client can cause them (ENOSPC past its share
+// of the tree, EIO when memory runs out), so they come a line per doubling with the count.
 template <class... A>
 void log_op(const char* op, int error, std::string_view result, fmt::format_string<A...> detail,
             A&&... args) {
+    static LogDoubling faults;
     const bool fault = error != 0 && !is_expected_errno(error);
-    const auto level = fault ? spdlog::level::err : spdlog::level::debug;
-    if (!spdlog::should_log(level)) return;
-    spdlog::log(level, "op={} {} -> {}", op, fmt::format(detail, std::forward<A>(args)...),
-                error != 0 ? std::string_view(strerrorname_np(error)) : result);
+    if (fault) {
+        std::uint64_t n = faults.next();
+        if (n == 0 || !spdlog::should_log(spdlog::level::err)) return;
+        spdlog::error("op={} {} -> {} ({} request(s) failed so far)", op,
+                      fmt::format(detail, std::forward<A>(args)...), strerrorname_np(error), n);
+        return;
+    }
+    if (!spdlog::should_log(spdlog::level::debug)) return;
+    spdlog::debug("op={} {} -> {}", op, fmt::format(detail, std::forward<A>(args)...),
+                  error != 0 ? std::string_view(strerrorname_np(error)) : result);
 }
 
 // Every reply that carries only an errno (0: success without data) goes through here.
@@ -107,7 +118,7 @@ void guarded_forget(fuse_req_t req, const char* op, F&& body) {
     try {
         body();
     } catch (const std::exception& ex) {
-        spdlog::error("op={} failed: {}", op, ex.what());
+        log_op(op, EIO, "", "failed: {}", ex.what());
     }
     fuse_reply_none(req);
 }

@@ -1966,6 +1966,43 @@ TEST_CASE("attack: a hundred thousand malformed messages from one user cost the 
 }
 
 TEST_CASE(
+    "attack: a hundred thousand refused mkdirs and pins from one user cost the log a few lines",
+    "[broker][kernel][attack]") {
+    // compat=linux: an unprivileged user may pin, and each pin of a root-less caller would be a
+    // line; its share of the tree is 10 nodes, and every mkdir and pin past it is ENOSPC.
+    KMount m("compat=linux,mode=01777,nr_inodes_per_uid=10");
+    auto map = must_map("flood");
+    const auto lines = [&] {
+        std::string log = m.log();
+        return static_cast<std::size_t>(std::count(log.begin(), log.end(), '\n'));
+    };
+    const std::size_t before = lines();
+    constexpr int kTries = 100000;
+    int r = run_as(kUser, kUserGid, [&] {
+        for (int i = 0; i < 10; ++i) {
+            if (bpffs_obj_pin(map.get(), m.p("p" + std::to_string(i)).c_str()) != 0) return 1;
+        }
+        for (int i = 0; i < kTries; ++i) {
+            std::string p = m.p("x" + std::to_string(i));
+            if (mkdir(p.c_str(), 0755) == 0 || errno != ENOSPC) return 2;
+        }
+        for (int i = 0; i < 1000; ++i) {
+            if (bpffs_obj_pin(map.get(), m.p("y").c_str()) == 0 || errno != ENOSPC) return 3;
+        }
+        return 0;
+    });
+    REQUIRE(r == 0);
+    // A line per doubling: 17 for 100,000 mkdirs, and none per pin of an unprivileged user.
+    const std::size_t added = lines() - before;
+    INFO(m.log().substr(m.log().size() > 2000 ? m.log().size() - 2000 : 0));
+    CHECK(added <= 40);
+    CHECK(m.log().find("65536 request(s) failed so far") != std::string::npos);
+    CHECK(m.log().find("pinned map") == std::string::npos);
+    UniqueFd s = must_connect(m);
+    CHECK(describe(round_trip(s.get(), request(proto::Op::status))) == "reply " + ename(0));
+}
+
+TEST_CASE(
     "attack: 64 clients pinning, getting, listing and unlinking at once: no error, no fd "
     "left behind",
     "[broker][kernel][attack][stress]") {
