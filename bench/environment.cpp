@@ -314,6 +314,8 @@ std::string proc_status(pid_t pid) {
 
 std::size_t rss_bytes(pid_t pid) { return status_kib(proc_status(pid), "VmRSS:"); }
 
+std::size_t peak_rss_bytes(pid_t pid) { return status_kib(proc_status(pid), "VmHWM:"); }
+
 std::size_t tree_rss_bytes(pid_t root) {
     std::size_t sum = 0;
     for (pid_t p : test::process_tree(root)) sum += rss_bytes(p);

@@ -134,6 +134,8 @@ private:
 
 // VmRSS of a process in bytes (0 if unreadable).
 std::size_t rss_bytes(pid_t pid);
+// VmHWM: the most VmRSS the process ever had.
+std::size_t peak_rss_bytes(pid_t pid);
 // VmRSS summed over `root` and its descendants: the daemon's memory, whether it runs as one
 // process or as a supervisor and a worker (each exec'ed: they share no pages but libraries').
 std::size_t tree_rss_bytes(pid_t root);

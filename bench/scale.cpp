@@ -18,6 +18,7 @@
 #include "bpffs/bpffs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -123,6 +124,10 @@ struct Results {
     // A listing of the big tree's first (full) directory.
     std::uint64_t first_dir = 0;
     Samples listing;
+    // A worker killed at full size: its VmRSS, the next one's peak (its restore), the time until
+    // a get works again.
+    std::size_t worker_live = 0, worker_restored_peak = 0;
+    double restart_secs = 0;
     // Unlinking everything.
     Samples unlink_lat;
     double unlink_secs = 0;
@@ -171,6 +176,37 @@ void probe_phase(const Config& cfg, const Tree& big, const Tree& small,
     std::string d0 = big.m.ours(dir_name(0));
     r.listing = measure(
         "readdir", [&](std::uint64_t) { return list_dir(d0, r.first_dir); }, cfg.quick ? 2 : 5, 1);
+}
+
+// The big mount's worker (the supervisor's descendant), or -1.
+pid_t worker_of(const Tree& t) {
+    pid_t sup = t.m.daemon_pid();
+    for (pid_t p : test::process_tree(sup)) {
+        if (p != sup) return p;
+    }
+    return -1;
+}
+
+// Kills the big mount's worker at full size and waits for the next one to serve a get: a restore
+// of every name from the state log (docs/operations.md, "The state log").
+void restart_phase(const Tree& big, Results& r) {
+    std::fprintf(stderr, "bpffs-bench: scale: kill -9 of the worker at %s names\n",
+                 fmt_count(big.count).c_str());
+    pid_t old = worker_of(big);
+    if (old <= 0) failed("find the worker", ESRCH);
+    r.worker_live = rss_bytes(old);
+    std::int64_t t0 = now_ns();
+    if (kill(old, SIGKILL) != 0) failed("kill the worker", errno);
+    pid_t now = -1;
+    bool back = test::wait_for(
+        [&] {
+            now = worker_of(big);
+            return now > 0 && now != old && lib_get(big.path(big.count - 1)) == 0;
+        },
+        120000);
+    if (!back) failed("a new worker serving", ETIMEDOUT);
+    r.restart_secs = static_cast<double>(now_ns() - t0) / 1e9;
+    r.worker_restored_peak = peak_rss_bytes(now);
 }
 
 // Unlinks every name of the big tree, timed, and reads the daemon's memory after.
@@ -229,6 +265,15 @@ void memory_rows(Table& t, const Tree& big, const Results& r) {
            "", "", "", ""});
     t.add({"daemon memory when full", fmt_bytes(static_cast<double>(r.rss_full)), "",
            r.mem_full.describe(), "", "", "", ""});
+    Target restore = Target::at_most(1.5);
+    double peak = static_cast<double>(r.worker_restored_peak) /
+                  std::max(1.0, static_cast<double>(r.worker_live));
+    auto met = restore.met(peak);
+    t.add({"restart after kill -9: new worker's peak RSS",
+           fmt_bytes(static_cast<double>(r.worker_restored_peak)),
+           "serving again after " + fmt_duration(r.restart_secs * 1e9), "live worker's RSS",
+           fmt_bytes(static_cast<double>(r.worker_live)), fmt_ratio(peak), restore.text(),
+           met && *met ? "yes" : "**no**"});
 }
 
 void report(const Tree& big, const Tree& small, const Results& r) {
@@ -268,6 +313,7 @@ int run_scale(const Config& cfg) {
     Results r;
     pin_phase(big, small, maps, r);
     probe_phase(cfg, big, small, maps, r);
+    restart_phase(big, r);
     unlink_phase(cfg, big, r);
     report(big, small, r);
     return 0;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <set>
 
 namespace bpffs::daemon {
@@ -25,21 +26,34 @@ std::unique_ptr<fsops::Filesystem> empty_core(const fsops::MountOptions& opts,
 }
 
 // The core the log's state gives, with the names of objects no one holds dropped; nullptr when
-// the state is no consistent tree.
-std::unique_ptr<fsops::Filesystem> restored_core(fsops::CoreState s, const RecoveryInput& in,
+// the state is no consistent tree. The nodes go from the log into the core one at a time.
+std::unique_ptr<fsops::Filesystem> restored_core(LogReplay& replay, const RecoveryInput& in,
                                                  const fsops::MountOptions& opts,
                                                  RecoveryReport& report) {
     std::set<fsops::ObjHandle> held;
     for (const auto& o : in.held) held.insert(o.handle);
-    if (in.first) s = fsops::fresh_mount_view(std::move(s));
-    std::erase_if(s.nodes, [&](const fsops::NodeState& n) {
-        bool orphan = !n.is_dir && n.handle && held.count(*n.handle) == 0;
-        report.names_dropped += orphan;
-        return orphan;
-    });
-    if (in.first) s.meta.read_only = in.read_only;
-    auto fs = fsops::Filesystem::restore(s);
-    if (!fs) return nullptr;
+    const fsops::CoreMeta meta_of_log = replay.meta();
+    fsops::CoreMeta meta = meta_of_log;
+    bool decoded = true;
+    auto nodes = [&](const std::function<bool(fsops::NodeState &&)>& each) {
+        decoded = replay.take([&](fsops::NodeState&& n) {
+            if (in.first && !fsops::fresh_mount_node(n, meta_of_log)) return true;
+            if (!n.is_dir && n.handle && held.count(*n.handle) == 0) {
+                ++report.names_dropped;  // its object is gone
+                return true;
+            }
+            return each(std::move(n));
+        });
+    };
+    if (in.first) {  // fresh_mount_view's meta
+        meta.socket_ino = 0;
+        meta.read_only = in.read_only;
+    }
+    auto fs = fsops::Filesystem::restore(meta, nodes);
+    if (!fs || !decoded) {
+        report.names_dropped = 0;
+        return nullptr;
+    }
     if (in.first) (*fs)->apply_options(opts);  // a new mount takes today's options
     return std::move(*fs);
 }
@@ -86,13 +100,13 @@ Result<std::unique_ptr<fsops::Filesystem>> recover(const StateLog& log, const Re
         return fail(EINVAL);
     }
     report = RecoveryReport{};
-    auto state = log.read(&report.damaged_at);
+    auto replay = log.replay(&report.damaged_at);
     std::unique_ptr<fsops::Filesystem> fs;
     bool whole_log_lost = true;
-    if (!state) {
+    if (!replay) {
         report.unrestorable = true;
-    } else if (!state->nodes.empty()) {
-        fs = restored_core(std::move(*state), in, opts->ours, report);
+    } else if (replay->size() != 0) {
+        fs = restored_core(*replay, in, opts->ours, report);
         report.unrestorable = fs == nullptr;
         whole_log_lost = fs == nullptr;
     }

@@ -7,11 +7,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 
 namespace bpffs::daemon {
@@ -203,11 +205,68 @@ void StateLog::append(const std::vector<fsops::Change>& changes) {
     write_batch(changes);
 }
 
-Result<fsops::CoreState> StateLog::read(std::size_t* damaged_at) const {
+namespace {
+
+// What one record does to a replay's index (applied once its whole batch checks).
+struct Step {
+    fsops::Change::Kind kind;
+    fsops::Ino ino = 0;
+    std::size_t at = 0;  // put: the record's bytes
+    std::uint32_t len = 0;
+    std::uint64_t nlookup = 0;
+    fsops::NodeTimes times;
+    fsops::CoreMeta meta;
+};
+
+std::optional<Step> step_of(const std::uint8_t* base, const std::uint8_t* p, std::size_t len) {
+    auto c = fsops::decode(std::string_view(reinterpret_cast<const char*>(p), len));
+    if (!c) return std::nullopt;
+    Step s{c->kind};
+    switch (c->kind) {
+        case fsops::Change::Kind::put:
+            s.ino = c->node.ino;
+            s.at = static_cast<std::size_t>(p - base);
+            s.len = static_cast<std::uint32_t>(len);
+            break;
+        case fsops::Change::Kind::meta:
+            s.meta = c->meta;
+            break;
+        default:
+            s.ino = c->ino;
+            s.nlookup = c->nlookup;
+            s.times = c->times;
+    }
+    return s;
+}
+
+}  // namespace
+
+Result<LogReplay> StateLog::replay(std::size_t* damaged_at) const {
     std::lock_guard lock(mu_);
-    fsops::StateBuilder b;
+    LogReplay r;
+    r.base_ = base_;
+    // As StateBuilder::apply, keeping where each node's latest record is instead of the node.
+    auto apply = [&r](const Step& s) {
+        using Kind = fsops::Change::Kind;
+        if (s.kind == Kind::meta) {
+            r.meta_ = s.meta;
+        } else if (s.kind == Kind::put) {
+            r.latest_.insert_or_assign(s.ino, LogReplay::Latest{s.at, s.len, false, 0});
+            r.times_.erase(s.ino);
+        } else if (s.kind == Kind::erase) {
+            r.latest_.erase(s.ino);
+            r.times_.erase(s.ino);
+        } else if (auto it = r.latest_.find(s.ino); it != r.latest_.end()) {
+            if (s.kind == Kind::lookups) {
+                it->second.has_nlookup = true;
+                it->second.nlookup = s.nlookup;
+            } else {
+                r.times_.insert_or_assign(s.ino, s.times);
+            }
+        }
+    };
     std::size_t pos = kHeaderSize;
-    std::vector<fsops::Change> batch;
+    std::vector<Step> batch;
     if (damaged_at != nullptr) *damaged_at = 0;
     while (pos + 4 <= end_) {
         std::uint32_t total = load_u32(base_ + pos);
@@ -219,22 +278,58 @@ Result<fsops::CoreState> StateLog::read(std::size_t* damaged_at) const {
         if (whole && head_ == 8) whole = load_u32(base_ + pos + 4) == crc_of(p, total);
         while (whole && p < stop) {
             std::size_t len = read_len(p, stop);
-            auto c = len == 0 || len > static_cast<std::size_t>(stop - p)
-                         ? Result<fsops::Change>(fail(EINVAL))
-                         : fsops::decode(std::string_view(reinterpret_cast<const char*>(p), len));
-            whole = c.has_value();
-            if (whole) batch.push_back(std::move(*c));
+            auto s = len == 0 || len > static_cast<std::size_t>(stop - p) ? std::nullopt
+                                                                          : step_of(base_, p, len);
+            whole = s.has_value();
+            if (whole) batch.push_back(*s);
             p += len;
         }
         if (!whole) {  // the torn tail: this batch and all after it
             if (damaged_at != nullptr) *damaged_at = pos;
-            return b.state();
+            return r;
         }
-        b.apply(batch);
+        for (const Step& s : batch) apply(s);
         pos += head_ + pad4(total);
     }
     if (damaged_end_ && damaged_at != nullptr) *damaged_at = end_;
-    return b.state();
+    return r;
+}
+
+Result<fsops::CoreState> StateLog::read(std::size_t* damaged_at) const {
+    auto r = replay(damaged_at);
+    if (!r) return r.error();
+    fsops::CoreState s;
+    s.meta = r->meta();
+    s.nodes.reserve(r->size());
+    bool ok = r->take([&s](fsops::NodeState&& n) {
+        s.nodes.push_back(std::move(n));
+        return true;
+    });
+    if (!ok) return fail(EINVAL);
+    std::sort(s.nodes.begin(), s.nodes.end(),
+              [](const fsops::NodeState& a, const fsops::NodeState& b) { return a.ino < b.ino; });
+    return s;
+}
+
+bool LogReplay::take(const std::function<bool(fsops::NodeState&&)>& each) {
+    for (auto it = latest_.begin(); it != latest_.end(); it = latest_.erase(it)) {
+        const auto& [ino, l] = *it;
+        auto c =
+            fsops::decode(std::string_view(reinterpret_cast<const char*>(base_ + l.put), l.len));
+        if (!c || c->kind != fsops::Change::Kind::put) return false;
+        fsops::NodeState& n = c->node;
+        if (l.has_nlookup) n.nlookup = l.nlookup;
+        if (auto t = times_.find(ino); t != times_.end()) {
+            n.attr.atime = t->second.atime;
+            n.attr.mtime = t->second.mtime;
+            n.attr.ctime = t->second.ctime;
+            n.attr.nlink = t->second.nlink;
+            n.next_cookie = t->second.next_cookie;
+            times_.erase(t);
+        }
+        if (!each(std::move(n))) break;
+    }
+    return true;
 }
 
 std::size_t StateLog::capacity() const {

@@ -33,9 +33,36 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace bpffs::daemon {
+
+// The state a log holds, as a restore takes it (StateLog::replay): the meta, and the nodes decoded
+// from the log one at a time. What it keeps is an index of each node's latest record (about 64
+// bytes a node), not the nodes. Valid while its log is neither rewritten nor destroyed.
+class LogReplay {
+public:
+    const fsops::CoreMeta& meta() const { return meta_; }
+    std::size_t size() const { return latest_.size(); }  // nodes
+    // Hands every node to `each`, in no particular order, until it returns false, forgetting
+    // each as it goes (so the index shrinks as a restore's core grows). False when a record no
+    // longer decodes (someone wrote into the log since replay()).
+    bool take(const std::function<bool(fsops::NodeState&&)>& each);
+
+private:
+    friend class StateLog;
+    struct Latest {
+        std::size_t put = 0;  // the node's last put record: its bytes' offset in the log
+        std::uint32_t len = 0;
+        bool has_nlookup = false;
+        std::uint64_t nlookup = 0;  // a later lookups change
+    };
+    const std::uint8_t* base_ = nullptr;
+    fsops::CoreMeta meta_;
+    std::unordered_map<fsops::Ino, Latest> latest_;
+    std::unordered_map<fsops::Ino, fsops::NodeTimes> times_;  // later times changes
+};
 
 class StateLog {
 public:
@@ -62,6 +89,8 @@ public:
     // writing (after its last committed batch: one it was writing is not seen). The batches before
     // it are the state: a batch is one core call's changes, so that state is one the core was in.
     Result<fsops::CoreState> read(std::size_t* damaged_at = nullptr) const;
+    // The same state, for a restore that never holds all its nodes (LogReplay).
+    Result<LogReplay> replay(std::size_t* damaged_at = nullptr) const;
     // The memfd's size: a bound on the bytes ever appended since the log was last rewritten.
     std::size_t capacity() const;
     std::size_t used() const;

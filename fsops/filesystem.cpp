@@ -884,11 +884,23 @@ Filesystem::Filesystem(Clock clock, RestoreKey) : impl_(std::make_unique<Impl>()
     impl_->clock = std::move(clock);
 }
 
-Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Clock clock) {
+Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreMeta& meta,
+                                                        const NodeSource& nodes, Clock clock) {
     auto fs = std::make_unique<Filesystem>(std::move(clock), RestoreKey{});
-    if (!fs->impl_->load(s, Policy(s.meta.opts.compat))) return fail(EINVAL);
-    fs->impl_->compat.store(s.meta.opts.compat, std::memory_order_relaxed);
+    if (!fs->impl_->load(meta, nodes, Policy(meta.opts.compat))) return fail(EINVAL);
+    fs->impl_->compat.store(meta.opts.compat, std::memory_order_relaxed);
     return fs;
+}
+
+Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Clock clock) {
+    return restore(
+        s.meta,
+        [&s](const std::function<bool(NodeState &&)>& each) {
+            for (const NodeState& n : s.nodes) {
+                if (!each(NodeState(n))) return;
+            }
+        },
+        std::move(clock));
 }
 
 }  // namespace bpffs::fsops

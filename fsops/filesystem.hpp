@@ -282,6 +282,12 @@ public:
     // objects and dirs; unless it allows rename/link/symlink, no symlink and no node with
     // further names (only objects and symlinks may have them, nlink their number); every live
     // name reachable from the root.
+    // The same from the state's meta and its nodes one at a time, never all held at once (the
+    // state log's reader streams them from the log): what the restore costs beyond the new core
+    // is a name and a few numbers per node.
+    static Result<std::unique_ptr<Filesystem>> restore(const CoreMeta& meta,
+                                                       const NodeSource& nodes,
+                                                       Clock clock = system_clock_now);
     static Result<std::unique_ptr<Filesystem>> restore(const CoreState& s,
                                                        Clock clock = system_clock_now);
 

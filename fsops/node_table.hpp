@@ -717,17 +717,19 @@ struct NodeTable {
             d.index.insert(hash_name(d.name_of(d.entries[pos])), pos);
     }
 
-    // Fills an empty table from `s` (fsops/restore.cpp): false on the first inconsistency. The
+    // Fills an empty table from a state (fsops/restore.cpp): false on the first inconsistency. The
     // policy says whether a directory may hold both objects and directories, and whether nodes
     // may have several names or be symlinks.
-    bool load(const CoreState& s, const Policy& policy);
+    // The nodes come from `nodes` one at a time (NodeSource), each dropped once taken in.
+    bool load(const CoreMeta& meta, const NodeSource& nodes, const Policy& policy);
 
 private:
     // load()'s steps (fsops/restore.cpp).
     struct ToLink;
-    bool load_node(const NodeState& ns, std::vector<ToLink>& to_link);
+    struct DirLinks;
+    bool load_node(NodeState&& ns, std::vector<ToLink>& to_link, std::vector<DirLinks>& dirs);
     bool link_loaded(std::vector<ToLink>& to_link);
-    bool count_loaded(const CoreState& s, bool mixed_dirs);
+    bool count_loaded(const std::vector<DirLinks>& dirs, bool mixed_dirs);
     std::size_t reachable_from_root() const;
 };
 

@@ -58,27 +58,37 @@ struct NodeTable::ToLink {
     Ino parent;
     std::uint64_t cookie;
     std::uint32_t slot;
-    const std::string* name;
+    std::string name;
 };
 
-// Fills an empty table from `s`: each node on its own, then the links into the parents (in
-// cookie order, so each directory's entries come out sorted), then the rules that need the
-// whole tree. False on the first inconsistency.
-bool NodeTable::load(const CoreState& s, const Policy& policy) {
-    const CoreMeta& m = s.meta;
+// A live directory's link count as the state has it, checked once the tree is linked.
+struct NodeTable::DirLinks {
+    Ino ino;
+    std::uint32_t nlink;
+};
+
+// Fills an empty table from the nodes of a state: each node on its own as it comes (and then
+// dropped), then the links into the parents (in cookie order, so each directory's entries come
+// out sorted), then the rules that need the whole tree. False on the first inconsistency.
+bool NodeTable::load(const CoreMeta& m, const NodeSource& nodes, const Policy& policy) {
     if (m.next_ino <= kRootIno) return false;
     opts = m.opts;
     next_ino = m.next_ino;
     socket_ino = m.socket_ino;
     read_only = m.read_only;
+    counts = Counts{};
 
     std::vector<ToLink> to_link;
+    std::vector<DirLinks> dir_links;
     bool name_ops = policy.name_ops_refused() == 0;
-    for (const NodeState& ns : s.nodes) {
+    bool ok = true;
+    nodes([&](NodeState&& ns) {
         // Hard links and symlinks only where the rule set has them.
-        if (!name_ops && (!ns.more_names.empty() || !ns.target.empty())) return false;
-        if (!load_node(ns, to_link)) return false;
-    }
+        ok = (name_ops || (ns.more_names.empty() && ns.target.empty())) &&
+             load_node(std::move(ns), to_link, dir_links);
+        return ok;
+    });
+    if (!ok) return false;
     std::uint32_t root_slot = slot_of(kRootIno);
     if (root_slot == kNone) return false;
     at(root_slot).parent = root_slot;
@@ -87,13 +97,15 @@ bool NodeTable::load(const CoreState& s, const Policy& policy) {
         if (sock == nullptr) return false;
         sock->parent = root_slot;
     }
-    if (!link_loaded(to_link) || !count_loaded(s, policy.mixed_dirs_allowed())) return false;
+    if (!link_loaded(to_link) || !count_loaded(dir_links, policy.mixed_dirs_allowed()))
+        return false;
     // Every linked node hangs off the root (no cycle of directories on its own).
     return reachable_from_root() == to_link.size();
 }
 
-// One node into the slab, its name queued for link_loaded().
-bool NodeTable::load_node(const NodeState& ns, std::vector<ToLink>& to_link) {
+// One node into the slab, its names queued for link_loaded().
+bool NodeTable::load_node(NodeState&& ns, std::vector<ToLink>& to_link,
+                          std::vector<DirLinks>& dir_links) {
     if (!node_state_valid(ns, next_ino, socket_ino)) return false;
     if (find(ns.ino) != nullptr) return false;  // the same ino twice
     std::uint32_t slot = new_node(ns.ino);
@@ -104,17 +116,21 @@ bool NodeTable::load_node(const NodeState& ns, std::vector<ToLink>& to_link) {
     if (ns.handle) {
         n.bits |= Node::kHasHandle;
         n.handle = *ns.handle;
+        ++counts.of(ns.type);
     }
-    if (ns.is_dir) dirs[ns.ino].next_cookie = ns.next_cookie;
+    if (ns.is_dir) {
+        dirs[ns.ino].next_cookie = ns.next_cookie;
+        if (!ns.removed) dir_links.push_back(DirLinks{ns.ino, ns.attr.nlink});
+    }
     if (ns.removed) {
         n.bits |= Node::kRemoved;
-        detached[ns.ino] = Detached{ns.parent, ns.cookie, ns.name};
+        detached[ns.ino] = Detached{ns.parent, ns.cookie, std::move(ns.name)};
     } else if (ns.ino != kRootIno && ns.ino != socket_ino) {
-        to_link.push_back(ToLink{ns.parent, ns.cookie, slot, &ns.name});
-        for (const NameState& m : ns.more_names)
-            to_link.push_back(ToLink{m.parent, m.cookie, slot, &m.name});
+        to_link.push_back(ToLink{ns.parent, ns.cookie, slot, std::move(ns.name)});
+        for (NameState& m : ns.more_names)
+            to_link.push_back(ToLink{m.parent, m.cookie, slot, std::move(m.name)});
     }
-    if (!ns.target.empty()) targets[ns.ino] = ns.target;
+    if (!ns.target.empty()) targets[ns.ino] = std::move(ns.target);
     return true;
 }
 
@@ -130,24 +146,22 @@ bool NodeTable::link_loaded(std::vector<ToLink>& to_link) {
         Dir& d = dir_of(*p);
         if (l.cookie < kFirstCookie || l.cookie >= d.next_cookie) return false;
         if (i > 0 && to_link[i - 1].parent == l.parent && to_link[i - 1].cookie == l.cookie)
-            return false;                            // the same cookie twice in a directory
-        if (d.find(*l.name) != kNone) return false;  // the same name twice
-        d.reserve_entry(l.name->size());
+            return false;                           // the same cookie twice in a directory
+        if (d.find(l.name) != kNone) return false;  // the same name twice
+        d.reserve_entry(l.name.size());
         if (at(l.slot).has(Node::kLinked)) reserve_name(at(l.slot));
-        link(*p, d, l.slot, *l.name, l.cookie);
+        link(*p, d, l.slot, l.name, l.cookie);
     }
     return true;
 }
 
-// The counts, and each live directory's nlink and (unless allowed) the terminal rule.
-bool NodeTable::count_loaded(const CoreState& s, bool mixed_dirs) {
-    counts = Counts{};
-    for (const NodeState& ns : s.nodes) {
-        if (ns.handle) ++counts.of(ns.type);
-        if (ns.removed || !ns.is_dir) continue;
-        const Dir& d = dirs.find(ns.ino)->second;
-        if (ns.attr.nlink != 2 + d.nsubdirs) return false;
-        if (!mixed_dirs && d.nobjects > 0 && counted_subdirs(*find(ns.ino)) > 0) return false;
+// Each live directory's nlink and (unless allowed) the terminal rule; the directory count.
+bool NodeTable::count_loaded(const std::vector<DirLinks>& dir_links, bool mixed_dirs) {
+    for (const DirLinks& l : dir_links) {
+        const Node& n = *find(l.ino);
+        const Dir& d = dir_of(n);
+        if (l.nlink != 2 + d.nsubdirs) return false;
+        if (!mixed_dirs && d.nobjects > 0 && counted_subdirs(n) > 0) return false;
         ++counts.dirs;
     }
     return true;

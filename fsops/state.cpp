@@ -367,11 +367,14 @@ CoreState StateBuilder::state() const {
     return s;
 }
 
+bool fresh_mount_node(NodeState& n, const CoreMeta& meta) {
+    if (n.removed || (meta.socket_ino != 0 && n.ino == meta.socket_ino)) return false;
+    n.nlookup = n.ino == kRootIno ? 1 : 0;
+    return true;
+}
+
 CoreState fresh_mount_view(CoreState s) {
-    Ino sock = s.meta.socket_ino;
-    std::erase_if(s.nodes,
-                  [sock](const NodeState& n) { return n.removed || (sock != 0 && n.ino == sock); });
-    for (auto& n : s.nodes) n.nlookup = n.ino == kRootIno ? 1 : 0;
+    std::erase_if(s.nodes, [&s](NodeState& n) { return !fresh_mount_node(n, s.meta); });
     s.meta.socket_ino = 0;
     return s;
 }

@@ -21,6 +21,7 @@
 #include "fsops/types.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -99,6 +100,10 @@ struct Change {
     NodeTimes times;            // times: the node's new values (nothing else of it changed)
 };
 
+// A state's nodes, one at a time: calls `each` with every node, in any order, until it returns
+// false (a restore that found the state inconsistent).
+using NodeSource = std::function<void(const std::function<bool(NodeState&&)>& each)>;
+
 // The codec's version. Version 1 had fixed-width fields and a version byte per record.
 inline constexpr std::uint32_t kStateVersion = 2;
 
@@ -139,5 +144,8 @@ private:
 // kernel holds the root for the life of a mount, as a new Filesystem has it). Keeps inos,
 // names, attrs, handles, cookies and next_ino.
 CoreState fresh_mount_view(CoreState s);
+// The same for one node of a state with `meta` (before its socket_ino is cleared): false when the
+// node goes, else its lookups are reset.
+bool fresh_mount_node(NodeState& n, const CoreMeta& meta);
 
 }  // namespace bpffs::fsops
