@@ -49,7 +49,7 @@ std::unique_ptr<fsops::Filesystem> restored_core(LogReplay& replay, const Recove
         meta.socket_ino = 0;
         meta.read_only = in.read_only;
     }
-    auto fs = fsops::Filesystem::restore(meta, nodes);
+    auto fs = fsops::Filesystem::restore(meta, nodes, replay.size());
     if (!fs || !decoded) {
         report.names_dropped = 0;
         return nullptr;

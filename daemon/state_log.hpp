@@ -52,16 +52,16 @@ public:
 
 private:
     friend class StateLog;
-    struct Latest {
-        std::size_t put = 0;  // the node's last put record: its bytes' offset in the log
+    struct Latest {  // the node's last put record: where its bytes are in the log
+        std::uint64_t put = 0;
         std::uint32_t len = 0;
-        bool has_nlookup = false;
-        std::uint64_t nlookup = 0;  // a later lookups change
     };
     const std::uint8_t* base_ = nullptr;
     fsops::CoreMeta meta_;
     std::unordered_map<fsops::Ino, Latest> latest_;
-    std::unordered_map<fsops::Ino, fsops::NodeTimes> times_;  // later times changes
+    // Changes after a node's last put (lookups, times): few nodes have one.
+    std::unordered_map<fsops::Ino, std::uint64_t> nlookup_;
+    std::unordered_map<fsops::Ino, fsops::NodeTimes> times_;
 };
 
 class StateLog {

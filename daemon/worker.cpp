@@ -162,6 +162,9 @@ bool Worker::open_core() {
     const fsops::ServiceLimits limits = limits_of(h_);
     core_->set_node_limits(fsops::NodeLimits{limits.nr_inodes, limits.nr_inodes_per_uid});
     registry_->set_refs(recovery_.refs);
+    // The restore's index and its queue of names are gone: their pages go back before the log
+    // is rewritten (which holds the old log and the new one at once).
+    malloc_trim(0);
     resume_ = !h_.first && !log_->init().empty();
     if (int e = log_->reset_to(*core_, !h_.first,
                                [c](int fd) {
@@ -171,8 +174,6 @@ bool Worker::open_core() {
         spdlog::error("cannot write the state log: {}", std::strerror(e));
         return false;
     }
-    // Reading the old log built the whole state once: give those pages back.
-    malloc_trim(0);
     if (hooks_.compact_bytes) log_->set_compaction_floor(*hooks_.compact_bytes);
     StateLog& slog = *log_;
     core_->set_change_sink([&slog](const std::vector<fsops::Change>& ch) { slog.append(ch); });

@@ -885,9 +885,10 @@ Filesystem::Filesystem(Clock clock, RestoreKey) : impl_(std::make_unique<Impl>()
 }
 
 Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreMeta& meta,
-                                                        const NodeSource& nodes, Clock clock) {
+                                                        const NodeSource& nodes,
+                                                        std::size_t expected, Clock clock) {
     auto fs = std::make_unique<Filesystem>(std::move(clock), RestoreKey{});
-    if (!fs->impl_->load(meta, nodes, Policy(meta.opts.compat))) return fail(EINVAL);
+    if (!fs->impl_->load(meta, nodes, expected, Policy(meta.opts.compat))) return fail(EINVAL);
     fs->impl_->compat.store(meta.opts.compat, std::memory_order_relaxed);
     return fs;
 }
@@ -900,7 +901,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::restore(const CoreState& s, Cloc
                 if (!each(NodeState(n))) return;
             }
         },
-        std::move(clock));
+        s.nodes.size(), std::move(clock));
 }
 
 }  // namespace bpffs::fsops

@@ -285,8 +285,10 @@ public:
     // The same from the state's meta and its nodes one at a time, never all held at once (the
     // state log's reader streams them from the log): what the restore costs beyond the new core
     // is a name and a few numbers per node.
+    // `expected`: how many nodes the source has, if known.
     static Result<std::unique_ptr<Filesystem>> restore(const CoreMeta& meta,
                                                        const NodeSource& nodes,
+                                                       std::size_t expected = 0,
                                                        Clock clock = system_clock_now);
     static Result<std::unique_ptr<Filesystem>> restore(const CoreState& s,
                                                        Clock clock = system_clock_now);

@@ -721,14 +721,17 @@ struct NodeTable {
     // policy says whether a directory may hold both objects and directories, and whether nodes
     // may have several names or be symlinks.
     // The nodes come from `nodes` one at a time (NodeSource), each dropped once taken in.
-    bool load(const CoreMeta& meta, const NodeSource& nodes, const Policy& policy);
+    // `expected`: how many nodes the source has, if known (room is made for them at once).
+    bool load(const CoreMeta& meta, const NodeSource& nodes, std::size_t expected,
+              const Policy& policy);
 
 private:
     // load()'s steps (fsops/restore.cpp).
     struct ToLink;
     struct DirLinks;
-    bool load_node(NodeState&& ns, std::vector<ToLink>& to_link, std::vector<DirLinks>& dirs);
-    bool link_loaded(std::vector<ToLink>& to_link);
+    bool load_node(NodeState&& ns, std::vector<ToLink>& to_link, std::string& names,
+                   std::vector<DirLinks>& dirs);
+    bool link_loaded(std::vector<ToLink>& to_link, const std::string& names);
     bool count_loaded(const std::vector<DirLinks>& dirs, bool mixed_dirs);
     std::size_t reachable_from_root() const;
 };

@@ -53,12 +53,13 @@ bool node_state_valid(const NodeState& ns, Ino next_ino, Ino socket_ino) {
 
 }  // namespace
 
-// A name waiting to be linked into its parent.
+// A name waiting to be linked into its parent; its bytes are in load()'s arena of names.
 struct NodeTable::ToLink {
     Ino parent;
     std::uint64_t cookie;
     std::uint32_t slot;
-    std::string name;
+    std::uint32_t name_len;
+    std::size_t name_at;
 };
 
 // A live directory's link count as the state has it, checked once the tree is linked.
@@ -70,7 +71,8 @@ struct NodeTable::DirLinks {
 // Fills an empty table from the nodes of a state: each node on its own as it comes (and then
 // dropped), then the links into the parents (in cookie order, so each directory's entries come
 // out sorted), then the rules that need the whole tree. False on the first inconsistency.
-bool NodeTable::load(const CoreMeta& m, const NodeSource& nodes, const Policy& policy) {
+bool NodeTable::load(const CoreMeta& m, const NodeSource& nodes, std::size_t expected,
+                     const Policy& policy) {
     if (m.next_ino <= kRootIno) return false;
     opts = m.opts;
     next_ino = m.next_ino;
@@ -79,13 +81,15 @@ bool NodeTable::load(const CoreMeta& m, const NodeSource& nodes, const Policy& p
     counts = Counts{};
 
     std::vector<ToLink> to_link;
+    to_link.reserve(expected);
+    std::string names;  // every name to link, back to back
     std::vector<DirLinks> dir_links;
     bool name_ops = policy.name_ops_refused() == 0;
     bool ok = true;
     nodes([&](NodeState&& ns) {
         // Hard links and symlinks only where the rule set has them.
         ok = (name_ops || (ns.more_names.empty() && ns.target.empty())) &&
-             load_node(std::move(ns), to_link, dir_links);
+             load_node(std::move(ns), to_link, names, dir_links);
         return ok;
     });
     if (!ok) return false;
@@ -97,14 +101,14 @@ bool NodeTable::load(const CoreMeta& m, const NodeSource& nodes, const Policy& p
         if (sock == nullptr) return false;
         sock->parent = root_slot;
     }
-    if (!link_loaded(to_link) || !count_loaded(dir_links, policy.mixed_dirs_allowed()))
+    if (!link_loaded(to_link, names) || !count_loaded(dir_links, policy.mixed_dirs_allowed()))
         return false;
     // Every linked node hangs off the root (no cycle of directories on its own).
     return reachable_from_root() == to_link.size();
 }
 
 // One node into the slab, its names queued for link_loaded().
-bool NodeTable::load_node(NodeState&& ns, std::vector<ToLink>& to_link,
+bool NodeTable::load_node(NodeState&& ns, std::vector<ToLink>& to_link, std::string& names,
                           std::vector<DirLinks>& dir_links) {
     if (!node_state_valid(ns, next_ino, socket_ino)) return false;
     if (find(ns.ino) != nullptr) return false;  // the same ino twice
@@ -126,31 +130,36 @@ bool NodeTable::load_node(NodeState&& ns, std::vector<ToLink>& to_link,
         n.bits |= Node::kRemoved;
         detached[ns.ino] = Detached{ns.parent, ns.cookie, std::move(ns.name)};
     } else if (ns.ino != kRootIno && ns.ino != socket_ino) {
-        to_link.push_back(ToLink{ns.parent, ns.cookie, slot, std::move(ns.name)});
-        for (NameState& m : ns.more_names)
-            to_link.push_back(ToLink{m.parent, m.cookie, slot, std::move(m.name)});
+        auto queue = [&](Ino parent, std::uint64_t cookie, const std::string& name) {
+            to_link.push_back(ToLink{parent, cookie, slot, static_cast<std::uint32_t>(name.size()),
+                                     names.size()});
+            names += name;
+        };
+        queue(ns.parent, ns.cookie, ns.name);
+        for (const NameState& m : ns.more_names) queue(m.parent, m.cookie, m.name);
     }
     if (!ns.target.empty()) targets[ns.ino] = std::move(ns.target);
     return true;
 }
 
 // Links the named nodes into live parent directories, each cookie and name once.
-bool NodeTable::link_loaded(std::vector<ToLink>& to_link) {
+bool NodeTable::link_loaded(std::vector<ToLink>& to_link, const std::string& names) {
     std::sort(to_link.begin(), to_link.end(), [](const ToLink& a, const ToLink& b) {
         return a.parent != b.parent ? a.parent < b.parent : a.cookie < b.cookie;
     });
     for (std::size_t i = 0; i < to_link.size(); ++i) {
         const ToLink& l = to_link[i];
+        const std::string_view name(names.data() + l.name_at, l.name_len);
         Node* p = find(l.parent);
         if (p == nullptr || p->removed() || !p->is_dir()) return false;
         Dir& d = dir_of(*p);
         if (l.cookie < kFirstCookie || l.cookie >= d.next_cookie) return false;
         if (i > 0 && to_link[i - 1].parent == l.parent && to_link[i - 1].cookie == l.cookie)
-            return false;                           // the same cookie twice in a directory
-        if (d.find(l.name) != kNone) return false;  // the same name twice
-        d.reserve_entry(l.name.size());
+            return false;                         // the same cookie twice in a directory
+        if (d.find(name) != kNone) return false;  // the same name twice
+        d.reserve_entry(name.size());
         if (at(l.slot).has(Node::kLinked)) reserve_name(at(l.slot));
-        link(*p, d, l.slot, l.name, l.cookie);
+        link(*p, d, l.slot, name, l.cookie);
     }
     return true;
 }
