@@ -2014,7 +2014,8 @@ TEST_CASE(
     const int daemon_fds = settled_fd_count(worker);
     const int own_fds = count_fds(getpid());
     constexpr int kClients = 64;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::seconds(BPFFS_STRESS_SECONDS);
     std::vector<std::string> errors(kClients);
     std::vector<int> rounds(kClients);
     std::vector<std::thread> clients;
