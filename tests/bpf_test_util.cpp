@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -481,5 +482,12 @@ UniqueFd raw_connect(const std::string& sock_path, int timeout_s) {
 }
 
 bool can_connect(const std::string& sock_path) { return static_cast<bool>(raw_connect(sock_path)); }
+
+std::string copy_for_others(const std::string& path, const std::string& dir) {
+    std::string to = dir + "/" + path.substr(path.find_last_of('/') + 1);
+    std::filesystem::copy_file(path, to, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::permissions(to, std::filesystem::perms(0755));
+    return to;
+}
 
 }  // namespace bpffs::test

@@ -112,6 +112,10 @@ int closed_fd_number();
 
 // A fresh directory under /tmp (mode 0755), removed recursively on destruction (it must not
 // contain mount points by then: unmount first).
+// A copy of the program `path` in `dir` (0755 there), for running it as another user: the build
+// tree may be where only root can go (a checkout under /root). Returns the copy's path.
+std::string copy_for_others(const std::string& path, const std::string& dir);
+
 class TempDir {
 public:
     // A new 0755 directory in `parent`. "/var/lib" gives one that an upgrade trusts (root's

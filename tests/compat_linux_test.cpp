@@ -339,11 +339,6 @@ TEST_CASE("linux: rename by another user obeys the sticky bit and write permissi
 
 TEST_CASE("linux: hard links share one node, and the object goes with its last name",
           "[linux][kernel][link]") {
-    std::uint32_t ids[2] = {};
-    for (int i = 0; i < 2; ++i) {  // one map per side, so that each side's fate is its own
-        auto map = must_map();
-        ids[i] = bpffs::bpf_object_id(map.get());
-    }
     KernelBpffs kernel;
     Mount ours("compat=linux");
     const Side sides[] = {{kernel.path(), true}, {ours.path(), false}};

@@ -1157,13 +1157,15 @@ TEST_CASE("upgrade: a binary that is not bpffs-fuse, or an unprivileged caller, 
     }
     SECTION("nobody gets EPERM, from the broker and from bpffsctl") {
         const std::string mnt = m.path();
+        TempDir bin;
+        const std::string ctl_bin = copy_for_others(BPFFSCTL_BIN, bin.path());
         int e = run_as(kNobody, kNobody, [&] {
             auto rep = ask(mnt, proto::Request{proto::Op::upgrade, BPFFS_FUSE_BIN});
             return rep ? rep->error : 200;
         });
         CHECK(ename(e) == ename(EPERM));
         int ctl = run_as(kNobody, kNobody, [&] {
-            auto r = run_cmd({BPFFSCTL_BIN, "upgrade", mnt, "--exec", BPFFS_FUSE_BIN});
+            auto r = run_cmd({ctl_bin, "upgrade", mnt, "--exec", BPFFS_FUSE_BIN});
             if (r.exit_code != 1) return 200;
             if (r.out.find(std::strerror(EPERM)) == std::string::npos) return 201;
             return 0;

@@ -36,9 +36,15 @@ statfs_expect "a bind mount of a subdirectory" "$WORK/bind"
 statfs_expect "an object through a bind mount" "$WORK/bind/m"
 statfs_expect "a path with // and a trailing /" "$MNT//d/"
 chmod 0700 "$MNT/d"
+# As nobody, with copies where nobody may go: the build tree may be where only root can (a
+# checkout under /root).
+chmod 0711 "$WORK"
+mkdir -m 0755 "$WORK/others"
+cp "$PROBE" "$BPFFS_PRELOAD" "$WORK/others/"
 expect "statfs: a directory the caller cannot search (judged by its parent)" \
     "$(setpriv --reuid=65534 --regid=65534 --clear-groups \
-        env LD_PRELOAD="$BPFFS_PRELOAD" "$PROBE" statfs "$MNT/d")" "$BPF"
+        env LD_PRELOAD="$WORK/others/$(basename "$BPFFS_PRELOAD")" \
+        "$WORK/others/$(basename "$PROBE")" statfs "$MNT/d")" "$BPF"
 chmod 0755 "$MNT/d"
 expect "statfs: elsewhere, the real f_type" \
     "$(shim "$PROBE" statfs "$WORK")" "$("$PROBE" statfs "$WORK")"
