@@ -20,6 +20,8 @@
 // (fetched with status), so a typo prints the same one-line message the daemon would log, and
 // exits 2 (usage) instead of the broker's bare EINVAL.
 #include "client/bpffsctl_commands.hpp"
+#include "client/bpffsctl_explain.hpp"
+#include "client/bpffsctl_fields.hpp"
 
 #include "common/bpf_fd.hpp"
 
@@ -59,6 +61,14 @@ int report(const std::string& what, int e) {
     return kExitFailure;
 }
 
+// "WHAT: WHY (strerror)", or report()'s line when there is no why.
+int report_why(const std::string& what, const std::string& why, int e) {
+    if (why.empty()) return report(what, e);
+    std::fprintf(stderr, "bpffsctl: error: %s: %s (%s)\n", what.c_str(), why.c_str(),
+                 std::strerror(e));
+    return kExitFailure;
+}
+
 std::string join(const std::vector<std::string>& v, char sep) {
     std::string s;
     for (std::size_t i = 0; i < v.size(); ++i) {
@@ -74,139 +84,6 @@ std::string octal_mode(std::uint32_t mode) {
     return buf;
 }
 
-// A JSON string literal. Bytes >= 0x80 are escaped as code points U+0080..U+00FF, so the
-// output is valid UTF-8 whatever the bytes are (kernel object names are ASCII in practice).
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20 || c >= 0x7f) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out + "\"";
-}
-
-// One line of output: `key: value`, or a member of one JSON object.
-struct Field {
-    std::string key;
-    std::string value;
-    bool is_string;  // JSON: quoted and escaped; else a number, printed as is
-};
-
-Field str(std::string key, std::string value) { return {std::move(key), std::move(value), true}; }
-Field num(std::string key, unsigned long long value) {
-    return {std::move(key), std::to_string(value), false};
-}
-
-void print_fields(const std::vector<Field>& fields, bool json) {
-    if (!json) {
-        for (const auto& f : fields) std::printf("%s: %s\n", f.key.c_str(), f.value.c_str());
-        return;
-    }
-    std::string out = "{";
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-        if (i != 0) out += ", ";
-        out += json_string(fields[i].key) + ": " +
-               (fields[i].is_string ? json_string(fields[i].value) : fields[i].value);
-    }
-    out += "}\n";
-    std::fputs(out.c_str(), stdout);
-}
-
-// The kernel's name field: NUL-padded, not necessarily NUL-terminated.
-std::string obj_name(const char* name, std::size_t size) {
-    return std::string(name, strnlen(name, size));
-}
-
-// The kernel's info on a map or program (bpf_map_info, bpf_prog_info).
-template <typename Info>
-Result<Info> info_of(int fd) {
-    Info info{};
-    __u32 len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return fail(errno);
-    return info;
-}
-
-// The first fields of both kinds: type, id, name, then the kernel's type of the object as
-// bpftool shows it: libbpf's name for it when it has one (`type_name`), else its number.
-std::vector<Field> head_fields(const char* kind, std::uint32_t id, std::string name,
-                               const char* type_name, std::uint32_t type) {
-    std::string type_key = std::string(kind) + "_type";
-    return {str("type", kind), num("id", id), str("name", std::move(name)),
-            type_name != nullptr ? str(type_key, type_name) : num(type_key, type)};
-}
-
-Result<std::vector<Field>> map_fields(int fd) {
-    auto got = info_of<bpf_map_info>(fd);
-    if (!got) return got.error();
-    const bpf_map_info& info = *got;
-    std::vector<Field> f =
-        head_fields("map", info.id, obj_name(info.name, sizeof info.name),
-                    libbpf_bpf_map_type_str(static_cast<bpf_map_type>(info.type)), info.type);
-    f.push_back(num("key_size", info.key_size));
-    f.push_back(num("value_size", info.value_size));
-    f.push_back(num("max_entries", info.max_entries));
-    f.push_back(num("map_flags", info.map_flags));
-    return f;
-}
-
-Result<std::vector<Field>> prog_fields(int fd) {
-    auto got = info_of<bpf_prog_info>(fd);
-    if (!got) return got.error();
-    const bpf_prog_info& info = *got;
-    std::vector<Field> f =
-        head_fields("prog", info.id, obj_name(info.name, sizeof info.name),
-                    libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(info.type)), info.type);
-    std::string tag;
-    for (unsigned char b : info.tag) {
-        char buf[4];
-        std::snprintf(buf, sizeof buf, "%02x", b);
-        tag += buf;
-    }
-    f.push_back(str("tag", tag));
-    return f;
-}
-
-// A link has no name: type, id, its kernel type and the program it attaches.
-Result<std::vector<Field>> link_fields(int fd) {
-    auto got = info_of<bpf_link_info>(fd);
-    if (!got) return got.error();
-    const bpf_link_info& info = *got;
-    const char* type_name = libbpf_bpf_link_type_str(static_cast<bpf_link_type>(info.type));
-    return std::vector<Field>{
-        str("type", "link"), num("id", info.id),
-        type_name != nullptr ? str("link_type", type_name) : num("link_type", info.type),
-        num("prog_id", info.prog_id)};
-}
-
 client::Trust trust_of(std::uint32_t trust_uid) {
     client::Trust t;
     if (trust_uid != 0) t.uid = trust_uid;
@@ -220,10 +97,14 @@ bpffs_opts opts_of(std::uint32_t trust_uid) {
     return o;
 }
 
-// Prints the failure `e` of a pin (`pin`) or get of `path`: when it is EPERM because its
-// broker is not trusted, why.
+// Prints the failure `e` of a pin (`pin`) or get of `path`, with the rule that refused it
+// (bpffsctl_explain.hpp): a path on the kernel's bpffs first, then a broker that is not trusted
+// (EPERM), then a path off any bpffs-fuse mount or what the daemon's errno means.
 int report_call(const std::string& what, const std::string& path, bool pin, std::uint32_t trust_uid,
                 int e) {
+    const Verb verb = pin ? Verb::pin : Verb::get;
+    if (where_is(path, pin) == Where::kernel_bpffs)
+        return report_why(what, explain(verb, path, e), e);
     if (e == client::kUntrusted) {
         if (auto why = client::refusal_for(path, pin, trust_of(trust_uid))) {
             std::fprintf(stderr, "bpffsctl: error: %s: %s\n", what.c_str(),
@@ -231,7 +112,7 @@ int report_call(const std::string& what, const std::string& path, bool pin, std:
             return kExitFailure;
         }
     }
-    return report(what, e);
+    return report_why(what, explain(verb, path, e), e);
 }
 
 // A connection to the broker serving directory `dir`, checked as libbpffs checks it. Errors are
@@ -321,9 +202,17 @@ int run_pin(const PinOptions& o) {
             what = "prog id " + std::to_string(o.id);
             obj.reset(bpf_prog_get_fd_by_id(o.id));
             break;
-        case PinOptions::Source::kernel_path:
-            what = "bpf_obj_get " + o.from;
-            obj.reset(bpf_obj_get(o.from.c_str()));
+        case PinOptions::Source::path:
+            // From a bpffs-fuse mount as `get` fetches; from anywhere else as the kernel does.
+            if (where_is(o.from, false) == Where::bpffs_fuse) {
+                bpffs_opts opts = opts_of(o.trust_uid);
+                obj.reset(bpffs_obj_get_opts(o.from.c_str(), &opts));
+                if (!obj)
+                    return report_call("pin: get " + o.from, o.from, false, o.trust_uid, errno);
+            } else {
+                what = "pin: bpf_obj_get " + o.from;
+                obj.reset(bpf_obj_get(o.from.c_str()));
+            }
             break;
     }
     if (!obj) return report(what, errno);
@@ -338,25 +227,12 @@ int run_get(const GetOptions& o) {
     bpffs_opts opts = opts_of(o.trust_uid);
     UniqueFd fd(bpffs_obj_get_opts(o.path.c_str(), &opts));
     if (!fd) return report_call("get " + o.path, o.path, false, o.trust_uid, errno);
-    auto kind = bpf_kind(fd.get());
-    if (!kind) {
-        return report("get " + o.path + ": cannot tell what object it is", kind.error().value);
+    auto fields = object_fields(fd.get());
+    if (!fields) {
+        int e = fields.error().value;
+        return report(
+            "get " + o.path + (e == EINVAL ? ": not a map, program or link" : ": object info"), e);
     }
-    Result<std::vector<Field>> fields = fail(EINVAL);
-    switch (*kind) {
-        case BpfKind::map:
-            fields = map_fields(fd.get());
-            break;
-        case BpfKind::prog:
-            fields = prog_fields(fd.get());
-            break;
-        case BpfKind::link:
-            fields = link_fields(fd.get());
-            break;
-        case BpfKind::other:
-            return report("get " + o.path + ": not a map, program or link", EINVAL);
-    }
-    if (!fields) return report("get " + o.path + ": object info", fields.error().value);
     print_fields(*fields, o.json);
     return kExitOk;
 }
@@ -414,8 +290,14 @@ int run_run(const RunOptions& o) {
         if (n > 0) {
             std::string dir(self, static_cast<std::size_t>(n));
             dir = dir.substr(0, dir.rfind('/'));
-            std::string beside = dir + "/" + BPFFS_PRELOAD_RELPATH;
-            if (access(beside.c_str(), R_OK) == 0) shim = beside;
+            // Installed (bin/../lib/bpffs/), or in the build tree it was built in.
+            for (const char* rel : {BPFFS_PRELOAD_RELPATH, "preload/libbpffs-preload.so"}) {
+                std::string beside = dir + "/" + rel;
+                if (access(beside.c_str(), R_OK) == 0) {
+                    shim = beside;
+                    break;
+                }
+            }
         }
     }
     char resolved[PATH_MAX];
@@ -512,7 +394,9 @@ int run_upgrade(const UpgradeOptions& o) {
                EACCES);
         return kExitFailure;
     }
-    if (rep->reply.error != 0) return report(what, rep->reply.error);
+    if (rep->reply.error != 0) {
+        return report_why(what, explain(Verb::upgrade, path, rep->reply.error), rep->reply.error);
+    }
     sock->reset();
     // The old worker hands over and a new one starts: ask until the new one answers.
     auto deadline = std::chrono::steady_clock::now() +

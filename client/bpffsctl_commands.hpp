@@ -23,10 +23,10 @@ inline constexpr int kExitCannotExec = 127;  // as shells report a command that 
 
 struct PinOptions {
     std::uint32_t trust_uid = 0;  // --trust-uid
-    enum class Source { map_id, prog_id, kernel_path };
+    enum class Source { map_id, prog_id, path };
     Source source = Source::map_id;
     std::uint32_t id = 0;  // map_id, prog_id
-    std::string from;      // kernel_path: an object pinned on a kernel bpffs
+    std::string from;      // path: an object pinned on a kernel bpffs or a bpffs-fuse mount
     std::string path;      // where to pin it on a bpffs-fuse mount
 };
 
@@ -45,6 +45,14 @@ struct ExecOptions {
 struct RunOptions {
     std::uint32_t trust_uid = 0;       // --trust-uid
     std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
+};
+
+struct LsOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
+    std::string path;
+    bool long_format = false;  // -l: modes, owners, and each object's facts
+    bool recursive = false;    // -R
+    bool json = false;         // --json: one array, every entry with its facts
 };
 
 struct StatusOptions {
@@ -68,6 +76,7 @@ struct UpgradeOptions {
 
 int run_pin(const PinOptions& o);
 int run_get(const GetOptions& o);
+int run_ls(const LsOptions& o);
 int run_exec(const ExecOptions& o);  // returns only on failure
 // Runs CMD with libbpffs-preload.so added to LD_PRELOAD ($BPFFS_PRELOAD, else the installed
 // path): unmodified bpftool and libbpf programs then pin and get on bpffs-fuse mounts.

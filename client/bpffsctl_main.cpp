@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // bpffsctl: pin, fetch and inspect eBPF objects on bpffs-fuse mounts; show and change a
 // mount's options.
-//   bpffsctl pin (--map-id N | --prog-id N | --from KERNEL_BPFFS_PATH) PATH
+//   bpffsctl pin (--map-id N | --prog-id N | --from PINNED_PATH) PATH
 //   bpffsctl get PATH [--json]
 //   bpffsctl exec PATH... -- CMD [ARGS...]
 //   bpffsctl run -- CMD [ARGS...]
@@ -49,9 +49,7 @@ CLI::App* add_verb(CLI::App& app, const std::string& name, const std::string& de
     return verb;
 }
 
-void add_json(CLI::App* verb, bool& json) {
-    verb->add_flag("--json", json, "print one JSON object instead");
-}
+void add_json(CLI::App* verb, bool& json) { verb->add_flag("--json", json, "print JSON instead"); }
 
 // The index of the verb: the first argument that is not an option (the top level has no
 // options that take a value); args.size() when there is none.
@@ -92,6 +90,8 @@ struct Cli {
     CLI::Option *opt_map = nullptr, *opt_prog = nullptr, *opt_from = nullptr;
     GetOptions get_o;
     CLI::App* get = nullptr;
+    LsOptions ls_o;
+    CLI::App* ls = nullptr;
     ExecOptions exec_o;
     CLI::App* exec = nullptr;
     RunOptions run_o;
@@ -113,8 +113,8 @@ void add_pin(Cli& c) {
     c.opt_map = source->add_option("--map-id", c.map_id, "the map with this kernel id");
     c.opt_prog = source->add_option("--prog-id", c.prog_id, "the program with this kernel id");
     c.opt_from = source->add_option("--from", c.pin_o.from,
-                                    "the object pinned at this path on a kernel bpffs "
-                                    "(e.g. /sys/fs/bpf/NAME)");
+                                    "the object pinned at this path, on a kernel bpffs "
+                                    "(e.g. /sys/fs/bpf/NAME) or a bpffs-fuse mount");
     c.pin->add_option("PATH", c.pin_o.path, "the new name, on a bpffs-fuse mount")->required();
 }
 
@@ -131,6 +131,25 @@ void add_get(Cli& c) {
         "libbpf's names, or numbers for types libbpf does not know.");
 }
 
+void add_ls(Cli& c) {
+    c.ls = add_verb(c.app, "ls",
+                    "list what a directory of a bpffs-fuse mount holds: names, and with -l "
+                    "modes, owners, kernel ids and each object's facts",
+                    c.ls_o.trust_uid);
+    c.ls->add_option("PATH", c.ls_o.path, "a directory (or a node) on a bpffs-fuse mount")
+        ->required();
+    c.ls->add_flag("-l", c.ls_o.long_format,
+                   "long: mode, uid, gid, kind, kernel id, name, and the object's facts");
+    c.ls->add_flag("-R", c.ls_o.recursive, "list subdirectories too, as paths under PATH");
+    add_json(c.ls, c.ls_o.json);
+    c.ls->footer(
+        "Kinds: dir, map, prog, link, symlink; object when the caller may not read which. The "
+        "facts of an object (-l, --json) are those of\n"
+        "'bpffsctl get': fetching each needs what a get needs (write permission under\n"
+        "compat=seed); one that cannot be fetched is listed with the reason. --json prints one\n"
+        "array: {path, kind, mode, uid, gid[, target][, object{id, name, ...}][, error]}.");
+}
+
 void add_exec(Cli& c) {
     c.exec = add_verb(c.app, "exec",
                       "exec PATH... -- CMD [ARGS...]: fetch each PATH and run "
@@ -138,6 +157,7 @@ void add_exec(Cli& c) {
                       c.exec_o.trust_uid);
     c.exec->add_option("PATH", c.exec_o.paths, "pinned maps or programs, in fd order")->required();
     c.exec->footer(
+        "Usage: bpffsctl exec [OPTIONS] PATH... -- CMD [ARGS...]\n"
         "The fetched objects are open (not close-on-exec) on fds 3, 4, ... in the order\n"
         "of the PATHs, and $BPFFS_FDS lists them (\"3 4 ...\"). CMD is looked up in\n"
         "$PATH. Exit status: CMD's own; 1 if a PATH cannot be fetched, 2 on a usage\n"
@@ -151,8 +171,10 @@ void add_run(Cli& c) {
                      "on bpffs-fuse mounts",
                      c.run_o.trust_uid);
     c.run->footer(
+        "Usage: bpffsctl run [OPTIONS] -- CMD [ARGS...]\n"
         "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"
-        "when set, else " BPFFS_PRELOAD_PATH
+        "when set, else the one beside bpffsctl (../lib/bpffs/ of an install, preload/ of\n"
+        "the build tree), else " BPFFS_PRELOAD_PATH
         ".\n"
         "Under it, bpf(2)'s BPF_OBJ_PIN and BPF_OBJ_GET of a path on a bpffs-fuse mount\n"
         "go to the mount's broker, and statfs() there reports the bpf filesystem's magic;\n"
@@ -223,7 +245,7 @@ int dispatch_pin(Cli& c) {
         c.pin_o.source = PinOptions::Source::prog_id;
         c.pin_o.id = c.prog_id;
     } else {
-        c.pin_o.source = PinOptions::Source::kernel_path;
+        c.pin_o.source = PinOptions::Source::path;
     }
     return run_pin(c.pin_o);
 }
@@ -233,6 +255,7 @@ int dispatch(Cli& c, std::vector<std::string> command, bool has_separator) {
     bool has_command = has_separator && !command.empty();
     if (*c.pin) return dispatch_pin(c);
     if (*c.get) return run_get(c.get_o);
+    if (*c.ls) return run_ls(c.ls_o);
     if (*c.exec) {
         if (!has_command) return usage_error("exec: expected '-- CMD [ARGS...]'");
         c.exec_o.command = std::move(command);
@@ -255,7 +278,8 @@ int run_main(int argc, char** argv) {
     c.app.require_subcommand(1);
     c.app.footer(
         "Exit status: 0 ok, 1 failure, 2 usage error. Run 'bpffsctl VERB --help' for a verb.");
-    for (auto add : {add_pin, add_get, add_exec, add_run, add_status, add_remount, add_upgrade})
+    for (auto add :
+         {add_pin, add_get, add_ls, add_exec, add_run, add_status, add_remount, add_upgrade})
         add(c);
 
     std::vector<std::string> command;

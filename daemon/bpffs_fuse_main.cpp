@@ -5,6 +5,7 @@
 // fsname. uid=, gid= and mode= are ours (parsed by the core); standard FUSE/mount options pass
 // through to libfuse; anything else refuses to mount. default_permissions and allow_other are
 // always on. Start-up errors are exceptions caught here; nothing is left mounted on failure.
+#include "common/socket_name.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/supervisor.hpp"
@@ -12,11 +13,13 @@
 #include "fsops/mount_options.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,6 +38,16 @@
 #include <vector>
 
 namespace {
+
+// Is `dir` on a live bpffs-fuse mount (a FUSE filesystem whose broker's socket is there)? A
+// second daemon would stack its mount over the first one's and hide it.
+bool carries_bpffs_fuse(const std::string& dir) {
+    struct statfs fs {};
+    if (statfs(dir.c_str(), &fs) != 0 || fs.f_type != FUSE_SUPER_MAGIC) return false;
+    struct stat st {};
+    std::string sock = (dir == "/" ? "" : dir) + "/" + std::string(bpffs::kSocketName);
+    return lstat(sock.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
 
 using namespace bpffs;
 
@@ -150,6 +163,12 @@ int run(const Options& cli) {
         throw StartupError("mountpoint " + mountpoint + ": " + std::strerror(e), 1);
     }
     mountpoint = real;
+    if (carries_bpffs_fuse(mountpoint)) {
+        throw StartupError("mountpoint " + mountpoint +
+                               " is on a bpffs-fuse mount already: use that one, or unmount it "
+                               "first",
+                           1);
+    }
     bool read_only = false;
     for (const auto& p : parsed->passthrough) {
         if (p == "ro") read_only = true;
@@ -199,9 +218,9 @@ int main(int argc, char** argv) {
         "bpffs-fuse: the bpf filesystem (persistent eBPF maps and programs) in FUSE.\n"
         "Pinned objects are created and fetched with libbpffs or bpffsctl.",
         "bpffs-fuse"};
-    app.add_option("SOURCE_MOUNTPOINT", cli.positional,
-                   "[SOURCE] MOUNTPOINT: SOURCE (default \"bpffs\") names the mount in "
-                   "/proc/mounts")
+    app.add_option("MOUNTPOINT", cli.positional,
+                   "[SOURCE] MOUNTPOINT: the directory to mount on, required; SOURCE (default "
+                   "\"bpffs\") names the mount in /proc/mounts")
         ->expected(1, 2);
     app.add_option("-o", cli.o,
                    "mount options: uid=N, gid=N (default 0), mode=OCTAL (default 0700), and "
@@ -234,12 +253,17 @@ int main(int argc, char** argv) {
         if (cli.log_level.empty()) cli.log_level = "debug";
     }
     if (cli.positional.empty()) {
-        std::fprintf(stderr, "bpffs-fuse: error: SOURCE_MOUNTPOINT is required\n");
+        std::fprintf(stderr, "bpffs-fuse: error: MOUNTPOINT is required\n");
         std::fprintf(stderr, "Run with --help for more information.\n");
         return 2;
     }
     try {
         daemon::setup_logging(cli.log_level);
+    } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "bpffs-fuse: error: %s\n", e.what());
+        return 2;  // an invalid argument, as bpffs-fuse(8) says
+    }
+    try {
         return run(cli);
     } catch (const StartupError& e) {
         std::fprintf(stderr, "bpffs-fuse: error: %s\n", e.what());

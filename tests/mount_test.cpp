@@ -300,6 +300,21 @@ TEST_CASE("mount: --version exits 0 and prints the version", "[mount][cli]") {
     CHECK(r.out.find("bpffs-fuse") != std::string::npos);
 }
 
+TEST_CASE("mount: usage errors exit 2 and say what is wrong", "[mount][cli]") {
+    auto help = run_cmd({BPFFS_FUSE_BIN, "--help"});
+    CHECK(help.out.find("MOUNTPOINT") != std::string::npos);
+    CHECK(help.out.find("required") != std::string::npos);
+    TempDir dir;
+    auto level = run_cmd({BPFFS_FUSE_BIN, "-f", dir.path(), "--log-level", "loud"});
+    INFO("output: " << level.out);
+    CHECK(level.exit_code == 2);
+    CHECK(level.out.find("unknown log level 'loud'") != std::string::npos);
+    auto none = run_cmd({BPFFS_FUSE_BIN, "-f"});
+    CHECK(none.exit_code == 2);
+    CHECK(none.out.find("MOUNTPOINT is required") != std::string::npos);
+    CHECK(!is_bpffs_mounted(dir.path()));
+}
+
 TEST_CASE("mount: a missing mount point fails with a message naming it", "[mount][cli]") {
     TempDir dir;
     std::string missing = dir.path() + "/missing";

@@ -13,7 +13,7 @@ declare -A allowed=(
     [fsops]="common/result.hpp common/socket_name.hpp common/caps.hpp common/bpf_flags.hpp"
     [broker]="fsops/ common/"
     [daemon]="fsops/ broker/ common/"
-    [client]="common/ bpffs/ fsops/mount_options.hpp"
+    [client]="common/ bpffs/ fsops/mount_options.hpp fsops/names.hpp"
     [preload]="common/ bpffs/"
     [include]="bpffs/"
     # the harnesses drive the code under test, and the seed writer borrows the tests' clock

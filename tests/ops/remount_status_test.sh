@@ -62,8 +62,8 @@ expect_eq "status from a subdirectory is the mount's" \
     "$(status "$MNT/tree/leaf" | field directories)" 4
 json=$(status --json "$MNT")
 log "status --json: $json"
-expect "the JSON has the counts" grep -q '"directories": 4, "maps": 1, "programs": 1' <<<"$json"
-expect "the JSON has the pid" grep -q "\"pid\": $PID" <<<"$json"
+expect "the JSON has the counts" grep -q '"directories":4,"maps":1,"programs":1' <<<"$json"
+expect "the JSON has the pid" grep -q "\"pid\":$PID" <<<"$json"
 if "$BPFFSCTL" status "$T" >"$T/out" 2>&1; then fail "status of a directory off the mount succeeded"; fi
 expect "status off the mount says so" grep -q "not on a bpffs-fuse mount" "$T/out"
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# What a user reads when bpffsctl or bpffs-fuse refuses (issue 20): each error names the rule
+# that refused it and, where there is one, the fix, beside a kernel bpffs mounted in the same
+# test:
+#   - pin of a dotted name, into a directory with subdirectories (the terminal rule), over an
+#     existing name, without CAP_SYS_ADMIN (compat=seed);
+#   - pin and get of a path on the kernel's bpffs, or on no bpffs at all;
+#   - get without write permission (compat=seed);
+#   - pin --from a path on the mount itself works, as from the kernel's bpffs;
+#   - upgrade to a binary that is not bpffs-fuse;
+#   - a second daemon on a directory that is already a bpffs-fuse mount is refused, exit 1.
+#
+#   messages_test.sh BPFFS_FUSE BPFFSCTL
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+[ $# -eq 2 ] || fail "usage: messages_test.sh BPFFS_FUSE BPFFSCTL"
+BPFFS_FUSE=$(realpath "$1")
+BPFFSCTL=$(realpath "$2")
+need bpftool "bpftool"
+need setpriv "util-linux"
+
+make_tmpdir
+MNT=$T/mnt
+KMNT=$T/kernel
+mkdir "$MNT" "$KMNT"
+defer unmount_quietly "$MNT"
+"$BPFFS_FUSE" "$MNT" -o mode=0755 || fail "bpffs-fuse did not mount"
+PID=$("$BPFFSCTL" status "$MNT" | field pid)
+defer stop_pid "$PID"
+mount -t bpf bpf "$KMNT" || fail "cannot mount a kernel bpffs"
+defer umount "$KMNT"
+bpftool map create "$KMNT/m" type array key 4 value 4 entries 1 name msg_test ||
+    fail "bpftool map create"
+mkdir -p "$MNT/d/sub" "$MNT/objs"
+# The unprivileged runs use a copy in the test's 0755 directory: the build tree may be where
+# that user cannot go (a checkout under /root).
+cp "$BPFFSCTL" "$T/bpffsctl"
+
+# refused WHAT WANT CMD...: CMD fails with exit 1, and its message contains WANT.
+refused() {
+    local what=$1 want=$2 rc=0
+    shift 2
+    "$@" >"$T/out" 2>&1 || rc=$?
+    log "$what: $(cat "$T/out")"
+    [ "$rc" -eq 1 ] || fail "$what: exit status $rc, want 1"
+    grep -qF -- "$want" "$T/out" || fail "$what: the message does not say '$want'"
+    log "ok: $what"
+}
+
+refused "a dotted name" "names containing '.' are reserved" \
+    "$BPFFSCTL" pin --from "$KMNT/m" "$MNT/objs/a.b"
+refused "the terminal rule" "$MNT/d holds subdirectories, so it cannot hold objects" \
+    "$BPFFSCTL" pin --from "$KMNT/m" "$MNT/d/x"
+expect "a pin" "$BPFFSCTL" pin --from "$KMNT/m" "$MNT/objs/m"
+refused "an existing name" "$MNT/objs/m exists: unlink it first" \
+    "$BPFFSCTL" pin --from "$KMNT/m" "$MNT/objs/m"
+# (The user may fetch the kernel's pin, to have something to pin.)
+chmod 0666 "$KMNT/m"
+refused "a user's pin (compat=seed)" "pinning on this mount needs CAP_SYS_ADMIN" \
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bpffsctl" pin --from "$KMNT/m" \
+    "$MNT/objs/n"
+refused "a user's get without write permission" "fetching needs write permission" \
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bpffsctl" get "$MNT/objs/m"
+refused "a pin on the kernel's bpffs" "is on the kernel's bpffs, not a bpffs-fuse mount" \
+    "$BPFFSCTL" pin --from "$KMNT/m" "$KMNT/n"
+refused "a get on the kernel's bpffs" "is on the kernel's bpffs, not a bpffs-fuse mount" \
+    "$BPFFSCTL" get "$KMNT/m"
+refused "a pin off any bpffs" "$T is not on a bpffs-fuse mount" \
+    "$BPFFSCTL" pin --from "$KMNT/m" "$T/n"
+refused "a get off any bpffs" "$T is not on a bpffs-fuse mount" "$BPFFSCTL" get "$T"
+
+# pin --from a name on the mount: the same kernel object under a second name.
+expect "pin --from a path on the mount" "$BPFFSCTL" pin --from "$MNT/objs/m" "$MNT/objs/m2"
+expect_eq "the same map" "$("$BPFFSCTL" get "$MNT/objs/m2" | field id)" \
+    "$("$BPFFSCTL" get "$MNT/objs/m" | field id)"
+
+refused "an upgrade to a binary that is not bpffs-fuse" "is not a bpffs-fuse binary" \
+    "$BPFFSCTL" upgrade --exec /bin/true "$MNT"
+
+refused "a second daemon on the mount" "is on a bpffs-fuse mount already" \
+    "$BPFFS_FUSE" "$MNT" -o mode=0755
+expect_eq "one mount there" "$(findmnt -rn -o FSTYPE --mountpoint "$MNT" | wc -l)" 1
