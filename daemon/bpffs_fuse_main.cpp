@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -57,6 +58,7 @@ struct Options {
     bool foreground = false;
     bool debug = false;
     std::string log_level;
+    std::string log_file;  // absolute
 };
 
 // A start-up failure: the message is printed as "bpffs-fuse: error: <message>".
@@ -192,6 +194,7 @@ int run(const Options& cli) {
     sc.debug = cli.debug;
     sc.detached = !cli.foreground;
     sc.log_level = cli.log_level;
+    sc.log_file = cli.log_file;
     sc.stored = daemon::take_listen_fds();
 
     raise_nofile_limit();
@@ -229,6 +232,9 @@ int main(int argc, char** argv) {
     app.add_flag("-f,--foreground", cli.foreground, "stay in the foreground");
     app.add_flag("-d,--debug", cli.debug,
                  "debug: foreground, debug log level, libfuse's request trace");
+    app.add_option("--log-file", cli.log_file,
+                   "append the log to this file (the supervisor's and its workers'), also once "
+                   "detached; default: stderr, then syslog once detached");
     app.add_option("--log-level", cli.log_level,
                    "trace, debug, info, warn, error, critical, off (default: $SPDLOG_LEVEL or "
                    "info)");
@@ -257,11 +263,22 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "Run with --help for more information.\n");
         return 2;
     }
+    if (!cli.log_file.empty()) cli.log_file = std::filesystem::absolute(cli.log_file);
     try {
-        daemon::setup_logging(cli.log_level);
+        daemon::setup_logging(cli.log_level, cli.log_file);
     } catch (const std::invalid_argument& e) {
         std::fprintf(stderr, "bpffs-fuse: error: %s\n", e.what());
         return 2;  // an invalid argument, as bpffs-fuse(8) says
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bpffs-fuse: error: --log-file %s: %s\n", cli.log_file.c_str(),
+                     e.what());
+        return 2;
+    }
+    if (!cli.foreground && cli.log_file.empty() && !daemon::syslog_available()) {
+        std::fprintf(stderr,
+                     "bpffs-fuse: warning: no syslog here (/dev/log is no socket): once the "
+                     "daemon detaches, its log goes nowhere; use --log-file PATH, or -f under a "
+                     "service manager\n");
     }
     try {
         return run(cli);

@@ -45,6 +45,7 @@ std::string to_text(const WorkerHandoff& h) {
       << "supervisor " << h.supervisor_pid << '\n'
       << "generation " << h.generation << '\n'
       << "restarts " << h.restarts << '\n';
+    if (!h.log_file.empty()) o << "log_file " << h.log_file << '\n';
     for (const auto& [handle, fd] : h.objects) o << "obj " << handle << ' ' << fd << '\n';
     for (int fd : h.conns) o << "conn " << fd << '\n';
     return o.str();
@@ -66,6 +67,8 @@ Result<WorkerHandoff> parse_handoff(const std::string& text) {
             h.options = val;
         else if (key == "log_level")
             h.log_level = val;
+        else if (key == "log_file")
+            h.log_file = val;
         else if (key == "read_only") {
             ok = number(val, flag);
             h.read_only = flag != 0;

@@ -23,6 +23,7 @@ struct WorkerHandoff {
     bool detached = false;   // log to syslog
     bool debug = false;      // libfuse's request trace
     std::string log_level;
+    std::string log_file;  // --log-file (empty: none; then not in the text, as older workers read)
     std::string version_note;  // free text for logs
     int fuse_fd = -1;
     int control_fd = -1;

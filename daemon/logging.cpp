@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 #include <fuse3/fuse_log.h>
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -36,9 +38,16 @@ void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) 
     spdlog::log(l, "libfuse: {}", msg);
 }
 
+bool to_file = false;  // setup_logging() was given a file: detaching keeps it
+
 }  // namespace
 
-void setup_logging(const std::string& level) {
+bool syslog_available() {
+    struct stat st {};
+    return stat("/dev/log", &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+void setup_logging(const std::string& level, const std::string& file) {
     std::string name = level;
     if (name.empty()) {
         const char* env = std::getenv("SPDLOG_LEVEL");
@@ -48,13 +57,21 @@ void setup_logging(const std::string& level) {
     if (lvl == spdlog::level::off && name != "off") {
         throw std::invalid_argument("unknown log level '" + name + "'");
     }
-    auto logger = spdlog::stderr_logger_mt("bpffs-fuse");
-    if (std::getenv("JOURNAL_STREAM") != nullptr)
-        logger->set_pattern("%l: %v");
-    else
+    std::shared_ptr<spdlog::logger> logger;
+    if (!file.empty()) {
+        logger = spdlog::basic_logger_mt("bpffs-fuse", file, false);  // appends
         logger->set_pattern("%Y-%m-%d %H:%M:%S.%e bpffs-fuse[%P] %l: %v");
+        logger->flush_on(spdlog::level::trace);  // a line at a time: two processes share it
+        to_file = true;
+    } else {
+        logger = spdlog::stderr_logger_mt("bpffs-fuse");
+        if (std::getenv("JOURNAL_STREAM") != nullptr)
+            logger->set_pattern("%l: %v");
+        else
+            logger->set_pattern("%Y-%m-%d %H:%M:%S.%e bpffs-fuse[%P] %l: %v");
+        logger->flush_on(spdlog::level::warn);
+    }
     logger->set_level(lvl);
-    logger->flush_on(spdlog::level::warn);
     spdlog::set_default_logger(logger);
     fuse_set_log_func(fuse_log_to_spdlog);
 }
@@ -70,7 +87,7 @@ void switch_logging_to_syslog() {
 }
 
 void detach_from_terminal() {
-    switch_logging_to_syslog();
+    if (!to_file) switch_logging_to_syslog();
     if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull >= 0) {

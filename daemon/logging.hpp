@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Logging set-up, done once in main: spdlog to stderr (plain, without timestamps, when systemd's
 // journal reads it: $JOURNAL_STREAM), or to syslog once the daemon has detached from its
-// terminal. libfuse's own messages are routed into the same logger.
+// terminal, or to a file (--log-file) throughout. libfuse's own messages are routed into the same
+// logger.
 #pragma once
 
 #include <string>
@@ -9,8 +10,13 @@
 namespace bpffs::daemon {
 
 // Throws std::invalid_argument for an unknown level name. An empty name takes $SPDLOG_LEVEL,
-// else "info".
-void setup_logging(const std::string& level);
+// else "info". `file` (absolute; empty: none): append every line there instead, with the time and
+// pid, also once detached (the supervisor and its workers share it); std::runtime_error
+// (spdlog's) when it cannot be opened.
+void setup_logging(const std::string& level, const std::string& file = "");
+// Is there a syslog daemon to log to (a socket at /dev/log)? A detached daemon without one and
+// without a log file writes its logs nowhere.
+bool syslog_available();
 // After fuse_daemonize(): stderr is /dev/null, so send everything to syslog instead.
 void switch_logging_to_syslog();
 // Leaves the terminal: logging to syslog, the working directory to /, stdin, stdout and stderr to

@@ -368,6 +368,7 @@ void Supervisor::spawn(std::vector<UniqueFd> conns) {
     h.detached = cfg_.detached;
     h.debug = cfg_.debug;
     h.log_level = cfg_.log_level;
+    h.log_file = cfg_.log_file;
     h.fuse_fd = fuse_session_fd(se_);
     h.control_fd = child_end.get();
     h.log_fd = log_.get();

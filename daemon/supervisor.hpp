@@ -26,6 +26,7 @@ struct SupervisorConfig {
     bool debug = false;
     bool detached = false;
     std::string log_level;
+    std::string log_file;
     // From systemd's fd store on a restart: "state" and "obj-<handle>" fds.
     std::vector<std::pair<std::string, UniqueFd>> stored;
 };

@@ -89,7 +89,12 @@ int worker_main(int handoff_fd) {
         std::fprintf(stderr, "bpffs-fuse: error: malformed worker handoff\n");
         return kExitStartFailed;
     }
-    setup_logging(parsed->log_level);
+    try {
+        setup_logging(parsed->log_level, parsed->log_file);
+    } catch (const std::exception& e) {  // the file went away or its directory changed: stderr
+        setup_logging(parsed->log_level);
+        spdlog::error("cannot log to {}: {}", parsed->log_file, e.what());
+    }
     // The supervisor's terminal is not ours: a worker started before the supervisor detached
     // must not keep it (or a pipe of `$(bpffs-fuse ...)`) open.
     if (parsed->detached) detach_from_terminal();

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Where a detached daemon's log goes (issue 20):
+#   - --log-file PATH: the supervisor's and its workers' lines are appended there, also after
+#     the daemon detached and after a worker was replaced; a relative PATH is the caller's
+#     directory's (the daemon moves to /); a file that cannot be opened is exit 2;
+#   - without it and without a syslog socket, the daemon says on the terminal, before it
+#     detaches, that its log will go nowhere.
+#
+#   log_file_test.sh BPFFS_FUSE BPFFSCTL
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+[ $# -eq 2 ] || fail "usage: log_file_test.sh BPFFS_FUSE BPFFSCTL"
+BPFFS_FUSE=$(realpath "$1")
+BPFFSCTL=$(realpath "$2")
+need unshare "util-linux"
+
+make_tmpdir
+MNT=$T/mnt
+mkdir "$MNT"
+defer unmount_quietly "$MNT"
+(cd "$T" && "$BPFFS_FUSE" "$MNT" -o mode=0755 --log-file daemon.log) || fail "bpffs-fuse did not mount"
+s=$("$BPFFSCTL" status "$MNT")
+PID=$(field pid <<<"$s")
+WORKER=$(field worker <<<"$s")
+defer stop_pid "$PID"
+expect "the supervisor's lines are in the file" grep -q "bpffs-fuse\[$PID\] info: ready: serving $MNT" \
+    "$T/daemon.log"
+expect "the worker's too" grep -q "bpffs-fuse\[$WORKER\] info: worker $WORKER (generation 1) serving" \
+    "$T/daemon.log"
+kill -9 "$WORKER"
+wait_until 10 grep -q "info: worker [0-9]* (generation 2) serving" "$T/daemon.log" ||
+    fail "no line of a new worker serving in the log file"
+expect "the supervisor logged the crash" grep -q "warning: worker $WORKER killed" "$T/daemon.log"
+
+# (Under a regular file: no directory can be made there.)
+if "$BPFFS_FUSE" "$T/mnt2" --log-file "$T/daemon.log/log" >"$T/out" 2>&1; then
+    fail "a log file that cannot be opened was accepted"
+else
+    rc=$?
+fi
+expect_eq "a log file that cannot be opened: exit status" "$rc" 2
+expect "... and the message names it" grep -qF -- "--log-file $T/daemon.log/log" "$T/out"
+
+# No syslog: /dev/log hidden behind a plain file in a mount namespace of our own, where the
+# daemon mounts, is checked and is unmounted.
+touch "$T/not-a-socket"
+mkdir "$T/mnt3"
+unshare -m --propagation private sh -c '
+    if [ -e /dev/log ]; then mount --bind "$1/not-a-socket" /dev/log || exit 3; fi
+    "$2" "$1/mnt3" -o mode=0755 2>"$1/nosyslog.err" || exit 4
+    umount "$1/mnt3"
+' sh "$T" "$BPFFS_FUSE" || fail "the mount without syslog failed ($?)"
+log "without syslog: $(cat "$T/nosyslog.err")"
+expect "without syslog, the terminal is told" grep -q "its log goes nowhere; use --log-file PATH" \
+    "$T/nosyslog.err"
