@@ -361,6 +361,10 @@ int run_status(const StatusOptions& o) {
             f.push_back(x);
         }
     }
+    if (const auto& k = st->kernel_bpffs) {  // bpftool's mounts over the mount's directories
+        f.push_back(num("kernel_bpffs_mounts", k->size()));
+        if (!k->empty()) f.push_back(Field{"kernel_bpffs_at", nlohmann::ordered_json(*k)});
+    }
     print_fields(f, o.json);
     return kExitOk;
 }

@@ -28,7 +28,12 @@ void print_fields(const std::vector<Field>& fields, bool json) {
         return;
     }
     for (const auto& f : fields) {
-        std::string v = f.value.is_string() ? f.value.get<std::string>() : f.value.dump();
+        std::string v;
+        if (f.value.is_array()) {  // a list: its strings, one after the other
+            for (const auto& e : f.value) v += (v.empty() ? "" : ", ") + e.get<std::string>();
+        } else {
+            v = f.value.is_string() ? f.value.get<std::string>() : f.value.dump();
+        }
         std::printf("%s: %s\n", f.key.c_str(), v.c_str());
     }
 }

@@ -15,7 +15,7 @@ namespace bpffs::ctl {
 // One `key: value` line, or a member of a JSON object.
 struct Field {
     std::string key;
-    nlohmann::ordered_json value;  // a string or a number
+    nlohmann::ordered_json value;  // a string, a number, or a list of strings
 };
 
 inline Field str(std::string key, std::string value) { return {std::move(key), std::move(value)}; }

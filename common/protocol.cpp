@@ -2,6 +2,7 @@
 // The broker protocol's codec: length-checked encode and decode, nothing else.
 #include "common/protocol.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace bpffs::protocol {
@@ -159,6 +160,16 @@ std::vector<std::uint8_t> encode(const Reply& r) {
             w.put(s.recovery->kept);
             w.put(s.recovery->lost_found);
         }
+        if (s.links && s.service && s.recovery && s.kernel_bpffs) {
+            auto n = std::min(s.kernel_bpffs->size(), StatusInfo::kMaxKernelBpffs);
+            w.put(static_cast<std::uint32_t>(n));
+            for (std::size_t i = 0; i < n; ++i) {
+                std::string_view p = (*s.kernel_bpffs)[i];
+                p = p.substr(0, 512);
+                w.put(static_cast<std::uint16_t>(p.size()));
+                w.bytes(p);
+            }
+        }
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op),
                                 static_cast<std::uint32_t>(r.error));
@@ -240,6 +251,16 @@ Result<Reply> decode_reply(std::span<const std::uint8_t> msg) {
             if (!rd.get(v.damaged_at) || !rd.get(v.unrestorable) || v.unrestorable > 1 ||
                 !rd.get(v.names_dropped) || !rd.get(v.kept) || !rd.get(v.lost_found))
                 return fail(EPROTO);
+        }
+        if (!rd.done()) {
+            auto& v = s.kernel_bpffs.emplace();
+            std::uint32_t n = 0;
+            if (!rd.get(n) || n > StatusInfo::kMaxKernelBpffs) return fail(EPROTO);
+            for (std::uint32_t i = 0; i < n; ++i) {
+                std::uint16_t len = 0;
+                if (!rd.get(len) || len > 512 || !rd.bytes(len, v.emplace_back()))
+                    return fail(EPROTO);
+            }
         }
         // Figures a newer daemon sends after these are not this client's business.
         rep.status = std::move(s);

@@ -116,6 +116,11 @@ struct StatusInfo {
     std::optional<Service> service;
     // Sent after service; a daemon that predates recovery sends none.
     std::optional<RecoveryStatus> recovery;
+    // Kernel bpf filesystems mounted on or under the mount (bpftool without `bpffsctl run` makes
+    // them): their mount points, at most kMaxKernelBpffs of at most 512 bytes each. Sent after
+    // recovery; a daemon that predates it sends none.
+    static constexpr std::size_t kMaxKernelBpffs = 4;
+    std::optional<std::vector<std::string>> kernel_bpffs;
     friend bool operator==(const StatusInfo&, const StatusInfo&) = default;
 };
 

@@ -258,6 +258,8 @@ bool Worker::take_over_connection() {
 int Worker::start() {
     take_fds();
     if (!open_core() || !open_session() || !take_over_connection()) return kExitStartFailed;
+    mounts_ = std::make_unique<MountWatch>(h_.mountpoint);
+    mounts_->changed();
     start_broker();
     return 0;
 }
@@ -304,6 +306,7 @@ void Worker::start_broker() {
                                 s.pid = h_.supervisor_pid;
                                 s.generation = h_.generation;
                                 s.restarts = h_.restarts;
+                                s.kernel_bpffs = mounts_->current();
                                 s.recovery = protocol::RecoveryStatus{
                                     recovery_.damaged_at, recovery_.unrestorable,
                                     recovery_.names_dropped, recovery_.kept.size(),
@@ -373,10 +376,11 @@ void Worker::compact() {
 
 void Worker::serve() {
     while (reason_.load() == Reason::none) {
-        pollfd p[3] = {{sigfd_.get(), POLLIN, 0},
+        pollfd p[4] = {{sigfd_.get(), POLLIN, 0},
                        {wake_.get(), POLLIN, 0},
-                       {supervised_ ? ctl() : -1, POLLIN, 0}};
-        int n = poll(p, 3, 1000);
+                       {supervised_ ? ctl() : -1, POLLIN, 0},
+                       {mounts_->fd(), POLLPRI, 0}};  // the mount table changed
+        int n = poll(p, 4, 1000);
         if (n < 0 && errno != EINTR) break;
         if (p[0].revents & POLLIN) {
             signalfd_siginfo si{};
@@ -386,6 +390,7 @@ void Worker::serve() {
             }
         }
         if (p[2].revents & (POLLIN | POLLHUP)) on_control_message();
+        if (p[3].revents & (POLLPRI | POLLERR)) mounts_->changed();
         if (n == 0 && log_->wants_compaction()) compact();
     }
 }

@@ -8,6 +8,7 @@
 
 #include "common/unique_fd.hpp"
 #include "daemon/handoff.hpp"
+#include "daemon/mount_watch.hpp"
 #include "daemon/recovery.hpp"
 #include "daemon/test_hooks.hpp"
 
@@ -89,7 +90,8 @@ private:
     bool resume_ = false;     // an earlier worker served this connection: replay its INIT
     std::unique_ptr<StateLog> log_;
     std::unique_ptr<broker::Registry> registry_;
-    RecoveryReport recovery_;  // what this worker's start found lost, for status
+    RecoveryReport recovery_;             // what this worker's start found lost, for status
+    std::unique_ptr<MountWatch> mounts_;  // kernel bpffs mounts on this mount
     std::unique_ptr<fsops::Filesystem> core_;
     std::unique_ptr<FuseState> state_;  // the session's userdata: outlives the session
     std::unique_ptr<fuse_session, SessionDeleter> se_;

@@ -39,7 +39,8 @@ bool same(const Reply& a, const Reply& b) {
         return x.pid == y.pid && x.uid == y.uid && x.gid == y.gid && x.mode == y.mode &&
                x.dirs == y.dirs && x.maps == y.maps && x.progs == y.progs &&
                x.version == y.version && x.compat == y.compat && x.links == y.links &&
-               x.service == y.service && x.recovery == y.recovery;
+               x.service == y.service && x.recovery == y.recovery &&
+               x.kernel_bpffs == y.kernel_bpffs;
     }
     return true;
 }
@@ -117,6 +118,9 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     StatusInfo with_recovery = with_service;
     with_recovery.recovery = protocol::RecoveryStatus{4096, 1, 2, 3, 0xffffffffffull};
     reps.push_back(Reply{Op::status, 0, {}, with_recovery});
+    StatusInfo with_mounts = with_recovery;
+    with_mounts.kernel_bpffs = std::vector<std::string>{"/mnt/bpf/tool", "/mnt/bpf/dir two"};
+    reps.push_back(Reply{Op::status, 0, {}, with_mounts});
     reps.push_back(Reply{Op::remount, 0, {}, {}});
     reps.push_back(Reply{Op::remount, EINVAL, {}, {}});
     reps.push_back(Reply{Op::get, 4095, {}, {}});
@@ -145,7 +149,7 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     CHECK_FALSE(old->status->links);
     // A newer daemon's status, with figures after the ones known here, decodes without them
     // (the header's length covers them).
-    Bytes newer = encode(Reply{Op::status, 0, {}, with_recovery});
+    Bytes newer = encode(Reply{Op::status, 0, {}, with_mounts});
     for (std::uint8_t extra : {1, 2, 3, 4, 5, 6, 7, 8}) newer.push_back(extra);
     std::uint32_t len = 0;
     std::memcpy(&len, newer.data() + 12, 4);
@@ -153,7 +157,7 @@ TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     std::memcpy(newer.data() + 12, &len, 4);
     auto got = decode_reply(newer);
     REQUIRE(ename(err_of(got)) == ename(0));
-    CHECK(same(*got, Reply{Op::status, 0, {}, with_recovery}));
+    CHECK(same(*got, Reply{Op::status, 0, {}, with_mounts}));
 }
 
 TEST_CASE("protocol: each op expects its number of fds", "[protocol]") {
