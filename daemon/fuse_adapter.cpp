@@ -64,6 +64,41 @@ bool is_expected_errno(int e) {
     }
 }
 
+// A node's path (and ino), or a name in a directory, for a log line: formatted only when the line
+// is written (Filesystem::path_of walks the tree).
+struct PathOf {
+    const fsops::Filesystem& fs;
+    Ino ino;
+};
+struct NameIn {
+    const fsops::Filesystem& fs;
+    Ino parent;
+    std::string_view name;
+};
+
+}  // namespace
+}  // namespace bpffs::daemon
+
+template <>
+struct fmt::formatter<bpffs::daemon::PathOf> : fmt::formatter<std::string_view> {
+    template <typename Ctx>
+    auto format(const bpffs::daemon::PathOf& p, Ctx& ctx) const {
+        return fmt::format_to(ctx.out(), "path=\"{}\" ino={}", p.fs.path_of(p.ino), p.ino);
+    }
+};
+template <>
+struct fmt::formatter<bpffs::daemon::NameIn> : fmt::formatter<std::string_view> {
+    template <typename Ctx>
+    auto format(const bpffs::daemon::NameIn& n, Ctx& ctx) const {
+        std::string dir = n.fs.path_of(n.parent);
+        return fmt::format_to(ctx.out(), "path=\"{}{}{}\" parent={}", dir, dir == "/" ? "" : "/",
+                              n.name, n.parent);
+    }
+};
+
+namespace bpffs::daemon {
+namespace {
+
 // The one line a request leaves in the log (`op=mkdir parent=1 name="x" -> 5`): debug level
 // for a success and for the errnos that are answers, error level for the rest. `detail` is
 // formatted only when the line is written; `result` is what a success shows.
@@ -201,14 +236,14 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         // The socket name is never cached as missing: it appears when the broker binds.
         if (!r && r.error().value == ENOENT && st.negative_timeout > 0 &&
             name != fsops::kSocketName) {
-            log_op("lookup", 0, "a negative entry", "parent={} name=\"{}\"", parent, name);
+            log_op("lookup", 0, "a negative entry", "{}", NameIn{state(req).fs, parent, name});
             fuse_entry_param e{};
             e.ino = 0;  // a cached negative entry
             e.entry_timeout = st.negative_timeout;
             fuse_reply_entry(req, &e);
             return;
         }
-        reply_entry(req, "lookup", r, "parent={} name=\"{}\"", parent, name);
+        reply_entry(req, "lookup", r, "{}", NameIn{state(req).fs, parent, name});
     });
 }
 
@@ -227,8 +262,9 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     guarded(req, "getattr", [&] {
         auto& st = state(req);
         auto r = st.fs.getattr(ino);
-        if (!r) return reply_status(req, "getattr", r.error().value, "ino={}", ino);
-        log_op("getattr", 0, "ok", "ino={}", ino);
+        if (!r)
+            return reply_status(req, "getattr", r.error().value, "{}", PathOf{state(req).fs, ino});
+        log_op("getattr", 0, "ok", "{}", PathOf{state(req).fs, ino});
         auto s = to_stat(*r);
         fuse_reply_attr(req, &s, st.attr_timeout);
     });
@@ -254,10 +290,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
             s.ctime = fsops::Timespec{attr->st_ctim.tv_sec, attr->st_ctim.tv_nsec};
         auto r = st.fs.setattr(ino, s);
         if (!r) {
-            return reply_status(req, "setattr", r.error().value, "ino={} to_set={:#x}", ino,
-                                to_set);
+            return reply_status(req, "setattr", r.error().value, "{} to_set={:#x}",
+                                PathOf{state(req).fs, ino}, to_set);
         }
-        log_op("setattr", 0, "ok", "ino={} to_set={:#x}", ino, to_set);
+        log_op("setattr", 0, "ok", "{} to_set={:#x}", PathOf{state(req).fs, ino}, to_set);
         auto out = to_stat(*r);
         fuse_reply_attr(req, &out, st.attr_timeout);
     });
@@ -269,7 +305,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
         // The requested mode and the umask are ignored: the seed copies the parent's mode.
         auto r = state(req).fs.mkdir(caller_ids(req), parent, name, mode);
         if (r) state(req).listed.changed(parent);
-        reply_entry(req, "mkdir", r, "parent={} name=\"{}\"", parent, name);
+        reply_entry(req, "mkdir", r, "{}", NameIn{state(req).fs, parent, name});
     });
 }
 
@@ -277,7 +313,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     guarded(req, "rmdir", [&] {
         auto r = state(req).fs.rmdir(parent, name);
         if (r) state(req).listed.changed(parent);
-        reply_status(req, "rmdir", error_of(r), "parent={} name=\"{}\"", parent, name);
+        reply_status(req, "rmdir", error_of(r), "{}", NameIn{state(req).fs, parent, name});
     });
 }
 
@@ -287,7 +323,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
         auto r = st.fs.unlink(parent, name);
         if (r) st.listed.changed(parent);
         if (r && r->released && st.release_object) st.release_object(*r->released);
-        reply_status(req, "unlink", error_of(r), "parent={} name=\"{}\"", parent, name);
+        reply_status(req, "unlink", error_of(r), "{}", NameIn{state(req).fs, parent, name});
     });
 }
 
@@ -301,9 +337,9 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
             st.listed.changed(newparent);
             if (r->released && st.release_object) st.release_object(*r->released);
         }
-        reply_status(req, "rename", error_of(r),
-                     "parent={} name=\"{}\" newparent={} newname=\"{}\" flags={:#x}", parent, name,
-                     newparent, newname, flags);
+        reply_status(req, "rename", error_of(r), "{} -> {} flags={:#x}",
+                     NameIn{state(req).fs, parent, name}, NameIn{state(req).fs, newparent, newname},
+                     flags);
     });
 }
 
@@ -312,7 +348,8 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
         auto& st = state(req);
         auto r = st.fs.link(ino, newparent, newname);
         if (r) st.listed.changed(newparent);
-        reply_entry(req, "link", r, "ino={} newparent={} newname=\"{}\"", ino, newparent, newname);
+        reply_entry(req, "link", r, "{} -> {}", PathOf{state(req).fs, ino},
+                    NameIn{state(req).fs, newparent, newname});
     });
 }
 
@@ -321,15 +358,16 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
         auto& st = state(req);
         auto r = st.fs.symlink(caller_ids(req), parent, name, target);
         if (r) st.listed.changed(parent);
-        reply_entry(req, "symlink", r, "parent={} name=\"{}\"", parent, name);
+        reply_entry(req, "symlink", r, "{}", NameIn{state(req).fs, parent, name});
     });
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
     guarded(req, "readlink", [&] {
         auto r = state(req).fs.readlink(ino);
-        if (!r) return reply_status(req, "readlink", r.error().value, "ino={}", ino);
-        log_op("readlink", 0, "ok", "ino={}", ino);
+        if (!r)
+            return reply_status(req, "readlink", r.error().value, "{}", PathOf{state(req).fs, ino});
+        log_op("readlink", 0, "ok", "{}", PathOf{state(req).fs, ino});
         fuse_reply_readlink(req, r->c_str());
     });
 }
@@ -350,11 +388,11 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
                          : Result<fsops::Attr>(fail(EIO));
             st.pins.done(tid, r.has_value());
             if (r) st.listed.changed(parent);
-            return reply_entry(req, "pin", r, "parent={} name=\"{}\" uid={}", parent, name,
+            return reply_entry(req, "pin", r, "{} uid={}", NameIn{state(req).fs, parent, name},
                                pin->caller.uid);
         }
         auto r = st.fs.mknod(parent, name, mode);
-        reply_status(req, "mknod", error_of(r), "parent={} name=\"{}\" mode={:o}", parent, name,
+        reply_status(req, "mknod", error_of(r), "{} mode={:o}", NameIn{state(req).fs, parent, name},
                      mode);
     });
 }
@@ -363,8 +401,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse
     guarded(req, "create", [&] {
         auto r = state(req).fs.create(parent, name);
         // create never succeeds in the seed
-        reply_status(req, "create", r ? EIO : r.error().value, "parent={} name=\"{}\"", parent,
-                     name);
+        reply_status(req, "create", r ? EIO : r.error().value, "{}",
+                     NameIn{state(req).fs, parent, name});
     });
 }
 
@@ -408,12 +446,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         Result<TextViews::Text> text = TextViews::Text();
         if (r && r->has_value()) text = render(st, **r);
         const int e = !r ? r.error().value : !text ? text.error().value : 0;
-        if (e != 0) return reply_status(req, "open", e, "ino={} flags={:#o}", ino, fi->flags);
+        if (e != 0)
+            return reply_status(req, "open", e, "{} flags={:#o}", PathOf{state(req).fs, ino},
+                                fi->flags);
         if (*text) {
             fi->fh = st.texts.add(*text);
             fi->direct_io = 1;
         }
-        log_op("open", 0, "ok", "ino={} flags={:#o} fh={:#x}", ino, fi->flags, fi->fh);
+        log_op("open", 0, "ok", "{} flags={:#o} fh={:#x}", PathOf{state(req).fs, ino}, fi->flags,
+               fi->fh);
         // An open interrupted before the reply is never released: drop its view now.
         if (fuse_reply_open(req, fi) == -ENOENT) st.texts.erase(fi->fh);
     });
@@ -429,32 +470,36 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
             auto r = st.fs.open(fsops::Caller::root(), ino, fsops::kMayRead);
             Result<TextViews::Text> again = fail(EBADF);
             if (r && r->has_value()) again = render(st, **r);
-            if (!again) return reply_status(req, "read", again.error().value, "ino={}", ino);
+            if (!again)
+                return reply_status(req, "read", again.error().value, "{}",
+                                    PathOf{state(req).fs, ino});
             st.texts.put(fi->fh, *again);
             text = *again;
         }
         const size_t start = std::min(static_cast<size_t>(off), text->size());
         const size_t n = std::min(size, text->size() - start);
-        log_op("read", 0, std::to_string(n) + " bytes", "ino={} off={} size={}", ino, off, size);
+        log_op("read", 0, std::to_string(n) + " bytes", "{} off={} size={}",
+               PathOf{state(req).fs, ino}, off, size);
         fuse_reply_buf(req, text->data() + start, n);
     });
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     state(req).texts.erase(fi->fh);
-    reply_status(req, "release", 0, "ino={} fh={:#x}", ino, fi->fh);
+    reply_status(req, "release", 0, "{} fh={:#x}", PathOf{state(req).fs, ino}, fi->fh);
 }
 
 // Only a map's text view opens (compat=linux), and it has no write, as the kernel's (EINVAL).
 void op_write(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_file_info*) {
-    reply_status(req, "write", EINVAL, "ino={}", ino);
+    reply_status(req, "write", EINVAL, "{}", PathOf{state(req).fs, ino});
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "opendir", [&] {
         auto r = state(req).fs.opendir(ino);
-        if (!r) return reply_status(req, "opendir", r.error().value, "ino={}", ino);
-        log_op("opendir", 0, "ok", "ino={}", ino);
+        if (!r)
+            return reply_status(req, "opendir", r.error().value, "{}", PathOf{state(req).fs, ino});
+        log_op("opendir", 0, "ok", "{}", PathOf{state(req).fs, ino});
         // The kernel may keep a listing (FOPEN_CACHE_DIR) and reuse it across opens
         // (FOPEN_KEEP_CACHE): its own mkdir/rmdir/unlink/create change the directory's version
         // and reset it, and so does a pin (a MKNOD, publish_pin()).
@@ -494,8 +539,11 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool
                 used += need;
                 return true;
             });
-        if (!r) return reply_status(req, op, r.error().value, "ino={} off={}", ino, off);
-        log_op(op, 0, std::to_string(used) + " bytes", "ino={} off={}", ino, off);
+        if (!r)
+            return reply_status(req, op, r.error().value, "{} off={}", PathOf{state(req).fs, ino},
+                                off);
+        log_op(op, 0, std::to_string(used) + " bytes", "{} off={}", PathOf{state(req).fs, ino},
+               off);
         if (used == 0) st.listed.listed(ino);  // the end of the listing
         fuse_reply_buf(req, buf.data(), used);
     });
@@ -510,11 +558,11 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
 }
 
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-    reply_status(req, "releasedir", 0, "ino={}", ino);
+    reply_status(req, "releasedir", 0, "{}", PathOf{state(req).fs, ino});
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
-    log_op("statfs", 0, "ok", "ino={}", ino);
+    log_op("statfs", 0, "ok", "{}", PathOf{state(req).fs, ino});
     auto s = state(req).fs.statfs();
     struct statvfs v {};
     v.f_bsize = s.bsize;
@@ -529,10 +577,11 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
         auto r = fs.getxattr(caller_ids(req), ino, name, size);
         if (!r && r.error().value == EACCES) r = fs.getxattr(caller_full(req), ino, name, size);
         if (!r) {
-            return reply_status(req, "getxattr", r.error().value, "ino={} name=\"{}\" size={}", ino,
-                                name, size);
+            return reply_status(req, "getxattr", r.error().value, "{} name=\"{}\" size={}",
+                                PathOf{state(req).fs, ino}, name, size);
         }
-        log_op("getxattr", 0, "ok", "ino={} name=\"{}\" size={}", ino, name, size);
+        log_op("getxattr", 0, "ok", "{} name=\"{}\" size={}", PathOf{state(req).fs, ino}, name,
+               size);
         if (size == 0) return (void)fuse_reply_xattr(req, r->length);
         fuse_reply_buf(req, r->value.data(), r->value.size());
     });
@@ -541,8 +590,10 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     guarded(req, "listxattr", [&] {
         auto r = state(req).fs.listxattr(ino, size);
-        if (!r) return reply_status(req, "listxattr", r.error().value, "ino={} size={}", ino, size);
-        log_op("listxattr", 0, "ok", "ino={} size={}", ino, size);
+        if (!r)
+            return reply_status(req, "listxattr", r.error().value, "{} size={}",
+                                PathOf{state(req).fs, ino}, size);
+        log_op("listxattr", 0, "ok", "{} size={}", PathOf{state(req).fs, ino}, size);
         if (size == 0) return (void)fuse_reply_xattr(req, r->length);
         fuse_reply_buf(req, r->value.data(), r->value.size());
     });
@@ -551,14 +602,16 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char*, size_t, int) {
     guarded(req, "setxattr", [&] {
         auto r = state(req).fs.setxattr(ino, name);
-        reply_status(req, "setxattr", error_of(r), "ino={} name=\"{}\"", ino, name);
+        reply_status(req, "setxattr", error_of(r), "{} name=\"{}\"", PathOf{state(req).fs, ino},
+                     name);
     });
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     guarded(req, "removexattr", [&] {
         auto r = state(req).fs.removexattr(ino, name);
-        reply_status(req, "removexattr", error_of(r), "ino={} name=\"{}\"", ino, name);
+        reply_status(req, "removexattr", error_of(r), "{} name=\"{}\"", PathOf{state(req).fs, ino},
+                     name);
     });
 }
 

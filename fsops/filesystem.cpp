@@ -330,6 +330,30 @@ Result<Attr> Filesystem::getattr(Ino ino) const {
     return impl_->attr_of(*n);
 }
 
+std::string Filesystem::path_of(Ino ino) const {
+    std::lock_guard lock(impl_->mu);
+    const Impl& m = *impl_;
+    if (ino == kRootIno) return "/";
+    if (ino == m.socket_ino && ino != 0) return "(socket)";
+    const Node* n = m.find(ino);
+    if (n == nullptr) return "ino " + std::to_string(ino);
+    std::string prefix, path;
+    if (n->removed()) {  // its last place, and the path of the directory it was in
+        auto d = m.detached.find(ino);
+        if (d == m.detached.end()) return "ino " + std::to_string(ino);
+        prefix = "(removed) ";
+        path = "/" + d->second.name;
+        n = m.find(d->second.parent);
+        if (n == nullptr) return prefix + "ino " + std::to_string(d->second.parent) + path;
+    }
+    for (int depth = 0; n->ino != kRootIno && n->has(Node::kLinked) && depth < 4096; ++depth) {
+        const Node& p = m.at(n->parent);
+        path = "/" + std::string(m.dir_of(p).name_of(m.dir_of(p).entries[n->pos])) + path;
+        n = &p;
+    }
+    return prefix + (path.empty() ? "/" : path);
+}
+
 std::uint64_t Filesystem::nlookup(Ino ino) const {
     std::lock_guard lock(impl_->mu);
     const Node* n = impl_->find(ino);

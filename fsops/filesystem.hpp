@@ -97,6 +97,10 @@ public:
     // Drops n lookups; a removed node with no lookups left is freed. Unknown inos are ignored.
     void forget(Ino ino, std::uint64_t n);
     Result<Attr> getattr(Ino ino) const;
+    // The path of a node from the mount's root ("/" for the root; a hard link: its first name),
+    // for logs: "(removed) /a/b" for a removed node the kernel still holds, "(socket)" for the
+    // broker's socket node, "ino N" for one the table does not have.
+    std::string path_of(Ino ino) const;
     // Lookup count of a live node (tests, status).
     std::uint64_t nlookup(Ino ino) const;
     bool exists(Ino ino) const;  // still in the table (live, or removed but referenced)

@@ -1980,3 +1980,23 @@ TEST_CASE(
     CHECK(err_of((*back)->mkdir(alice, d->ino, "x3")) == ENOSPC);
     CHECK((*back)->mkdir(bob, kRootIno, "b2").has_value());
 }
+
+TEST_CASE("path_of: a node's path from the root, for the logs", "[fsops][log]") {
+    Filesystem fs(MountOptions{0, 0, 0755});
+    auto d = fs.mkdir(Caller::root(), kRootIno, "d");
+    REQUIRE(d);
+    auto e = fs.mkdir(Caller::root(), d->ino, "e");
+    REQUIRE(e);
+    auto m = fs.pin(admin(), e->ino, "m", ObjType::map, 1);
+    REQUIRE(m);
+    CHECK(fs.path_of(kRootIno) == "/");
+    CHECK(fs.path_of(d->ino) == "/d");
+    CHECK(fs.path_of(m->ino) == "/d/e/m");
+    REQUIRE(fs.lookup(e->ino, "m"));  // the kernel holds it: removed, still in the table
+    REQUIRE(fs.unlink(e->ino, "m"));
+    CHECK(fs.path_of(m->ino) == "(removed) /d/e/m");
+    auto sock = fs.make_socket_node();
+    REQUIRE(sock);
+    CHECK(fs.path_of(sock->ino) == "(socket)");
+    CHECK(fs.path_of(999) == "ino 999");
+}

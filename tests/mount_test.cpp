@@ -859,6 +859,19 @@ TEST_CASE("xattr: listxattr of a directory is empty", "[mount][xattr]") {
     CHECK(n == 0);
 }
 
+TEST_CASE("log: request lines name paths, not only inode numbers", "[mount][log]") {
+    Mount m("", {"--log-level", "debug"});
+    must_mkdir(m.p("d"), 0755);
+    must_mkdir(m.p("d/e"), 0755);
+    CHECK(ename(stat_errno(m.p("d/e/missing"))) == ename(ENOENT));
+    const std::string want_mkdir = "op=mkdir path=\"/d/e\" parent=";
+    const std::string want_lookup = "op=lookup path=\"/d/e/missing\" parent=";
+    REQUIRE(wait_for([&] { return m.log().find(want_lookup) != std::string::npos; }));
+    INFO(m.log());
+    CHECK(m.log().find(want_mkdir) != std::string::npos);
+    CHECK(m.log().find("op=getattr path=\"/d\" ino=") != std::string::npos);
+}
+
 TEST_CASE("xattr: setxattr and removexattr are EOPNOTSUPP", "[mount][xattr]") {
     Mount m;
     must_mkdir(m.p("d"), 0700);
