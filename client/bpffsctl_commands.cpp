@@ -57,6 +57,14 @@ namespace bpffs::ctl {
 namespace {
 
 int report(const std::string& what, int e) {
+    if (e == EUSERS) {  // the broker's refusal of a connection over its limits, whatever the verb
+        std::fprintf(stderr,
+                     "bpffsctl: error: %s: the broker refused the connection: too many are open "
+                     "(max_conns_per_uid for your uid, or max_conns in all); close some, or ask "
+                     "the mount's owner to raise them (%s)\n",
+                     what.c_str(), std::strerror(e));
+        return kExitFailure;
+    }
     std::fprintf(stderr, "bpffsctl: error: %s: %s\n", what.c_str(), std::strerror(e));
     return kExitFailure;
 }

@@ -1902,6 +1902,17 @@ TEST_CASE("limits: no unprivileged uid, nor all of them together, locks out anot
     Holder a = hold_connections(m, kUser, 100);
     CHECK(a.admitted == 8);
     CHECK(ename(a.refusal) == ename(EUSERS));  // a clear refusal, not a reset
+    {                                          // and bpffsctl says why to that uid
+        TempDir bin;
+        const std::string ctl = copy_for_others(BPFFSCTL_BIN, bin.path());
+        const std::string mnt = m.path();
+        int said = run_as(kUser, kUserGid, [&] {
+            auto out = run_cmd({ctl, "status", mnt});
+            bool why = out.out.find("too many are open (max_conns_per_uid") != std::string::npos;
+            return out.exit_code == 1 && why ? 0 : 1;
+        });
+        CHECK(said == 0);
+    }
     // Another uid still gets in, and root.
     Holder b = hold_connections(m, kOther, 1);
     CHECK(b.admitted == 1);
