@@ -5,6 +5,7 @@
 // fsname. uid=, gid= and mode= are ours (parsed by the core); standard FUSE/mount options pass
 // through to libfuse; anything else refuses to mount. default_permissions and allow_other are
 // always on. Start-up errors are exceptions caught here; nothing is left mounted on failure.
+#include "common/caps.hpp"
 #include "common/socket_name.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/notify.hpp"
@@ -33,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -51,6 +53,22 @@ bool carries_bpffs_fuse(const std::string& dir) {
 }
 
 using namespace bpffs;
+
+// May this mount have allow_other, which lets users other than the mounter in (the point of a
+// shared bpffs)? The kernel takes it from a mounter with CAP_SYS_ADMIN (root, or root of a user
+// namespace that mounts there); fusermount3, through which an unprivileged mount goes, only with
+// user_allow_other in /etc/fuse.conf, and refuses the whole mount otherwise.
+bool allow_other_allowed() {
+    auto caps = effective_caps(0);
+    if (caps && cap_in(*caps, kCapSysAdmin)) return true;
+    std::ifstream conf("/etc/fuse.conf");
+    for (std::string line; std::getline(conf, line);) {
+        auto start = line.find_first_not_of(" \t");
+        if (start != std::string::npos && line.compare(start, 16, "user_allow_other") == 0)
+            return true;
+    }
+    return false;
+}
 
 struct Options {
     std::vector<std::string> positional;  // [SOURCE] MOUNTPOINT
@@ -177,8 +195,17 @@ int run(const Options& cli) {
         if (p == "rw") read_only = false;
     }
 
-    std::vector<std::string> fuse_opts = {"default_permissions", "allow_other",
-                                          "fsname=" + escape_opt(source), "subtype=bpffs-fuse"};
+    std::vector<std::string> fuse_opts = {"default_permissions", "fsname=" + escape_opt(source),
+                                          "subtype=bpffs-fuse"};
+    if (allow_other_allowed()) {
+        fuse_opts.push_back("allow_other");
+    } else {
+        std::fprintf(stderr,
+                     "bpffs-fuse: warning: mounting without allow_other (not privileged, and "
+                     "/etc/fuse.conf has no user_allow_other): only uid %u can use %s, not "
+                     "even root\n",
+                     static_cast<unsigned>(getuid()), mountpoint.c_str());
+    }
     // A read-only mount is made read-write and turned read-only once the broker's socket
     // exists: binding it is a mknod, which a read-only filesystem refuses.
     for (const auto& p : parsed->passthrough) {
