@@ -155,6 +155,28 @@ void raise_nofile_limit() {
     }
 }
 
+// The options the mount is made with: ours, then the standard ones given (-o), but ro and rw.
+std::string fuse_options(const std::string& source, const std::string& mountpoint,
+                         const std::vector<std::string>& passthrough) {
+    std::vector<std::string> fuse_opts = {"default_permissions", "fsname=" + escape_opt(source),
+                                          "subtype=bpffs-fuse"};
+    if (allow_other_allowed()) {
+        fuse_opts.push_back("allow_other");
+    } else {
+        std::fprintf(stderr,
+                     "bpffs-fuse: warning: mounting without allow_other (not privileged, and "
+                     "/etc/fuse.conf has no user_allow_other): only uid %u can use %s, not "
+                     "even root\n",
+                     static_cast<unsigned>(getuid()), mountpoint.c_str());
+    }
+    // A read-only mount is made read-write and turned read-only once the broker's socket
+    // exists: binding it is a mknod, which a read-only filesystem refuses.
+    for (const auto& p : passthrough) {
+        if (p != "ro" && p != "rw") fuse_opts.push_back(p);
+    }
+    return join(fuse_opts, ',');
+}
+
 int run(const Options& cli) {
     std::string source = cli.positional.size() == 2 ? cli.positional[0] : "bpffs";
     std::string mountpoint = cli.positional.back();
@@ -195,26 +217,10 @@ int run(const Options& cli) {
         if (p == "rw") read_only = false;
     }
 
-    std::vector<std::string> fuse_opts = {"default_permissions", "fsname=" + escape_opt(source),
-                                          "subtype=bpffs-fuse"};
-    if (allow_other_allowed()) {
-        fuse_opts.push_back("allow_other");
-    } else {
-        std::fprintf(stderr,
-                     "bpffs-fuse: warning: mounting without allow_other (not privileged, and "
-                     "/etc/fuse.conf has no user_allow_other): only uid %u can use %s, not "
-                     "even root\n",
-                     static_cast<unsigned>(getuid()), mountpoint.c_str());
-    }
-    // A read-only mount is made read-write and turned read-only once the broker's socket
-    // exists: binding it is a mknod, which a read-only filesystem refuses.
-    for (const auto& p : parsed->passthrough) {
-        if (p != "ro" && p != "rw") fuse_opts.push_back(p);
-    }
     daemon::SupervisorConfig sc;
     sc.source = source;
     sc.mountpoint = mountpoint;
-    sc.fuse_options = join(fuse_opts, ',');
+    sc.fuse_options = fuse_options(source, mountpoint, parsed->passthrough);
     // The worker reads back exactly these.
     sc.our_options = fsops::full_options(parsed->ours, parsed->limits);
     sc.read_only = read_only;
