@@ -2,6 +2,7 @@
 // bpffsctl's words for a failure (bpffsctl_explain.hpp).
 #include "client/bpffsctl_explain.hpp"
 
+#include "common/bpffs_mount.hpp"
 #include "common/caps.hpp"
 #include "common/socket_name.hpp"
 #include "fsops/names.hpp"
@@ -101,15 +102,11 @@ Where where_is(const std::string& path, bool new_name) {
     struct statfs fs {};
     if (statfs(at.c_str(), &fs) != 0) return errno == ENOENT ? Where::missing : Where::other;
     if (fs.f_type == BPF_FS_MAGIC) return Where::kernel_bpffs;
-    if (fs.f_type != FUSE_SUPER_MAGIC) return Where::other;
-    // The broker's socket is found in every directory of a bpffs-fuse mount: in `at` itself
-    // when it is one (the mount's root has no parent on the mount), else in its parent.
+    // The socket is in `at` itself when it is a directory (the mount's root has no parent on
+    // the mount), else in its parent.
     struct stat st {};
-    std::string dir =
-        new_name || (stat(at.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) ? at : parent_of(path);
-    std::string sock = (dir == "/" ? "" : dir) + "/" + std::string(kSocketName);
-    if (lstat(sock.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return Where::bpffs_fuse;
-    return Where::other;
+    bool dir = new_name || (stat(at.c_str(), &st) == 0 && S_ISDIR(st.st_mode));
+    return on_bpffs_fuse(dir ? at : parent_of(path)) ? Where::bpffs_fuse : Where::other;
 }
 
 std::string explain(Verb verb, const std::string& path, int e) {

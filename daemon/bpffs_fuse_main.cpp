@@ -5,8 +5,8 @@
 // fsname. uid=, gid= and mode= are ours (parsed by the core); standard FUSE/mount options pass
 // through to libfuse; anything else refuses to mount. default_permissions and allow_other are
 // always on. Start-up errors are exceptions caught here; nothing is left mounted on failure.
+#include "common/bpffs_mount.hpp"
 #include "common/caps.hpp"
-#include "common/socket_name.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/supervisor.hpp"
@@ -14,13 +14,11 @@
 #include "fsops/mount_options.hpp"
 
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,16 +39,6 @@
 #include <vector>
 
 namespace {
-
-// Is `dir` on a live bpffs-fuse mount (a FUSE filesystem whose broker's socket is there)? A
-// second daemon would stack its mount over the first one's and hide it.
-bool carries_bpffs_fuse(const std::string& dir) {
-    struct statfs fs {};
-    if (statfs(dir.c_str(), &fs) != 0 || fs.f_type != FUSE_SUPER_MAGIC) return false;
-    struct stat st {};
-    std::string sock = (dir == "/" ? "" : dir) + "/" + std::string(bpffs::kSocketName);
-    return lstat(sock.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
 
 using namespace bpffs;
 
@@ -205,7 +193,7 @@ int run(const Options& cli) {
         throw StartupError("mountpoint " + mountpoint + ": " + std::strerror(e), 1);
     }
     mountpoint = real;
-    if (carries_bpffs_fuse(mountpoint)) {
+    if (bpffs::on_bpffs_fuse(mountpoint)) {  // a second daemon would hide the first
         throw StartupError("mountpoint " + mountpoint +
                                " is on a bpffs-fuse mount already: use that one, or unmount it "
                                "first",

@@ -16,11 +16,7 @@ need bpftool "bpftool"
 
 make_tmpdir
 MNT=$T/mnt
-mkdir "$MNT"
-defer unmount_quietly "$MNT"
-"$BPFFS_FUSE" "$MNT" -o mode=0755 --log-file "$T/daemon.log" || fail "bpffs-fuse did not mount"
-PID=$("$BPFFSCTL" status "$MNT" | field pid)
-defer stop_pid "$PID"
+mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o mode=0755 --log-file "$T/daemon.log"
 mkdir "$MNT/tool" "$MNT/dir two"
 expect_eq "none at first" "$("$BPFFSCTL" status "$MNT" | field kernel_bpffs_mounts)" 0
 

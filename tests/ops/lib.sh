@@ -113,6 +113,19 @@ make_tmpdir() {
     defer rm -rf --one-file-system "$T"
 }
 
+# mount_daemon BPFFS_FUSE BPFFSCTL MNT [ARGS...]: mounts bpffs-fuse on MNT (made here) with
+# ARGS, and sets PID to its daemon's; the unmount and the daemon's stop are deferred.
+mount_daemon() {
+    local fuse=$1 ctl=$2 mnt=$3
+    shift 3
+    mkdir -p "$mnt"
+    defer unmount_quietly "$mnt"
+    "$fuse" "$mnt" "$@" || fail "bpffs-fuse did not mount $mnt"
+    PID=$("$ctl" status "$mnt" | sed -n 's/^pid: //p')
+    [ -n "$PID" ] || fail "no status from the daemon of $mnt"
+    defer stop_pid "$PID"
+}
+
 # The value of KEY in `bpffsctl status` output ("key: value" lines) given on stdin.
 field() { sed -n "s/^$1: //p"; }
 

@@ -17,11 +17,7 @@ need setpriv "util-linux"
 
 make_tmpdir
 MNT=$T/mnt
-mkdir "$MNT"
-defer unmount_quietly "$MNT"
-"$BPFFS_FUSE" "$MNT" -o mode=0755 || fail "bpffs-fuse did not mount"
-PID=$("$BPFFSCTL" status "$MNT" | field pid)
-defer stop_pid "$PID"
+mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o mode=0755
 mkdir -p "$MNT/objs" "$MNT/tree/leaf"
 out=$("$CONSUMER" --keep "$MNT/objs") || fail "the consumer did not pin"
 MAP_ID=$(sed -n 's/.*map_id=\([0-9]*\).*/\1/p' <<<"$out")

@@ -24,11 +24,8 @@ need setpriv "util-linux"
 make_tmpdir
 MNT=$T/mnt
 KMNT=$T/kernel
-mkdir "$MNT" "$KMNT"
-defer unmount_quietly "$MNT"
-"$BPFFS_FUSE" "$MNT" -o mode=0755 || fail "bpffs-fuse did not mount"
-PID=$("$BPFFSCTL" status "$MNT" | field pid)
-defer stop_pid "$PID"
+mkdir "$KMNT"
+mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o mode=0755
 mount -t bpf bpf "$KMNT" || fail "cannot mount a kernel bpffs"
 defer umount "$KMNT"
 bpftool map create "$KMNT/m" type array key 4 value 4 entries 1 name msg_test ||
