@@ -28,6 +28,26 @@ namespace {
 const char* type_name(fsops::ObjType t) {
     return t == fsops::ObjType::map ? "map" : t == fsops::ObjType::prog ? "prog" : "link";
 }
+// ", mode 0640, owner 1000:1000" for a pin's attrs ("" without).
+std::string attrs_text(const PinAttrs& a) {
+    std::string s;
+    if (a.mode) s += fmt::format(", mode {:04o}", *a.mode);
+    if (a.uid || a.gid) {
+        s += ", owner ";
+        if (a.uid) s += std::to_string(*a.uid);
+        if (a.gid) s += ":" + std::to_string(*a.gid);
+    }
+    return s;
+}
+// A refusal's reply; its rule, where the core named one, goes to the debug log first (the
+// request's own line follows with the errno).
+protocol::Reply refused(protocol::Op op, const RequestCreds& c, const Errno& e) {
+    if (e.rule != nullptr) {
+        spdlog::debug("op={} uid={} refused: {} ({})", op_name(op), c.ids().uid,
+                      strerrorname_np(e.value), e.rule);
+    }
+    return reply_error(op, e.value);
+}
 protocol::ObjKind obj_kind(fsops::ObjType t) {
     return t == fsops::ObjType::map    ? protocol::ObjKind::map
            : t == fsops::ObjType::prog ? protocol::ObjKind::prog
@@ -85,12 +105,11 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const protocol::Request& req,
     // 1. flags and capability, 2. the fd, 3. the path (walked by the kernel up to the parent;
     // search permission on the parent, existence, read-only), 4. a bpffs-fuse directory, 5-6.
     // name and terminal rules (the core), 7. create: a MKNOD the kernel sees (hooks_.publish_pin).
-    if (auto ok = fs_.may_pin(c.with_caps(), req.flags); !ok) {
-        return reply_error(Op::pin, ok.error().value);
-    }
+    if (auto ok = fs_.may_pin(c.with_caps(), req.flags); !ok)
+        return refused(Op::pin, c, ok.error());
     auto obj = identify(fds[0].get());
     if (!obj) return reply_error(Op::pin, fs_.policy().pin_fd_error(obj.error().value));
-    if (int e = fs_.policy().object_refused(obj->type)) return reply_error(Op::pin, e);
+    if (Errno e = fs_.policy().object_refused(obj->type)) return refused(Op::pin, c, e);
     int dirfd = fds[1].get();
     auto st = look(dirfd);
     if (!st) return reply_error(Op::pin, st.error().value);
@@ -103,23 +122,26 @@ protocol::Reply Broker::do_pin(RequestCreds& c, const protocol::Request& req,
     // The kernel's lookup of the last component needs search permission on the parent
     // (may_lookup), before the name is found to exist: the client does not look it up itself.
     if (auto x = fs_.permission(c.with_caps(), st->ino, fsops::kMayExec); !x) {
-        return reply_error(Op::pin, x.error().value);
+        return refused(Op::pin, c, x.error());
     }
     if (!hooks_.publish_pin) return reply_error(Op::pin, ENOTSUP);
     auto handle = registry_.add(fds[0].get(), *obj);
     if (!handle) return reply_error(Op::pin, handle.error().value);
-    int e = hooks_.publish_pin(
-        dirfd, name,
-        fsops::PinRequest{c.with_caps(), st->ino, name, obj->type, *handle, read_only, req.umask});
+    int e = hooks_.publish_pin(dirfd, name,
+                               fsops::PinRequest{c.with_caps(), st->ino, name, obj->type, *handle,
+                                                 read_only, req.umask, req.attrs});
     if (e != 0) {
         registry_.release(*handle);
         return reply_error(Op::pin, e);
     }
     // A line per pin for root's (the seed's only) pins; under compat=linux any user may pin, as
     // often as it likes: those at debug level, so that none can flood the log.
-    spdlog::log(c.with_caps().caps.sys_admin ? spdlog::level::info : spdlog::level::debug,
-                "pinned {} id {} as \"{}\" in dir {} (uid {})", type_name(obj->type), obj->id, name,
-                st->ino, c.ids().uid);
+    auto level = c.with_caps().caps.sys_admin ? spdlog::level::info : spdlog::level::debug;
+    if (spdlog::should_log(level)) {
+        std::string dir = fs_.path_of(st->ino);
+        spdlog::log(level, "pinned {} id {} as \"{}{}{}\" (uid {}{})", type_name(obj->type),
+                    obj->id, dir, dir == "/" ? "" : "/", name, c.ids().uid, attrs_text(req.attrs));
+    }
     return reply_error(Op::pin, 0);
 }
 
@@ -128,7 +150,7 @@ protocol::Reply Broker::do_get(RequestCreds& c, std::uint32_t flags, std::vector
     using protocol::Op;
     // The flags are judged before the path (bpf_obj_get): EINVAL, and the permission they ask.
     auto access = fs_.get_access(flags);
-    if (!access) return reply_error(Op::get, access.error().value);
+    if (!access) return refused(Op::get, c, access.error());
     auto st = look(fds[0].get());
     if (!st) return reply_error(Op::get, st.error().value);
     if (st->dev != mount_dev_) return reply_error(Op::get, EACCES);  // not our object
@@ -145,7 +167,7 @@ protocol::Reply Broker::do_get(RequestCreds& c, std::uint32_t flags, std::vector
     if (!got && got.error().value == EACCES && !c.caps_known()) {
         got = fs_.get(c.with_caps(), st->ino, flags);
     }
-    if (!got) return reply_error(Op::get, got.error().value);
+    if (!got) return refused(Op::get, c, got.error());
     auto fd = registry_.open(got->handle, got->mode);
     if (!fd) return reply_error(Op::get, fd.error().value);
     auto obj = registry_.object(got->handle);

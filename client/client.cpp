@@ -369,6 +369,7 @@ struct CallOpts {
     Trust trust;
     std::uint32_t file_flags = 0;
     int path_fd = 0;
+    PinAttrs attrs;  // pin only
     // path_fd with BPF_F_PATH_FD, else the working directory (bpf_obj_pin / bpf_obj_get).
     int base() const { return (file_flags & kBpfFPathFd) != 0 ? path_fd : AT_FDCWD; }
 };
@@ -492,11 +493,13 @@ int closed_fd_error(Channel& ch, const PinTarget& t) {
 // Sends the pin on `ch` (connected or not), with the caller's umask. A resent pin answered
 // EEXIST is a success when the name now holds this very object: the attempt whose reply was
 // lost did it.
-int pin_on(Channel& ch, int fd, const PinTarget& t, std::uint32_t file_flags) {
+int pin_on(Channel& ch, int fd, const PinTarget& t, std::uint32_t file_flags,
+           const PinAttrs& attrs) {
     if (t.fd_error == EBADF) return closed_fd_error(ch, t);
     std::array<int, 2> fds{fd, t.dirfd.get()};
     protocol::Request req{protocol::Op::pin, t.name, file_flags};
     req.umask = read_proc_status(getpid()).umask;
+    req.attrs = attrs;
     auto out = ch.call(req, fds);
     if (!out) return out.error().value;
     int e = out->resp.reply.error;
@@ -513,7 +516,7 @@ int obj_pin(int fd, const char* pathname, const CallOpts& o) {
     if (auto c = ch.connect(); !c) {
         return no_broker(c.error().value) ? seed_order(t, no_broker_error(t)) : c.error().value;
     }
-    return pin_on(ch, fd, t, o.file_flags);
+    return pin_on(ch, fd, t, o.file_flags, o.attrs);
 }
 
 // The node a get names, opened O_PATH, its fstat, and the directory whose broker answers for
@@ -672,7 +675,7 @@ int conn_pin(bpffs_conn* c, int fd, const char* pathname) {
     if (fstat(t.dirfd.get(), &st) != 0) return errno;
     if (st.st_dev != c->dev) return obj_pin(fd, pathname, o);  // another mount
     std::lock_guard lock(c->mu);
-    return pin_on(c->ch, fd, t, 0);
+    return pin_on(c->ch, fd, t, 0, {});
 }
 
 // Every C entry point: exceptions never cross the ABI.
@@ -701,6 +704,17 @@ constexpr bool has_field(std::size_t sz, std::size_t offset, std::size_t size) {
     return sz >= offset + size;
 }
 
+// The pin_set fields of an opts struct that has them. 0 or EINVAL.
+int pin_attrs_of(const bpffs_opts& opts, CallOpts* out) {
+    constexpr unsigned kAll = BPFFS_PIN_MODE | BPFFS_PIN_UID | BPFFS_PIN_GID;
+    if ((opts.pin_set & ~kAll) != 0) return EINVAL;
+    bpffs::PinAttrs& a = out->attrs;
+    if ((opts.pin_set & BPFFS_PIN_MODE) != 0) a.mode = opts.mode;
+    if ((opts.pin_set & BPFFS_PIN_UID) != 0) a.uid = opts.uid;
+    if ((opts.pin_set & BPFFS_PIN_GID) != 0) a.gid = opts.gid;
+    return a.valid() ? 0 : EINVAL;
+}
+
 // What an opts struct asks for. libbpf's rule for growing structs: a caller built against an
 // older header passes a smaller sz (the fields it lacks keep their defaults, 0); bytes beyond
 // the fields this version knows must be zero. 0 or EINVAL.
@@ -722,7 +736,8 @@ int opts_of(const bpffs_opts* opts, CallOpts* out) {
     if (has_field(opts->sz, offsetof(bpffs_opts, path_fd), sizeof(int))) {
         out->path_fd = opts->path_fd;
     }
-    return 0;
+    return has_field(opts->sz, offsetof(bpffs_opts, gid), sizeof(gid_t)) ? pin_attrs_of(*opts, out)
+                                                                         : 0;
 }
 
 }  // namespace
@@ -742,6 +757,7 @@ extern "C" BPFFS_API int bpffs_obj_pin(int fd, const char* pathname) {
 extern "C" BPFFS_API int bpffs_obj_get_opts(const char* pathname, const struct bpffs_opts* opts) {
     CallOpts o;
     if (int e = opts_of(opts, &o); e != 0) return set_errno(e);
+    if (!o.attrs.empty()) return set_errno(EINVAL);  // pin only
     int fd = -1;
     int e = guarded([&] { return bpffs::client::obj_get(pathname, &fd, o); });
     return e == 0 ? fd : set_errno(e);
@@ -759,7 +775,7 @@ extern "C" BPFFS_API int bpffs_conn_open_opts(const char* path_in_mount,
     CallOpts o;
     if (int e = opts_of(opts, &o); e != 0) return set_errno(e);
     // Flags and a path_fd are for pin and get; a connection takes none.
-    if (o.file_flags != 0 || o.path_fd != 0) return set_errno(EINVAL);
+    if (o.file_flags != 0 || o.path_fd != 0 || !o.attrs.empty()) return set_errno(EINVAL);
     std::unique_ptr<bpffs_conn> c;
     int e = guarded([&] { return bpffs::client::conn_open(path_in_mount, o.trust, &c); });
     if (e != 0) return set_errno(e);

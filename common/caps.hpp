@@ -10,6 +10,7 @@
 
 namespace bpffs {
 
+inline constexpr int kCapChown = 0;
 inline constexpr int kCapDacOverride = 1;
 inline constexpr int kCapDacReadSearch = 2;
 inline constexpr int kCapSysAdmin = 21;

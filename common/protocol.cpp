@@ -85,6 +85,33 @@ bool valid_name(std::string_view n) {
            n.find('\0') == std::string_view::npos;
 }
 
+// A pin's payload after the name's NUL: u16 umask, then the attrs if any (protocol.hpp).
+Result<void> decode_pin_tail(std::string_view tail, Request& req) {
+    Reader rd(std::span(reinterpret_cast<const std::uint8_t*>(tail.data()), tail.size()));
+    std::uint16_t umask = 0;
+    if (!rd.get(umask) || umask > 0777) return fail(EPROTO);
+    req.umask = umask;
+    if (rd.done() && umask == 0) return fail(EPROTO);  // sent only with attrs
+    if (rd.done()) return {};
+    std::uint32_t set = 0, mode = 0, uid = 0, gid = 0;
+    if (!rd.get(set) || !rd.get(mode) || !rd.get(uid) || !rd.get(gid) || !rd.done()) {
+        return fail(EPROTO);
+    }
+    constexpr std::uint32_t kAll = Request::kPinMode | Request::kPinUid | Request::kPinGid;
+    if (set == 0 || (set & ~kAll) != 0) return fail(EPROTO);
+    // One encoding: a field not set is 0.
+    auto field = [&](std::uint32_t bit, std::uint32_t v, std::optional<std::uint32_t>& out) {
+        if ((set & bit) != 0) out = v;
+        return (set & bit) != 0 || v == 0;
+    };
+    PinAttrs& a = req.attrs;
+    if (!field(Request::kPinMode, mode, a.mode) || !field(Request::kPinUid, uid, a.uid) ||
+        !field(Request::kPinGid, gid, a.gid) || !a.valid()) {
+        return fail(EPROTO);
+    }
+    return {};
+}
+
 }  // namespace
 
 std::size_t expected_fds(Op op) {
@@ -112,9 +139,18 @@ std::uint32_t allowed_flags(Op op) {
 std::vector<std::uint8_t> encode(const Request& r) {
     Writer w;
     if (r.op == Op::pin || r.op == Op::remount || r.op == Op::upgrade) w.bytes(r.name);
-    if (r.op == Op::pin && r.umask != 0) {  // one encoding: no suffix for umask 0
+    // One encoding: no suffix for umask 0 without attrs.
+    if (r.op == Op::pin && (r.umask != 0 || !r.attrs.empty())) {
         w.put(std::uint8_t{0});
         w.put(static_cast<std::uint16_t>(r.umask & 0777));
+    }
+    if (r.op == Op::pin && !r.attrs.empty()) {
+        const PinAttrs& a = r.attrs;
+        w.put((a.mode ? Request::kPinMode : 0) | (a.uid ? Request::kPinUid : 0) |
+              (a.gid ? Request::kPinGid : 0));
+        w.put(a.mode.value_or(0));
+        w.put(a.uid.value_or(0));
+        w.put(a.gid.value_or(0));
     }
     return w.finish_with_header(static_cast<std::uint16_t>(r.op), r.flags);
 }
@@ -190,12 +226,9 @@ Result<Request> decode_request(std::span<const std::uint8_t> msg) {
             auto nul = payload.find('\0');
             req.name = payload.substr(0, nul);
             if (!valid_name(req.name)) return fail(EPROTO);
-            if (nul != std::string::npos) {  // NUL, u16 umask
-                std::uint16_t umask = 0;
-                if (payload.size() != nul + 3) return fail(EPROTO);
-                std::memcpy(&umask, payload.data() + nul + 1, sizeof umask);
-                if (umask == 0 || umask > 0777) return fail(EPROTO);
-                req.umask = umask;
+            if (nul != std::string::npos) {
+                std::string_view tail = std::string_view(payload).substr(nul + 1);
+                if (auto ok = decode_pin_tail(tail, req); !ok) return ok.error();
             }
             break;
         }

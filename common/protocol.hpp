@@ -16,6 +16,7 @@
 #pragma once
 
 #include "common/bpf_flags.hpp"
+#include "common/pin_attrs.hpp"
 #include "common/result.hpp"
 #include "common/socket_name.hpp"
 
@@ -38,7 +39,7 @@ inline constexpr std::size_t kMaxFds = 2;         // per message
 using bpffs::kSocketName;
 
 enum class Op : std::uint16_t {
-    pin = 1,      // fds: object, O_PATH parent dir; payload: the name [NUL, u16 umask]
+    pin = 1,      // fds: object, O_PATH parent dir; payload: the name [NUL, u16 umask [PinAttrs]]
     get = 2,      // fds: O_PATH node; payload: empty
     status = 3,   // fds: none; payload: empty. Reply: StatusInfo
     remount = 4,  // fds: none; payload: the option list (uid=,gid=,mode=)
@@ -54,6 +55,11 @@ struct Request {
     // pin: the caller's umask (1 to 0777: a NUL and a u16 after the name; 0: nothing, as an
     // older client sends); compat=linux makes the object 0600 & ~umask.
     std::uint32_t umask = 0;
+    // pin: the mode and owner asked for the new object (after the umask, which is then sent
+    // even when 0: u32 set (kPinMode | kPinUid | kPinGid, not 0), u32 mode, u32 uid, u32 gid,
+    // each 0 when not set; a mode within PinAttrs::kModeMax, no id PinAttrs::kNoId).
+    PinAttrs attrs;
+    static constexpr std::uint32_t kPinMode = 1, kPinUid = 2, kPinGid = 4;
     friend bool operator==(const Request&, const Request&) = default;
 };
 

@@ -15,10 +15,16 @@ namespace bpffs {
 
 struct Errno {
     int value = 0;  // positive: ENOENT, EACCES, ...
+    // The rule that refused, for logs ("names containing '.' are reserved"): a string literal,
+    // or null where the errno says it all. Not part of the error's identity.
+    const char* rule = nullptr;
+    explicit operator bool() const { return value != 0; }  // a refusal (0: allowed)
     friend bool operator==(Errno a, Errno b) { return a.value == b.value; }
 };
 
 inline Errno err(int e) { return Errno{e}; }
+// The errno `e`, refused by `rule` (a string literal).
+inline Errno refusal(int e, const char* rule) { return Errno{e, rule}; }
 
 // Wraps the error alternative so that Result<int, Errno> and the like are never ambiguous.
 template <class E>
@@ -29,6 +35,8 @@ template <class E>
 Unexpected(E) -> Unexpected<E>;
 
 inline Unexpected<Errno> fail(int e) { return Unexpected<Errno>{Errno{e}}; }
+inline Unexpected<Errno> fail(Errno e) { return Unexpected<Errno>{e}; }
+inline Unexpected<Errno> refuse(int e, const char* rule) { return fail(refusal(e, rule)); }
 
 template <class T, class E = Errno>
 class [[nodiscard]] Result {

@@ -104,35 +104,49 @@ namespace {
 // formatted only when the line is written; `result` is what a success shows.
 // Error lines are bounded (common/log_limit.hpp): a client can cause them (ENOSPC past its share
 // of the tree, EIO when memory runs out), so they come a line per doubling with the count.
+// A refusal names the rule that refused (Errno::rule) where the core knows it.
 template <class... A>
-void log_op(const char* op, int error, std::string_view result, fmt::format_string<A...> detail,
+void log_op(const char* op, Errno error, std::string_view result, fmt::format_string<A...> detail,
             A&&... args) {
     static LogDoubling faults;
-    const bool fault = error != 0 && !is_expected_errno(error);
+    const int e = error.value;
+    const bool fault = e != 0 && !is_expected_errno(e);
     if (fault) {
         std::uint64_t n = faults.next();
         if (n == 0 || !spdlog::should_log(spdlog::level::err)) return;
         spdlog::error("op={} {} -> {} ({} request(s) failed so far)", op,
-                      fmt::format(detail, std::forward<A>(args)...), strerrorname_np(error), n);
+                      fmt::format(detail, std::forward<A>(args)...), strerrorname_np(e), n);
         return;
     }
     if (!spdlog::should_log(spdlog::level::debug)) return;
-    spdlog::debug("op={} {} -> {}", op, fmt::format(detail, std::forward<A>(args)...),
-                  error != 0 ? std::string_view(strerrorname_np(error)) : result);
+    spdlog::debug("op={} {} -> {}{}{}{}", op, fmt::format(detail, std::forward<A>(args)...),
+                  e != 0 ? std::string_view(strerrorname_np(e)) : result,
+                  error.rule != nullptr ? " (" : "", error.rule != nullptr ? error.rule : "",
+                  error.rule != nullptr ? ")" : "");
+}
+template <class... A>
+void log_op(const char* op, int error, std::string_view result, fmt::format_string<A...> detail,
+            A&&... args) {
+    log_op(op, Errno{error}, result, detail, std::forward<A>(args)...);
 }
 
 // Every reply that carries only an errno (0: success without data) goes through here.
 template <class... A>
-void reply_status(fuse_req_t req, const char* op, int error, fmt::format_string<A...> detail,
+void reply_status(fuse_req_t req, const char* op, Errno error, fmt::format_string<A...> detail,
                   A&&... args) {
     log_op(op, error, "ok", detail, std::forward<A>(args)...);
-    fuse_reply_err(req, error);
+    fuse_reply_err(req, error.value);
+}
+template <class... A>
+void reply_status(fuse_req_t req, const char* op, int error, fmt::format_string<A...> detail,
+                  A&&... args) {
+    reply_status(req, op, Errno{error}, detail, std::forward<A>(args)...);
 }
 
-// The errno of a result, 0 for success.
+// The error of a result, 0 for success.
 template <class T>
-int error_of(const Result<T>& r) {
-    return r ? 0 : r.error().value;
+Errno error_of(const Result<T>& r) {
+    return r ? Errno{} : r.error();
 }
 
 // Runs one callback body; exceptions never cross into libfuse.
@@ -203,7 +217,7 @@ Caller caller_full(fuse_req_t req) {
 template <class... A>
 void reply_entry(fuse_req_t req, const char* op, const Result<Attr>& r,
                  fmt::format_string<A...> detail, A&&... args) {
-    if (!r) return reply_status(req, op, r.error().value, detail, std::forward<A>(args)...);
+    if (!r) return reply_status(req, op, r.error(), detail, std::forward<A>(args)...);
     log_op(op, 0, std::to_string(r->ino), detail, std::forward<A>(args)...);
     auto e = to_entry(state(req), *r);
     fuse_reply_entry(req, &e);
@@ -262,8 +276,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     guarded(req, "getattr", [&] {
         auto& st = state(req);
         auto r = st.fs.getattr(ino);
-        if (!r)
-            return reply_status(req, "getattr", r.error().value, "{}", PathOf{state(req).fs, ino});
+        if (!r) return reply_status(req, "getattr", r.error(), "{}", PathOf{state(req).fs, ino});
         log_op("getattr", 0, "ok", "{}", PathOf{state(req).fs, ino});
         auto s = to_stat(*r);
         fuse_reply_attr(req, &s, st.attr_timeout);
@@ -290,7 +303,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
             s.ctime = fsops::Timespec{attr->st_ctim.tv_sec, attr->st_ctim.tv_nsec};
         auto r = st.fs.setattr(ino, s);
         if (!r) {
-            return reply_status(req, "setattr", r.error().value, "{} to_set={:#x}",
+            return reply_status(req, "setattr", r.error(), "{} to_set={:#x}",
                                 PathOf{state(req).fs, ino}, to_set);
         }
         log_op("setattr", 0, "ok", "{} to_set={:#x}", PathOf{state(req).fs, ino}, to_set);
@@ -365,8 +378,7 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
     guarded(req, "readlink", [&] {
         auto r = state(req).fs.readlink(ino);
-        if (!r)
-            return reply_status(req, "readlink", r.error().value, "{}", PathOf{state(req).fs, ino});
+        if (!r) return reply_status(req, "readlink", r.error(), "{}", PathOf{state(req).fs, ino});
         log_op("readlink", 0, "ok", "{}", PathOf{state(req).fs, ino});
         fuse_reply_readlink(req, r->c_str());
     });
@@ -384,7 +396,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
         if (auto pin = st.pins.take(tid)) {  // a broker thread publishing a pin
             auto r = pin->parent == parent && pin->name == name
                          ? st.fs.pin(pin->caller, parent, name, pin->type, pin->handle,
-                                     pin->read_only, true, pin->umask)
+                                     pin->read_only, true, pin->umask, pin->attrs)
                          : Result<fsops::Attr>(fail(EIO));
             st.pins.done(tid, r.has_value());
             if (r) st.listed.changed(parent);
@@ -497,8 +509,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_f
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "opendir", [&] {
         auto r = state(req).fs.opendir(ino);
-        if (!r)
-            return reply_status(req, "opendir", r.error().value, "{}", PathOf{state(req).fs, ino});
+        if (!r) return reply_status(req, "opendir", r.error(), "{}", PathOf{state(req).fs, ino});
         log_op("opendir", 0, "ok", "{}", PathOf{state(req).fs, ino});
         // The kernel may keep a listing (FOPEN_CACHE_DIR) and reuse it across opens
         // (FOPEN_KEEP_CACHE): its own mkdir/rmdir/unlink/create change the directory's version
@@ -540,8 +551,7 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool
                 return true;
             });
         if (!r)
-            return reply_status(req, op, r.error().value, "{} off={}", PathOf{state(req).fs, ino},
-                                off);
+            return reply_status(req, op, r.error(), "{} off={}", PathOf{state(req).fs, ino}, off);
         log_op(op, 0, std::to_string(used) + " bytes", "{} off={}", PathOf{state(req).fs, ino},
                off);
         if (used == 0) st.listed.listed(ino);  // the end of the listing
@@ -577,7 +587,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
         auto r = fs.getxattr(caller_ids(req), ino, name, size);
         if (!r && r.error().value == EACCES) r = fs.getxattr(caller_full(req), ino, name, size);
         if (!r) {
-            return reply_status(req, "getxattr", r.error().value, "{} name=\"{}\" size={}",
+            return reply_status(req, "getxattr", r.error(), "{} name=\"{}\" size={}",
                                 PathOf{state(req).fs, ino}, name, size);
         }
         log_op("getxattr", 0, "ok", "{} name=\"{}\" size={}", PathOf{state(req).fs, ino}, name,
@@ -591,7 +601,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     guarded(req, "listxattr", [&] {
         auto r = state(req).fs.listxattr(ino, size);
         if (!r)
-            return reply_status(req, "listxattr", r.error().value, "{} size={}",
+            return reply_status(req, "listxattr", r.error(), "{} size={}",
                                 PathOf{state(req).fs, ino}, size);
         log_op("listxattr", 0, "ok", "{} size={}", PathOf{state(req).fs, ino}, size);
         if (size == 0) return (void)fuse_reply_xattr(req, r->length);

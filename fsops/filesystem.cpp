@@ -30,7 +30,7 @@ bool Caller::in_group(std::uint32_t g) const {
 
 Caller Caller::root() {
     Caller c;
-    c.caps = Caps{true, true, true};
+    c.caps = Caps{true, true, true, true};
     return c;
 }
 
@@ -61,17 +61,19 @@ struct Filesystem::Impl : table::NodeTable {
         if (name.empty()) return fail(empty_errno);
         if (is_bad_name(name)) return fail(EINVAL);
         if (name == "." || name == ".." || child(parent, name) != nullptr) return fail(EEXIST);
-        if (read_only_mount) return fail(EROFS);
+        if (read_only_mount) return refuse(EROFS, "the mount is read-only");
         return {};
     }
 
     // Room for a new node of `c` (NodeLimits): ENOSPC past the bound in all, or past c's share
     // unless c is root or owns the root directory (the mount's owner).
     Result<void> room_for(const Caller& c) const {
-        if (limits.max_nodes != 0 && live_nodes >= limits.max_nodes) return fail(ENOSPC);
+        if (limits.max_nodes != 0 && live_nodes >= limits.max_nodes)
+            return refuse(ENOSPC, "the mount holds nr_inodes nodes");
         if (limits.max_nodes_per_uid == 0 || c.uid == 0 || c.uid == find(kRootIno)->uid) return {};
         auto it = owned.find(c.uid);
-        if (it != owned.end() && it->second >= limits.max_nodes_per_uid) return fail(ENOSPC);
+        if (it != owned.end() && it->second >= limits.max_nodes_per_uid)
+            return refuse(ENOSPC, "the caller's uid holds nr_inodes_per_uid nodes");
         return {};
     }
 
@@ -126,6 +128,12 @@ struct Filesystem::Impl : table::NodeTable {
 
     // New node linked into `parent` under `name`: validate first (the caller), then allocate,
     // then link.
+    // The group of a node `c` makes in `parent`: inode_init_owner(), where a setgid parent
+    // passes its group on.
+    static std::uint32_t new_gid(const Node& parent, const Caller& c) {
+        return (parent.bits & kIsGid) ? parent.gid : c.gid;
+    }
+
     Node& link_new(Node& parent, std::string_view name, std::uint32_t mode, const Caller& c) {
         Dir& d = dir_of(parent);
         d.reserve_entry(name.size());
@@ -145,8 +153,7 @@ struct Filesystem::Impl : table::NodeTable {
         Attr a;
         a.mode = mode;
         a.uid = c.uid;
-        // inode_init_owner(): a setgid parent passes its group on.
-        a.gid = (parent.bits & kIsGid) ? parent.gid : c.gid;
+        a.gid = new_gid(parent, c);
         a.atime = a.mtime = a.ctime = now;
         set_attr(n, a);
         link(parent, d, slot, name, d.next_cookie++);
@@ -265,7 +272,7 @@ struct Filesystem::Impl : table::NodeTable {
             if (c.caps.dac_override && (!(mask & kMayExec) || (mode & 0111))) return {};
             if (mask == kMayRead && c.caps.dac_read_search) return {};
         }
-        return fail(EACCES);
+        return refuse(EACCES, "the mode's owner, group and other bits refuse this access");
     }
 };
 
@@ -295,7 +302,7 @@ Result<Attr> Filesystem::lookup(Ino parent, std::string_view name) {
         if (!d) return d.error();
         if (name.size() > kNameMax) return fail(ENAMETOOLONG);
         if (!is_generated(parent, name)) {  // this product's names are found in both modes
-            if (int e = impl_->policy().lookup_refused(name)) return fail(e);
+            if (Errno e = impl_->policy().lookup_refused(name)) return fail(e);
         }
         Node* n = nullptr;
         if (name == ".")
@@ -373,8 +380,8 @@ Result<Attr> Filesystem::mkdir(const Caller& c, Ino parent, std::string_view nam
         Node& p = **d;
         auto ok = impl_->check_new_name(p, name, impl_->read_only, EINVAL);
         if (!ok) return ok.error();
-        if (is_dotted(name)) return fail(EPERM);
-        if (int e = impl_->policy().mkdir_refused(impl_->dir_of(p).nobjects)) return fail(e);
+        if (is_dotted(name)) return refuse(EPERM, kDottedRule);
+        if (Errno e = impl_->policy().mkdir_refused(impl_->dir_of(p).nobjects)) return fail(e);
         if (auto room = impl_->room_for(c); !room) return room.error();
         std::uint32_t perm = impl_->policy().new_dir_mode(impl_->attr_of(p).mode, mode);
         Node& n = impl_->link_new(p, name, kIfDir | perm, c);
@@ -413,7 +420,7 @@ Result<Unlinked> Filesystem::rename(Ino parent, std::string_view name, Ino newpa
                                     std::string_view newname, unsigned flags) {
     return impl_->change([&]() -> Result<Unlinked> {
         Impl& m = *impl_;
-        if (int e = m.policy().name_ops_refused()) return fail(e);
+        if (Errno e = m.policy().name_ops_refused()) return fail(e);
         if ((flags & ~(kRenameNoreplace | kRenameExchange)) != 0 ||
             flags == (kRenameNoreplace | kRenameExchange))
             return fail(EINVAL);
@@ -423,10 +430,10 @@ Result<Unlinked> Filesystem::rename(Ino parent, std::string_view name, Ino newpa
         auto to_dir = m.live_dir(newparent);
         if (!to_dir) return to_dir.error();
         if (name.size() > kNameMax || newname.size() > kNameMax) return fail(ENAMETOOLONG);
-        if (is_dotted(name)) return fail(EPERM);  // the lookups refuse dotted names
+        if (is_dotted(name)) return refuse(EPERM, kDottedRule);  // the lookups refuse dotted names
         auto from = m.entry(**from_dir, name);
         if (!from) return from.error();
-        if (is_dotted(newname)) return fail(EPERM);
+        if (is_dotted(newname)) return refuse(EPERM, kDottedRule);
         auto found = m.entry(**to_dir, newname);
         Impl::Victim to = found ? *found : Impl::Victim{*to_dir, nullptr, kNone};
         if ((flags & kRenameExchange) && to.node == nullptr) return fail(ENOENT);
@@ -462,11 +469,11 @@ Result<Unlinked> Filesystem::rename(Ino parent, std::string_view name, Ino newpa
 Result<Attr> Filesystem::link(Ino ino, Ino newparent, std::string_view newname) {
     return impl_->change([&]() -> Result<Attr> {
         Impl& m = *impl_;
-        if (int e = m.policy().name_ops_refused()) return fail(e);
+        if (Errno e = m.policy().name_ops_refused()) return fail(e);
         auto d = m.live_dir(newparent);
         if (!d) return d.error();
         if (auto ok = m.check_new_name(**d, newname, m.read_only, EINVAL); !ok) return ok.error();
-        if (is_dotted(newname)) return fail(EPERM);
+        if (is_dotted(newname)) return refuse(EPERM, kDottedRule);
         Node* n = m.find(ino);
         if (n == nullptr || n->removed()) return fail(ENOENT);
         if (n->is_dir() || n->ino == m.socket_ino) return fail(EPERM);
@@ -488,13 +495,13 @@ Result<Attr> Filesystem::symlink(const Caller& c, Ino parent, std::string_view n
                                  std::string_view target) {
     return impl_->change([&]() -> Result<Attr> {
         Impl& m = *impl_;
-        if (int e = m.policy().name_ops_refused()) return fail(e);
+        if (Errno e = m.policy().name_ops_refused()) return fail(e);
         if (target.empty()) return fail(ENOENT);
         if (target.size() > kTargetMax) return fail(ENAMETOOLONG);
         auto d = m.live_dir(parent);
         if (!d) return d.error();
         if (auto ok = m.check_new_name(**d, name, m.read_only, EINVAL); !ok) return ok.error();
-        if (is_dotted(name)) return fail(EPERM);
+        if (is_dotted(name)) return refuse(EPERM, kDottedRule);
         if (auto room = m.room_for(c); !room) return room.error();
         Ino ino = m.next_ino;  // the node link_new makes
         m.targets.insert_or_assign(ino, std::string(target));
@@ -660,7 +667,7 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view) const {
 
 Result<void> Filesystem::may_pin(const Caller& c, std::uint32_t file_flags) const {
     if (int e = impl_->policy().pin_flags_refused(file_flags)) return fail(e);
-    if (int e = impl_->policy().pin_denied(c.caps.sys_admin)) return fail(e);
+    if (Errno e = impl_->policy().pin_denied(c.caps.sys_admin)) return fail(e);
     return {};
 }
 
@@ -670,11 +677,24 @@ Result<GetAccess> Filesystem::get_access(std::uint32_t file_flags) const {
     return impl_->policy().get_access(file_flags);
 }
 
+namespace {
+
+// May `c`, owner of a node it has just made with group `gid`, give it `attrs`? chown(2)'s rules
+// (chown_ok, chgrp_ok): another owner needs CAP_CHOWN; another group, membership or CAP_CHOWN.
+// The owner's chmod needs nothing.
+bool may_give(const Caller& c, std::uint32_t gid, const PinAttrs& attrs) {
+    if (c.caps.chown) return true;
+    if (attrs.uid && *attrs.uid != c.uid) return false;
+    return !attrs.gid || *attrs.gid == gid || c.in_group(*attrs.gid);
+}
+
+}  // namespace
+
 Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
                              ObjHandle handle, bool read_only, bool counts_lookup,
-                             std::uint32_t umask) {
+                             std::uint32_t umask, const PinAttrs& attrs) {
     if (auto ok = may_pin(c); !ok) return ok.error();
-    if (int e = impl_->policy().object_refused(type)) return fail(e);  // the fd, before the path
+    if (Errno e = impl_->policy().object_refused(type)) return fail(e);  // the fd, before the path
     return impl_->change([&]() -> Result<Attr> {
         auto d = impl_->live_dir(parent);
         if (!d) return d.error();
@@ -685,10 +705,21 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
         if (int mask = policy.pin_parent_access()) {
             if (auto ok = impl_->permission(c, p, mask); !ok) return ok.error();
         }
-        if (is_dotted(name)) return fail(EPERM);
-        if (int e = policy.pin_refused(impl_->counted_subdirs(p))) return fail(e);
+        if (is_dotted(name)) return refuse(EPERM, kDottedRule);
+        if (Errno e = policy.pin_refused(impl_->counted_subdirs(p))) return fail(e);
         if (auto room = impl_->room_for(c); !room) return room.error();
+        if (!attrs.valid()) return fail(EINVAL);
+        if (!may_give(c, Impl::new_gid(p, c), attrs))
+            return refuse(EPERM,
+                          "another owner needs CAP_CHOWN; another group, membership or CAP_CHOWN");
         Node& n = impl_->link_new(p, name, kIfReg | policy.new_object_mode(umask), c);
+        if (!attrs.empty()) {
+            impl_->update_attr(n, [&](Attr& a) {
+                a.mode = kIfReg | attrs.mode.value_or(a.mode & 07777);
+                a.uid = attrs.uid.value_or(a.uid);
+                a.gid = attrs.gid.value_or(a.gid);
+            });
+        }
         n.bits |= Node::type_bits(type);
         n.bits |= Node::kHasHandle;
         n.handle = handle;  // (link_new touched n and p)

@@ -80,6 +80,7 @@ struct PinRequest {
     ObjHandle handle = 0;
     bool read_only = false;
     std::uint32_t umask = 022;  // the caller's (compat=linux: the object's mode is 0600 & ~umask)
+    PinAttrs attrs;             // the mode and owner asked (Filesystem::pin)
 };
 
 class Filesystem {
@@ -200,9 +201,13 @@ public:
     // broker publishes a pin replies with the entry).
     // A link: EINVAL under compat=seed (Policy::object_refused), before the path.
     // compat=linux (the policy): after EROFS, W+X on the parent (EACCES); mode 0600 & ~umask.
+    // `attrs` (both rule sets): the node is made with that mode and owner, as if the caller had
+    // pinned, then chmod, then chown, at once: after every other check (ENOSPC too), EPERM for
+    // another owner without CAP_CHOWN, or another group than the node's unless the caller is in
+    // it or has CAP_CHOWN (chown_ok, chgrp_ok); the owner may always chmod.
     Result<Attr> pin(const Caller& c, Ino parent, std::string_view name, ObjType type,
                      ObjHandle handle, bool read_only = false, bool counts_lookup = false,
-                     std::uint32_t umask = 022);
+                     std::uint32_t umask = 022, const PinAttrs& attrs = {});
     // get (BPF_NEW_FD / BPF_OBJ_GET) of node `ino` (resolved by the kernel's path walk) with
     // bpf(2) file_flags: EINVAL (flags, as get_access), ENOENT (removed), EACCES (not the
     // permission the flags ask: the seed's MAY_WRITE, else ACC_MODE), EACCES (not an object).

@@ -11,6 +11,7 @@ namespace bpffs::fsops {
 
 // '.' anywhere: reserved (the seed's bpf_dname_reserved: EPERM).
 inline bool is_dotted(std::string_view name) { return name.find('.') != std::string_view::npos; }
+inline constexpr const char* kDottedRule = "names containing '.' are reserved";
 // The root's directory of objects the daemon holds that no restored name does (a damaged state
 // log, docs/operations.md "The state log"): a generated name, as the broker's socket is.
 inline constexpr std::string_view kLostFoundName = ".lost+found";

@@ -26,13 +26,20 @@ public:
 
     // Who may pin at all, asked before the fd and the path (the seed's bpf_obj_pin_user):
     // CAP_SYS_ADMIN, else EPERM. 0: allowed.
-    int pin_denied(bool cap_sys_admin) const { return seed() && !cap_sys_admin ? EPERM : 0; }
+    Errno pin_denied(bool cap_sys_admin) const {
+        if (seed() && !cap_sys_admin)
+            return refusal(EPERM, "pinning needs CAP_SYS_ADMIN (compat=seed)");
+        return {};
+    }
     // A pin's fd that is no BPF object (`e`: EBADF closed or O_PATH, EINVAL another file): the
     // seed's probe says which; today's bpf_fd_probe_obj says EINVAL for all.
     int pin_fd_error(int e) const { return seed() ? e : EINVAL; }
     // A pin of an object of this type: the seed's kernel knew maps and programs (a link's fd was
     // "any other file", EINVAL); today's pins links too. 0: allowed.
-    int object_refused(ObjType type) const { return seed() && type == ObjType::link ? EINVAL : 0; }
+    Errno object_refused(ObjType type) const {
+        if (seed() && type == ObjType::link) return refusal(EINVAL, "compat=seed pins no links");
+        return {};
+    }
     // What a pin asks of its caller on the parent directory, beyond the walk's search
     // permission: the seed bypasses may_create (0); today's kernel creates like any file (W+X).
     int pin_parent_access() const { return seed() ? 0 : kMayWrite | kMayExec; }
@@ -56,17 +63,22 @@ public:
     int other_xattr_error() const { return seed() ? ENODATA : EOPNOTSUPP; }
     // The terminal rule, mkdir's half: no directory beside objects (EPERM). 0: allowed.
     // Today's kernel has no terminal rule.
-    int mkdir_refused(std::uint32_t objects_in_parent) const {
-        return seed() && objects_in_parent > 0 ? EPERM : 0;
+    Errno mkdir_refused(std::uint32_t objects_in_parent) const {
+        if (seed() && objects_in_parent > 0)
+            return refusal(EPERM, "the terminal-directory rule: the parent holds objects");
+        return {};
     }
     // The terminal rule, pin's half: no object beside directories (EBUSY). 0: allowed.
-    int pin_refused(std::uint32_t subdirs_in_parent) const {
-        return seed() && subdirs_in_parent > 0 ? EBUSY : 0;
+    Errno pin_refused(std::uint32_t subdirs_in_parent) const {
+        if (seed() && subdirs_in_parent > 0)
+            return refusal(EBUSY, "the terminal-directory rule: the parent holds directories");
+        return {};
     }
     // A lookup of a name that exists nowhere in the tree: the seed says ENOENT like any missing
     // name; today's bpf_lookup refuses every dotted name with EPERM before looking. 0: look.
-    int lookup_refused(std::string_view name) const {
-        return !seed() && is_dotted(name) ? EPERM : 0;
+    Errno lookup_refused(std::string_view name) const {
+        if (!seed() && is_dotted(name)) return refusal(EPERM, kDottedRule);
+        return {};
     }
     // The mode of a new directory. The seed's bpf_mkdir copies the parent's whole mode; today's
     // takes the mode asked for (the VFS has applied the umask and kept 0777 and the sticky bit)
@@ -100,7 +112,10 @@ public:
     // rename, link and symlink: the seed's bpffs had none of these operations (the VFS says
     // EPERM); today's has all three (simple_rename, simple_link, bpf_symlink). 0: allowed. A
     // restored state holds hard links and symlinks only where they are allowed.
-    int name_ops_refused() const { return seed() ? EPERM : 0; }
+    Errno name_ops_refused() const {
+        if (seed()) return refusal(EPERM, "compat=seed has no rename, link or symlink");
+        return {};
+    }
     // The options a mount shows: the seed's stored ones (a chmod of the root leaves them);
     // today's bpf_show_options reads the root inode's owner and mode.
     bool options_from_root() const { return !seed(); }

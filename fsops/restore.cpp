@@ -84,7 +84,7 @@ bool NodeTable::load(const CoreMeta& m, const NodeSource& nodes, std::size_t exp
     to_link.reserve(expected);
     std::string names;  // every name to link, back to back
     std::vector<DirLinks> dir_links;
-    bool name_ops = policy.name_ops_refused() == 0;
+    bool name_ops = !policy.name_ops_refused();
     bool ok = true;
     nodes([&](NodeState&& ns) {
         // Hard links and symlinks only where the rule set has them.

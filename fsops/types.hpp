@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/caps.hpp"
+#include "common/pin_attrs.hpp"
 #include "common/socket_name.hpp"
 
 #include <cstdint>
@@ -24,6 +25,8 @@ inline constexpr std::size_t kTargetMax = 4095;
 // of this name finds in every directory, so a socket bound once answers from all of them.
 using bpffs::kSocketName;
 
+using bpffs::PinAttrs;
+
 // Opaque token for a pinned kernel object; the broker's registry resolves it to a kernel fd.
 using ObjHandle = std::uint64_t;
 // Links exist under compat=linux only (Policy::object_refused): the 2015 kernel had none.
@@ -40,11 +43,12 @@ struct Caps {
     bool sys_admin = false;        // pin
     bool dac_override = false;     // permission(): read/write anything, search any dir
     bool dac_read_search = false;  // permission(): read anything, search any dir
+    bool chown = false;            // a pin that gives its object to another owner or group
 
     // From an effective capability set as the kernel writes it (bit N = capability N).
     static Caps from_bits(std::uint64_t cap_eff) {
         return Caps{cap_in(cap_eff, kCapSysAdmin), cap_in(cap_eff, kCapDacOverride),
-                    cap_in(cap_eff, kCapDacReadSearch)};
+                    cap_in(cap_eff, kCapDacReadSearch), cap_in(cap_eff, kCapChown)};
     }
 };
 

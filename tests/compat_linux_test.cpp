@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -181,6 +182,83 @@ TEST_CASE("linux: a pin needs no capability but W+X on the parent, and takes the
         out.push_back(pin_as(s, map.get(), elsewhere.p("x"), kAlice, kAlice, 022));
         out.push_back(pin_at(s, map.get(), s.p("closed/y")));  // root may, as anywhere
         out.push_back(listing(s.root));
+        return out;
+    });
+}
+
+namespace {
+
+// A pin given a mode and owner (bpffs_opts.pin_set) as uid:gid with `groups` (uid 0: root with
+// its capabilities, in this process), beside what it stands for on the kernel's bpffs: a pin,
+// a chmod and a chown by the same caller, undone by root when the chmod or chown fails, since
+// ours makes nothing then. The outcome: the errno, then what the path is.
+struct Give {
+    std::optional<mode_t> mode;
+    std::optional<uid_t> uid;
+    std::optional<gid_t> gid;
+};
+std::string pin_given(const Side& s, int fd, const std::string& path, uid_t uid, gid_t gid,
+                      std::vector<gid_t> groups, const Give& g, mode_t mask = 022) {
+    // The kernel's: the pin's errno, or 0x80 | the chmod's or chown's after a pin.
+    auto as_kernel = [&] {
+        if (bpf_obj_pin(fd, path.c_str()) != 0) return errno;
+        if (g.mode && chmod(path.c_str(), *g.mode) != 0) return 0x80 | errno;
+        if ((g.uid || g.gid) && chown(path.c_str(), g.uid.value_or(static_cast<uid_t>(-1)),
+                                      g.gid.value_or(static_cast<gid_t>(-1))) != 0)
+            return 0x80 | errno;
+        return 0;
+    };
+    auto as_ours = [&] {
+        bpffs_opts o{};
+        o.sz = sizeof o;
+        o.pin_set = (g.mode ? BPFFS_PIN_MODE : 0) | (g.uid ? BPFFS_PIN_UID : 0) |
+                    (g.gid ? BPFFS_PIN_GID : 0);
+        o.mode = g.mode.value_or(0);
+        o.uid = g.uid.value_or(0);
+        o.gid = g.gid.value_or(0);
+        return bpffs_obj_pin_opts(fd, path.c_str(), &o) == 0 ? 0 : errno;
+    };
+    auto call = [&] {
+        umask(mask);
+        return s.kernel ? as_kernel() : as_ours();
+    };
+    int e = uid == 0 ? call() : run_as(uid, gid, call, groups);
+    umask(022);
+    if (e > 0 && (e & 0x80) != 0) {  // a kernel pin whose chmod or chown failed
+        unlink(path.c_str());
+        e &= ~0x80;
+    }
+    return outcome(e, path);
+}
+
+}  // namespace
+
+TEST_CASE("linux: a pin given a mode and owner is a pin, a chmod and a chown at once",
+          "[linux][kernel]") {
+    auto map = must_map();
+    compare("", [&](const Side& s) {
+        std::vector<std::string> out;
+        out.push_back(mkdir_as(s.p("open"), 01777, 0, 0, 0));
+        out.push_back(mkdir_as(s.p("staff"), 02777, 0, kStaff, 0));  // setgid: its group
+        auto as_alice = [&](const std::string& rel, const Give& g, mode_t mask = 022) {
+            return pin_given(s, map.get(), s.p(rel), kAlice, kAlice, {kStaff}, g, mask);
+        };
+        // Root gives anything (CAP_CHOWN).
+        out.push_back(pin_given(s, map.get(), s.p("open/r"), 0, 0, {}, {0640, kAlice, kStaff}));
+        out.push_back(pin_given(s, map.get(), s.p("open/r2"), 0, 0, {}, {{}, kBob, {}}));
+        // Its owner chmods anything, past the umask; gives a group it is in, or the one it has.
+        out.push_back(as_alice("open/a", {0666, {}, {}}, 077));
+        out.push_back(as_alice("open/b", {0, {}, {}}));
+        out.push_back(as_alice("open/c", {0604, kAlice, kStaff}));
+        out.push_back(as_alice("staff/d", {{}, {}, kStaff}));
+        // Another owner, or a group it is not in: EPERM, and no name.
+        out.push_back(as_alice("open/e", {0644, kBob, {}}));
+        out.push_back(as_alice("open/f", {{}, {}, kBob}));
+        out.push_back(as_alice("open/g", {{}, kAlice, kBob}));
+        // The pin's own refusals come first.
+        out.push_back(as_alice("open/a", {{}, kBob, {}}));    // EEXIST
+        out.push_back(as_alice("open/h.i", {{}, kBob, {}}));  // the dotted name's EPERM
+        out.push_back(listing(s.p("open")));
         return out;
     });
 }

@@ -1077,6 +1077,41 @@ TEST_CASE("pin: gid follows the parent's setgid bit", "[fsops][pin]") {
     }
 }
 
+// The rule set's half is compared with the kernel's pin + chmod + chown in
+// tests/compat_linux_test.cpp ("a pin given a mode and owner..."); these are the seed's and the
+// core's own: the order after the other checks, and nothing made when refused.
+TEST_CASE("pin: a mode and owner are given at once, with chown's rules (compat=seed)",
+          "[fsops][pin]") {
+    Fx f(MountOptions{0, 50, 02755});  // a setgid root: objects get group 50
+    auto admin_chown = admin(1000, 2000);
+    admin_chown.caps.chown = true;
+    auto a = f.fs.pin(admin_chown, kRootIno, "a", ObjType::map, 1, false, false, 022,
+                      PinAttrs{0640, 7, 8});
+    REQUIRE(a.has_value());
+    CHECK(a->mode == (kIfReg | 0640));
+    CHECK(a->uid == 7);
+    CHECK(a->gid == 8);
+    // Without CAP_CHOWN: its own uid, a group it is in (its gid too) or the one it gets.
+    auto c = user(1000, 2000, {60}, admin(1000, 2000).caps);
+    CHECK(err_of(f.fs.pin(c, kRootIno, "b", ObjType::map, 2, false, false, 022,
+                          PinAttrs{0, 1000, 60})) == 0);
+    CHECK(getattr_ok(f.fs, f.fs.lookup(kRootIno, "b")->ino).mode == (kIfReg | 0000));
+    CHECK(err_of(f.fs.pin(c, kRootIno, "c", ObjType::map, 3, false, false, 022,
+                          PinAttrs{{}, {}, 50})) == 0);
+    CHECK(err_of(f.fs.pin(c, kRootIno, "d", ObjType::map, 4, false, false, 022,
+                          PinAttrs{{}, 1001, {}})) == EPERM);
+    CHECK(err_of(f.fs.pin(c, kRootIno, "d", ObjType::map, 4, false, false, 022,
+                          PinAttrs{{}, {}, 70})) == EPERM);  // a group it is not in
+    CHECK(err_of(f.fs.lookup(kRootIno, "d")) == ENOENT);
+    // The pin's own rules come first: EEXIST, the reserved name.
+    CHECK(err_of(f.fs.pin(c, kRootIno, "a", ObjType::map, 4, false, false, 022,
+                          PinAttrs{{}, 1001, {}})) == EEXIST);
+    CHECK(err_of(f.fs.pin(c, kRootIno, "d.x", ObjType::map, 4, false, false, 022,
+                          PinAttrs{{}, 1001, {}})) == EPERM);
+    CHECK(err_of(f.fs.pin(c, kRootIno, "d", ObjType::map, 4, false, false, 022,
+                          PinAttrs{01000, {}, {}})) == EINVAL);
+}
+
 TEST_CASE("pin: CAP_SYS_ADMIN suffices, write permission on the parent is not needed",
           "[fsops][pin]") {
     Fx f;  // root 0700 owned by uid 0

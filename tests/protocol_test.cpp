@@ -96,6 +96,39 @@ TEST_CASE("protocol: a pin carries the caller's umask after its name, only when 
     }
 }
 
+TEST_CASE("protocol: a pin's mode and owner follow its umask, one encoding each", "[protocol]") {
+    auto u32 = [](std::uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+    Request r{Op::pin, "m"};
+    r.attrs = PinAttrs{0640, {}, 50};  // umask 0: sent anyway, before the attrs
+    Bytes b = encode(r);
+    CHECK(b ==
+          req_bytes(Op::pin, std::string("m\0\0\0", 4) + u32(5) + u32(0640) + u32(0) + u32(50)));
+    auto d = decode_request(b);
+    REQUIRE(ename(err_of(d)) == ename(0));
+    CHECK(*d == r);
+    CHECK(encode(*d) == b);
+    for (const PinAttrs& a : {PinAttrs{0, {}, {}}, PinAttrs{{}, 0, 0}, PinAttrs{0777, 1, 2},
+                              PinAttrs{{}, 0xfffffffeu, {}}}) {
+        Request q{Op::pin, "n"};
+        q.umask = 077;
+        q.attrs = a;
+        auto back = decode_request(encode(q));
+        REQUIRE(ename(err_of(back)) == ename(0));
+        CHECK(*back == q);
+    }
+    // None set, an unknown bit, a value for a field not set, a mode past 0777, the id -1, short
+    // and long: EPROTO.
+    const std::string head("m\0\x12\0", 4);
+    for (const std::string& payload :
+         {head + u32(0) + u32(0) + u32(0) + u32(0), head + u32(8) + u32(0) + u32(0) + u32(0),
+          head + u32(1) + u32(0600) + u32(5) + u32(0), head + u32(1) + u32(01000) + u32(0) + u32(0),
+          head + u32(2) + u32(0) + u32(~0u) + u32(0), head + u32(4) + u32(0) + u32(0) + u32(~0u),
+          head + u32(1) + u32(0600) + u32(0), head + u32(1) + u32(0600) + u32(0) + u32(0) + "x"}) {
+        INFO("payload of " << payload.size() << " bytes");
+        CHECK(ename(err_of(decode_request(req_bytes(Op::pin, payload)))) == ename(EPROTO));
+    }
+}
+
 TEST_CASE("protocol: replies of every op survive encode/decode", "[protocol]") {
     std::vector<Reply> reps;
     reps.push_back(Reply{Op::pin, 0, {}, {}});

@@ -10,7 +10,7 @@ cd "${1:-$(dirname "$0")/..}"
 # room: the prefixes its files may include (besides their own room).
 declare -A allowed=(
     [common]=""
-    [fsops]="common/result.hpp common/socket_name.hpp common/caps.hpp common/bpf_flags.hpp"
+    [fsops]="common/result.hpp common/socket_name.hpp common/caps.hpp common/bpf_flags.hpp common/pin_attrs.hpp"
     [broker]="fsops/ common/"
     [daemon]="fsops/ broker/ common/"
     [client]="common/ bpffs/ fsops/mount_options.hpp fsops/names.hpp"

@@ -50,6 +50,11 @@ extern "C" {
 #define BPFFS_F_WRONLY (1U << 4)
 #define BPFFS_F_PATH_FD (1U << 14)
 
+/* The bits of bpffs_opts.pin_set: the fields a pin gives its new object. */
+#define BPFFS_PIN_MODE (1U << 0)
+#define BPFFS_PIN_UID (1U << 1)
+#define BPFFS_PIN_GID (1U << 2)
+
 /* Options of the _opts calls. Zero it, set sz = sizeof(struct bpffs_opts), then the fields
  * wanted (libbpf's convention: a later version may add fields; a NULL opts is all defaults; a
  * caller built against an older header passes a smaller sz, and the fields it lacks are 0; an
@@ -71,6 +76,19 @@ struct bpffs_opts {
      * pathnames start there, absolute ones ignore it (EBADF: not an open fd; ENOTDIR: not a
      * directory). Without the flag it must be 0 (EINVAL), as bpf(2) says. */
     int path_fd;
+    /* Pin only (other calls: all 0, else EINVAL). The new object's permission bits and owner,
+     * given as it is made, so that nobody ever sees it with others: as a pin, a chmod and a
+     * chown in one step. pin_set says which fields count (BPFFS_PIN_MODE, _UID, _GID); the
+     * others keep the mount's defaults (the caller's uid and gid, or a setgid parent's group;
+     * 0600, minus the umask on a compat=linux mount). `mode`: permission bits only (<= 0777);
+     * `uid`, `gid`: not (uid_t)-1 / (gid_t)-1 (EINVAL). Who may give what, as chown(2) says:
+     * another owner needs CAP_CHOWN, another group membership of it or CAP_CHOWN (capabilities
+     * count for root only, docs/protocol.md); else EPERM, after the pin's other checks.
+     * A daemon older than these fields answers EPROTO. */
+    unsigned int pin_set;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
 };
 
 /* Pins the map or program (compat=linux: also the link) `fd` at `pathname` (the caller keeps
