@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -121,6 +122,17 @@ int report_call(const std::string& what, const std::string& path, bool pin, std:
         }
     }
     return report_why(what, explain(verb, path, e), e);
+}
+
+// Do these attrs give a new node to another owner or a group the caller is not in (chown(2)'s
+// rules, which decide then)?
+bool gives_away(const PinAttrs& a) {
+    if (a.uid && *a.uid != geteuid()) return true;
+    if (!a.gid || *a.gid == getegid()) return false;
+    std::vector<gid_t> groups(static_cast<std::size_t>(std::max(getgroups(0, nullptr), 0)));
+    int n = getgroups(static_cast<int>(groups.size()), groups.data());
+    groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+    return std::find(groups.begin(), groups.end(), *a.gid) == groups.end();
 }
 
 // A connection to the broker serving directory `dir`, checked as libbpffs checks it. Errors are
@@ -225,8 +237,103 @@ int run_pin(const PinOptions& o) {
     }
     if (!obj) return report(what, errno);
     bpffs_opts opts = opts_of(o.trust_uid);
+    const PinAttrs& a = o.attrs;
+    opts.pin_set =
+        (a.mode ? BPFFS_PIN_MODE : 0) | (a.uid ? BPFFS_PIN_UID : 0) | (a.gid ? BPFFS_PIN_GID : 0);
+    opts.mode = a.mode.value_or(0);
+    opts.uid = a.uid.value_or(0);
+    opts.gid = a.gid.value_or(0);
     if (bpffs_obj_pin_opts(obj.get(), o.path.c_str(), &opts) != 0) {
-        return report_call("pin " + o.path, o.path, true, o.trust_uid, errno);
+        int e = errno;
+        if (e == EPERM && gives_away(a))
+            return report_why("pin " + o.path, explain(Verb::pin_chown, o.path, e), e);
+        if (e == EPROTO && !a.empty())
+            return report_why(
+                "pin " + o.path,
+                "the daemon is older than this bpffsctl and takes no --mode or "
+                "--owner: upgrade it (bpffsctl upgrade), or pin, then chmod and chown",
+                e);
+        return report_call("pin " + o.path, o.path, true, o.trust_uid, e);
+    }
+    return kExitOk;
+}
+
+namespace {
+
+std::string parent_dir(const std::string& path) {
+    auto slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// The directories `mkdir` of `path` makes, outermost first: the path, and with -p each missing
+// parent. Empty when there is nothing to make (-p of an existing directory); an errno when a
+// path that exists is in the way.
+Result<std::vector<std::string>> dirs_to_make(std::string path, bool parents) {
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    std::vector<std::string> todo;
+    struct stat st {};
+    for (;;) {
+        if (lstat(path.c_str(), &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) return fail(todo.empty() ? EEXIST : ENOTDIR);
+            if (todo.empty() && !parents) return fail(EEXIST);
+            break;
+        }
+        if (errno != ENOENT) return fail(errno);
+        todo.insert(todo.begin(), path);
+        if (!parents) break;
+        std::string up = parent_dir(path);
+        if (up == path) break;
+        path = up;
+    }
+    return todo;
+}
+
+// Makes `dir`, then gives it the owner and mode asked (chown before chmod: root's chown may clear
+// bits a chmod set). 0 or the errno, with the verb that failed in *verb.
+int make_dir(const std::string& dir, const PinAttrs& a, Verb* verb) {
+    *verb = Verb::mkdir;
+    // Nobody else may use it before it has its owner and mode (compat=seed copies the parent's
+    // mode whatever is asked, so the chmod below decides).
+    if (mkdir(dir.c_str(), a.empty() ? 0777 : 0700) != 0) return errno;
+    *verb = Verb::chown;
+    if ((a.uid || a.gid) && lchown(dir.c_str(), a.uid ? *a.uid : static_cast<uid_t>(-1),
+                                   a.gid ? *a.gid : static_cast<gid_t>(-1)) != 0)
+        return errno;
+    if (a.mode && chmod(dir.c_str(), *a.mode) != 0) return errno;
+    return 0;
+}
+
+int mkdir_one(const MkdirOptions& o, const std::string& path) {
+    auto todo = dirs_to_make(path, o.parents);
+    if (!todo) {
+        int e = todo.error().value;
+        return report_why("mkdir " + path, explain(Verb::mkdir, path, e), e);
+    }
+    if (todo->empty()) return kExitOk;
+    if (where_is(todo->front(), true) != Where::bpffs_fuse) {
+        std::fprintf(stderr, "bpffsctl: error: mkdir %s: %s\n", todo->front().c_str(),
+                     explain(Verb::mkdir, todo->front(), 0).c_str());
+        return kExitFailure;
+    }
+    for (std::size_t i = 0; i < todo->size(); ++i) {
+        const std::string& dir = (*todo)[i];
+        Verb verb = Verb::mkdir;
+        int e = make_dir(dir, o.attrs, &verb);
+        if (e == 0) continue;
+        // Nothing half made stays: the directories made so far go again, innermost first.
+        for (std::size_t j = verb == Verb::chown ? i + 1 : i; j-- > 0;) rmdir((*todo)[j].c_str());
+        const char* what = verb == Verb::chown ? " (--owner, --mode)" : "";
+        return report_why("mkdir " + dir + what, explain(verb, dir, e), e);
+    }
+    return kExitOk;
+}
+
+}  // namespace
+
+int run_mkdir(const MkdirOptions& o) {
+    for (const std::string& path : o.paths) {
+        if (int rc = mkdir_one(o, path); rc != kExitOk) return rc;
     }
     return kExitOk;
 }

@@ -5,6 +5,8 @@
 // on success it does not return). The command line itself is parsed in bpffsctl_main.cpp.
 #pragma once
 
+#include "common/pin_attrs.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +30,13 @@ struct PinOptions {
     std::uint32_t id = 0;  // map_id, prog_id
     std::string from;      // path: an object pinned on a kernel bpffs or a bpffs-fuse mount
     std::string path;      // where to pin it on a bpffs-fuse mount
+    PinAttrs attrs;        // --mode, --owner
+};
+
+struct MkdirOptions {
+    std::vector<std::string> paths;
+    bool parents = false;  // -p: make missing parents, accept existing directories
+    PinAttrs attrs;        // --mode, --owner: of every directory this call makes
 };
 
 struct GetOptions {
@@ -76,6 +85,9 @@ struct UpgradeOptions {
 
 int run_pin(const PinOptions& o);
 int run_get(const GetOptions& o);
+// mkdir on a bpffs-fuse mount, each new directory given --owner then --mode; a failure removes
+// the directories this path made.
+int run_mkdir(const MkdirOptions& o);
 int run_ls(const LsOptions& o);
 int run_exec(const ExecOptions& o);  // returns only on failure
 // Runs CMD with libbpffs-preload.so added to LD_PRELOAD ($BPFFS_PRELOAD, else the installed

@@ -15,7 +15,8 @@ enum class Where { kernel_bpffs, bpffs_fuse, other, missing };
 // Of `path` itself, or (`new_name`) of the directory a new name there would go into.
 Where where_is(const std::string& path, bool new_name);
 
-enum class Verb { pin, get, upgrade };
+// chown: a new directory's --owner or --mode; pin_chown: a pin's.
+enum class Verb { pin, get, mkdir, chown, pin_chown, upgrade };
 // Why `verb` of `path` failed with errno `e`, as a clause ("names containing '.' are reserved"),
 // or "" when the errno says it all.
 std::string explain(Verb verb, const std::string& path, int e);

@@ -15,6 +15,7 @@
 // sees it.
 // Exceptions are used for command-line errors only; anything that escapes a verb is caught
 // here and reported, never a crash.
+#include "client/bpffsctl_attrs.hpp"
 #include "client/bpffsctl_commands.hpp"
 
 #include <CLI/CLI.hpp>
@@ -102,7 +103,22 @@ struct Cli {
     CLI::App* remount = nullptr;
     UpgradeOptions upgrade_o;
     CLI::App* upgrade = nullptr;
+    MkdirOptions mkdir_o;
+    CLI::App* mkdir = nullptr;
+    std::string mode_text, owner_text;  // pin's or mkdir's --mode, --owner
 };
+
+// --mode and --owner of pin and mkdir, for `what`.
+void add_attrs(CLI::App* verb, Cli& c, const std::string& what) {
+    verb->add_option("--mode", c.mode_text,
+                     "permission bits of " + what +
+                         ", in octal (at most 0777); default: the "
+                         "mount's rules");
+    verb->add_option("--owner", c.owner_text,
+                     "USER[:GROUP] or :GROUP (names or numbers) of " + what +
+                         "; another owner needs CAP_CHOWN, another group membership or "
+                         "CAP_CHOWN");
+}
 
 void add_pin(Cli& c) {
     c.pin = add_verb(c.app, "pin",
@@ -116,6 +132,21 @@ void add_pin(Cli& c) {
                                     "the object pinned at this path, on a kernel bpffs "
                                     "(e.g. /sys/fs/bpf/NAME) or a bpffs-fuse mount");
     c.pin->add_option("PATH", c.pin_o.path, "the new name, on a bpffs-fuse mount")->required();
+    add_attrs(c.pin, c, "the object");
+}
+
+void add_mkdir(Cli& c) {
+    c.mkdir = c.app.add_subcommand(
+        "mkdir",
+        "make directories on a bpffs-fuse mount, with an owner and mode (a tree a service hands "
+        "to a user)");
+    c.mkdir->add_flag("-p,--parents", c.mkdir_o.parents,
+                      "make missing parents too; an existing directory is no error");
+    c.mkdir->add_option("PATH", c.mkdir_o.paths, "the directories")->required();
+    add_attrs(c.mkdir, c, "every directory this call makes (not existing ones)");
+    c.mkdir->footer(
+        "Each new directory gets --owner, then --mode (chown(1), then chmod(1)); until then\n"
+        "only its maker can use it. On a failure the directories this PATH made are removed.");
 }
 
 void add_get(Cli& c) {
@@ -253,7 +284,13 @@ int dispatch_pin(Cli& c) {
 // Runs the verb the command line chose; `command` is what followed "--" (exec, run).
 int dispatch(Cli& c, std::vector<std::string> command, bool has_separator) {
     bool has_command = has_separator && !command.empty();
+    if (*c.pin || *c.mkdir) {
+        auto attrs = parse_attrs(c.mode_text, c.owner_text);
+        if (!attrs) return usage_error(std::string(*c.pin ? "pin: " : "mkdir: ") + attrs.error());
+        c.pin_o.attrs = c.mkdir_o.attrs = *attrs;
+    }
     if (*c.pin) return dispatch_pin(c);
+    if (*c.mkdir) return run_mkdir(c.mkdir_o);
     if (*c.get) return run_get(c.get_o);
     if (*c.ls) return run_ls(c.ls_o);
     if (*c.exec) {
@@ -278,8 +315,8 @@ int run_main(int argc, char** argv) {
     c.app.require_subcommand(1);
     c.app.footer(
         "Exit status: 0 ok, 1 failure, 2 usage error. Run 'bpffsctl VERB --help' for a verb.");
-    for (auto add :
-         {add_pin, add_get, add_ls, add_exec, add_run, add_status, add_remount, add_upgrade})
+    for (auto add : {add_pin, add_get, add_ls, add_mkdir, add_exec, add_run, add_status,
+                     add_remount, add_upgrade})
         add(c);
 
     std::vector<std::string> command;
