@@ -7,9 +7,12 @@
 #     existing name, without CAP_SYS_ADMIN (compat=seed);
 #   - pin and get of a path on the kernel's bpffs, or on no bpffs at all;
 #   - get without write permission (compat=seed);
+#   - mkdir beside objects, of a dotted or existing name, off the mount; a mode or owner a user
+#     may not give (chown's rules) or bpffsctl cannot read (usage errors);
 #   - pin --from a path on the mount itself works, as from the kernel's bpffs;
 #   - upgrade to a binary that is not bpffs-fuse;
-#   - a second daemon on a directory that is already a bpffs-fuse mount is refused, exit 1.
+#   - a second daemon on a directory that is already a bpffs-fuse mount is refused, exit 1;
+#   - the daemon's debug log names the rule behind each refusal.
 #
 #   messages_test.sh BPFFS_FUSE BPFFSCTL
 # shellcheck source=tests/ops/lib.sh
@@ -25,12 +28,13 @@ make_tmpdir
 MNT=$T/mnt
 KMNT=$T/kernel
 mkdir "$KMNT"
-mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o mode=0755
+mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o mode=0755 --log-level debug --log-file "$T/log"
 mount -t bpf bpf "$KMNT" || fail "cannot mount a kernel bpffs"
 defer umount "$KMNT"
 bpftool map create "$KMNT/m" type array key 4 value 4 entries 1 name msg_test ||
     fail "bpftool map create"
-mkdir -p "$MNT/d/sub" "$MNT/objs"
+mkdir -p "$MNT/d/sub" "$MNT/objs" "$MNT/open"
+chmod 0777 "$MNT/open"
 # The unprivileged runs use a copy in the test's 0755 directory: the build tree may be where
 # that user cannot go (a checkout under /root).
 cp "$BPFFSCTL" "$T/bpffsctl"
@@ -58,7 +62,7 @@ chmod 0666 "$KMNT/m"
 refused "a user's pin (compat=seed)" "pinning on this mount needs CAP_SYS_ADMIN" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bpffsctl" pin --from "$KMNT/m" \
     "$MNT/objs/n"
-refused "a user's get without write permission" "fetching needs write permission" \
+refused "a user's get without write permission" "fetching needs read and write permission" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bpffsctl" get "$MNT/objs/m"
 refused "a pin on the kernel's bpffs" "is on the kernel's bpffs, not a bpffs-fuse mount" \
     "$BPFFSCTL" pin --from "$KMNT/m" "$KMNT/n"
@@ -67,6 +71,34 @@ refused "a get on the kernel's bpffs" "is on the kernel's bpffs, not a bpffs-fus
 refused "a pin off any bpffs" "$T is not on a bpffs-fuse mount" \
     "$BPFFSCTL" pin --from "$KMNT/m" "$T/n"
 refused "a get off any bpffs" "$T is not on a bpffs-fuse mount" "$BPFFSCTL" get "$T"
+
+# mkdir, and a new object's or directory's owner.
+refused "mkdir beside objects (the terminal rule)" \
+    "$MNT/objs holds objects, so it cannot hold directories (the terminal-directory rule" \
+    "$BPFFSCTL" mkdir "$MNT/objs/sub"
+refused "mkdir of a dotted name" "names containing '.' are reserved" "$BPFFSCTL" mkdir "$MNT/d/x.y"
+refused "mkdir off any bpffs" "$T is not on a bpffs-fuse mount" "$BPFFSCTL" mkdir "$T/x"
+refused "mkdir of an existing directory without -p" "with -p, an existing directory is fine" \
+    "$BPFFSCTL" mkdir "$MNT/d"
+refused "a user's mkdir that gives the directory away" "another owner needs CAP_CHOWN" \
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bpffsctl" mkdir --owner 0 "$MNT/open/y"
+expect "and nothing of it stays" test ! -e "$MNT/open/y"
+refused "a user's pin that gives the object away" \
+    "and on a compat=seed mount, pinning at all needs CAP_SYS_ADMIN" \
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bpffsctl" pin --from "$KMNT/m" \
+    --owner 0 "$MNT/objs/n"
+refused_usage() {  # WHAT WANT CMD...: exit 2 (usage), the message says WANT
+    local what=$1 want=$2 rc=0
+    shift 2
+    "$@" >"$T/out" 2>&1 || rc=$?
+    [ "$rc" -eq 2 ] || fail "$what: exit status $rc, want 2 ($(cat "$T/out"))"
+    grep -qF -- "$want" "$T/out" || fail "$what: the message does not say '$want': $(cat "$T/out")"
+    log "ok: $what"
+}
+refused_usage "a mode past 0777" "expected octal permission bits, 0 to 0777" \
+    "$BPFFSCTL" pin --from "$KMNT/m" --mode 4755 "$MNT/objs/n"
+refused_usage "an unknown user" "no user no-such-user-here" \
+    "$BPFFSCTL" mkdir --owner no-such-user-here "$MNT/d/n"
 
 # pin --from a name on the mount: the same kernel object under a second name.
 expect "pin --from a path on the mount" "$BPFFSCTL" pin --from "$MNT/objs/m" "$MNT/objs/m2"
@@ -79,3 +111,12 @@ refused "an upgrade to a binary that is not bpffs-fuse" "is not a bpffs-fuse bin
 refused "a second daemon on the mount" "is on a bpffs-fuse mount already" \
     "$BPFFS_FUSE" "$MNT" -o mode=0755
 expect_eq "one mount there" "$(findmnt -rn -o FSTYPE --mountpoint "$MNT" | wc -l)" 1
+
+# The daemon's debug log names the rule behind each refusal.
+for rule in "names containing '.' are reserved" \
+    "the terminal-directory rule: the parent holds directories" \
+    "the terminal-directory rule: the parent holds objects" \
+    "pinning needs CAP_SYS_ADMIN (compat=seed)" \
+    "the mode's owner, group and other bits refuse this access"; do
+    expect "the log names the rule: $rule" grep -qF -- "$rule" "$T/log"
+done
