@@ -44,8 +44,8 @@ inside() {
     "$T/bin/bpffsctl" status "$mnt" | field pid >"$T/pid"
     log "daemon pid $(cat "$T/pid"), mount options $(findmnt -rn -o OPTIONS --mountpoint "$mnt")"
     expect "no 'without allow_other' warning" bash -c "! grep -q 'without allow_other' '$T/mount.err'"
-    expect "mounted with allow_other" bash -c \
-        "findmnt -rn -o OPTIONS --mountpoint '$mnt' | grep -q allow_other"
+    expect "mounted as uid 0 of the namespace, with allow_other" bash -c \
+        "findmnt -rn -o OPTIONS --mountpoint '$mnt' | grep -q 'user_id=0,group_id=0,default_permissions,allow_other'"
 
     mkdir "$mnt/d"
     expect_eq "the user pins the inherited fd 3" "$("$T/bin/ops_fd_tool" pin 3 "$mnt/d/m")" \
@@ -137,6 +137,8 @@ expect_eq "root with nsenter -U -m: ls" \
     "$(nsenter -t "$P" -U -m "$T/bin/bpffsctl" ls "$MNT/d" | tr '\n' ' ')" "k m "
 # The user's own uid is mapped: it keeps it (setgroups is denied in the namespace, so nsenter
 # cannot switch to uid 0 there).
+refused "the user with nsenter -U -m" "setgroups failed: Operation not permitted" \
+    setpriv --reuid=65534 --regid=65534 --clear-groups nsenter -t "$P" -U -m true
 expect_eq "the user with nsenter -U -m --preserve-credentials: get" \
     "$(setpriv --reuid=65534 --regid=65534 --clear-groups nsenter -t "$P" -U -m \
         --preserve-credentials "$T/bin/bpffsctl" get "$MNT/d/m" | field id)" "$ID"
