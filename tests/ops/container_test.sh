@@ -9,7 +9,8 @@
 #     the container user fetches root's map through the mount (bpffsctl get) and updates it with
 #     bpftool under the shim, and the host sees the update by kernel id;
 #   - the container's pins and gets get the container user's permission answers;
-#   - the read-only bind refuses pins, mkdir and unlink with EROFS;
+#   - the read-only bind refuses pins, mkdir, unlink and chmod with EROFS, and serves gets
+#     (read-write fds), as the kernel's bpffs does through a read-only bind;
 #   - under the runtime's default profile as it is (bpf(2) only with CAP_SYS_ADMIN) the fetched
 #     fd is unusable: the update fails with EPERM, and the map keeps its value;
 #   - the Kubernetes example docs/examples/kubernetes/bpf-pod.yaml parses and names only fields
@@ -150,9 +151,12 @@ expect "the map is still there" test -e "$MNT/shared/m"
 # A get is no change to the tree: served through the read-only bind, as the kernel's bpffs does.
 expect_eq "a get through the read-only bind" \
     "$(ctr "$WITH_BPF" bpffsctl get /bpf-ro/m | field id)" "$ID"
+expect "and its fd is read-write: an update through it" ctr "$WITH_BPF" \
+    bpffsctl run -- bpftool map update pinned /bpf-ro/m key 2 0 0 0 value 1 0 0 0
 
 # Seccomp: the runtime's default blocks bpf(2) without CAP_SYS_ADMIN.
-refused "an update under the default profile" "Operation not permitted" ctr "$DEFAULT" \
+refused "an update under the default profile" "can't get map info: Operation not permitted" \
+    ctr "$DEFAULT" \
     bpffsctl run -- bpftool map update pinned /bpf/m key 1 0 0 0 value 43 0 0 0
 refused "a get under the default profile" "object info: Operation not permitted" \
     ctr "$DEFAULT" bpffsctl get /bpf/m
@@ -160,3 +164,109 @@ expect_eq "the map kept its value" "$(host_value "$ID")" '["0x2a","0x00","0x00",
 expect "the podman-format profile allows bpf for everyone" bash -c \
     "'$SRC/tools/seccomp_profile.sh' | jq -e '[.syscalls[] | select(.names | index(\"bpf\"))]
         | length == 1 and .[0].action == \"SCMP_ACT_ALLOW\" and .[0].includes == {}' >/dev/null"
+
+# The Kubernetes example: it parses, names only fields of the Kubernetes API where they belong
+# (the list below, from the API reference of core/v1 Pod), and asks for what the doc says: a
+# non-root user, the Localhost profile, no privilege escalation, no capabilities, hostPath
+# volumes of directories of the mount, /bpf-ro read-only, and the update this test ran.
+# check_pod FILE: exit 0, or the first thing wrong on stderr and exit 1.
+check_pod() {
+    "$PY" - "$1" <<'EOF'
+import sys
+import yaml
+
+STR, INT, BOOL, MAP = "str", "int", "bool", "map"
+FIELDS = {
+    "Pod": {"apiVersion": STR, "kind": STR, "metadata": "ObjectMeta", "spec": "PodSpec"},
+    "ObjectMeta": {"name": STR, "namespace": STR, "labels": MAP, "annotations": MAP},
+    "PodSpec": {"containers": ["Container"], "initContainers": ["Container"],
+                "volumes": ["Volume"], "securityContext": "PodSecurityContext",
+                "restartPolicy": STR, "nodeSelector": MAP, "serviceAccountName": STR,
+                "automountServiceAccountToken": BOOL, "hostNetwork": BOOL, "hostPID": BOOL},
+    "PodSecurityContext": {"runAsUser": INT, "runAsGroup": INT, "runAsNonRoot": BOOL,
+                           "fsGroup": INT, "supplementalGroups": [INT],
+                           "seccompProfile": "SeccompProfile"},
+    "SeccompProfile": {"type": STR, "localhostProfile": STR},
+    "Container": {"name": STR, "image": STR, "imagePullPolicy": STR, "command": [STR],
+                  "args": [STR], "workingDir": STR, "env": ["EnvVar"],
+                  "securityContext": "SecurityContext", "volumeMounts": ["VolumeMount"]},
+    "EnvVar": {"name": STR, "value": STR},
+    "SecurityContext": {"allowPrivilegeEscalation": BOOL, "privileged": BOOL,
+                        "readOnlyRootFilesystem": BOOL, "runAsUser": INT, "runAsGroup": INT,
+                        "runAsNonRoot": BOOL, "capabilities": "Capabilities",
+                        "seccompProfile": "SeccompProfile"},
+    "Capabilities": {"add": [STR], "drop": [STR]},
+    "VolumeMount": {"name": STR, "mountPath": STR, "readOnly": BOOL, "subPath": STR,
+                    "mountPropagation": STR},
+    "Volume": {"name": STR, "hostPath": "HostPathVolumeSource"},
+    "HostPathVolumeSource": {"path": STR, "type": STR},
+}
+SCALARS = {STR: str, INT: int, BOOL: bool}
+
+
+def fail(msg):
+    sys.exit("check_pod: " + msg)
+
+
+def walk(value, kind, where):
+    if isinstance(kind, list):
+        if not isinstance(value, list):
+            fail(f"{where}: not a list")
+        for i, item in enumerate(value):
+            walk(item, kind[0], f"{where}[{i}]")
+    elif kind == MAP:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            fail(f"{where}: not a map of strings")
+    elif kind in SCALARS:
+        # (bool is an int to Python: an int field must not be a bool.)
+        if not isinstance(value, SCALARS[kind]) or (kind == INT and isinstance(value, bool)):
+            fail(f"{where}: not a {kind}")
+    else:
+        if not isinstance(value, dict):
+            fail(f"{where}: not an object ({kind})")
+        for key, sub in value.items():
+            if key not in FIELDS[kind]:
+                fail(f"{where}.{key}: no field '{key}' in {kind}")
+            walk(sub, FIELDS[kind][key], f"{where}.{key}")
+
+
+with open(sys.argv[1]) as f:
+    pod = yaml.safe_load(f)
+walk(pod, "Pod", "Pod")
+spec = pod["spec"]
+psc = spec["securityContext"]
+want = [
+    (pod["apiVersion"] == "v1" and pod["kind"] == "Pod", "a v1 Pod"),
+    (psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, "a non-root user"),
+    (psc.get("seccompProfile") == {"type": "Localhost", "localhostProfile": "bpffs-fuse.json"},
+     "the Localhost profile bpffs-fuse.json"),
+]
+volumes = {v["name"]: v for v in spec["volumes"]}
+for c in spec["containers"]:
+    sc = c.get("securityContext", {})
+    want.append((sc.get("allowPrivilegeEscalation") is False, "no privilege escalation"))
+    want.append((sc.get("capabilities", {}).get("drop") == ["ALL"], "capabilities: drop ALL"))
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    want.append((all(m["name"] in volumes for m in mounts.values()), "mounts of its volumes"))
+    want.append(("/bpf" in mounts and not mounts["/bpf"].get("readOnly", False),
+                 "/bpf read-write"))
+    want.append(("/bpf-ro" in mounts and mounts["/bpf-ro"].get("readOnly") is True,
+                 "/bpf-ro read-only"))
+    want.append((c.get("command") == ["bpffsctl", "run", "--", "bpftool", "map", "update",
+                                      "pinned", "/bpf/m", "key", "1", "0", "0", "0", "value",
+                                      "42", "0", "0", "0"], "the update the test runs"))
+for v in volumes.values():
+    hp = v.get("hostPath", {})
+    want.append((hp.get("path", "").startswith("/mnt/bpf/") and hp.get("type") == "Directory",
+                 f"volume {v['name']}: a directory of the mount"))
+for ok, what in want:
+    if not ok:
+        fail("the Pod does not ask for " + what)
+EOF
+}
+POD=$SRC/docs/examples/kubernetes/bpf-pod.yaml
+expect "the Kubernetes example parses and names only Kubernetes fields" check_pod "$POD"
+sed 's/readOnly: true/readonly: true/' "$POD" >"$T/misspelt.yaml"
+refused "a misspelt field fails the check" \
+    "Pod.spec.containers[0].volumeMounts[1].readonly: no field 'readonly' in VolumeMount" \
+    check_pod "$T/misspelt.yaml"
