@@ -222,6 +222,10 @@ int run_pin(const PinOptions& o) {
             what = "prog id " + std::to_string(o.id);
             obj.reset(bpf_prog_get_fd_by_id(o.id));
             break;
+        case PinOptions::Source::fd:  // a copy: the fd stays as it was handed over
+            what = "fd " + std::to_string(o.id);
+            obj.reset(fcntl(static_cast<int>(o.id), F_DUPFD_CLOEXEC, 0));
+            break;
         case PinOptions::Source::path:
             // From a bpffs-fuse mount as `get` fetches; from anywhere else as the kernel does.
             if (where_is(o.from, false) == Where::bpffs_fuse) {

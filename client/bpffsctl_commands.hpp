@@ -25,9 +25,9 @@ inline constexpr int kExitCannotExec = 127;  // as shells report a command that 
 
 struct PinOptions {
     std::uint32_t trust_uid = 0;  // --trust-uid
-    enum class Source { map_id, prog_id, path };
+    enum class Source { map_id, prog_id, fd, path };
     Source source = Source::map_id;
-    std::uint32_t id = 0;  // map_id, prog_id
+    std::uint32_t id = 0;  // map_id, prog_id; fd: the fd number
     std::string from;      // path: an object pinned on a kernel bpffs or a bpffs-fuse mount
     std::string path;      // where to pin it on a bpffs-fuse mount
     PinAttrs attrs;        // --mode, --owner

@@ -108,7 +108,8 @@ std::string explain_pin(const std::string& path, int e) {
                    " holds subdirectories, so it cannot hold objects (the terminal-directory rule "
                    "of compat=seed): pin into a directory without subdirectories";
         case EINVAL:
-            return "the object cannot be pinned on this mount (a link needs compat=linux)";
+            return "only maps, programs and links can be pinned, and links only on a "
+                   "compat=linux mount";
         default:
             return explain_create(path, e);
     }

@@ -86,9 +86,9 @@ struct Cli {
         "and show or change a mount's options.",
         "bpffsctl"};
     PinOptions pin_o;
-    std::uint32_t map_id = 0, prog_id = 0;
+    std::uint32_t map_id = 0, prog_id = 0, pin_fd = 0;
     CLI::App* pin = nullptr;
-    CLI::Option *opt_map = nullptr, *opt_prog = nullptr, *opt_from = nullptr;
+    CLI::Option *opt_map = nullptr, *opt_prog = nullptr, *opt_fd = nullptr, *opt_from = nullptr;
     GetOptions get_o;
     CLI::App* get = nullptr;
     LsOptions ls_o;
@@ -128,6 +128,9 @@ void add_pin(Cli& c) {
     auto* source = c.pin->add_option_group("source", "where the object comes from (exactly one)");
     c.opt_map = source->add_option("--map-id", c.map_id, "the map with this kernel id");
     c.opt_prog = source->add_option("--prog-id", c.prog_id, "the program with this kernel id");
+    c.opt_fd = source->add_option("--fd", c.pin_fd,
+                                  "the object open on this fd of bpffsctl's (inherited: "
+                                  "from 'bpffsctl exec', or a parent that created it)");
     c.opt_from = source->add_option("--from", c.pin_o.from,
                                     "the object pinned at this path, on a kernel bpffs "
                                     "(e.g. /sys/fs/bpf/NAME) or a bpffs-fuse mount");
@@ -267,9 +270,14 @@ void add_upgrade(Cli& c) {
 
 // pin: exactly one source.
 int dispatch_pin(Cli& c) {
-    std::size_t given = c.opt_map->count() + c.opt_prog->count() + c.opt_from->count();
-    if (given != 1) return usage_error("pin: give exactly one of --map-id, --prog-id, --from");
-    if (c.opt_map->count() != 0) {
+    std::size_t given =
+        c.opt_map->count() + c.opt_prog->count() + c.opt_fd->count() + c.opt_from->count();
+    if (given != 1)
+        return usage_error("pin: give exactly one of --map-id, --prog-id, --fd, --from");
+    if (c.opt_fd->count() != 0) {
+        c.pin_o.source = PinOptions::Source::fd;
+        c.pin_o.id = c.pin_fd;
+    } else if (c.opt_map->count() != 0) {
         c.pin_o.source = PinOptions::Source::map_id;
         c.pin_o.id = c.map_id;
     } else if (c.opt_prog->count() != 0) {

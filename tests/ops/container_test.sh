@@ -55,13 +55,12 @@ MNT=$T/mnt
 
 # The host: the mount, a directory for the container (its user's), one it may only read.
 mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o compat=linux,mode=0755
-mkdir "$MNT/tenant" "$MNT/shared"
-chown 1000:1000 "$MNT/tenant"
-"$BPFFSCTL" run -- bpftool map create "$MNT/tenant/m" type hash key 4 value 4 entries 8 \
+"$BPFFSCTL" mkdir --owner 1000:1000 "$MNT/tenant"
+mkdir "$MNT/shared" "$MNT/root_maps"
+"$BPFFSCTL" run -- bpftool map create "$MNT/root_maps/m" type hash key 4 value 4 entries 8 \
     name ctr_test || fail "root could not create the map"
-chown 1000:1000 "$MNT/tenant/m"
-"$BPFFSCTL" pin --from "$MNT/tenant/m" "$MNT/shared/m"
-chown 1000:1000 "$MNT/shared/m"
+"$BPFFSCTL" pin --from "$MNT/root_maps/m" --owner 1000:1000 "$MNT/tenant/m"
+"$BPFFSCTL" pin --from "$MNT/root_maps/m" --owner 1000:1000 "$MNT/shared/m"
 ID=$("$BPFFSCTL" get "$MNT/tenant/m" | field id)
 # What the container user may not touch: root's map and root's directory.
 "$BPFFSCTL" pin --from "$MNT/tenant/m" "$MNT/tenant/root_only"

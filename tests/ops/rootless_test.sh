@@ -7,7 +7,7 @@
 #     and the mount exists only in that mount namespace;
 #   - root creates a map on its own bpffs-fuse mount and hands it down as fd 3 with
 #     `bpffsctl exec ... -- setpriv ... unshare -Urm`; the user pins that fd on the rootless mount
-#     (ops_fd_tool: bpffs_obj_pin), gets it back with the kernel id root's map has, updates it
+#     (`bpffsctl pin --fd 3`, and ops_fd_tool's bpffs_obj_pin), gets it back with the kernel id root's map has, updates it
 #     under the shim (`bpffsctl run -- bpftool map update`), and root sees the value by id;
 #   - the user also pins from a kernel bpffs path it may open (`bpffsctl pin --from`);
 #   - what does not work: read-only and write-only gets, pin --map-id (EPERM: the daemon cannot
@@ -48,8 +48,9 @@ inside() {
         "findmnt -rn -o OPTIONS --mountpoint '$mnt' | grep -q 'user_id=0,group_id=0,default_permissions,allow_other'"
 
     mkdir "$mnt/d"
-    expect_eq "the user pins the inherited fd 3" "$("$T/bin/ops_fd_tool" pin 3 "$mnt/d/m")" \
-        "ops_fd_tool: pin $mnt/d/m: id $id"
+    expect "the user pins the inherited fd 3" "$T/bin/bpffsctl" pin --fd 3 "$mnt/d/m"
+    expect_eq "and again with its own program (libbpffs)" \
+        "$("$T/bin/ops_fd_tool" pin 3 "$mnt/d/m2")" "ops_fd_tool: pin $mnt/d/m2: id $id"
     expect_eq "bpffsctl get: root's map" "$("$T/bin/bpffsctl" get "$mnt/d/m" | field id)" "$id"
     expect "the user updates it through the shim" "$T/bin/bpffsctl" run -- \
         bpftool map update pinned "$mnt/d/m" key 1 0 0 0 value 7 0 0 0
@@ -68,7 +69,7 @@ inside() {
         "$T/bin/bpffsctl" run -- bpftool map create "$mnt/d/new" type hash key 4 value 4 \
         entries 8 name rootless_new
     out=$("$T/bin/bpffsctl" ls "$mnt/d" | tr '\n' ' ')
-    expect_eq "what the user's mount holds" "$out" "k m "
+    expect_eq "what the user's mount holds" "$out" "k m m2 "
 }
 
 if [ "${1:-}" = "--inside" ]; then
@@ -134,7 +135,7 @@ refused "root with nsenter -U -m --preserve-credentials" "Value too large for de
 expect_eq "root with nsenter -U -m: get" \
     "$(nsenter -t "$P" -U -m "$T/bin/bpffsctl" get "$MNT/d/m" | field id)" "$ID"
 expect_eq "root with nsenter -U -m: ls" \
-    "$(nsenter -t "$P" -U -m "$T/bin/bpffsctl" ls "$MNT/d" | tr '\n' ' ')" "k m "
+    "$(nsenter -t "$P" -U -m "$T/bin/bpffsctl" ls "$MNT/d" | tr '\n' ' ')" "k m m2 "
 # The user's own uid is mapped: it keeps it (setgroups is denied in the namespace, so nsenter
 # cannot switch to uid 0 there).
 refused "the user with nsenter -U -m" "setgroups failed: Operation not permitted" \
