@@ -296,10 +296,16 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!cli.foreground && cli.log_file.empty() && !daemon::syslog_available()) {
-        std::fprintf(stderr,
-                     "bpffs-fuse: warning: no syslog here (/dev/log is no socket): once the "
-                     "daemon detaches, its log goes nowhere; use --log-file PATH, or -f under a "
-                     "service manager\n");
+        if (daemon::log_stays_on_stderr()) {
+            std::fprintf(stderr,
+                         "bpffs-fuse: no syslog here (/dev/log is no socket): the detached "
+                         "daemon keeps logging to this stderr\n");
+        } else {
+            std::fprintf(stderr,
+                         "bpffs-fuse: warning: no syslog here (/dev/log is no socket): once the "
+                         "daemon detaches, its log goes nowhere; use --log-file PATH, or -f "
+                         "under a service manager\n");
+        }
     }
     try {
         return run(cli);

@@ -86,14 +86,19 @@ void switch_logging_to_syslog() {
     spdlog::set_default_logger(logger);
 }
 
+bool log_stays_on_stderr() { return !to_file && !syslog_available() && isatty(2) == 0; }
+
 void detach_from_terminal() {
-    if (!to_file) switch_logging_to_syslog();
+    // Where the log goes once detached: the --log-file; else syslog; else stderr when it is no
+    // terminal (a file or pipe someone reads: a redirect, a service manager, the journal).
+    const bool keep_stderr = log_stays_on_stderr();
+    if (!to_file && !keep_stderr) switch_logging_to_syslog();
     if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull >= 0) {
         dup2(devnull, 0);
         dup2(devnull, 1);
-        dup2(devnull, 2);
+        if (!keep_stderr) dup2(devnull, 2);
         ::close(devnull);
     }
 }

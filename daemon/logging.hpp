@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Logging set-up, done once in main: spdlog to stderr (plain, without timestamps, when systemd's
 // journal reads it: $JOURNAL_STREAM), or to syslog once the daemon has detached from its
-// terminal, or to a file (--log-file) throughout. libfuse's own messages are routed into the same
+// terminal (to stderr still where there is no syslog and stderr is no terminal), or to a file
+// (--log-file) throughout. libfuse's own messages are routed into the same
 // logger.
 #pragma once
 
@@ -14,13 +15,17 @@ namespace bpffs::daemon {
 // pid, also once detached (the supervisor and its workers share it); std::runtime_error
 // (spdlog's) when it cannot be opened.
 void setup_logging(const std::string& level, const std::string& file = "");
-// Is there a syslog daemon to log to (a socket at /dev/log)? A detached daemon without one and
-// without a log file writes its logs nowhere.
+// Is there a syslog daemon to log to (a socket at /dev/log)?
 bool syslog_available();
+// Without a log file or syslog, does a detached daemon keep logging to stderr? Yes when stderr
+// is no terminal (a redirect, a service manager's pipe, the journal); on a terminal, whose
+// session may end, the log goes nowhere.
+bool log_stays_on_stderr();
 // After fuse_daemonize(): stderr is /dev/null, so send everything to syslog instead.
 void switch_logging_to_syslog();
-// Leaves the terminal: logging to syslog, the working directory to /, stdin, stdout and stderr to
-// /dev/null. For the detached supervisor once it serves, and for a worker it started before then.
+// Leaves the terminal: logging to syslog (or kept on stderr: log_stays_on_stderr()), the working
+// directory to /, stdin, stdout and stderr (unless kept) to /dev/null. For the detached
+// supervisor once it serves, and for a worker it started before then.
 void detach_from_terminal();
 
 }  // namespace bpffs::daemon

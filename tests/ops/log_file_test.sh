@@ -4,8 +4,9 @@
 #   - --log-file PATH: the supervisor's and its workers' lines are appended there, also after
 #     the daemon detached and after a worker was replaced; a relative PATH is the caller's
 #     directory's (the daemon moves to /); a file that cannot be opened is exit 2;
-#   - without it and without a syslog socket, the daemon says on the terminal, before it
-#     detaches, that its log will go nowhere.
+#   - without it and without a syslog socket: a daemon whose stderr is no terminal (a file
+#     here, as a service manager's pipe) keeps logging there once detached, and says so; on a
+#     terminal (a pty from script(1)) it says, before it detaches, that its log will go nowhere.
 #
 #   log_file_test.sh BPFFS_FUSE BPFFSCTL
 # shellcheck source=tests/ops/lib.sh
@@ -44,14 +45,29 @@ expect_eq "a log file that cannot be opened: exit status" "$rc" 2
 expect "... and the message names it" grep -qF -- "--log-file $T/daemon.log/log" "$T/out"
 
 # No syslog: /dev/log hidden behind a plain file in a mount namespace of our own, where the
-# daemon mounts, is checked and is unmounted.
+# daemon mounts, is checked and is unmounted (its exit awaited: its last line comes then).
+need script "util-linux"
 touch "$T/not-a-socket"
 mkdir "$T/mnt3"
-unshare -m --propagation private sh -c '
-    if [ -e /dev/log ]; then mount --bind "$1/not-a-socket" /dev/log || exit 3; fi
-    "$2" "$1/mnt3" -o mode=0755 2>"$1/nosyslog.err" || exit 4
-    umount "$1/mnt3"
-' sh "$T" "$BPFFS_FUSE" || fail "the mount without syslog failed ($?)"
-log "without syslog: $(cat "$T/nosyslog.err")"
-expect "without syslog, the terminal is told" grep -q "its log goes nowhere; use --log-file PATH" \
+cat >"$T/nosyslog.sh" <<'SCRIPT'
+set -e
+T=$1 FUSE=$2 CTL=$3
+if [ -e /dev/log ]; then mount --bind "$T/not-a-socket" /dev/log; fi
+"$FUSE" "$T/mnt3" -o mode=0755
+pid=$("$CTL" status "$T/mnt3" | sed -n 's/^pid: //p')
+umount "$T/mnt3"
+while [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat")" != Z ]; do sleep 0.05; done
+SCRIPT
+unshare -m --propagation private bash "$T/nosyslog.sh" "$T" "$BPFFS_FUSE" "$BPFFSCTL" \
+    2>"$T/nosyslog.err" || fail "the mount without syslog failed ($?): $(cat "$T/nosyslog.err")"
+log "without syslog, stderr a file: $(cat "$T/nosyslog.err")"
+expect "it says the log stays on stderr" grep -q "the detached daemon keeps logging to this stderr" \
     "$T/nosyslog.err"
+expect "and a line from after it detached is there" grep -q "is gone; releasing every object" "$T/nosyslog.err"
+script -qec "unshare -m --propagation private bash $T/nosyslog.sh $T $BPFFS_FUSE $BPFFSCTL" \
+    /dev/null >"$T/nosyslog.tty" 2>&1 || fail "the mount on a terminal failed: $(cat "$T/nosyslog.tty")"
+log "without syslog, on a terminal: $(cat "$T/nosyslog.tty")"
+expect "on a terminal, it says its log goes nowhere" \
+    grep -q "its log goes nowhere; use --log-file PATH" "$T/nosyslog.tty"
+expect "and no line from after it detached is there" \
+    bash -c "! grep -q 'is gone; releasing every object' '$T/nosyslog.tty'"
