@@ -37,16 +37,6 @@ for p in /usr/bin/python3 python3; do
 done
 [ -n "$PY" ] || fail "no python3 with yaml; install python3-yaml"
 
-# refused WHAT WANT CMD...: CMD fails, and what it prints contains WANT.
-refused() {
-    local what=$1 want=$2 out rc=0
-    shift 2
-    out=$("$@" 2>&1) || rc=$?
-    log "$what: $out"
-    [ "$rc" -ne 0 ] || fail "$what: succeeded, want a failure saying '$want'"
-    grep -qF -- "$want" <<<"$out" || fail "$what: the message does not say '$want'"
-    log "ok: $what"
-}
 # The value of key 1 of map ID, as root on the host reads it.
 host_value() { bpftool -j map lookup id "$1" key 1 0 0 0 | jq -c .value; }
 

@@ -40,6 +40,21 @@ expect_eq() {
     fi
 }
 
+# refused WHAT WANT CMD...: CMD fails (with exit status $REFUSED_STATUS when that is set, e.g. 1
+# for bpffsctl's failures and 2 for its usage errors), and what it prints contains WANT.
+refused() {
+    local what=$1 want=$2 out rc=0
+    shift 2
+    out=$("$@" 2>&1) || rc=$?
+    log "$what: $out"
+    [ "$rc" -ne 0 ] || fail "$what: succeeded, want a failure saying '$want'"
+    if [ -n "${REFUSED_STATUS:-}" ] && [ "$rc" -ne "$REFUSED_STATUS" ]; then
+        fail "$what: exit status $rc, want $REFUSED_STATUS"
+    fi
+    grep -qF -- "$want" <<<"$out" || fail "$what: the message does not say '$want'"
+    log "ok: $what"
+}
+
 defer() {
     local cmd
     printf -v cmd '%q ' "$@"
@@ -124,6 +139,17 @@ mount_daemon() {
     PID=$("$ctl" status "$mnt" | sed -n 's/^pid: //p')
     [ -n "$PID" ] || fail "no status from the daemon of $mnt"
     defer stop_pid "$PID"
+}
+
+# kernel_map KMNT NAME: mounts a kernel bpffs on KMNT (made here; unmounted on exit) holding a
+# map KMNT/m named NAME (an array of one 4-byte value), for tests that need an object to pin.
+kernel_map() {
+    need bpftool "bpftool"
+    mkdir -p "$1"
+    mount -t bpf bpf "$1" || fail "cannot mount a kernel bpffs on $1"
+    defer umount "$1"
+    bpftool map create "$1/m" type array key 4 value 4 entries 1 name "$2" ||
+        fail "bpftool map create $1/m"
 }
 
 # The value of KEY in `bpffsctl status` output ("key: value" lines) given on stdin.

@@ -21,34 +21,21 @@ source "$(dirname "$0")/lib.sh"
 [ $# -eq 2 ] || fail "usage: messages_test.sh BPFFS_FUSE BPFFSCTL"
 BPFFS_FUSE=$(realpath "$1")
 BPFFSCTL=$(realpath "$2")
-need bpftool "bpftool"
 need setpriv "util-linux"
 
 make_tmpdir
 MNT=$T/mnt
 KMNT=$T/kernel
-mkdir "$KMNT"
 mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o mode=0755 --log-level debug --log-file "$T/log"
-mount -t bpf bpf "$KMNT" || fail "cannot mount a kernel bpffs"
-defer umount "$KMNT"
-bpftool map create "$KMNT/m" type array key 4 value 4 entries 1 name msg_test ||
-    fail "bpftool map create"
+kernel_map "$KMNT" msg_test
 mkdir -p "$MNT/d/sub" "$MNT/objs" "$MNT/open"
 chmod 0777 "$MNT/open"
 # The unprivileged runs use a copy in the test's 0755 directory: the build tree may be where
 # that user cannot go (a checkout under /root).
 cp "$BPFFSCTL" "$T/bpffsctl"
 
-# refused WHAT WANT CMD...: CMD fails with exit 1, and its message contains WANT.
-refused() {
-    local what=$1 want=$2 rc=0
-    shift 2
-    "$@" >"$T/out" 2>&1 || rc=$?
-    log "$what: $(cat "$T/out")"
-    [ "$rc" -eq 1 ] || fail "$what: exit status $rc, want 1"
-    grep -qF -- "$want" "$T/out" || fail "$what: the message does not say '$want'"
-    log "ok: $what"
-}
+# Every refusal below is exit status 1 (lib.sh's refused), a usage error 2.
+REFUSED_STATUS=1
 
 refused "a dotted name" "names containing '.' are reserved" \
     "$BPFFSCTL" pin --from "$KMNT/m" "$MNT/objs/a.b"
@@ -87,17 +74,9 @@ refused "a user's pin that gives the object away" \
     "and on a compat=seed mount, pinning at all needs CAP_SYS_ADMIN" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bpffsctl" pin --from "$KMNT/m" \
     --owner 0 "$MNT/objs/n"
-refused_usage() {  # WHAT WANT CMD...: exit 2 (usage), the message says WANT
-    local what=$1 want=$2 rc=0
-    shift 2
-    "$@" >"$T/out" 2>&1 || rc=$?
-    [ "$rc" -eq 2 ] || fail "$what: exit status $rc, want 2 ($(cat "$T/out"))"
-    grep -qF -- "$want" "$T/out" || fail "$what: the message does not say '$want': $(cat "$T/out")"
-    log "ok: $what"
-}
-refused_usage "a mode past 0777" "expected octal permission bits, 0 to 0777" \
+REFUSED_STATUS=2 refused "a mode past 0777" "expected octal permission bits, 0 to 0777" \
     "$BPFFSCTL" pin --from "$KMNT/m" --mode 4755 "$MNT/objs/n"
-refused_usage "an unknown user" "no user no-such-user-here" \
+REFUSED_STATUS=2 refused "an unknown user" "no user no-such-user-here" \
     "$BPFFSCTL" mkdir --owner no-such-user-here "$MNT/d/n"
 
 # pin --from a name on the mount: the same kernel object under a second name.

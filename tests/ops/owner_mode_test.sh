@@ -14,18 +14,13 @@ source "$(dirname "$0")/lib.sh"
 [ $# -eq 2 ] || fail "usage: owner_mode_test.sh BPFFS_FUSE BPFFSCTL"
 BPFFS_FUSE=$(realpath "$1")
 BPFFSCTL=$(realpath "$2")
-need bpftool "bpftool"
 need setpriv "util-linux"
 
 make_tmpdir
 MNT=$T/mnt
 KMNT=$T/kernel
-mkdir "$KMNT"
 mount_daemon "$BPFFS_FUSE" "$BPFFSCTL" "$MNT" -o compat=linux,mode=0755
-mount -t bpf bpf "$KMNT" || fail "cannot mount a kernel bpffs"
-defer umount "$KMNT"
-bpftool map create "$KMNT/m" type array key 4 value 4 entries 1 name owner_test ||
-    fail "bpftool map create"
+kernel_map "$KMNT" owner_test
 chmod 0666 "$KMNT/m"  # the user fetches it there, to have something to pin
 cp "$BPFFSCTL" "$T/bpffsctl"
 as_nobody() { setpriv --reuid=65534 --regid=65534 --groups=65533 "$@"; }

@@ -23,16 +23,6 @@ if [ "${1:-}" = "--inside" ]; then OPS_NAME="rootless_test (inside)"; fi
 # shellcheck source=tests/ops/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-# refused WHAT WANT CMD...: CMD fails, and what it prints contains WANT.
-refused() {
-    local what=$1 want=$2 out rc=0
-    shift 2
-    out=$("$@" 2>&1) || rc=$?
-    log "$what: $out"
-    [ "$rc" -ne 0 ] || fail "$what: succeeded, want a failure saying '$want'"
-    grep -qF -- "$want" <<<"$out" || fail "$what: the message does not say '$want'"
-    log "ok: $what"
-}
 
 # The user's part, as uid 0 of the new user namespace (uid 65534 outside), fd 3 being root's
 # map (kernel id ID); KID: the id of the map on the kernel bpffs at $T/kbpf.
