@@ -42,6 +42,13 @@ protocol::Request request(protocol::Op op, std::string name = "", std::uint32_t 
     return protocol::Request{op, std::move(name), flags, umask};
 }
 
+// A pin that asks a mode and owner for its object (umask 0: sent anyway, before them).
+protocol::Request pin_given(std::string name, const PinAttrs& attrs) {
+    protocol::Request r = request(protocol::Op::pin, std::move(name));
+    r.attrs = attrs;
+    return r;
+}
+
 std::vector<protocol::Request> requests() {
     using protocol::Op;
     return {request(Op::pin, "map1"),
@@ -50,7 +57,8 @@ std::vector<protocol::Request> requests() {
             request(Op::get, "", kBpfFRdonly | kBpfFPathFd),
             request(Op::status),
             request(Op::remount, "uid=1000,mode=0750"),
-            request(Op::upgrade, "/usr/sbin/bpffs-fuse")};
+            request(Op::upgrade, "/usr/sbin/bpffs-fuse"),
+            pin_given("shared", PinAttrs{0640, 1000, {}})};
 }
 
 void protocol_seeds(const Corpus& out) {
