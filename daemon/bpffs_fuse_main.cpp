@@ -234,6 +234,21 @@ int run(const Options& cli) {
     }
 }
 
+// Before detaching without --log-file on a machine without syslog: where the log will go.
+void say_where_the_log_goes(const Options& cli) {
+    if (cli.foreground || !cli.log_file.empty() || daemon::syslog_available()) return;
+    if (daemon::log_stays_on_stderr()) {
+        std::fprintf(stderr,
+                     "bpffs-fuse: no syslog here (/dev/log is no socket): the detached "
+                     "daemon keeps logging to this stderr\n");
+    } else {
+        std::fprintf(stderr,
+                     "bpffs-fuse: warning: no syslog here (/dev/log is no socket): once the "
+                     "daemon detaches, its log goes nowhere; use --log-file PATH, or -f "
+                     "under a service manager\n");
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -295,18 +310,7 @@ int main(int argc, char** argv) {
                      e.what());
         return 2;
     }
-    if (!cli.foreground && cli.log_file.empty() && !daemon::syslog_available()) {
-        if (daemon::log_stays_on_stderr()) {
-            std::fprintf(stderr,
-                         "bpffs-fuse: no syslog here (/dev/log is no socket): the detached "
-                         "daemon keeps logging to this stderr\n");
-        } else {
-            std::fprintf(stderr,
-                         "bpffs-fuse: warning: no syslog here (/dev/log is no socket): once the "
-                         "daemon detaches, its log goes nowhere; use --log-file PATH, or -f "
-                         "under a service manager\n");
-        }
-    }
+    say_where_the_log_goes(cli);
     try {
         return run(cli);
     } catch (const StartupError& e) {
