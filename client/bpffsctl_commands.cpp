@@ -22,6 +22,7 @@
 #include "client/bpffsctl_commands.hpp"
 #include "client/bpffsctl_explain.hpp"
 #include "client/bpffsctl_fields.hpp"
+#include "client/bpffsctl_seccomp.hpp"
 
 #include "common/bpf_fd.hpp"
 
@@ -401,6 +402,7 @@ int run_run(const RunOptions& o) {
         std::fprintf(stderr, "bpffsctl: error: run: no command after '--'\n");
         return kExitUsage;
     }
+    if (o.via == RunOptions::Via::seccomp) return seccomp::run_supervised(o.command, o.trust_uid);
     const char* env = std::getenv("BPFFS_PRELOAD");
     std::string shim = env != nullptr && *env != '\0' ? env : BPFFS_PRELOAD_PATH;
     if (env == nullptr || *env == '\0') {

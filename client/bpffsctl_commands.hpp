@@ -52,7 +52,12 @@ struct ExecOptions {
 };
 
 struct RunOptions {
-    std::uint32_t trust_uid = 0;       // --trust-uid
+    std::uint32_t trust_uid = 0;  // --trust-uid
+    // How CMD's calls reach the brokers: the preload shim (dynamically linked programs that go
+    // through libc), seccomp user notification (every program: bpffsctl_seccomp.hpp), or the
+    // one that fits CMD.
+    enum class Via { automatic, preload, seccomp };
+    Via via = Via::automatic;
     std::vector<std::string> command;  // CMD [ARGS...], everything after "--"
 };
 

@@ -204,6 +204,14 @@ void add_run(Cli& c) {
                      "that unmodified bpftool and libbpf programs pin and get "
                      "on bpffs-fuse mounts",
                      c.run_o.trust_uid);
+    auto* via = c.run->add_option_group("how", "how CMD's calls reach the brokers (one at most)");
+    via->add_flag_callback(
+        "--seccomp", [&c] { c.run_o.via = RunOptions::Via::seccomp; },
+        "seccomp user notification: every program, statically linked and Go ones too");
+    via->add_flag_callback(
+        "--preload", [&c] { c.run_o.via = RunOptions::Via::preload; },
+        "the preload shim: dynamically linked programs that call libc's syscall() and statfs()");
+    via->require_option(0, 1);
     c.run->footer(
         "Usage: bpffsctl run [OPTIONS] -- CMD [ARGS...]\n"
         "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"

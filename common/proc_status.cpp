@@ -23,6 +23,12 @@ ProcStatus read_proc_status(pid_t pid) {
         } else if (line.rfind("Umask:", 0) == 0) {
             st.umask =
                 static_cast<std::uint32_t>(std::strtoul(line.c_str() + 6, nullptr, 8)) & 0777;
+        } else if (line.rfind("Uid:", 0) == 0 || line.rfind("Gid:", 0) == 0) {
+            std::istringstream is(line.substr(4));
+            std::uint32_t* ids = line[0] == 'U' ? st.uids : st.gids;
+            for (int i = 0; i < 4 && (is >> ids[i]); ++i) {}
+        } else if (line.rfind("Tgid:", 0) == 0) {
+            st.tgid = static_cast<std::uint32_t>(std::strtoul(line.c_str() + 5, nullptr, 10));
         } else if (line.rfind("CapEff:", 0) == 0) {
             st.cap_eff = std::stoull(line.substr(7), nullptr, 16);
             st.ok = true;
