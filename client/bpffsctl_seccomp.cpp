@@ -11,12 +11,15 @@
 #include "bpffs/bpffs.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/audit.h>
 #include <linux/bpf.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/magic.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
@@ -76,15 +79,37 @@ long seccomp_call(unsigned op, unsigned flags, void* arg) {
     return syscall(SYS_seccomp, op, flags, arg);
 }
 
-// The answer to one notification.
-struct Answer {
-    enum class Kind { cont, value, error, fd } kind = Kind::cont;
-    std::int64_t value = 0;  // value: the call's return value; error: a positive errno
-    UniqueFd fd;             // fd: to put into the caller as the call's return value
-    static Answer cont() { return {}; }
-    static Answer val(std::int64_t v) { return {Kind::value, v, {}}; }
-    static Answer err(int e) { return {Kind::error, e, {}}; }
-    static Answer with_fd(UniqueFd f) { return {Kind::fd, 0, std::move(f)}; }
+// What serving a call came to: leave it to the kernel, a return value, an errno, a new fd to
+// put into the caller; a statfs (value 0) carries what to write into its buffer.
+struct Outcome {
+    enum class Kind : std::int32_t { cont, value, error, fd } kind = Kind::cont;
+    std::int64_t value = 0;  // value: the return value; error: a positive errno
+    UniqueFd fd;
+    std::optional<struct statfs> statfs;
+    static Outcome cont() { return {}; }
+    static Outcome val(std::int64_t v) { return {Kind::value, v, {}, {}}; }
+    static Outcome err(int e) { return {Kind::error, e, {}, {}}; }
+};
+
+// What one notified call asks, read from the caller.
+struct Request {
+    int nr = 0;
+    int cmd = 0;  // bpf(2): BPF_OBJ_PIN or BPF_OBJ_GET
+    std::uint32_t bpf_fd = 0, file_flags = 0;
+    std::int32_t path_fd = 0;
+    bool extra = false;     // bpf(2): a non-zero byte after path_fd
+    std::string path;       // bpf(2), statfs(2)
+    int fd = -1;            // fstatfs(2)
+    std::uint64_t buf = 0;  // statfs(2), fstatfs(2): where the answer goes
+    bool relative() const { return !path.empty() && path.front() != '/'; }
+    bool with_path_fd() const { return nr == __NR_bpf && (file_flags & kBpfFPathFd) != 0; }
+};
+
+// What the caller lends to serve its call, taken while it waits: the directory its relative
+// paths start from (its path_fd, or its working directory), the object a pin pins, the node an
+// fstatfs asks about.
+struct Lent {
+    UniqueFd base, obj, node;
 };
 
 std::string proc_path(pid_t tid, const std::string& rest) {
@@ -98,19 +123,158 @@ bool same_inode(const std::string& a, const std::string& b) {
            sa.st_ino == sb.st_ino;
 }
 
-// Our own credentials, as /proc/self/status shows them (one reading per supervisor).
+ProcStatus sorted_status(pid_t pid) {
+    ProcStatus s = read_proc_status(pid);
+    std::sort(s.groups.begin(), s.groups.end());
+    return s;
+}
+
+// Our own credentials, read once.
 const ProcStatus& own_status() {
-    static const ProcStatus own = [] {
-        ProcStatus s = read_proc_status(getpid());
-        std::sort(s.groups.begin(), s.groups.end());
-        return s;
-    }();
+    static const ProcStatus own = sorted_status(getpid());
     return own;
+}
+
+bool same_credentials(const ProcStatus& a, const ProcStatus& b) {
+    return std::equal(a.uids, a.uids + 4, b.uids) && std::equal(a.gids, a.gids + 4, b.gids) &&
+           a.groups == b.groups && a.cap_eff == b.cap_eff;
+}
+
+// May this process take on another caller's credentials, root and mount namespace (a root
+// supervisor: bpffsctl run as root, the container agent)?
+bool can_take_on() {
+    const ProcStatus& own = own_status();
+    constexpr int kCapSetgid = 6, kCapSetuid = 7, kCapSysChroot = 18;
+    return own.uids[1] == 0 && cap_in(own.cap_eff, kCapSetgid) && cap_in(own.cap_eff, kCapSetuid) &&
+           cap_in(own.cap_eff, kCapSysChroot) && cap_in(own.cap_eff, kCapSysAdmin);
+}
+
+// Serves `r` in this process's world (credentials, root, mount namespace), which is the
+// caller's: ours when they are the same, a helper's that took the caller's on. Relative paths
+// start from the lent directory: the working directory moves there (the supervisor has no use
+// for its own), so no /proc is needed.
+Outcome serve_here(const Request& r, Lent& l, std::uint32_t trust_uid) {
+    if (r.relative() && !r.with_path_fd() && (!l.base || fchdir(l.base.get()) != 0)) {
+        return Outcome::cont();
+    }
+    const char* path = r.path.c_str();
+    if (r.nr != __NR_bpf) {  // statfs, fstatfs
+        UniqueFd own_node;
+        int node = l.node.get();
+        if (r.nr == __NR_statfs) {
+            own_node.reset(open(path, O_PATH | O_CLOEXEC));  // statfs follows symlinks
+            node = own_node.get();
+        }
+        struct statfs st {};
+        if (node < 0 || !node::on_fuse(node) || !node::on_bpffs_fuse(node) ||
+            fstatfs(node, &st) != 0) {
+            return Outcome::cont();
+        }
+        st.f_type = BPF_FS_MAGIC;
+        Outcome o = Outcome::val(0);
+        o.statfs = st;
+        return o;
+    }
+    int dirfd = r.with_path_fd() ? l.base.get() : AT_FDCWD;
+    bool ours = r.cmd == BPF_OBJ_PIN ? node::pin_target_on_bpffs_fuse(dirfd, path)
+                                     : node::get_target_on_bpffs_fuse(dirfd, path);
+    if (!ours) return Outcome::cont();
+    // CHECK_ATTR(BPF_OBJ): nothing after path_fd; BPF_OBJ_GET takes no fd.
+    if (r.extra || (r.cmd == BPF_OBJ_GET && r.bpf_fd != 0)) return Outcome::err(EINVAL);
+    bpffs_opts opts{};
+    opts.sz = sizeof opts;
+    opts.trust_uid = trust_uid;
+    opts.file_flags = r.file_flags;
+    if (r.with_path_fd()) opts.path_fd = l.base.get();
+    if (r.cmd == BPF_OBJ_PIN) {
+        int e = bpffs_obj_pin_opts(l.obj ? l.obj.get() : -1, path, &opts);
+        return e == 0 ? Outcome::val(0) : Outcome::err(-e);
+    }
+    int fd = bpffs_obj_get_opts(path, &opts);
+    if (fd < 0) return Outcome::err(-fd);
+    Outcome o{Outcome::Kind::fd, 0, UniqueFd(fd), {}};
+    return o;
+}
+
+// An Outcome as a helper sends it to the supervisor (the fd travels beside it).
+struct WireOutcome {
+    Outcome::Kind kind;
+    std::int64_t value;
+    bool has_statfs;
+    struct statfs st;
+};
+
+// In a forked helper: takes on the caller's credentials (`st`), root and mount namespace, then
+// serves `r` as serve_here does and sends the outcome on `sock`. Never returns.
+[[noreturn]] void helper_main(int sock, const ProcStatus& st, int root, int mntns, const Request& r,
+                              Lent& l, std::uint32_t trust_uid) {
+    auto give_up = [&] {
+        WireOutcome w{Outcome::Kind::cont, 0, false, {}};
+        send_with_fds(sock, std::span(reinterpret_cast<const std::uint8_t*>(&w), sizeof w), {});
+        _exit(1);
+    };
+    if (mntns >= 0 && setns(mntns, CLONE_NEWNS) != 0) give_up();
+    if (fchdir(root) != 0 || chroot(".") != 0) give_up();
+    std::vector<gid_t> groups(st.groups.begin(), st.groups.end());
+    if (setgroups(groups.size(), groups.data()) != 0 ||
+        setresgid(st.gids[0], st.gids[1], st.gids[2]) != 0) {
+        give_up();
+    }
+    setfsgid(st.gids[3]);
+    if (setresuid(st.uids[0], st.uids[1], st.uids[2]) != 0) give_up();
+    setfsuid(st.uids[3]);
+    // A caller still root keeps only the capabilities it has (others lose them all with uid 0).
+    if (st.uids[1] == 0) {
+        __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[2]{};
+        data[0].effective = data[0].permitted = static_cast<std::uint32_t>(st.cap_eff);
+        data[1].effective = data[1].permitted = static_cast<std::uint32_t>(st.cap_eff >> 32);
+        if (syscall(SYS_capset, &hdr, data) != 0) give_up();
+    }
+    Outcome o = serve_here(r, l, trust_uid);
+    WireOutcome w{o.kind, o.value, o.statfs.has_value(), {}};
+    if (o.statfs) w.st = *o.statfs;
+    std::array<int, 1> fds{o.fd.get()};
+    send_with_fds(sock, std::span(reinterpret_cast<const std::uint8_t*>(&w), sizeof w),
+                  o.fd ? std::span<const int>(fds) : std::span<const int>());
+    _exit(0);
+}
+
+// Serves `r` in a helper that takes on the caller's world (`st`; its root and mount namespace
+// through /proc/TID/). CONTINUE when the helper cannot.
+Outcome serve_as_caller(pid_t tid, const ProcStatus& st, const Request& r, Lent& l,
+                        std::uint32_t trust_uid) {
+    UniqueFd root(open(proc_path(tid, "root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    bool other_ns = !same_inode(proc_path(tid, "ns/mnt"), "/proc/self/ns/mnt");
+    UniqueFd mntns(other_ns ? open(proc_path(tid, "ns/mnt").c_str(), O_RDONLY | O_CLOEXEC) : -1);
+    int sv[2];
+    if (!root || (other_ns && !mntns) ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        return Outcome::cont();
+    }
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    pid_t pid = fork();
+    if (pid < 0) return Outcome::cont();
+    if (pid == 0) helper_main(theirs.get(), st, root.get(), mntns.get(), r, l, trust_uid);
+    theirs.reset();
+    WireOutcome w{};
+    Received got =
+        recv_with_fds(ours.get(), std::span(reinterpret_cast<std::uint8_t*>(&w), sizeof w), 1);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got.size != sizeof w) return Outcome::cont();
+    Outcome o{w.kind, w.value, {}, {}};
+    if (w.has_statfs) o.statfs = w.st;
+    if (w.kind == Outcome::Kind::fd) {
+        if (got.fds.size() != 1) return Outcome::err(EIO);
+        o.fd = std::move(got.fds[0]);
+    }
+    return o;
 }
 
 }  // namespace
 
-// One notification being answered: the caller's thread and what the supervisor learns of it.
+// One notification being answered: the caller's thread, what is read of it and lent by it.
 struct Call {
     Supervisor& sup;
     const seccomp_notif& n;
@@ -137,7 +301,7 @@ struct Call {
     }
 
     // A NUL-terminated string of the caller's, read a page at a time (a read must not cross
-    // into an unmapped page). Nothing when unreadable or PATH_MAX long: the kernel's to answer.
+    // into an unmapped page). Nothing when unreadable, empty or PATH_MAX long: the kernel's.
     std::optional<std::string> read_string(std::uint64_t addr) const {
         std::string s;
         while (s.size() < PATH_MAX) {
@@ -146,150 +310,98 @@ struct Call {
             char buf[4096];
             if (!read(buf, addr, n)) return std::nullopt;
             const char* nul = static_cast<const char*>(std::memchr(buf, '\0', n));
-            if (nul != nullptr) return s.append(buf, static_cast<std::size_t>(nul - buf));
+            if (nul != nullptr) {
+                s.append(buf, static_cast<std::size_t>(nul - buf));
+                if (s.empty()) return std::nullopt;
+                return s;
+            }
             s.append(buf, n);
             addr += n;
         }
         return std::nullopt;
     }
 
-    // Does the caller share our credentials, root and mount namespace, so that what we do is
-    // what it would do?
-    bool same_world() const {
-        const ProcStatus& own = own_status();
-        ProcStatus st = read_proc_status(tid());
-        std::sort(st.groups.begin(), st.groups.end());
-        bool same = st.ok && std::equal(st.uids, st.uids + 4, own.uids) &&
-                    std::equal(st.gids, st.gids + 4, own.gids) && st.groups == own.groups &&
-                    st.cap_eff == own.cap_eff &&
-                    same_inode(proc_path(tid(), "root"), "/proc/self/root") &&
-                    same_inode(proc_path(tid(), "ns/mnt"), "/proc/self/ns/mnt");
-        if (!same && !sup.warned_other_world_ && valid()) {
-            sup.warned_other_world_ = true;
-            std::fprintf(stderr,
-                         "bpffsctl: run: process %d has other credentials, another root or "
-                         "another mount namespace than bpffsctl (a setuid change, chroot or "
-                         "unshare): its pins, gets and statfs are left to the kernel\n",
-                         tid());
+    // The call's arguments; nothing when the kernel is to answer (a bad pointer or size).
+    std::optional<Request> request() const {
+        Request r;
+        r.nr = n.data.nr;
+        if (r.nr == __NR_fstatfs) {
+            r.fd = static_cast<int>(arg(0));
+            r.buf = arg(1);
+            return r;
         }
-        return same;
+        if (r.nr == __NR_statfs) {
+            r.buf = arg(1);
+            auto path = read_string(arg(0));
+            if (!path) return std::nullopt;
+            r.path = std::move(*path);
+            return r;
+        }
+        // bpf(2): the attr's layout (pathname u64, bpf_fd u32, file_flags u32, path_fd s32).
+        r.cmd = static_cast<int>(arg(0));
+        const auto size = static_cast<unsigned>(arg(2));
+        if (size < sizeof(std::uint64_t) || size > kMaxAttrSize) return std::nullopt;
+        std::array<unsigned char, kMaxAttrSize> attr{};
+        if (!read(attr.data(), arg(1), size)) return std::nullopt;
+        std::uint64_t pathname = 0;
+        std::memcpy(&pathname, attr.data(), 8);
+        std::memcpy(&r.bpf_fd, attr.data() + 8, 4);
+        std::memcpy(&r.file_flags, attr.data() + 12, 4);
+        std::memcpy(&r.path_fd, attr.data() + 16, 4);
+        r.extra = std::any_of(attr.begin() + 20, attr.begin() + std::max(size, 20u),
+                              [](unsigned char b) { return b != 0; });
+        auto path = read_string(pathname);
+        if (!path) return std::nullopt;
+        r.path = std::move(*path);
+        return r;
     }
 
     // A copy of the caller's fd `fd` (pidfd_getfd), or an invalid one.
-    UniqueFd caller_fd(int fd) const {
-        ProcStatus st = read_proc_status(tid());
-        if (!st.ok || st.tgid == 0) return {};
+    UniqueFd caller_fd(const ProcStatus& st, int fd) const {
+        if (st.tgid == 0) return {};
         UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, st.tgid, 0)));
         if (!pidfd) return {};
         return UniqueFd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
     }
 
-    // Where the caller's relative paths start: its path_fd with BPF_F_PATH_FD, else its working
-    // directory; opened O_PATH through /proc/TID/. Invalid when /proc does not give it.
-    UniqueFd base_dir(bool path_fd, int fd) const {
-        std::string p =
-            path_fd ? proc_path(tid(), "fd/" + std::to_string(fd)) : proc_path(tid(), "cwd");
-        return UniqueFd(open(p.c_str(), O_PATH | O_CLOEXEC));
+    Lent lend(const Request& r, const ProcStatus& st) const {
+        Lent l;
+        if (r.with_path_fd()) {
+            l.base.reset(open(proc_path(tid(), "fd/" + std::to_string(r.path_fd)).c_str(),
+                              O_PATH | O_CLOEXEC));
+        } else if (r.relative()) {
+            l.base.reset(open(proc_path(tid(), "cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        }
+        if (r.nr == __NR_bpf && r.cmd == BPF_OBJ_PIN)
+            l.obj = caller_fd(st, static_cast<int>(r.bpf_fd));
+        if (r.nr == __NR_fstatfs) l.node = caller_fd(st, r.fd);
+        return l;
+    }
+
+    // Serves the call where the caller would: here when it shares our world, else in a helper
+    // that takes its world on (when we may), else not at all (CONTINUE, said once).
+    Outcome serve() {
+        auto r = request();
+        if (!r) return Outcome::cont();
+        ProcStatus st = sorted_status(tid());
+        Lent l = lend(*r, st);
+        if (!st.ok || !valid()) return Outcome::err(ENOENT);  // gone: the answer goes nowhere
+        bool same = same_credentials(st, own_status()) &&
+                    same_inode(proc_path(tid(), "root"), "/proc/self/root") &&
+                    same_inode(proc_path(tid(), "ns/mnt"), "/proc/self/ns/mnt");
+        if (same) return serve_here(*r, l, sup.trust_uid_);
+        if (can_take_on()) return serve_as_caller(tid(), st, *r, l, sup.trust_uid_);
+        if (!sup.warned_other_world_) {
+            sup.warned_other_world_ = true;
+            std::fprintf(stderr,
+                         "bpffsctl: run: process %d has other credentials, another root or "
+                         "another mount namespace than bpffsctl, which is not root: its pins, "
+                         "gets and statfs are left to the kernel\n",
+                         tid());
+        }
+        return Outcome::cont();
     }
 };
-
-namespace {
-
-// `path` as the client library resolves it from the working directory: relative to `base`
-// through /proc/self/fd (absolute ones as they are: the caller shares our root).
-std::string from_base(int base, const std::string& path) {
-    if (path.empty() || path.front() == '/') return path;
-    return "/proc/self/fd/" + std::to_string(base) + "/" + path;
-}
-
-// bpf(2) BPF_OBJ_PIN / BPF_OBJ_GET. The layout of the attr (pathname u64, bpf_fd u32, file_flags
-// u32, path_fd s32) and CHECK_ATTR's rule (nothing after path_fd) as the preload shim reads them.
-Answer serve_bpf(Call& c, std::uint32_t trust_uid) {
-    const int cmd = static_cast<int>(c.arg(0));
-    const auto size = static_cast<unsigned>(c.arg(2));
-    if (size < sizeof(std::uint64_t) || size > kMaxAttrSize) return Answer::cont();
-    std::array<unsigned char, kMaxAttrSize> attr{};
-    if (!c.read(attr.data(), c.arg(1), size)) return Answer::cont();  // EFAULT: the kernel's
-    std::uint64_t pathname = 0;
-    std::uint32_t bpf_fd = 0, file_flags = 0;
-    std::int32_t path_fd = 0;
-    std::memcpy(&pathname, attr.data(), 8);
-    std::memcpy(&bpf_fd, attr.data() + 8, 4);
-    std::memcpy(&file_flags, attr.data() + 12, 4);
-    std::memcpy(&path_fd, attr.data() + 16, 4);
-    bool extra = std::any_of(attr.begin() + 20, attr.begin() + std::max(size, 20u),
-                             [](unsigned char b) { return b != 0; });
-    auto path = c.read_string(pathname);
-    if (!path || path->empty() || !c.same_world()) return Answer::cont();
-    const bool with_path_fd = (file_flags & kBpfFPathFd) != 0;
-    UniqueFd base = c.base_dir(with_path_fd, path_fd);
-    if (!c.valid()) return Answer::err(ENOENT);  // gone; the answer goes nowhere
-    if (!base && path->front() != '/') return Answer::cont();
-    int dirfd = base ? base.get() : AT_FDCWD;
-    bool ours = cmd == BPF_OBJ_PIN ? node::pin_target_on_bpffs_fuse(dirfd, path->c_str())
-                                   : node::get_target_on_bpffs_fuse(dirfd, path->c_str());
-    if (!ours) return Answer::cont();
-    // CHECK_ATTR(BPF_OBJ): nothing after path_fd; BPF_OBJ_GET takes no fd.
-    if (extra || (cmd == BPF_OBJ_GET && bpf_fd != 0)) return Answer::err(EINVAL);
-    bpffs_opts opts{};
-    opts.sz = sizeof opts;
-    opts.trust_uid = trust_uid;
-    opts.file_flags = file_flags;
-    std::string where = *path;
-    if (with_path_fd) {
-        opts.path_fd = base.get();
-    } else {
-        where = from_base(base.get(), *path);
-    }
-    if (cmd == BPF_OBJ_PIN) {
-        UniqueFd obj = c.caller_fd(static_cast<int>(bpf_fd));
-        int r = bpffs_obj_pin_opts(obj ? obj.get() : -1, where.c_str(), &opts);
-        return r == 0 ? Answer::val(0) : Answer::err(-r);
-    }
-    int fd = bpffs_obj_get_opts(where.c_str(), &opts);
-    return fd >= 0 ? Answer::with_fd(UniqueFd(fd)) : Answer::err(-fd);
-}
-
-// statfs(2) (`by_path`) and fstatfs(2): the kernel's answer, with the bpf magic on a bpffs-fuse
-// mount, written into the caller's buffer.
-Answer serve_statfs(Call& c, bool by_path) {
-    UniqueFd node;
-    if (by_path) {
-        auto path = c.read_string(c.arg(0));
-        if (!path || path->empty() || !c.same_world()) return Answer::cont();
-        UniqueFd base = c.base_dir(false, 0);
-        if (!base && path->front() != '/') return Answer::cont();
-        std::string where = base ? from_base(base.get(), *path) : *path;
-        node.reset(open(where.c_str(), O_PATH | O_CLOEXEC));  // statfs follows symlinks
-    } else {
-        if (!c.same_world()) return Answer::cont();
-        node = c.caller_fd(static_cast<int>(c.arg(0)));
-    }
-    if (!node || !node::on_fuse(node.get()) || !node::on_bpffs_fuse(node.get())) {
-        return Answer::cont();
-    }
-    struct statfs st {};
-    if (fstatfs(node.get(), &st) != 0) return Answer::cont();
-    st.f_type = BPF_FS_MAGIC;
-    if (!c.valid()) return Answer::err(ENOENT);
-    if (!c.write(c.arg(1), &st, sizeof st)) return Answer::err(EFAULT);
-    return Answer::val(0);
-}
-
-Answer dispatch(Call& c, std::uint32_t trust_uid) {
-    switch (c.n.data.nr) {
-        case __NR_bpf:
-            return serve_bpf(c, trust_uid);
-        case __NR_statfs:
-            return serve_statfs(c, true);
-        case __NR_fstatfs:
-            return serve_statfs(c, false);
-        default:
-            return Answer::cont();
-    }
-}
-
-}  // namespace
 
 int install_filter() {
     auto caps = effective_caps(0);
@@ -312,31 +424,34 @@ Supervisor::Supervisor(UniqueFd listener, std::uint32_t trust_uid)
 
 void Supervisor::answer(const seccomp_notif& n) {
     Call call{*this, n};
-    Answer a = dispatch(call, trust_uid_);
-    if (a.kind == Answer::Kind::fd) {
+    Outcome o = call.serve();
+    if (o.kind == Outcome::Kind::fd) {
         seccomp_notif_addfd add{};
         add.id = n.id;
         add.flags = SECCOMP_ADDFD_FLAG_SEND;
-        add.srcfd = static_cast<std::uint32_t>(a.fd.get());
+        add.srcfd = static_cast<std::uint32_t>(o.fd.get());
         add.newfd_flags = O_CLOEXEC;
-        // Our copy closes with `a`, whether the caller took it or went away.
+        // Our copy closes with `o`, whether the caller took it or went away.
         ++(ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0 ? figures_.served
                                                                         : figures_.gone);
         return;
     }
     seccomp_notif_resp r{};
     r.id = n.id;
-    if (a.kind == Answer::Kind::cont) {
+    if (o.statfs && !call.write(call.arg(1), &*o.statfs, sizeof *o.statfs)) {
+        o = Outcome::err(EFAULT);
+    }
+    if (o.kind == Outcome::Kind::cont) {
         r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-    } else if (a.kind == Answer::Kind::value) {
-        r.val = a.value;
+    } else if (o.kind == Outcome::Kind::value) {
+        r.val = o.value;
     } else {
-        r.error = -static_cast<std::int32_t>(a.value);
+        r.error = -static_cast<std::int32_t>(o.value);
     }
     if (ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SEND, &r) != 0) {
         ++figures_.gone;
     } else {
-        ++(a.kind == Answer::Kind::cont ? figures_.continued : figures_.served);
+        ++(o.kind == Outcome::Kind::cont ? figures_.continued : figures_.served);
     }
 }
 
@@ -364,8 +479,10 @@ bool Supervisor::serve(pid_t child) {
             child_fd.reset();
         }
         if ((p[0].revents & POLLIN) == 0) {
-            if ((p[0].revents & (POLLHUP | POLLERR)) != 0) return true;  // no task uses it
-            continue;
+            if ((p[0].revents & (POLLHUP | POLLERR)) == 0) continue;
+            // No task uses the filter (kernels differ on whether a zombie still does).
+            if (child_fd) waitpid(child, &child_status_, 0);
+            return true;
         }
         std::fill(req.begin(), req.end(), 0);
         if (ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_RECV, req.data()) != 0) {

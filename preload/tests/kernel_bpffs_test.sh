@@ -61,18 +61,23 @@ scenario() {
 # Masks what differs between two runs by nature: the directory, kernel ids, load times.
 normalize() {
     sed -E -e 's/ LD_PRELOAD=[^ ]*//' -e "s|$1|DIR|g" -e 's/"id":[0-9]+/"id":N/g' \
-        -e 's/^[0-9]+: /N: /' \
+        -e 's/^[0-9]+: /N: /' -e 's/ env / /g' -e "s| $BPFFSCTL run --seccomp --||g" \
         -e 's/\bid=[0-9]+/id=N/g' -e 's/"(loaded_at|btf_id|bytes_memlock|map_ids)":[^,}]*/"\1":X/g'
 }
 
 before=$(work_mounts)
-with=$(scenario "$KB/with" env LD_PRELOAD="$BPFFS_PRELOAD" | normalize "$KB/with")
+# Under the shim, or (BPFFS_VIA=seccomp) under the seccomp supervisor.
+if [ "${BPFFS_VIA:-}" = seccomp ]; then
+    with=$(scenario "$KB/with" "$BPFFSCTL" run --seccomp -- | normalize "$KB/with")
+else
+    with=$(scenario "$KB/with" env LD_PRELOAD="$BPFFS_PRELOAD" | normalize "$KB/with")
+fi
 without=$(scenario "$KB/without" env | normalize "$KB/without")
 expect "/proc/mounts unchanged" "$(work_mounts)" "$before"
 if [ "$with" != "$without" ]; then
     diff -u <(echo "$without") <(echo "$with") | sed 's/LD_PRELOAD=[^ ]* //' >&2 || true
-    fail "the kernel bpffs behaves differently under the shim (diff: without, with)"
+    fail "the kernel bpffs behaves differently under ${BPFFS_VIA:-the shim} (diff: without, with)"
 fi
 echo "$with" | sed 's/^/  /'
-echo "ok: identical transcripts with and without the shim"
+echo "ok: identical transcripts with and without ${BPFFS_VIA:-the shim}"
 echo "passed"

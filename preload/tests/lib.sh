@@ -153,9 +153,15 @@ bind_mount() {
     MOUNTS+=("$2")
 }
 
-# Runs a command with the shim preloaded, as `bpffsctl run` does.
+# Runs a command the way the test is about: with the shim preloaded, as `bpffsctl run --preload`
+# does; or, with BPFFS_VIA=seccomp (the same tests registered again), under `bpffsctl run
+# --seccomp`, which must do for the same commands what the shim does.
 shim() {
-    LD_PRELOAD="$BPFFS_PRELOAD" "$@"
+    if [ "${BPFFS_VIA:-}" = seccomp ]; then
+        "$BPFFSCTL" run --seccomp -- "$@"
+    else
+        LD_PRELOAD="$BPFFS_PRELOAD" "$@"
+    fi
 }
 
 # Runs a command under `bpffsctl run` (the shim preloaded, as a user would).
