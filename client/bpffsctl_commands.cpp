@@ -20,6 +20,7 @@
 // (fetched with status), so a typo prints the same one-line message the daemon would log, and
 // exits 2 (usage) instead of the broker's bare EINVAL.
 #include "client/bpffsctl_commands.hpp"
+#include "client/bpffsctl_elf.hpp"
 #include "client/bpffsctl_explain.hpp"
 #include "client/bpffsctl_fields.hpp"
 #include "client/bpffsctl_seccomp.hpp"
@@ -402,7 +403,11 @@ int run_run(const RunOptions& o) {
         std::fprintf(stderr, "bpffsctl: error: run: no command after '--'\n");
         return kExitUsage;
     }
-    if (o.via == RunOptions::Via::seccomp) return seccomp::run_supervised(o.command, o.trust_uid);
+    // The shim for dynamically linked programs (no notification per call), the supervisor for
+    // the rest, unless told.
+    bool supervise = o.via == RunOptions::Via::seccomp ||
+                     (o.via == RunOptions::Via::automatic && shim_cannot_reach(o.command.front()));
+    if (supervise) return seccomp::run_supervised(o.command, o.trust_uid);
     const char* env = std::getenv("BPFFS_PRELOAD");
     std::string shim = env != nullptr && *env != '\0' ? env : BPFFS_PRELOAD_PATH;
     if (env == nullptr || *env == '\0') {

@@ -200,9 +200,9 @@ void add_exec(Cli& c) {
 
 void add_run(Cli& c) {
     c.run = add_verb(c.app, "run",
-                     "run -- CMD [ARGS...]: run CMD with the preload shim, so "
-                     "that unmodified bpftool and libbpf programs pin and get "
-                     "on bpffs-fuse mounts",
+                     "run -- CMD [ARGS...]: run CMD so that its bpf(2) pins and gets and its "
+                     "statfs() on bpffs-fuse mounts work unmodified (bpftool, libbpf, Go and "
+                     "static programs)",
                      c.run_o.trust_uid);
     auto* via = c.run->add_option_group("how", "how CMD's calls reach the brokers (one at most)");
     via->add_flag_callback(
@@ -213,19 +213,24 @@ void add_run(Cli& c) {
         "the preload shim: dynamically linked programs that call libc's syscall() and statfs()");
     via->require_option(0, 1);
     c.run->footer(
-        "Usage: bpffsctl run [OPTIONS] -- CMD [ARGS...]\n"
-        "CMD runs with the shim libbpffs-preload.so added to LD_PRELOAD: $BPFFS_PRELOAD\n"
+        "Usage: bpffsctl run [--seccomp | --preload] [OPTIONS] -- CMD [ARGS...]\n"
+        "Under it, bpf(2)'s BPF_OBJ_PIN and BPF_OBJ_GET of a path on a bpffs-fuse mount\n"
+        "go to the mount's broker, and statfs() there reports the bpf filesystem's magic;\n"
+        "every other call goes to the kernel untouched (a kernel bpffs path too).\n"
+        "By default a statically linked or Go CMD runs under the seccomp supervisor and\n"
+        "any other under the shim libbpffs-preload.so, added to LD_PRELOAD: $BPFFS_PRELOAD\n"
         "when set, else the one beside bpffsctl (../lib/bpffs/ of an install, preload/ of\n"
         "the build tree), else " BPFFS_PRELOAD_PATH
         ".\n"
-        "Under it, bpf(2)'s BPF_OBJ_PIN and BPF_OBJ_GET of a path on a bpffs-fuse mount\n"
-        "go to the mount's broker, and statfs() there reports the bpf filesystem's magic;\n"
-        "every other call goes to the kernel untouched. --trust-uid reaches the shim as\n"
-        "$BPFFS_TRUST_UID.\n"
+        "--seccomp for a script that starts Go or static programs. Under --seccomp bpffsctl\n"
+        "stays until the last process of CMD's tree is gone, and CMD runs with no_new_privs\n"
+        "(set-user-ID programs do not gain privileges) unless it holds CAP_SYS_ADMIN.\n"
+        "--trust-uid reaches the shim as $BPFFS_TRUST_UID. docs/preload.md says which to use.\n"
         "Example: bpffsctl run -- bpftool map create /mnt/bpf/tc/m type hash key 4\n"
         "value 8 entries 16 name m\n"
-        "Exit status: CMD's own; 1 if the shim is missing, 2 on a usage error, 127 if CMD\n"
-        "cannot be run.");
+        "Exit status: CMD's own (128+N for a signal under --seccomp); 1 if the shim is\n"
+        "missing or the filter cannot be installed, 2 on a usage error, 127 if CMD cannot\n"
+        "be run.");
 }
 
 void add_status(Cli& c) {
