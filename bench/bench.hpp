@@ -83,6 +83,9 @@ int list_dir(const std::string& path, std::uint64_t expect);
 int mkdir_p(const std::string& path);  // mkdir, EEXIST is fine
 
 int run_hot_paths(const Config& cfg);
+// Rows of one program run bare on the kernel bpffs, under the preload shim and under the seccomp
+// supervisor on ours (bench/intercept.cpp): gets of a/b/m, pins into p/.
+void intercept_rows(Table& t, const Mounts& m, std::uint64_t n);
 int run_scale(const Config& cfg);
 
 }  // namespace bpffs::bench

@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--only", cfg.only,
                    "hot paths: run only these sections (get, rdonly, link, rename, pin, stat, "
-                   "mkdir, getxattr, readdir, concurrent; rdonly, link and rename on a "
+                   "mkdir, getxattr, readdir, concurrent, intercept; rdonly, link and rename on a "
                    "compat=linux mount)")
         ->delimiter(',');
     app.add_option("--daemon-log-level", cfg.daemon_log_level,

@@ -590,6 +590,10 @@ int run_hot_paths(const Config& cfg) {
     if (cfg.wants("concurrent")) {
         for (int c : cfg.clients) section_concurrent(r, c);
     }
+    if (cfg.wants("intercept")) {
+        progress("intercepted programs");
+        intercept_rows(t, m, r.n);
+    }
 
     t.print_report();
     return 0;
