@@ -69,6 +69,11 @@ struct LsOptions {
     bool json = false;         // --json: one array, every entry with its facts
 };
 
+struct AgentOptions {
+    std::uint32_t trust_uid = 0;  // --trust-uid
+    std::string socket;           // where the runtime connects (its listenerPath)
+};
+
 struct StatusOptions {
     std::uint32_t trust_uid = 0;  // --trust-uid
     std::string mountpoint;
@@ -99,6 +104,8 @@ int run_exec(const ExecOptions& o);  // returns only on failure
 // path): unmodified bpftool and libbpf programs then pin and get on bpffs-fuse mounts.
 int run_run(const RunOptions& o);  // returns only on failure
 int run_status(const StatusOptions& o);
+// The seccomp agent for containers (client/bpffsctl_agent.cpp): serves until SIGINT/SIGTERM.
+int run_agent(const AgentOptions& o);
 int run_remount(const RemountOptions& o);
 // Replaces the mount's worker with a new binary without unmounting, and waits until it serves.
 int run_upgrade(const UpgradeOptions& o);

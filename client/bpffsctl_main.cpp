@@ -105,6 +105,8 @@ struct Cli {
     CLI::App* upgrade = nullptr;
     MkdirOptions mkdir_o;
     CLI::App* mkdir = nullptr;
+    AgentOptions agent_o;
+    CLI::App* agent = nullptr;
     std::string mode_text, owner_text;  // pin's or mkdir's --mode, --owner
 };
 
@@ -233,6 +235,23 @@ void add_run(Cli& c) {
         "be run.");
 }
 
+void add_agent(Cli& c) {
+    c.agent = add_verb(c.app, "seccomp-agent",
+                       "serve the bpf(2) pins and gets and statfs() of whole containers: the "
+                       "seccomp agent an OCI runtime hands its listeners to (runc's "
+                       "listenerPath)",
+                       c.agent_o.trust_uid);
+    c.agent
+        ->add_option("SOCKET", c.agent_o.socket,
+                     "the socket the runtime connects to (its listenerPath)")
+        ->required();
+    c.agent->footer(
+        "Runs in the foreground until SIGINT or SIGTERM, as root (it serves each call in a\n"
+        "helper that takes on the caller's credentials, root and mount namespace). The\n"
+        "container's seccomp profile sends bpf(2) with BPF_OBJ_PIN (6) and BPF_OBJ_GET (7),\n"
+        "statfs and fstatfs to it (SCMP_ACT_NOTIFY); docs/preload.md has the profile.");
+}
+
 void add_status(Cli& c) {
     c.status = add_verb(c.app, "status",
                         "show a mount's options, object counts, daemon "
@@ -325,6 +344,7 @@ int dispatch(Cli& c, std::vector<std::string> command, bool has_separator) {
         return run_run(c.run_o);
     }
     if (*c.status) return run_status(c.status_o);
+    if (*c.agent) return run_agent(c.agent_o);
     if (*c.remount) return run_remount(c.remount_o);
     if (*c.upgrade) return run_upgrade(c.upgrade_o);
     return usage_error("no verb given");
@@ -336,7 +356,7 @@ int run_main(int argc, char** argv) {
     c.app.require_subcommand(1);
     c.app.footer(
         "Exit status: 0 ok, 1 failure, 2 usage error. Run 'bpffsctl VERB --help' for a verb.");
-    for (auto add : {add_pin, add_get, add_ls, add_mkdir, add_exec, add_run, add_status,
+    for (auto add : {add_pin, add_get, add_ls, add_mkdir, add_exec, add_run, add_agent, add_status,
                      add_remount, add_upgrade})
         add(c);
 

@@ -3,13 +3,13 @@
  * A statically linked libbpf program (libbpf.a) for the seccomp tests (seccomp_test.sh): no
  * dynamic linker, so no preload shim; its system calls are raw as far as LD_PRELOAD goes.
  *
- *   static_pin PATH
+ *   static_pin [--from SRC] PATH
  *
  * Says whether statfs of PATH's directory shows the bpf filesystem's magic, creates an array
- * map, pins it at PATH, fetches it back with bpf_obj_get, and prints each step's outcome (the
- * errno's name), the kernel ids of both fds, the value written through one and read through
- * the other, and whether the fetched fd is close-on-exec. Exit 0 when the pin and the get
- * worked, 1 otherwise.
+ * map (or fetches the one pinned at SRC: a process that may not create maps), pins it at PATH,
+ * fetches it back with bpf_obj_get, and prints each step's outcome (the errno's name), the kernel
+ * ids of both fds, the value written through one and read through the other, and whether the
+ * fetched fd is close-on-exec. Exit 0 when the pin and the get worked, 1 otherwise.
  */
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -51,8 +51,14 @@ static unsigned id_of(int fd) {
 }
 
 int main(int argc, char** argv) {
+    const char* from = NULL;
+    if (argc == 4 && strcmp(argv[1], "--from") == 0) {
+        from = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: static_pin PATH\n");
+        fprintf(stderr, "usage: static_pin [--from SRC] PATH\n");
         return 2;
     }
     char dir[4096];
@@ -69,9 +75,11 @@ int main(int argc, char** argv) {
         printf("statfs: %s\n", ename(errno));
     else
         printf("statfs: %s\n", st.f_type == BPF_FS_MAGIC ? "bpf" : "other");
-    int map = bpf_map_create(BPF_MAP_TYPE_ARRAY, "static_pin", 4, 4, 1, NULL);
+    int map = from != NULL ? bpf_obj_get(from)
+                           : bpf_map_create(BPF_MAP_TYPE_ARRAY, "static_pin", 4, 4, 1, NULL);
     if (map < 0) {
-        printf("create: %s\n", ename(-map));
+        printf("%s: %s\n", from != NULL ? "get --from" : "create",
+               ename(from != NULL ? errno : -map));
         return 1;
     }
     int pin = bpf_obj_pin(map, argv[1]) == 0 ? 0 : errno;
