@@ -3,13 +3,14 @@
 // "Containers"). An OCI runtime (runc's `linux.seccomp.listenerPath`) connects to SOCKET once
 // per container it starts and sends the container's state (JSON, the OCI runtime spec's
 // ContainerProcessState) with the listener of the container's filter (SCM_RIGHTS; "fds" names
-// it "seccompFd"). Each container's listener is served by a Supervisor of its own thread, as
+// it "seccompFd"). Each container's listener is served by a process of its own (forked: a
+// supervisor forks a helper per call, which must not happen in a process with threads), as
 // `bpffsctl run --seccomp` serves its command: a caller is served in a helper that takes on its
 // credentials, root and mount namespace (the agent is root), never with the agent's own.
 //
 // Only a peer with the agent's uid (the runtime runs as root, as the agent does) may hand it a
-// listener; the socket is made 0600. The agent stops on SIGINT or SIGTERM; the containers' calls
-// then fail with ENOSYS, none hangs.
+// listener; the socket is made 0600. The agent stops on SIGINT or SIGTERM and takes its
+// serving processes with it; the containers' calls then fail with ENOSYS, none hangs.
 #include "client/bpffsctl_commands.hpp"
 #include "client/bpffsctl_seccomp.hpp"
 
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
@@ -29,7 +31,6 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace bpffs::ctl {
@@ -130,7 +131,7 @@ UniqueFd listen_at(const std::string& path) {
 }
 
 void serve_container(Handed h, std::uint32_t trust_uid) {
-    seccomp::Supervisor sup(std::move(h.listener), trust_uid, true);
+    seccomp::Supervisor sup(std::move(h.listener), trust_uid);
     bool ok = sup.serve();
     const auto& f = sup.figures();
     std::fprintf(stderr,
@@ -151,9 +152,13 @@ int run_agent(const AgentOptions& o) {
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     std::fprintf(stderr, "bpffsctl: seccomp-agent: listening at %s\n", o.socket.c_str());
+    std::vector<pid_t> servers;  // a process per container, until its container is gone
     while (!g_stop.load()) {
+        for (pid_t pid; (pid = waitpid(-1, nullptr, WNOHANG)) > 0;) {
+            std::erase(servers, pid);
+        }
         pollfd p{s.get(), POLLIN, 0};
-        if (poll(&p, 1, -1) <= 0) continue;  // EINTR: a signal, maybe the stop
+        if (poll(&p, 1, 1000) <= 0) continue;  // EINTR: a signal, maybe the stop
         UniqueFd conn(accept4(s.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!conn) continue;
         ucred peer{};
@@ -173,8 +178,25 @@ int run_agent(const AgentOptions& o) {
         }
         std::fprintf(stderr, "bpffsctl: seccomp-agent: serving container %s (pid %ld)\n",
                      h->id.c_str(), h->pid);
-        std::thread(serve_container, std::move(*h), o.trust_uid).detach();
+        std::fflush(stderr);
+        pid_t child = fork();
+        if (child == 0) {
+            s.reset();
+            conn.reset();
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+            serve_container(std::move(*h), o.trust_uid);
+            std::fflush(stderr);
+            _exit(0);
+        }
+        if (child < 0) {
+            std::fprintf(stderr, "bpffsctl: seccomp-agent: fork: %s\n", std::strerror(errno));
+        } else {
+            servers.push_back(child);
+        }
     }
+    for (pid_t pid : servers) kill(pid, SIGTERM);
+    while (waitpid(-1, nullptr, 0) > 0) {}
     unlink(o.socket.c_str());
     std::fprintf(stderr, "bpffsctl: seccomp-agent: stopped\n");
     return kExitOk;

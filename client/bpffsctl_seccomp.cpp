@@ -389,7 +389,7 @@ struct Call {
         bool same = same_credentials(st, own_status()) &&
                     same_inode(proc_path(tid(), "root"), "/proc/self/root") &&
                     same_inode(proc_path(tid(), "ns/mnt"), "/proc/self/ns/mnt");
-        if (same && !sup.in_helpers_) return serve_here(*r, l, sup.trust_uid_);
+        if (same) return serve_here(*r, l, sup.trust_uid_);
         if (can_take_on()) return serve_as_caller(tid(), st, *r, l, sup.trust_uid_);
         if (!sup.warned_other_world_) {
             sup.warned_other_world_ = true;
@@ -419,8 +419,8 @@ int install_filter() {
     return fd < 0 ? -errno : static_cast<int>(fd);
 }
 
-Supervisor::Supervisor(UniqueFd listener, std::uint32_t trust_uid, bool in_helpers)
-    : listener_(std::move(listener)), trust_uid_(trust_uid), in_helpers_(in_helpers) {}
+Supervisor::Supervisor(UniqueFd listener, std::uint32_t trust_uid)
+    : listener_(std::move(listener)), trust_uid_(trust_uid) {}
 
 void Supervisor::answer(const seccomp_notif& n) {
     Call call{*this, n};

@@ -61,9 +61,9 @@ struct Figures {
 class Supervisor {
 public:
     // `trust_uid`: a daemon's uid to trust besides root's and ours (bpffs_opts.trust_uid).
-    // `in_helpers`: serve every call in a helper, also a caller of our own world (a supervisor
-    // with threads, the agent: serving here moves the process's working directory).
-    Supervisor(UniqueFd listener, std::uint32_t trust_uid, bool in_helpers = false);
+    // Single-threaded use only: serving a call may fork a helper and move the working
+    // directory.
+    Supervisor(UniqueFd listener, std::uint32_t trust_uid);
     // Serves notifications until no task uses the filter any more. `child` (0: none), the
     // process the filter was installed in, is reaped when it exits (a zombie still holds the
     // filter), its wait status kept in child_status(). False when the listener failed (said on
@@ -75,7 +75,6 @@ public:
 private:
     UniqueFd listener_;
     std::uint32_t trust_uid_;
-    bool in_helpers_;
     Figures figures_;
     int child_status_ = 0;
     bool warned_other_world_ = false;

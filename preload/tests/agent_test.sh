@@ -39,6 +39,7 @@ AGENT=$!
 DAEMONS+=("$AGENT")
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
 [ -S "$SOCK" ] || fail "the agent did not listen: $(cat "$WORK/agent.log")"
+expect "only root may hand the agent a listener" "$(stat -c '%a %u' "$SOCK")" "600 0"
 
 # runc's own spec, as docs/preload.md edits it: uid 1000, no capabilities, no new privileges,
 # the tenant's directory at /bpf, and (with the agent) the notify rules and listenerPath.
@@ -74,8 +75,10 @@ echo "$out"
 expect "the static program in the container: statfs, get, pin, get" \
     "$(head -5 <<<"$out" | tr '\n' ' ')" "statfs: bpf pin: ok get: ok ids: $ID $ID value: 4242 "
 expect "its pin is the container user's" "$(stat -c '%u:%g %a' "$MNT/tenant/mine")" "1000:1000 600"
-expect "the Go program gets it 100 times" "$(ctr agent /bin/pinget -gets 100 /bpf/m)" \
-    "pinget: 100 gets ok"
+# (Without a flood of signals: runc's filter, made with libseccomp 2.5, has no killable wait, so
+# a call signalled while it is served is restarted; docs/preload.md, "What each costs".)
+expect "the Go program gets it 100 times" \
+    "$(ctr agent /bin/pinget -gets 100 -signals=false /bpf/m)" "pinget: 100 gets ok"
 out=$(ctr agent /bin/pinget -gets 1 /bpf/root_only)
 [[ "$out" == *"permission denied"* ]] || fail "root's 0600 map fetched in the container: $out"
 echo "ok: root's 0600 map refuses the container's user: $out"

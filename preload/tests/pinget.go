@@ -8,8 +8,9 @@
 //	                       prints "pinget: ok id=N" (the kernel id) or what failed, exit 1
 //	pinget -keep PATH      the same, without the unpin
 //	pinget -gets N PATH    N gets of the map pinned at PATH from 64 goroutines, while a
-//	                       goroutine sends the process signals all along; prints
-//	                       "pinget: N gets ok" or the first failure, exit 1
+//	                       goroutine sends the process signals all along (-signals=false: no
+//	                       signals but Go's own); prints "pinget: N gets ok" or the first
+//	                       failure, exit 1
 package main
 
 import (
@@ -68,12 +69,12 @@ func pinAndLoad(path string, keep bool) {
 	fmt.Printf("pinget: ok id=%d\n", ida)
 }
 
-func manyGets(n int, path string) {
+func manyGets(n int, path string, signals bool) {
 	var done, failed int64
 	var first atomic.Value
 	stop := make(chan struct{})
 	go func() { // signals flying: SIGURG is what Go's own preemption sends
-		for {
+		for signals {
 			select {
 			case <-stop:
 				return
@@ -117,12 +118,13 @@ func manyGets(n int, path string) {
 func main() {
 	keep := flag.Bool("keep", false, "do not unpin")
 	gets := flag.Int("gets", 0, "this many gets of an existing pin instead")
+	signals := flag.Bool("signals", true, "with -gets: send the process signals all along")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fail("usage: pinget [-keep] [-gets N] PATH")
 	}
 	if *gets > 0 {
-		manyGets(*gets, flag.Arg(0))
+		manyGets(*gets, flag.Arg(0), *signals)
 		return
 	}
 	pinAndLoad(flag.Arg(0), *keep)
