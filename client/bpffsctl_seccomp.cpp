@@ -101,6 +101,7 @@ struct Request {
     std::string path;       // bpf(2), statfs(2)
     int fd = -1;            // fstatfs(2)
     std::uint64_t buf = 0;  // statfs(2), fstatfs(2): where the answer goes
+    mode_t umask = 022;     // the caller's: a compat=linux pin's mode is 0600 & ~umask
     bool relative() const { return !path.empty() && path.front() != '/'; }
     bool with_path_fd() const { return nr == __NR_bpf && (file_flags & kBpfFPathFd) != 0; }
 };
@@ -176,6 +177,12 @@ Outcome serve_here(const Request& r, Lent& l, std::uint32_t trust_uid) {
         return o;
     }
     int dirfd = r.with_path_fd() ? l.base.get() : AT_FDCWD;
+    // The library sends this process's umask with a pin: the caller's, for this call.
+    struct UmaskAs {
+        mode_t old;
+        explicit UmaskAs(mode_t m) : old(umask(m)) {}
+        ~UmaskAs() { umask(old); }
+    } umask_as(r.umask);
     bool ours = r.cmd == BPF_OBJ_PIN ? node::pin_target_on_bpffs_fuse(dirfd, path)
                                      : node::get_target_on_bpffs_fuse(dirfd, path);
     if (!ours) return Outcome::cont();
@@ -366,10 +373,10 @@ struct Call {
 
     Lent lend(const Request& r, const ProcStatus& st) const {
         Lent l;
-        if (r.with_path_fd()) {
+        if (r.with_path_fd() && r.path_fd != AT_FDCWD) {
             l.base.reset(open(proc_path(tid(), "fd/" + std::to_string(r.path_fd)).c_str(),
                               O_PATH | O_CLOEXEC));
-        } else if (r.relative()) {
+        } else if (r.relative() || r.with_path_fd()) {  // AT_FDCWD: the working directory
             l.base.reset(open(proc_path(tid(), "cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         }
         if (r.nr == __NR_bpf && r.cmd == BPF_OBJ_PIN)
@@ -384,6 +391,7 @@ struct Call {
         auto r = request();
         if (!r) return Outcome::cont();
         ProcStatus st = sorted_status(tid());
+        r->umask = st.umask;
         Lent l = lend(*r, st);
         if (!st.ok || !valid()) return Outcome::err(ENOENT);  // gone: the answer goes nowhere
         bool same = same_credentials(st, own_status()) &&

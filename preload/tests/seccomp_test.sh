@@ -10,7 +10,8 @@
 #   - 10,000 gets from 64 goroutines with signals flying all complete;
 #   - the supervisor covers the command's children, stays until the last process of the tree
 #     is gone and returns the command's status; killed, it fails the calls (ENOSYS), none hangs;
-#   - an unprivileged user (no_new_privs, no capabilities) is served as itself.
+#   - an unprivileged user (no_new_privs, no capabilities) is served as itself;
+#   - a pin takes the caller's umask, not bpffsctl's.
 source "$(dirname "$0")/lib.sh"
 
 if [ -z "${STATIC_PIN:-}" ] || [ -z "${PINGET_GO:-}" ]; then fail "run through ctest"; fi
@@ -65,6 +66,13 @@ with=$({ "$BPFFSCTL" run --seccomp -- "$STATIC" "$KMNT/t" || true
     "$BPFFSCTL" run --seccomp -- "$STATIC" "$KMNT/t" || true
     "$BPFFSCTL" run --seccomp -- "$PINGET" "$KMNT/h" || true; } | mask | sed 's|/t$|/s|')
 expect "a kernel bpffs: the same answers, EEXIST included" "$with" "$without"
+
+# The caller's umask, not bpffsctl's, makes a compat=linux pin's mode, as on the kernel's bpffs.
+"$BPFFSCTL" run --seccomp -- sh -c "umask 0277; '$STATIC' '$MNT/u1' >/dev/null" ||
+    fail "static_pin with umask 0277"
+sh -c "umask 0277; '$STATIC' '$KMNT/u1' >/dev/null" || fail "static_pin on the kernel bpffs"
+expect "a pin takes the caller's umask (0600 & ~0277), as the kernel's" \
+    "$(stat -c %a "$MNT/u1")" "$(stat -c %a "$KMNT/u1")"
 
 # Signals flying: Go preempts its threads with SIGURG, the program sends more.
 expect "10,000 gets from 64 goroutines with signals" \
