@@ -215,20 +215,24 @@ struct WireOutcome {
 // serves `r` as serve_here does and sends the outcome on `sock`. Never returns.
 [[noreturn]] void helper_main(int sock, const ProcStatus& st, int root, int mntns, const Request& r,
                               Lent& l, std::uint32_t trust_uid) {
-    auto give_up = [&] {
+    // What could not be taken on is said (the call is then the kernel's): setns of a mount
+    // namespace, for one, refuses a process with threads.
+    auto give_up = [&](const char* step) {
+        std::fprintf(stderr, "bpffsctl: seccomp helper: %s of the caller: %s; left to the kernel\n",
+                     step, std::strerror(errno));
         WireOutcome w{Outcome::Kind::cont, 0, false, {}};
         send_with_fds(sock, std::span(reinterpret_cast<const std::uint8_t*>(&w), sizeof w), {});
         _exit(1);
     };
-    if (mntns >= 0 && setns(mntns, CLONE_NEWNS) != 0) give_up();
-    if (fchdir(root) != 0 || chroot(".") != 0) give_up();
+    if (mntns >= 0 && setns(mntns, CLONE_NEWNS) != 0) give_up("entering the mount namespace");
+    if (fchdir(root) != 0 || chroot(".") != 0) give_up("chroot to the root");
     std::vector<gid_t> groups(st.groups.begin(), st.groups.end());
     if (setgroups(groups.size(), groups.data()) != 0 ||
         setresgid(st.gids[0], st.gids[1], st.gids[2]) != 0) {
-        give_up();
+        give_up("taking the groups");
     }
     setfsgid(st.gids[3]);
-    if (setresuid(st.uids[0], st.uids[1], st.uids[2]) != 0) give_up();
+    if (setresuid(st.uids[0], st.uids[1], st.uids[2]) != 0) give_up("taking the uids");
     setfsuid(st.uids[3]);
     // A caller still root keeps only the capabilities it has (others lose them all with uid 0).
     if (st.uids[1] == 0) {
@@ -236,7 +240,7 @@ struct WireOutcome {
         __user_cap_data_struct data[2]{};
         data[0].effective = data[0].permitted = static_cast<std::uint32_t>(st.cap_eff);
         data[1].effective = data[1].permitted = static_cast<std::uint32_t>(st.cap_eff >> 32);
-        if (syscall(SYS_capset, &hdr, data) != 0) give_up();
+        if (syscall(SYS_capset, &hdr, data) != 0) give_up("taking the capabilities");
     }
     Outcome o = serve_here(r, l, trust_uid);
     WireOutcome w{o.kind, o.value, o.statfs.has_value(), {}};
