@@ -124,8 +124,9 @@ void add_attrs(CLI::App* verb, Cli& c, const std::string& what) {
 
 void add_pin(Cli& c) {
     c.pin = add_verb(c.app, "pin",
-                     "pin a kernel map or program at PATH on a bpffs-fuse "
-                     "mount (needs CAP_SYS_ADMIN)",
+                     "pin a kernel map, program or link at PATH on a bpffs-fuse mount, with "
+                     "an owner and mode if asked (CAP_SYS_ADMIN on a compat=seed mount; write "
+                     "permission on the directory on a compat=linux one)",
                      c.pin_o.trust_uid);
     auto* source = c.pin->add_option_group("source", "where the object comes from (exactly one)");
     c.opt_map = source->add_option("--map-id", c.map_id, "the map with this kernel id");
