@@ -266,12 +266,6 @@ int run_pin(const PinOptions& o) {
 
 namespace {
 
-std::string parent_dir(const std::string& path) {
-    auto slash = path.find_last_of('/');
-    if (slash == std::string::npos) return ".";
-    return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 // The directories `mkdir` of `path` makes, outermost first: the path, and with -p each missing
 // parent. Empty when there is nothing to make (-p of an existing directory); an errno when a
 // path that exists is in the way.
@@ -288,7 +282,7 @@ Result<std::vector<std::string>> dirs_to_make(std::string path, bool parents) {
         if (errno != ENOENT) return fail(errno);
         todo.insert(todo.begin(), path);
         if (!parents) break;
-        std::string up = parent_dir(path);
+        std::string up = parent_of(path);
         if (up == path) break;
         path = up;
     }

@@ -15,13 +15,14 @@
 #include <string_view>
 
 namespace bpffs::ctl {
-namespace {
 
 std::string parent_of(const std::string& path) {
     auto slash = path.find_last_of('/');
     if (slash == std::string::npos) return ".";
     return slash == 0 ? "/" : path.substr(0, slash);
 }
+
+namespace {
 
 std::string_view last_name(const std::string& path) {
     auto slash = path.find_last_of('/');

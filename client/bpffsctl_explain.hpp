@@ -12,6 +12,9 @@ namespace bpffs::ctl {
 // What is under a path: the kernel's bpffs, a bpffs-fuse mount (a FUSE filesystem with the
 // broker's socket), another filesystem, or nothing (ENOENT).
 enum class Where { kernel_bpffs, bpffs_fuse, other, missing };
+// The directory a path's last name is in, as the words below name it ("a/b" -> "a", "b" -> ".",
+// "/b" -> "/").
+std::string parent_of(const std::string& path);
 // Of `path` itself, or (`new_name`) of the directory a new name there would go into.
 Where where_is(const std::string& path, bool new_name);
 

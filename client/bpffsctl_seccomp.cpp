@@ -97,11 +97,10 @@ struct Request {
     int cmd = 0;  // bpf(2): BPF_OBJ_PIN or BPF_OBJ_GET
     std::uint32_t bpf_fd = 0, file_flags = 0;
     std::int32_t path_fd = 0;
-    bool extra = false;     // bpf(2): a non-zero byte after path_fd
-    std::string path;       // bpf(2), statfs(2)
-    int fd = -1;            // fstatfs(2)
-    std::uint64_t buf = 0;  // statfs(2), fstatfs(2): where the answer goes
-    mode_t umask = 022;     // the caller's: a compat=linux pin's mode is 0600 & ~umask
+    bool extra = false;  // bpf(2): a non-zero byte after path_fd
+    std::string path;    // bpf(2), statfs(2)
+    int fd = -1;         // fstatfs(2)
+    mode_t umask = 022;  // the caller's: a compat=linux pin's mode is 0600 & ~umask
     bool relative() const { return !path.empty() && path.front() != '/'; }
     bool with_path_fd() const { return nr == __NR_bpf && (file_flags & kBpfFPathFd) != 0; }
 };
@@ -338,11 +337,9 @@ struct Call {
         r.nr = n.data.nr;
         if (r.nr == __NR_fstatfs) {
             r.fd = static_cast<int>(arg(0));
-            r.buf = arg(1);
             return r;
         }
         if (r.nr == __NR_statfs) {
-            r.buf = arg(1);
             auto path = read_string(arg(0));
             if (!path) return std::nullopt;
             r.path = std::move(*path);

@@ -24,9 +24,12 @@
 //     in that call, is never acted for.
 //   - Paths are resolved in the caller's context: a relative one from the thread's working
 //     directory (/proc/TID/cwd) or its path_fd (/proc/TID/fd/N), an absolute one from the root.
-//     The supervisor acts with its own credentials, so it serves only a caller that has the
-//     same ones (uids, gids, groups, effective capabilities), the same root and the same mount
-//     namespace; any other caller's call is left to the kernel (CONTINUE), said once in the log.
+//     A caller with the supervisor's credentials (uids, gids, groups, effective capabilities),
+//     root and mount namespace is served by the supervisor itself; any other, when the
+//     supervisor is root, by a helper forked for the call that enters the caller's mount
+//     namespace, chroots to its root and takes its credentials first; when it is not root, the
+//     call is left to the kernel (CONTINUE), said once on stderr. Never with more than the
+//     caller has.
 //   - Signals: the filter asks SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV where the kernel has it
 //     (5.19): a call that has been received waits killably, so a signal (Go preempts threads
 //     with SIGURG) does not interrupt it while it is served; before that the kernel restarts it.
