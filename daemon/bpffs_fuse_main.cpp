@@ -243,9 +243,9 @@ void say_where_the_log_goes(const Options& cli) {
                      "daemon keeps logging to this stderr\n");
     } else {
         std::fprintf(stderr,
-                     "bpffs-fuse: warning: no syslog here (/dev/log is no socket): once the "
-                     "daemon detaches, its log goes nowhere; use --log-file PATH, or -f "
-                     "under a service manager\n");
+                     "bpffs-fuse: warning: no syslog here (/dev/log is no socket) and stderr "
+                     "is no file: once the daemon detaches, its log goes nowhere; use "
+                     "--log-file PATH, or -f under a service manager\n");
     }
 }
 

@@ -86,11 +86,28 @@ void switch_logging_to_syslog() {
     spdlog::set_default_logger(logger);
 }
 
-bool log_stays_on_stderr() { return !to_file && !syslog_available() && isatty(2) == 0; }
+namespace {
+
+// Is stderr somewhere that outlives the caller's reading of it: a regular file (a redirect such
+// as 2>>FILE) or the journal's stream ($JOURNAL_STREAM names its device and inode)? A pipe is
+// not: the reader (`bpffs-fuse MNT 2>&1 | tee log`) would wait for the daemon's exit.
+bool stderr_is_a_log() {
+    struct stat st {};
+    if (fstat(2, &st) != 0) return false;
+    if (S_ISREG(st.st_mode)) return true;
+    const char* journal = std::getenv("JOURNAL_STREAM");
+    unsigned long long dev = 0, ino = 0;
+    return journal != nullptr && std::sscanf(journal, "%llu:%llu", &dev, &ino) == 2 &&
+           dev == st.st_dev && ino == st.st_ino;
+}
+
+}  // namespace
+
+bool log_stays_on_stderr() { return !to_file && !syslog_available() && stderr_is_a_log(); }
 
 void detach_from_terminal() {
-    // Where the log goes once detached: the --log-file; else syslog; else stderr when it is no
-    // terminal (a file or pipe someone reads: a redirect, a service manager, the journal).
+    // Where the log goes once detached: the --log-file; else syslog; else stderr when it is a
+    // file or the journal (log_stays_on_stderr()).
     const bool keep_stderr = log_stays_on_stderr();
     if (!to_file && !keep_stderr) switch_logging_to_syslog();
     if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));

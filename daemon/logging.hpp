@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Logging set-up, done once in main: spdlog to stderr (plain, without timestamps, when systemd's
 // journal reads it: $JOURNAL_STREAM), or to syslog once the daemon has detached from its
-// terminal (to stderr still where there is no syslog and stderr is no terminal), or to a file
+// terminal (to stderr still where there is no syslog and stderr is a file or the journal), or to a
+// file
 // (--log-file) throughout. libfuse's own messages are routed into the same
 // logger.
 #pragma once
@@ -18,8 +19,8 @@ void setup_logging(const std::string& level, const std::string& file = "");
 // Is there a syslog daemon to log to (a socket at /dev/log)?
 bool syslog_available();
 // Without a log file or syslog, does a detached daemon keep logging to stderr? Yes when stderr
-// is no terminal (a redirect, a service manager's pipe, the journal); on a terminal, whose
-// session may end, the log goes nowhere.
+// is a regular file (a redirect) or the journal's stream; not on a terminal, whose session may
+// end, nor on a pipe, whose reader would wait for the daemon's exit: there the log goes nowhere.
 bool log_stays_on_stderr();
 // After fuse_daemonize(): stderr is /dev/null, so send everything to syslog instead.
 void switch_logging_to_syslog();

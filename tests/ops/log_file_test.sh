@@ -4,9 +4,10 @@
 #   - --log-file PATH: the supervisor's and its workers' lines are appended there, also after
 #     the daemon detached and after a worker was replaced; a relative PATH is the caller's
 #     directory's (the daemon moves to /); a file that cannot be opened is exit 2;
-#   - without it and without a syslog socket: a daemon whose stderr is no terminal (a file
-#     here, as a service manager's pipe) keeps logging there once detached, and says so; on a
-#     terminal (a pty from script(1)) it says, before it detaches, that its log will go nowhere.
+#   - without it and without a syslog socket: a daemon whose stderr is a file keeps logging
+#     there once detached, and says so; on a terminal (a pty from script(1)) it says, before it
+#     detaches, that its log will go nowhere; on a pipe too, and lets go of the pipe, so that
+#     `bpffs-fuse MNT 2>&1 | cat` ends when the mount is made, not when the daemon exits.
 #
 #   log_file_test.sh BPFFS_FUSE BPFFSCTL
 # shellcheck source=tests/ops/lib.sh
@@ -71,3 +72,26 @@ expect "on a terminal, it says its log goes nowhere" \
     grep -q "its log goes nowhere; use --log-file PATH" "$T/nosyslog.tty"
 expect "and no line from after it detached is there" \
     bash -c "! grep -q 'is gone; releasing every object' '$T/nosyslog.tty'"
+
+# A pipe: the pipeline must end once the daemon has detached, while the mount still serves.
+mkdir "$T/mnt4"
+cat >"$T/nosyslog_pipe.sh" <<'SCRIPT'
+T=$1 FUSE=$2 CTL=$3
+if [ -e /dev/log ]; then mount --bind "$T/not-a-socket" /dev/log; fi
+("$FUSE" "$T/mnt4" -o mode=0755 2>&1 | cat >"$T/pipe.out"; echo done >"$T/pipe.ended") &
+for _ in $(seq 100); do [ -e "$T/pipe.ended" ] && break; sleep 0.1; done
+pid=$("$CTL" status "$T/mnt4" | sed -n 's/^pid: //p')
+[ -n "$pid" ] && readlink "/proc/$pid/fd/2" >"$T/pipe.fd2"
+umount "$T/mnt4"
+while [ -n "$pid" ] && [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat")" != Z ]; do
+    sleep 0.05
+done
+wait
+SCRIPT
+unshare -m --propagation private bash "$T/nosyslog_pipe.sh" "$T" "$BPFFS_FUSE" "$BPFFSCTL" ||
+    fail "the mount with stderr a pipe failed ($?): $(cat "$T/pipe.out")"
+log "without syslog, stderr a pipe: $(cat "$T/pipe.out"); the daemon's fd 2: $(cat "$T/pipe.fd2")"
+expect "with stderr a pipe, the pipeline ended while the daemon served" test -e "$T/pipe.ended"
+expect "... the daemon's stderr is no pipe" bash -c "! grep -q pipe '$T/pipe.fd2'"
+expect "... and it said its log goes nowhere" grep -q "its log goes nowhere; use --log-file PATH" \
+    "$T/pipe.out"
