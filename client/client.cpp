@@ -19,6 +19,8 @@
 // connection broke returns connect's own errno (the broker went away).
 #include "client/client.hpp"
 
+#include "client/kept.hpp"
+
 #include "common/bpf_fd.hpp"
 #include "common/bpf_flags.hpp"
 #include "common/caps.hpp"
@@ -299,6 +301,16 @@ Result<void> Channel::connect_once() {
     return {};
 }
 
+void Channel::adopt(UniqueFd sock) {
+    sock_ = std::move(sock);
+    pid_ = getpid();
+}
+
+UniqueFd Channel::release() {
+    if (pid_ != getpid()) return {};
+    return std::move(sock_);
+}
+
 Result<void> Channel::connect() {
     if (sock_ && pid_ == getpid()) return {};
     sock_.reset();
@@ -512,11 +524,17 @@ int pin_on(Channel& ch, int fd, const PinTarget& t, std::uint32_t file_flags,
 int obj_pin(int fd, const char* pathname, const CallOpts& o) {
     PinTarget t;
     if (int e = pin_prelude(fd, pathname, o, &t); e != 0) return e;
+    auto key = mount_key(t.dirfd.get(), o.trust);
+    ThreadCreds creds = key ? ThreadCreds::now() : ThreadCreds{};
     Channel ch(t.dir, t.dirfd.get(), {}, o.trust);
-    if (auto c = ch.connect(); !c) {
+    if (auto k = key ? take_kept(*key, creds) : std::nullopt) {
+        ch.adopt(std::move(k->sock));
+    } else if (auto c = ch.connect(); !c) {
         return no_broker(c.error().value) ? seed_order(t, no_broker_error(t)) : c.error().value;
     }
-    return pin_on(ch, fd, t, o.file_flags, o.attrs);
+    int e = pin_on(ch, fd, t, o.file_flags, o.attrs);
+    if (key) keep(*key, creds, ch.release());
+    return e;
 }
 
 // The node a get names, opened O_PATH, its fstat, and the directory whose broker answers for
@@ -573,10 +591,31 @@ int get_on(Channel& ch, int node, std::uint32_t file_flags, int* out) {
     return 0;
 }
 
+// A get on a kept connection, which is kept again once answered. *done: false when the
+// connection broke (a get is safe to send again, on a new connection).
+int get_on_kept(const MountKey& key, const ThreadCreds& creds, Kept k, int node,
+                std::uint32_t file_flags, int* out, bool* done) {
+    std::array<int, 1> fds{node};
+    auto r = exchange(k.sock.get(), protocol::Request{protocol::Op::get, {}, file_flags}, fds);
+    *done = r || !is_broken_connection(r.error().value);
+    if (!r) return r.error().value;  // its state is unknown: it is not kept
+    keep(key, creds, std::move(k.sock));
+    if (r->reply.error != 0) return r->reply.error;
+    *out = r->fd.release();
+    return 0;
+}
+
 int obj_get(const char* pathname, int* out, const CallOpts& o) {
     if (int e = check_flags(protocol::Op::get, o); e != 0) return e;
     GetTarget t;
     if (int e = get_prelude(pathname, o.base(), &t); e != 0) return e;
+    auto key = mount_key(t.node.get(), o.trust);
+    ThreadCreds creds = key ? ThreadCreds::now() : ThreadCreds{};
+    if (auto k = key ? take_kept(*key, creds) : std::nullopt) {
+        bool done = false;
+        int e = get_on_kept(*key, creds, std::move(*k), t.node.get(), o.file_flags, out, &done);
+        if (done) return e;
+    }
     UniqueFd dirfd = broker_dir(t);
     if (!dirfd) return errno;
     Channel ch(t.dir, dirfd.get(), {}, o.trust);
@@ -584,7 +623,9 @@ int obj_get(const char* pathname, int* out, const CallOpts& o) {
         // No broker beside it: not an object of a bpffs-fuse mount.
         return no_broker(c.error().value) ? EACCES : c.error().value;
     }
-    return get_on(ch, t.node.get(), o.file_flags, out);
+    int e = get_on(ch, t.node.get(), o.file_flags, out);
+    if (key) keep(*key, creds, ch.release());
+    return e;
 }
 
 }  // namespace
@@ -797,6 +838,13 @@ extern "C" BPFFS_API int bpffs_conn_obj_get(struct bpffs_conn* conn, const char*
 extern "C" BPFFS_API int bpffs_conn_obj_pin(struct bpffs_conn* conn, int fd, const char* pathname) {
     int e = guarded([&] { return bpffs::client::conn_pin(conn, fd, pathname); });
     return e == 0 ? 0 : set_errno(e);
+}
+
+extern "C" BPFFS_API void bpffs_close_kept_connections(void) {
+    guarded([] {
+        bpffs::client::close_kept();
+        return 0;
+    });
 }
 
 extern "C" BPFFS_API void bpffs_conn_close(struct bpffs_conn* conn) {

@@ -128,6 +128,12 @@ public:
     // connect, reconnects and resends within the policy's budget. Any failed exchange closes
     // the connection (its state is unknown: a late reply must not answer the next request).
     Result<Outcome> call(const protocol::Request& req, std::span<const int> fds);
+    // Starts from a connection made earlier (a kept one, kept.hpp) instead of connecting; one
+    // that turns out broken is replaced as a kept connection would be.
+    void adopt(UniqueFd sock);
+    // The connection, to keep for later calls: empty when there is none or another process
+    // made it.
+    UniqueFd release();
 
 private:
     Result<void> connect_once();

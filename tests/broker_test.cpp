@@ -216,8 +216,9 @@ Answer round_trip(int s, const std::vector<std::uint8_t>& msg, const std::vector
 }
 
 // The daemon's fd count once every client connection it had is closed (the broker closes them
-// asynchronously).
+// asynchronously); this process's kept connections are closed first.
 int settled_fd_count(pid_t daemon) {
+    bpffs_close_kept_connections();
     INFO("daemon's open connections: " << count_connections(daemon));
     REQUIRE(wait_for([&] { return count_connections(daemon) == 0; }));
     return count_fds(daemon);
@@ -1270,6 +1271,7 @@ TEST_CASE("broker: malformed traffic is refused without harm to the daemon or th
     REQUIRE(ename(g.error) == ename(0));
     CHECK(kernel_id(g.fd.get()) == id);
     g.fd.reset();
+    bpffs_close_kept_connections();  // the get's
     int now = 0;
     CHECK(wait_for([&] { return (now = count_fds(worker)) == baseline; }));
     INFO("daemon fds: baseline " << baseline << ", now " << now);

@@ -584,6 +584,7 @@ TEST_CASE("conn: after fork, the child's calls use a connection of its own",
     Mount m;
     auto map = must_map();
     REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("m").c_str()))) == ename(0));
+    bpffs_close_kept_connections();  // the pin's
     bpffs::Connection conn(m.path());
     (void)conn.obj_get(m.p("m"));
     REQUIRE(wait_for([&] { return broker_connections(m) == 1; }));  // the kept one only

@@ -104,6 +104,18 @@ BPFFS_API int bpffs_obj_pin(int fd, const char* pathname);
  * path_fd. EINVAL for a bad opts (checked first, as bpf(2) checks its flags first). */
 BPFFS_API int bpffs_obj_pin_opts(int fd, const char* pathname, const struct bpffs_opts* opts);
 
+/* Connections: the calls above and below that take a path keep the connection they make to a
+ * mount's broker (a close-on-exec socket), and a later call on that mount takes it again, as
+ * long as the calling thread's credentials (uids, gids, groups, effective capabilities) are
+ * those it had when it was made and the process is the same: a setuid, a capability drop, a
+ * user-namespace change or a fork() makes the next call connect anew, with the credentials of
+ * that moment. Concurrent calls from several threads each use a connection of their own. */
+
+/* Closes the connections the one-shot calls keep (the next call connects again): for a program
+ * about to close fds it did not open, or that counts its own. Safe to call at any time; not
+ * from a signal handler. */
+BPFFS_API void bpffs_close_kept_connections(void);
+
 /* Returns a new fd (O_RDWR, close-on-exec) for the object pinned at `pathname`.
  * Errors: ENOENT, ENOTDIR, ELOOP, EACCES (search or write permission; not an object), EROFS,
  * EPERM (the socket is not served by a trusted daemon: nothing was sent or accepted). */
