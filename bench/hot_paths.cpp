@@ -4,9 +4,10 @@
 //
 // Baselines:
 //  - kernel: the kernel's bpffs mounted beside ours (BPF_OBJ_GET, BPF_OBJ_PIN, stat, mkdir...);
-//  - floor: a bare SCM_RIGHTS round trip to another process (floor.hpp), the least any broker
-//    costs, per request connection (as libbpffs's one-shot calls do) or on a kept connection
-//    (as a bpffs_conn does);
+//  - floor: a bare SCM_RIGHTS round trip to another process (floor.hpp), served by as many
+//    threads as the run has CPUs, the least any broker costs, on a kept connection (as a
+//    bpffs_conn does, and libbpffs's one-shot calls with the connection they keep per mount) or
+//    with a connection per request;
 //  - minimal FUSE: bpffs-bench-minfuse, the cost of one FUSE round trip for the same syscall.
 #include "bench/bench.hpp"
 #include "bench/floor.hpp"
@@ -564,7 +565,7 @@ int run_hot_paths(const Config& cfg) {
     const bool linux_rows = cfg.wants("rdonly") || cfg.wants("link") || cfg.wants("rename");
     Mounts m(cfg, true, true, linux_rows);
     UniqueFd map = create_map("bench");
-    FloorServer floor(m.tmp().file("floor.sock"), map.get());
+    FloorServer floor(m.tmp().file("floor.sock"), map.get(), cfg.cpus);
     make_tree(m, map.get());
 
     Table t("bpffs-bench: hot paths (medians and p99 of " + fmt_count(cfg.iterations) +
