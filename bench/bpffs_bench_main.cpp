@@ -61,10 +61,12 @@ void print_header(const Config& cfg, int argc, char** argv) {
     std::printf("# %s\n# %s, kernel %s %s, %ld CPUs online, nice %d, daemon log level %s\n",
                 cmd.c_str(), when, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
                 getpriority(PRIO_PROCESS, 0), cfg.daemon_log_level.c_str());
+    std::string clients;
+    for (int c : cfg.clients) clients += (clients.empty() ? "" : ", ") + std::to_string(c);
     std::printf(
-        "# CPUs the run may use: %d (sched_getaffinity); floor threads %d; broker threads: "
-        "bpffs-fuse's default\n",
-        cfg.cpus, cfg.cpus);
+        "# CPUs the run may use: %d (sched_getaffinity); floor threads %d; concurrent "
+        "clients %s; broker threads: bpffs-fuse's default\n",
+        cfg.cpus, cfg.cpus, clients.c_str());
     print_load("at start");
     std::fflush(stdout);
 }

@@ -28,6 +28,13 @@ int run_cpus() {
     return std::max(CPU_COUNT(&set), 1);
 }
 
+std::vector<int> client_counts(int cpus) {
+    std::vector<int> out{1, cpus, 2 * cpus};
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
 bool Config::wants(const std::string& section) const {
     return only.empty() || std::find(only.begin(), only.end(), section) != only.end();
 }
