@@ -214,36 +214,33 @@ struct Run {
     std::uint64_t warm;  // unmeasured steps first
 };
 
+// The one-shot get (bpffs_obj_get, which keeps a connection per mount inside the process) and
+// the get on a bpffs_conn, against the floor with a kept connection, the floor with a connection
+// per request, the kernel's get and the bare wire protocol on a kept connection to the broker.
 void section_get(Run& r) {
     progress("get");
     std::string ours = r.m.ours("a/b/m"), kern = r.m.kern("a/b/m");
-    auto s = measure_interleaved(
-        {{"get (libbpffs)", [&](std::uint64_t) { return lib_get(ours); }},
-         {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
-         {"floor one-shot", [&](std::uint64_t) { return floor_get_oneshot(r.floor.path()); }}},
-        r.n, r.warm);
-    r.t.latency("get, libbpffs one-shot", s[0], "floor, connect per request", s[2],
-                Target::at_most(1.2));
-    r.t.latency("get, libbpffs one-shot", s[0], "kernel BPF_OBJ_GET", s[1], Target{});
-
-    // The library's kept connection against a kept connection to the floor server.
     ConnPtr conn = open_conn(r.m.ours("a/b"));
     UniqueFd fsock = connect_floor(r.floor);
     auto psock = client::connect_broker(r.m.ours("a/b"), -1);
     if (!psock) throw std::runtime_error("connect to the broker failed");
-    auto k = measure_interleaved(
-        {{"get (libbpffs, kept connection)",
+    auto s = measure_interleaved(
+        {{"get (libbpffs)", [&](std::uint64_t) { return lib_get(ours); }},
+         {"get (libbpffs, kept connection)",
           [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); }},
          {"floor kept connection", [&](std::uint64_t) { return floor_kept(fsock.get()); }},
+         {"floor one-shot", [&](std::uint64_t) { return floor_get_oneshot(r.floor.path()); }},
          {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
          {"get (wire protocol, kept connection)",
           [&](std::uint64_t) { return protocol_get(psock->get(), ours); }}},
         r.n, r.warm);
-    r.t.latency("get, libbpffs persistent connection", k[0], "floor, kept connection", k[1],
-                Target::at_most(1.2));
-    r.t.latency("get, libbpffs persistent connection", k[0], "kernel BPF_OBJ_GET", k[2], Target{});
-    r.t.latency("get, libbpffs persistent connection", k[0], "bare wire protocol, kept connection",
-                k[3], Target{});
+    const std::string one = "get, libbpffs one-shot", kept = "get, libbpffs persistent connection";
+    r.t.latency(one, s[0], "floor, kept connection", s[2], Target::at_most(1.2));
+    r.t.latency(one, s[0], "floor, connect per request", s[3], Target{});
+    r.t.latency(one, s[0], "kernel BPF_OBJ_GET", s[4], Target{});
+    r.t.latency(kept, s[1], "floor, kept connection", s[2], Target::at_most(1.2));
+    r.t.latency(kept, s[1], "kernel BPF_OBJ_GET", s[4], Target{});
+    r.t.latency(kept, s[1], "bare wire protocol, kept connection", s[5], Target{});
 }
 
 // A fetched map fd that must refuse writes (BPF_F_RDONLY): the benchmark is a smoke test too.
