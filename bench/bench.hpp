@@ -19,6 +19,11 @@ struct bpffs_conn;
 
 namespace bpffs::bench {
 
+// The CPUs this process may run on (sched_getaffinity; 1 under `taskset -c 0`), at least 1.
+int run_cpus();
+// The client counts of the concurrency rows: 1, `cpus` and twice that, each once.
+std::vector<int> client_counts(int cpus);
+
 struct Config {
     bool quick = false;
     bool scale = false;
@@ -26,7 +31,8 @@ struct Config {
     std::uint64_t objects = 1'000'000;    // scale mode: names pinned
     std::uint64_t dir_entries = 100'000;  // scale mode: names per directory at most
     std::vector<std::uint64_t> readdir_sizes{10'000, 100'000};
-    std::vector<int> clients{1, 4, 16};
+    int cpus = run_cpus();  // CPUs the run may use: the floor's threads, the client counts
+    std::vector<int> clients = client_counts(cpus);
     double seconds = 1.0;     // per concurrency measurement
     int rounds = 3;           // concurrency measurements per row (median)
     std::string daemon_bin;   // bpffs-fuse

@@ -58,9 +58,15 @@ void print_header(const Config& cfg, int argc, char** argv) {
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&now));
     std::string cmd;
     for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
-    std::printf("# %s\n# %s, kernel %s %s, %ld CPUs, nice %d, daemon log level %s\n", cmd.c_str(),
-                when, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
+    std::printf("# %s\n# %s, kernel %s %s, %ld CPUs online, nice %d, daemon log level %s\n",
+                cmd.c_str(), when, u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
                 getpriority(PRIO_PROCESS, 0), cfg.daemon_log_level.c_str());
+    std::string clients;
+    for (int c : cfg.clients) clients += (clients.empty() ? "" : ", ") + std::to_string(c);
+    std::printf(
+        "# CPUs the run may use: %d (sched_getaffinity); floor threads %d; concurrent "
+        "clients %s; broker threads: bpffs-fuse's default\n",
+        cfg.cpus, cfg.cpus, clients.c_str());
     print_load("at start");
     std::fflush(stdout);
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// The floor: a bare SCM_RIGHTS server and client, what a get cannot beat.
+// The floor: a bare SCM_RIGHTS server (multi-threaded) and client, what a get cannot beat.
 #include "bench/floor.hpp"
 
 #include <sys/epoll.h>
@@ -7,11 +7,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <unordered_map>
+#include <thread>
 
 namespace bpffs::bench {
 namespace {
@@ -48,14 +49,25 @@ int send_fd(int sock, int fd) {
     return 0;
 }
 
-// The server's loop (in its own process): accept, read a request, reply with the fd.
-int serve(int listen_fd, int map_fd) {
+// Answers the pending request on a connection, if there is one; closes it (which takes it out of
+// the epoll set) at its end or on an error.
+void answer(int fd, int map_fd) {
+    std::array<char, kMsg> buf;
+    ssize_t got;
+    while ((got = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT)) < 0 && errno == EINTR) {}
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (got <= 0 || send_fd(fd, map_fd) != 0) close(fd);
+}
+
+// One serving thread: an epoll set of its own holding the listening socket (EPOLLEXCLUSIVE: a
+// connection wakes one thread) and the connections this thread accepted. Level-triggered: what
+// is left (another request, another connection) shows up again at the next epoll_wait.
+int serve_thread(int listen_fd, int map_fd) {
     UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.fd = listen_fd;
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, listen_fd, &ev);
-    std::unordered_map<int, UniqueFd> conns;
+    if (!ep || epoll_ctl(ep.get(), EPOLL_CTL_ADD, listen_fd, &ev) != 0) return 1;
     std::array<epoll_event, 64> events;
     while (true) {
         int n = epoll_wait(ep.get(), events.data(), events.size(), -1);
@@ -63,38 +75,36 @@ int serve(int listen_fd, int map_fd) {
         if (n < 0) return 1;
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
-            if (fd == listen_fd) {
-                while (true) {
-                    UniqueFd s(accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-                    if (!s) break;
-                    epoll_event cev{};
-                    cev.events = EPOLLIN;
-                    cev.data.fd = s.get();
-                    epoll_ctl(ep.get(), EPOLL_CTL_ADD, s.get(), &cev);
-                    int k = s.get();
-                    conns.emplace(k, std::move(s));
-                }
+            if (fd != listen_fd) {
+                answer(fd, map_fd);
                 continue;
             }
-            while (true) {
-                std::array<char, kMsg> buf;
-                ssize_t got = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
-                if (got < 0 && errno == EINTR) continue;
-                if (got < 0 && errno == EAGAIN) break;
-                if (got <= 0 || send_fd(fd, map_fd) != 0) {
-                    epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);
-                    conns.erase(fd);
-                    break;
-                }
+            int s = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (s < 0) continue;  // another thread took it
+            epoll_event cev{};
+            cev.events = EPOLLIN;
+            cev.data.fd = s;
+            if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, s, &cev) != 0) {
+                close(s);
+                continue;
             }
+            answer(s, map_fd);  // a client sends right after connect: its request is often here
         }
     }
 }
 
+// The server process: `threads` serving threads (this one and threads - 1 more), for good.
+int serve(int listen_fd, int map_fd, int threads) {
+    for (int k = 1; k < threads; ++k) {
+        std::thread([listen_fd, map_fd] { serve_thread(listen_fd, map_fd); }).detach();
+    }
+    return serve_thread(listen_fd, map_fd);
+}
+
 }  // namespace
 
-FloorServer::FloorServer(const std::string& socket_path, int map_fd)
-    : path_(socket_path), server_([&] {
+FloorServer::FloorServer(const std::string& socket_path, int map_fd, int threads)
+    : path_(socket_path), threads_(std::max(threads, 1)), server_([&] {
           UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
           sockaddr_un a = address(socket_path);
           unlink(socket_path.c_str());
@@ -102,7 +112,7 @@ FloorServer::FloorServer(const std::string& socket_path, int map_fd)
               listen(s.get(), 512) != 0) {
               return 2;
           }
-          return serve(s.get(), map_fd);
+          return serve(s.get(), map_fd, threads_);
       }) {
     // Ready when it accepts a connection.
     bool up = test::wait_for([&] { return floor_get_oneshot(path_) == 0; }, 10000);

@@ -173,6 +173,12 @@ void Table::throughput(const std::string& op, double ours_per_sec, double ours_p
                      fmt_rate(base_per_sec), fmt_ratio(ratio), t.text(), met_text(t.met(ratio))});
 }
 
+void Table::rate(const std::string& op, double ours_per_sec, const std::string& baseline,
+                 double base_per_sec, Target t) {
+    throughput(op, ours_per_sec, 0, baseline, base_per_sec, t);
+    rows_.back().ours_p99 = "";
+}
+
 void Table::note(const std::string& op, const std::string& text) {
     rows_.push_back({op, "", "", text, "", "", "", ""});
 }

@@ -87,6 +87,9 @@ public:
     // A throughput row: ratio = ours / baseline; the p99 column holds ours' p99 latency.
     void throughput(const std::string& op, double ours_per_sec, double ours_p99_ns,
                     const std::string& baseline, double base_per_sec, Target t);
+    // A throughput row without latencies (a rate derived from others, e.g. per CPU).
+    void rate(const std::string& op, double ours_per_sec, const std::string& baseline,
+              double base_per_sec, Target t);
     void note(const std::string& op, const std::string& text);  // a row with only a remark
     void add(Row r) { rows_.push_back(std::move(r)); }
     void print() const;

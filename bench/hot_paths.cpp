@@ -4,9 +4,10 @@
 //
 // Baselines:
 //  - kernel: the kernel's bpffs mounted beside ours (BPF_OBJ_GET, BPF_OBJ_PIN, stat, mkdir...);
-//  - floor: a bare SCM_RIGHTS round trip to another process (floor.hpp), the least any broker
-//    costs, per request connection (as libbpffs's one-shot calls do) or on a kept connection
-//    (as a bpffs_conn does);
+//  - floor: a bare SCM_RIGHTS round trip to another process (floor.hpp), served by as many
+//    threads as the run has CPUs, the least any broker costs, on a kept connection (as a
+//    bpffs_conn does, and libbpffs's one-shot calls with the connection they keep per mount) or
+//    with a connection per request;
 //  - minimal FUSE: bpffs-bench-minfuse, the cost of one FUSE round trip for the same syscall.
 #include "bench/bench.hpp"
 #include "bench/floor.hpp"
@@ -213,36 +214,33 @@ struct Run {
     std::uint64_t warm;  // unmeasured steps first
 };
 
+// The one-shot get (bpffs_obj_get, which keeps a connection per mount inside the process) and
+// the get on a bpffs_conn, against the floor with a kept connection, the floor with a connection
+// per request, the kernel's get and the bare wire protocol on a kept connection to the broker.
 void section_get(Run& r) {
     progress("get");
     std::string ours = r.m.ours("a/b/m"), kern = r.m.kern("a/b/m");
-    auto s = measure_interleaved(
-        {{"get (libbpffs)", [&](std::uint64_t) { return lib_get(ours); }},
-         {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
-         {"floor one-shot", [&](std::uint64_t) { return floor_get_oneshot(r.floor.path()); }}},
-        r.n, r.warm);
-    r.t.latency("get, libbpffs one-shot", s[0], "floor, connect per request", s[2],
-                Target::at_most(1.2));
-    r.t.latency("get, libbpffs one-shot", s[0], "kernel BPF_OBJ_GET", s[1], Target{});
-
-    // The library's kept connection against a kept connection to the floor server.
     ConnPtr conn = open_conn(r.m.ours("a/b"));
     UniqueFd fsock = connect_floor(r.floor);
     auto psock = client::connect_broker(r.m.ours("a/b"), -1);
     if (!psock) throw std::runtime_error("connect to the broker failed");
-    auto k = measure_interleaved(
-        {{"get (libbpffs, kept connection)",
+    auto s = measure_interleaved(
+        {{"get (libbpffs)", [&](std::uint64_t) { return lib_get(ours); }},
+         {"get (libbpffs, kept connection)",
           [&](std::uint64_t) { return lib_conn_get(conn.get(), ours); }},
          {"floor kept connection", [&](std::uint64_t) { return floor_kept(fsock.get()); }},
+         {"floor one-shot", [&](std::uint64_t) { return floor_get_oneshot(r.floor.path()); }},
          {"get (kernel)", [&](std::uint64_t) { return kernel_get(kern); }},
          {"get (wire protocol, kept connection)",
           [&](std::uint64_t) { return protocol_get(psock->get(), ours); }}},
         r.n, r.warm);
-    r.t.latency("get, libbpffs persistent connection", k[0], "floor, kept connection", k[1],
-                Target::at_most(1.2));
-    r.t.latency("get, libbpffs persistent connection", k[0], "kernel BPF_OBJ_GET", k[2], Target{});
-    r.t.latency("get, libbpffs persistent connection", k[0], "bare wire protocol, kept connection",
-                k[3], Target{});
+    const std::string one = "get, libbpffs one-shot", kept = "get, libbpffs persistent connection";
+    r.t.latency(one, s[0], "floor, kept connection", s[2], Target::at_most(1.2));
+    r.t.latency(one, s[0], "floor, connect per request", s[3], Target{});
+    r.t.latency(one, s[0], "kernel BPF_OBJ_GET", s[4], Target{});
+    r.t.latency(kept, s[1], "floor, kept connection", s[2], Target::at_most(1.2));
+    r.t.latency(kept, s[1], "kernel BPF_OBJ_GET", s[4], Target{});
+    r.t.latency(kept, s[1], "bare wire protocol, kept connection", s[5], Target{});
 }
 
 // A fetched map fd that must refuse writes (BPF_F_RDONLY): the benchmark is a smoke test too.
@@ -473,52 +471,74 @@ void section_readdir(Run& r, std::uint64_t size) {
     r.t.latency(label + ", after a change", c[0], kMin + " (plain readdir)", c[2], Target{});
 }
 
-void section_concurrent(Run& r, int clients) {
-    progress(numbered("concurrent gets, ", static_cast<std::uint64_t>(clients)) + " client(s)");
-    std::string ours = r.m.ours("a/b/m"), kern = r.m.kern("a/b/m");
-    std::vector<double> o, f, k;
-    Samples olat;
-    for (int round = 0; round < r.cfg.rounds; ++round) {
-        auto to = run_clients(clients, r.cfg.seconds, [&] { return lib_get(ours); });
-        auto tf =
-            run_clients(clients, r.cfg.seconds, [&] { return floor_get_oneshot(r.floor.path()); });
-        auto tk = run_clients(clients, r.cfg.seconds, [&] { return kernel_get(kern); });
-        o.push_back(to.per_sec);
-        f.push_back(tf.per_sec);
-        k.push_back(tk.per_sec);
-        olat.append(to.latency);
-    }
-    std::string op = numbered("gets/s, ", static_cast<std::uint64_t>(clients)) +
-                     (clients == 1 ? " client" : " clients");
-    r.t.throughput(op, median_of(o), olat.p99(), "floor, connect per request", median_of(f),
-                   Target::at_least(0.9));
-    r.t.throughput(op, median_of(o), olat.p99(), "kernel BPF_OBJ_GET", median_of(k), Target{});
+// "1 client", "4 clients".
+std::string counted(int n, const std::string& what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
 
-    // The same clients, each on a kept connection (opened by its first get, in the child), against
-    // the floor's kept connections.
-    std::vector<double> ko, kf;
-    Samples klat;
+// What one kind of client achieved in each round, and (ours only) its latencies over all rounds.
+struct Rate {
+    std::vector<double> per_sec;
+    Samples latency;
+    double median() const { return median_of(per_sec); }
+};
+
+struct ConcurrentRates {
+    Rate ours, ours_kept, floor_kept, floor_oneshot, kernel;
+};
+
+// `clients` forked clients of each kind in turn, `rounds` times over.
+ConcurrentRates measure_concurrent(Run& r, int clients) {
+    std::string ours = r.m.ours("a/b/m"), kern = r.m.kern("a/b/m");
+    ConcurrentRates c;
+    auto add = [&](Rate& into, bool latencies, const std::function<int()>& op) {
+        auto t = run_clients(clients, r.cfg.seconds, op);
+        into.per_sec.push_back(t.per_sec);
+        if (latencies) into.latency.append(t.latency);
+    };
     for (int round = 0; round < r.cfg.rounds; ++round) {
-        bpffs_conn* conn = nullptr;  // every forked client has its own copy
-        auto to = run_clients(clients, r.cfg.seconds, [&] {
+        add(c.ours, true, [&] { return lib_get(ours); });
+        bpffs_conn* conn = nullptr;  // every forked client opens its own, at its first get
+        add(c.ours_kept, true, [&] {
             if (conn == nullptr && bpffs_conn_open(r.m.ours("a/b").c_str(), &conn) != 0) {
                 return errno;
             }
             return lib_conn_get(conn, ours);
         });
-        UniqueFd fsock;
-        auto tf = run_clients(clients, r.cfg.seconds, [&] {
+        UniqueFd fsock;  // the same for the floor
+        add(c.floor_kept, false, [&] {
             if (!fsock) {
                 if (int e = floor_connect(r.floor.path(), &fsock); e != 0) return e;
             }
             return floor_kept(fsock.get());
         });
-        ko.push_back(to.per_sec);
-        kf.push_back(tf.per_sec);
-        klat.append(to.latency);
+        add(c.floor_oneshot, false, [&] { return floor_get_oneshot(r.floor.path()); });
+        add(c.kernel, false, [&] { return kernel_get(kern); });
     }
-    r.t.throughput(op + ", kept connections", median_of(ko), klat.p99(), "floor, kept connections",
-                   median_of(kf), Target{});
+    return c;
+}
+
+// Gets/s of `clients` clients: one-shot gets (bpffs_obj_get) and gets on a bpffs_conn each,
+// against the floor's kept connections (served by as many threads as the run has CPUs) and the
+// kernel's get with as many clients; the one-shot gets also against the floor with a connection
+// per request, and per CPU.
+void section_concurrent(Run& r, int clients) {
+    progress(numbered("concurrent gets, ", static_cast<std::uint64_t>(clients)) + " client(s)");
+    ConcurrentRates c = measure_concurrent(r, clients);
+    std::string n = counted(clients, "client");
+    const std::string op = "gets/s, " + n, kept = op + ", kept connections";
+    const std::string floor = "floor, kept connections",
+                      kernel = "kernel BPF_OBJ_GET, same clients";
+    double ours = c.ours.median(), p99 = c.ours.latency.p99();
+    r.t.throughput(op, ours, p99, floor, c.floor_kept.median(), Target::at_least(0.9));
+    r.t.throughput(op, ours, p99, kernel, c.kernel.median(), Target::at_least(0.4));
+    r.t.throughput(op, ours, p99, "floor, connect per request", c.floor_oneshot.median(), Target{});
+    auto cpus = static_cast<double>(r.cfg.cpus);
+    r.t.rate("gets/s per CPU (" + counted(r.cfg.cpus, "CPU") + "), " + n, ours / cpus,
+             "kernel BPF_OBJ_GET per CPU, same clients", c.kernel.median() / cpus, Target{});
+    double ko = c.ours_kept.median(), kp99 = c.ours_kept.latency.p99();
+    r.t.throughput(kept, ko, kp99, floor, c.floor_kept.median(), Target::at_least(0.9));
+    r.t.throughput(kept, ko, kp99, kernel, c.kernel.median(), Target::at_least(0.4));
 }
 
 // The tree on all three mounts: a/b/m (an object; a plain file on the minimal FUSE), p/ for
@@ -564,7 +584,7 @@ int run_hot_paths(const Config& cfg) {
     const bool linux_rows = cfg.wants("rdonly") || cfg.wants("link") || cfg.wants("rename");
     Mounts m(cfg, true, true, linux_rows);
     UniqueFd map = create_map("bench");
-    FloorServer floor(m.tmp().file("floor.sock"), map.get());
+    FloorServer floor(m.tmp().file("floor.sock"), map.get(), cfg.cpus);
     make_tree(m, map.get());
 
     Table t("bpffs-bench: hot paths (medians and p99 of " + fmt_count(cfg.iterations) +

@@ -8,6 +8,7 @@
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -19,6 +20,20 @@
 #include <vector>
 
 namespace bpffs::bench {
+
+int run_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return std::max(CPU_COUNT(&set), 1);
+}
+
+std::vector<int> client_counts(int cpus) {
+    std::vector<int> out{1, cpus, 2 * cpus};
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
 
 bool Config::wants(const std::string& section) const {
     return only.empty() || std::find(only.begin(), only.end(), section) != only.end();
