@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The broker: a Unix SOCK_SEQPACKET server inside the daemon that pins and hands out kernel
-// objects (protocol.hpp, docs/protocol.md). A few threads (one per CPU, at most 4) share one
+// objects (protocol.hpp, docs/protocol.md). Threads (one per CPU the daemon may run on) share one
 // epoll set over non-blocking sockets; every connection is registered EPOLLONESHOT, so one thread
 // at a time serves it and its requests are answered in order. No request blocks for long
 // (fstat, bpf(2), capget and the core's lock), except upgrade, which waits for the supervisor.
@@ -35,16 +35,20 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 namespace bpffs::broker {
 
+// The CPUs this process may run on (sched_getaffinity), at least 1: the default thread count.
+unsigned usable_cpus();
+
 struct BrokerConfig {
     fsops::ServiceLimits limits;  // connections: in all, per unprivileged uid
     std::chrono::milliseconds idle_timeout{30000};
-    unsigned threads = 0;  // serving threads; 0: one per CPU, at most 4
+    unsigned threads = 0;  // serving threads; 0: usable_cpus()
     std::string version;
     Closer::Config closer;  // fds clients send that may not close at once
     // A test seam (daemon/test_hooks.hpp): requests of this op are read and never answered.
@@ -133,7 +137,7 @@ private:
     bool mount_read_only(std::uint64_t mnt_id);
     // Is the superblock read-only (get: EROFS), counting a remount made just before the request?
     bool superblock_read_only();
-    void take_pending_mount_change_locked();  // under mount_mu_
+    void take_pending_mount_change();  // takes mount_mu_ when there is a change
 
 private:
     protocol::Reply handle(RequestCreds& c, const protocol::Request& req,
@@ -168,7 +172,8 @@ private:
     std::atomic<bool> handover_{false};
     std::atomic<bool> ending_{false};  // a thread saw the end (mount gone, fatal error)
     std::atomic<std::int64_t> next_sweep_{0};
-    std::mutex conns_mu_;
+    // Shared for finding a connection to serve; exclusive for everything else.
+    std::shared_mutex conns_mu_;
     // Connections by id (the epoll data; never reused, so a late event of a closed connection
     // finds nothing). A thread serving one holds a reference, so its fd stays open.
     std::unordered_map<std::uint64_t, std::shared_ptr<Conn>> conns_;

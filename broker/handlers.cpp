@@ -168,14 +168,13 @@ protocol::Reply Broker::do_get(RequestCreds& c, std::uint32_t flags, std::vector
         got = fs_.get(c.with_caps(), st->ino, flags);
     }
     if (!got) return refused(Op::get, c, got.error());
-    auto fd = registry_.open(got->handle, got->mode);
+    KernelObject obj;
+    auto fd = registry_.open(got->handle, got->mode, &obj);
     if (!fd) return reply_error(Op::get, fd.error().value);
-    auto obj = registry_.object(got->handle);
-    if (!obj) return reply_error(Op::get, obj.error().value);
     out_fd = std::move(*fd);
     protocol::Reply r;
     r.op = Op::get;
-    r.get = protocol::GetReply{obj_kind(obj->type), obj->id};
+    r.get = protocol::GetReply{obj_kind(obj.type), obj.id};
     return r;
 }
 

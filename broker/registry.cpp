@@ -2,6 +2,8 @@
 // The registry: the only owner of the kernel objects' fds, by handle.
 #include "broker/registry.hpp"
 
+#include <shared_mutex>
+
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -75,28 +77,38 @@ void Registry::release(fsops::ObjHandle h) {
     entries_.erase(it);  // closes the fd
 }
 
-Result<UniqueFd> Registry::open(fsops::ObjHandle h, fsops::FdMode mode) const {
-    std::lock_guard lock(mu_);
+Result<UniqueFd> Registry::open(fsops::ObjHandle h, fsops::FdMode mode, KernelObject* obj) const {
+    KernelObject o;
+    {
+        std::shared_lock lock(mu_);
+        auto it = entries_.find(h);
+        if (it == entries_.end()) return fail(ENOENT);
+        o = it->second.obj;
+    }
+    if (obj != nullptr) *obj = o;
+    // By id, without the lock (other gets go on meanwhile): an object released meanwhile is
+    // ENOENT, as the get would have been a moment later.
+    auto fresh = open_by_id(o, mode);
+    if (fresh) return std::move(*fresh);
+    bool narrowed = mode != fsops::FdMode::read_write && o.type == fsops::ObjType::map;
+    if (narrowed) return fresh.error();  // a duplicate would be read-write
+    std::shared_lock lock(mu_);
     auto it = entries_.find(h);
     if (it == entries_.end()) return fail(ENOENT);
-    auto fresh = open_by_id(it->second.obj, mode);
-    if (fresh) return std::move(*fresh);
-    bool narrowed = mode != fsops::FdMode::read_write && it->second.obj.type == fsops::ObjType::map;
-    if (narrowed) return fresh.error();  // a duplicate would be read-write
     UniqueFd dup(fcntl(it->second.fd.get(), F_DUPFD_CLOEXEC, 3));
     if (!dup) return fail(errno);
     return dup;
 }
 
 Result<KernelObject> Registry::object(fsops::ObjHandle h) const {
-    std::lock_guard lock(mu_);
+    std::shared_lock lock(mu_);
     auto it = entries_.find(h);
     if (it == entries_.end()) return fail(ENOENT);
     return it->second.obj;
 }
 
 std::size_t Registry::size() const {
-    std::lock_guard lock(mu_);
+    std::shared_lock lock(mu_);
     return entries_.size();
 }
 

@@ -3,7 +3,8 @@
 // object (keyed by type and kernel id), reference-counted by the names that pin it, so a million
 // names of a few objects hold a few fds. Handles are what the fsops core stores.
 // Thread safety: all members lock the registry's mutex (a leaf lock: nothing is called with it
-// held), so FUSE workers (unlink) and the broker threads (pin, get) may call concurrently.
+// held; shared for reads), so FUSE workers (unlink) and the broker threads (pin, get) may call
+// concurrently; a get's open by id is made without it.
 #pragma once
 
 #include "broker/kernel.hpp"
@@ -15,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <utility>
 
@@ -45,7 +47,9 @@ public:
     // duplicate of the held fd when the daemon may not open by id (no CAP_SYS_ADMIN in the
     // initial namespace). A duplicate is read-write, so a read-only or write-only map fd that
     // cannot be opened by id fails with open_by_id's errno (EPERM) instead. ENOENT: released.
-    Result<UniqueFd> open(fsops::ObjHandle h, fsops::FdMode mode = fsops::FdMode::read_write) const;
+    // *obj (optional): which object it is.
+    Result<UniqueFd> open(fsops::ObjHandle h, fsops::FdMode mode = fsops::FdMode::read_write,
+                          KernelObject* obj = nullptr) const;
     Result<KernelObject> object(fsops::ObjHandle h) const;
     std::size_t size() const;  // distinct objects held
 
@@ -56,7 +60,7 @@ private:
         std::uint64_t refs = 0;
     };
     RegistryHooks hooks_;
-    mutable std::mutex mu_;
+    mutable std::shared_mutex mu_;
     std::unordered_map<fsops::ObjHandle, Entry> entries_;
     std::map<std::pair<int, std::uint32_t>, fsops::ObjHandle> by_id_;
     fsops::ObjHandle next_ = 1;

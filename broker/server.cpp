@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -24,10 +25,19 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <shared_mutex>
 #include <sstream>
 #include <thread>
 
 namespace bpffs::broker {
+
+unsigned usable_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return static_cast<unsigned>(CPU_COUNT(&set));
+    return std::max(std::thread::hardware_concurrency(), 1u);
+}
 
 namespace {
 
@@ -276,20 +286,38 @@ bool Broker::refresh_mount_state_locked() {
     return found;
 }
 
+namespace {
+// A serving thread's own /proc/self/mountinfo (Broker::serve), polled for changes of the mount
+// table: poll() reports a change once per open file, so each thread sees every change on its
+// own, without a lock, and re-reads the table (under mount_mu_) only when there was one.
+thread_local const Broker* t_broker = nullptr;
+thread_local int t_mountinfo = -1;
+
+bool changed(int mountinfo) {
+    pollfd pf{mountinfo, POLLPRI, 0};
+    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLPRI | POLLERR));
+}
+}  // namespace
+
 // A mount change the client made before asking must count: take a pending change of the mount
-// table first (no thread's epoll_wait may have seen it yet). Under mount_mu_, so that a thread
-// that finds nothing pending waits for one that is re-reading.
-void Broker::take_pending_mount_change_locked() {
-    pollfd pf{mountinfo_.get(), POLLPRI, 0};
-    if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLPRI | POLLERR)) &&
-        !refresh_mount_state_locked()) {
+// table first (no thread's epoll_wait may have seen it yet). On a serving thread, through its
+// own mountinfo file; elsewhere through the shared one, under mount_mu_, so that a thread that
+// finds nothing pending waits for one that is re-reading.
+void Broker::take_pending_mount_change() {
+    if (t_broker == this && t_mountinfo >= 0) {
+        if (!changed(t_mountinfo)) return;
+        std::lock_guard l(mount_mu_);
+        if (!refresh_mount_state_locked()) mount_gone_.store(true);
+        return;
+    }
+    std::lock_guard l(mount_mu_);
+    if (changed(mountinfo_.get()) && !refresh_mount_state_locked()) {
         mount_gone_.store(true);  // the threads stop after this request
     }
 }
 
 bool Broker::superblock_read_only() {
-    std::lock_guard l(mount_mu_);
-    take_pending_mount_change_locked();
+    take_pending_mount_change();
     return sb_read_only_.load();
 }
 
@@ -297,9 +325,9 @@ bool Broker::walked_read_only(int dirfd) {
     struct statx sx {};
     bool have_id = statx(dirfd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) == 0 &&
                    (sx.stx_mask & STATX_MNT_ID);
+    take_pending_mount_change();
     {
         std::lock_guard l(mount_mu_);
-        take_pending_mount_change_locked();
         if (sb_read_only_.load()) return true;
         if (have_id) {
             auto it = mount_ro_.find(sx.stx_mnt_id);
@@ -312,8 +340,8 @@ bool Broker::walked_read_only(int dirfd) {
 }
 
 bool Broker::mount_read_only(std::uint64_t mnt_id) {
+    take_pending_mount_change();
     std::lock_guard l(mount_mu_);
-    take_pending_mount_change_locked();
     auto it = mount_ro_.find(mnt_id);
     return it != mount_ro_.end() && it->second;
 }
@@ -337,7 +365,7 @@ void Broker::wake_all() {
 
 int Broker::run() {
     unsigned n = cfg_.threads;
-    if (n == 0) n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    if (n == 0) n = usable_cpus();
     std::vector<std::thread> more;
     std::atomic<int> fatal{0};
     for (unsigned i = 1; i < n; ++i) {
@@ -371,6 +399,17 @@ int Broker::run() {
 // One serving thread. Returns when stop() was called or another thread saw the end.
 int Broker::serve() {
     std::array<epoll_event, 8> events;
+    UniqueFd mountinfo(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+    t_broker = this;
+    t_mountinfo = mountinfo.get();
+    struct Unset {
+        ~Unset() {
+            t_broker = nullptr;
+            t_mountinfo = -1;
+        }
+    } unset;
+    // A change between the table's first read and this open is not reported on this file.
+    if (mountinfo && !refresh_mount_state()) mount_gone_.store(true);
     while (!stopping_.load() && !ending_.load()) {
         int n = epoll_wait(epoll_.get(), events.data(), events.size(), 1000);
         if (n < 0) {
@@ -467,7 +506,7 @@ int Broker::accept_one() {
 void Broker::serve_conn(std::uint64_t id, std::uint32_t events) {
     std::shared_ptr<Conn> c;
     {
-        std::lock_guard l(conns_mu_);
+        std::shared_lock l(conns_mu_);
         auto it = conns_.find(id);
         if (it == conns_.end()) return;  // closed meanwhile (idle sweep)
         c = it->second;
@@ -512,9 +551,12 @@ void Broker::sweep_idle() {
 bool Broker::on_readable(Conn& c) {
     if (c.refusal != 0) return !refuse(c);
     const int fd = c.sock.get();
-    // A few messages per wakeup, so one busy client cannot starve the others; none once a stop
-    // is asked for (a handover leaves the rest queued for the next worker).
-    for (int round = 0; round < 16 && !stopping_.load(); ++round) {
+    // One message per wakeup: a client sends its next request only once answered, so a second
+    // read would find nothing (a system call per request for nothing), and one that sends more
+    // gets them answered one per turn, after the other connections' (the re-armed connection
+    // wakes a thread again at once). None once a stop is asked for (a handover leaves it queued
+    // for the next worker).
+    for (int round = 0; round < 1 && !stopping_.load(); ++round) {
         if (closer_.over_share(c.peer.uid)) return false;  // its files do not close: no more
         std::array<std::uint8_t, protocol::kMaxMessage> buf;
         Received r = recv_with_fds(fd, buf, protocol::kMaxFds, MSG_DONTWAIT);

@@ -524,7 +524,8 @@ int pin_on(Channel& ch, int fd, const PinTarget& t, std::uint32_t file_flags,
 int obj_pin(int fd, const char* pathname, const CallOpts& o) {
     PinTarget t;
     if (int e = pin_prelude(fd, pathname, o, &t); e != 0) return e;
-    auto key = mount_key(t.dirfd.get(), o.trust);
+    struct statx dir {};
+    auto key = statx_node(t.dirfd.get(), &dir) == 0 ? mount_key(dir, o.trust) : std::nullopt;
     ThreadCreds creds = key ? ThreadCreds::now() : ThreadCreds{};
     Channel ch(t.dir, t.dirfd.get(), {}, o.trust);
     if (auto k = key ? take_kept(*key, creds) : std::nullopt) {
@@ -541,8 +542,10 @@ int obj_pin(int fd, const char* pathname, const CallOpts& o) {
 // it (its name, and an O_PATH fd of it).
 struct GetTarget {
     UniqueFd node;
-    struct stat st {};
+    struct statx sx {};  // statx_node()
     std::string dir;
+    mode_t mode() const { return sx.stx_mode; }
+    dev_t dev() const { return makedev(sx.stx_dev_major, sx.stx_dev_minor); }
     int base = AT_FDCWD;  // where `dir` starts, if relative
 };
 
@@ -553,9 +556,8 @@ int get_prelude(const char* pathname, int base, GetTarget* t) {
     if (path.empty()) return ENOENT;
     t->node.reset(openat(base, path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!t->node) return errno;
-    struct stat& st = t->st;
-    if (fstat(t->node.get(), &st) != 0) return errno;
-    if (S_ISLNK(st.st_mode)) {
+    if (int e = statx_node(t->node.get(), &t->sx); e != 0) return e;
+    if (S_ISLNK(t->mode())) {
         // A final symlink may lead to another mount: ask the broker of where it leads.
         char resolved[PATH_MAX];
         if (realpath(from_base(base, path).c_str(), resolved) == nullptr) return errno;
@@ -563,12 +565,12 @@ int get_prelude(const char* pathname, int base, GetTarget* t) {
         base = AT_FDCWD;
         t->node.reset(open(path.c_str(), O_PATH | O_CLOEXEC));
         if (!t->node) return errno;
-        if (fstat(t->node.get(), &st) != 0) return errno;
+        if (int e = statx_node(t->node.get(), &t->sx); e != 0) return e;
     }
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     // The broker beside the node: in its directory, or in the node itself when it is a
     // directory (the mount's root has no parent on the mount).
-    t->dir = S_ISDIR(st.st_mode) ? path : dir_part(path);
+    t->dir = S_ISDIR(t->mode()) ? path : dir_part(path);
     t->base = base;
     return 0;
 }
@@ -576,7 +578,7 @@ int get_prelude(const char* pathname, int base, GetTarget* t) {
 // The directory whose broker answers for a get's node, opened O_PATH: only a call that connects
 // needs it (a kept connection does not walk the path again).
 UniqueFd broker_dir(const GetTarget& t) {
-    return UniqueFd(S_ISDIR(t.st.st_mode)
+    return UniqueFd(S_ISDIR(t.mode())
                         ? fcntl(t.node.get(), F_DUPFD_CLOEXEC, 3)
                         : openat(t.base, t.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 }
@@ -599,7 +601,7 @@ int get_on_kept(const MountKey& key, const ThreadCreds& creds, Kept k, int node,
     auto r = exchange(k.sock.get(), protocol::Request{protocol::Op::get, {}, file_flags}, fds);
     *done = r || !is_broken_connection(r.error().value);
     if (!r) return r.error().value;  // its state is unknown: it is not kept
-    keep(key, creds, std::move(k.sock));
+    keep(key, creds, std::move(k));
     if (r->reply.error != 0) return r->reply.error;
     *out = r->fd.release();
     return 0;
@@ -609,7 +611,7 @@ int obj_get(const char* pathname, int* out, const CallOpts& o) {
     if (int e = check_flags(protocol::Op::get, o); e != 0) return e;
     GetTarget t;
     if (int e = get_prelude(pathname, o.base(), &t); e != 0) return e;
-    auto key = mount_key(t.node.get(), o.trust);
+    auto key = mount_key(t.sx, o.trust);
     ThreadCreds creds = key ? ThreadCreds::now() : ThreadCreds{};
     if (auto k = key ? take_kept(*key, creds) : std::nullopt) {
         bool done = false;
@@ -702,7 +704,7 @@ int conn_get(bpffs_conn* c, const char* pathname, unsigned flags, int* out) {
     if (int e = check_flags(protocol::Op::get, o); e != 0) return e;
     GetTarget t;
     if (int e = get_prelude(pathname, AT_FDCWD, &t); e != 0) return e;
-    if (t.st.st_dev != c->dev) return obj_get(pathname, out, o);  // another mount
+    if (t.dev() != c->dev) return obj_get(pathname, out, o);  // another mount
     std::lock_guard lock(c->mu);
     return get_on(c->ch, t.node.get(), flags, out);
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 
@@ -81,14 +82,25 @@ ThreadCreds ThreadCreds::now() {
     return c;
 }
 
-std::optional<MountKey> mount_key(int fd, const Trust& trust) {
+int statx_node(int fd, struct statx* sx) {
+    constexpr unsigned kMask = STATX_TYPE | STATX_INO | STATX_MNT_ID | kStatxMntIdUnique;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, kMask, sx) == 0) return 0;
+    if (errno != ENOSYS && errno != EPERM) return errno;
+    struct stat st {};  // statx refused (an old seccomp filter): no mount id
+    if (fstat(fd, &st) != 0) return errno;
+    *sx = {};
+    sx->stx_mask = STATX_TYPE | STATX_INO;
+    sx->stx_mode = static_cast<std::uint16_t>(st.st_mode);
+    sx->stx_ino = st.st_ino;
+    sx->stx_dev_major = major(st.st_dev);
+    sx->stx_dev_minor = minor(st.st_dev);
+    return 0;
+}
+
+std::optional<MountKey> mount_key(const struct statx& sx, const Trust& trust) {
     // A socket the caller named ($BPFFS_SOCKET) is connected to for each call, as before.
     const char* env = secure_getenv("BPFFS_SOCKET");
     if (env != nullptr && *env != '\0') return std::nullopt;
-    struct statx sx {};
-    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID | kStatxMntIdUnique, &sx) !=
-        0)
-        return std::nullopt;
     MountKey k;
     k.unique = (sx.stx_mask & kStatxMntIdUnique) != 0;
     if (!k.unique && (sx.stx_mask & STATX_MNT_ID) == 0) return std::nullopt;
@@ -119,11 +131,15 @@ std::optional<Kept> take_kept(const MountKey& key, const ThreadCreds& creds) {
 }
 
 void keep(const MountKey& key, const ThreadCreds& creds, UniqueFd sock) {
-    if (!creds.known || !sock) return;
     struct stat st {};
-    if (fstat(sock.get(), &st) != 0) return;
+    if (!sock || fstat(sock.get(), &st) != 0) return;
+    keep(key, creds, Kept{std::move(sock), st.st_dev, st.st_ino});
+}
+
+void keep(const MountKey& key, const ThreadCreds& creds, Kept k) {
+    if (!creds.known || !k.sock) return;
     Pool& p = pool();
-    Entry e{key, creds, Kept{std::move(sock), st.st_dev, st.st_ino}};
+    Entry e{key, creds, std::move(k)};
     std::unique_lock l(p.mu);
     pid_t self = getpid();
     if (p.pid != self) {

@@ -28,6 +28,7 @@
 #include "client/client.hpp"
 #include "common/unique_fd.hpp"
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -56,9 +57,12 @@ struct MountKey {
     bool operator==(const MountKey&) const = default;
 };
 
-// The mount an fd's node is on (statx, from the kernel's cache). nullopt: unknown (no mount id
-// from this kernel), and nothing is kept.
-std::optional<MountKey> mount_key(int fd, const Trust& trust);
+// statx of an fd's node from the kernel's cache (AT_STATX_DONT_SYNC: no FUSE round trip): its
+// type, inode, device and mount ids. 0 or an errno.
+int statx_node(int fd, struct statx* sx);
+// The mount a node is on (from statx_node()). nullopt: unknown (no mount id from this kernel),
+// or a socket named by $BPFFS_SOCKET: nothing is kept.
+std::optional<MountKey> mount_key(const struct statx& sx, const Trust& trust);
 
 struct Kept {
     UniqueFd sock;
@@ -71,6 +75,8 @@ std::optional<Kept> take_kept(const MountKey& key, const ThreadCreds& creds);
 // Keeps `sock` (a connection with a reply read to its last request) for `key` and `creds`;
 // past kMaxIdle such, closes it.
 void keep(const MountKey& key, const ThreadCreds& creds, UniqueFd sock);
+// The same for one taken with take_kept().
+void keep(const MountKey& key, const ThreadCreds& creds, Kept k);
 
 // Closes every kept connection of this process (bpffs_close_kept_connections).
 void close_kept();

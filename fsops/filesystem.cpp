@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <shared_mutex>
 #include <type_traits>
 
 namespace bpffs::fsops {
@@ -43,8 +44,9 @@ Timespec system_clock_now() {
 
 struct Filesystem::Impl : table::NodeTable {
     // Lock order: this is the core's only mutex; nothing is called with it held except the
-    // readdir sink and the change sink, which must not call back in.
-    mutable std::mutex mu;
+    // readdir sink and the change sink, which must not call back in. Shared only where a get
+    // finds it has nothing to change (Filesystem::get).
+    mutable std::shared_mutex mu;
     Clock clock;
     // The mount's rule set: opts.compat, kept apart so that the checks made before the lock
     // (may_pin, get_access, policy()) read it without racing a remount's write of opts.
@@ -64,6 +66,9 @@ struct Filesystem::Impl : table::NodeTable {
         if (read_only_mount) return refuse(EROFS, "the mount is read-only");
         return {};
     }
+
+    Result<Fetched> fetch(const Caller& c, Ino ino, const GetAccess& access, const Timespec& now,
+                          bool* touch) const;
 
     // Room for a new node of `c` (NodeLimits): ENOSPC past the bound in all, or past c's share
     // unless c is root or owns the root directory (the mount's owner).
@@ -729,18 +734,48 @@ Result<Attr> Filesystem::pin(const Caller& c, Ino parent, std::string_view name,
     });
 }
 
+namespace {
+
+// touch_atime() on a relatime mount (the kernel's default, and the bpf filesystem's): atime moves
+// only when it is not after mtime or ctime, or is a day old (relatime_need_update()).
+bool relatime_needs_update(const Attr& a, const Timespec& now) {
+    constexpr std::int64_t kDay = 24 * 60 * 60;
+    return a.mtime >= a.atime || a.ctime >= a.atime || now.sec - a.atime.sec >= kDay;
+}
+
+}  // namespace
+
+// The checks of a get on `n`, then what it fetches. `now` given: whether atime is to move.
+Result<Fetched> Filesystem::Impl::fetch(const Caller& c, Ino ino, const GetAccess& access,
+                                        const Timespec& now, bool* touch) const {
+    const Node* n = find(ino);
+    if (n == nullptr || n->removed()) return fail(ENOENT);
+    auto p = permission(c, *n, access.may);
+    if (!p) return p.error();
+    if (n->is_dir() || !n->has(Node::kHasHandle)) return fail(EACCES);
+    *touch = relatime_needs_update(attr_of(*n), now);
+    return Fetched{n->handle, n->type(), access.mode};
+}
+
 Result<Fetched> Filesystem::get(const Caller& c, Ino ino, std::uint32_t file_flags) {
+    auto access = impl_->policy().get_access(file_flags);
+    if (!access) return access.error();
+    {
+        // Most gets change nothing (relatime): those share the lock with each other.
+        std::shared_lock lock(impl_->mu);
+        bool touch = false;
+        auto got = impl_->fetch(c, ino, *access, impl_->clock(), &touch);
+        if (!got || !touch) return got;
+    }
     return impl_->change([&]() -> Result<Fetched> {
-        auto access = impl_->policy().get_access(file_flags);
-        if (!access) return access.error();
-        Node* n = impl_->find(ino);
-        if (n == nullptr || n->removed()) return fail(ENOENT);
-        auto p = impl_->permission(c, *n, access->may);
-        if (!p) return p.error();
-        if (n->is_dir() || !n->has(Node::kHasHandle)) return fail(EACCES);
-        impl_->update_attr(*n, [&](Attr& a) { a.atime = impl_->clock(); });  // touch_atime()
-        impl_->touch_times(*n);
-        return Fetched{n->handle, n->type(), access->mode};
+        Timespec now = impl_->clock();
+        bool touch = false;
+        auto got = impl_->fetch(c, ino, *access, now, &touch);
+        if (!got || !touch) return got;
+        Node& n = *impl_->find(ino);
+        impl_->update_attr(n, [&](Attr& a) { a.atime = now; });  // touch_atime()
+        impl_->touch_times(n);
+        return got;
     });
 }
 

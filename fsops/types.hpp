@@ -36,6 +36,7 @@ struct Timespec {
     std::int64_t sec = 0;
     std::int64_t nsec = 0;
     friend bool operator==(const Timespec&, const Timespec&) = default;
+    friend auto operator<=>(const Timespec&, const Timespec&) = default;
 };
 
 // Capabilities the core's checks look at, as the kernel would see them for this caller.

@@ -28,12 +28,16 @@
 #include <bpffs/bpffs.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <bpffs/bpffs.hpp>
 #include <catch2/catch.hpp>
@@ -789,4 +793,185 @@ TEST_CASE("readdir: a pin into the root, whose listing is cached, shows up",
     CHECK(list(m.path()) == std::set<std::string>{"a"});
     REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("b").c_str()))) == ename(0));
     CHECK(list(m.path()) == std::set<std::string>{"a", "b"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one-shot calls' kept connections (client/kept.hpp)
+
+namespace {
+
+// The kernel id of what a one-shot get of `path` returns; 0 and errno on failure.
+std::uint32_t oneshot_id(const std::string& path) {
+    int fd = bpffs_obj_get(path.c_str());
+    if (fd < 0) return 0;
+    UniqueFd owned(fd);
+    return kernel_id(fd);
+}
+
+// errno of a one-shot get of `path` (0: it worked).
+int oneshot_errno(const std::string& path) {
+    int fd = bpffs_obj_get(path.c_str());
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0) close(fd);
+    return e;
+}
+
+// The fds of this process that are sockets.
+std::set<int> socket_fds() {
+    std::set<int> out;
+    for (int fd = 0; fd < 1024; ++fd) {
+        struct stat st {};
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) out.insert(fd);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "kept: a one-shot call after a setuid, a setgroups, a capability drop or on a thread with "
+    "other ids speaks with the credentials of that moment",
+    "[client][kept][kernel]") {
+    Mount m("mode=0755");
+    auto map = must_map();
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("m").c_str()))) == ename(0));
+    // Only group 5000 may write it (a get asks write permission): root by CAP_DAC_OVERRIDE.
+    REQUIRE(chown(m.p("m").c_str(), 0, 5000) == 0);
+    REQUIRE(chmod(m.p("m").c_str(), 0060) == 0);
+    const std::uint32_t id = kernel_id(map.get());
+    const std::string obj = m.p("m");
+    int rc = run_child([&] {
+        if (oneshot_id(obj) != id) return 10;  // as root; the connection is kept
+        std::array<gid_t, 1> g{5000};
+        // euid 1000 in group 5000, the saved uid 0 kept to come back.
+        if (setgroups(1, g.data()) != 0 || setresgid(1000, 1000, 1000) != 0 ||
+            setresuid(1000, 1000, 0) != 0)
+            return 11;
+        if (oneshot_id(obj) != id) return 12;  // the group's write permission
+        // Without the group (a connection of root's and one with the group are kept): refused.
+        if (setresuid(-1, 0, -1) != 0 || setgroups(0, nullptr) != 0 ||
+            setresuid(1000, 1000, 0) != 0)
+            return 13;
+        if (int e = oneshot_errno(obj); e != EACCES) return e == 0 ? 14 : e;
+        // Back to root, then one thread alone drops to 65534 (the raw system call changes the
+        // calling thread only): that thread is refused while the other still gets.
+        if (setresuid(-1, 0, -1) != 0) return 15;
+        if (oneshot_id(obj) != id) return 16;
+        int thread_errno = -1;
+        std::thread t([&] {
+            if (syscall(SYS_setresuid, -1, 65534, -1) != 0) return;
+            thread_errno = oneshot_errno(obj);
+        });
+        t.join();
+        if (thread_errno != EACCES) return thread_errno == 0 ? 17 : 18;
+        if (oneshot_id(obj) != id) return 19;
+        // Root without CAP_DAC_OVERRIDE: the owner class (---) refuses, as the kernel would.
+        if (drop_dac_caps() != 0) return 20;
+        if (int e = oneshot_errno(obj); e != EACCES) return e == 0 ? 21 : e;
+        return 0;
+    });
+    CHECK(rc == 0);
+}
+
+TEST_CASE("kept: a forked child and its parent get at once, each on a connection of its own",
+          "[client][kept][kernel]") {
+    Mount m;
+    auto map1 = must_map("kept_1");
+    auto map2 = must_map("kept_2");
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map1.get(), m.p("m1").c_str()))) == ename(0));
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map2.get(), m.p("m2").c_str()))) == ename(0));
+    const std::uint32_t id1 = kernel_id(map1.get()), id2 = kernel_id(map2.get());
+    REQUIRE(oneshot_id(m.p("m1")) == id1);  // the parent's connection is kept
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        for (int i = 0; i < 500; ++i) {
+            if (oneshot_id(m.p("m2")) != id2) _exit(1);
+        }
+        _exit(0);
+    }
+    int wrong = 0;
+    for (int i = 0; i < 500; ++i) wrong += oneshot_id(m.p("m1")) != id1;
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(wrong == 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("kept: eight threads get eight objects at once, and a few connections stay kept",
+          "[client][kept][kernel]") {
+    Mount m;
+    std::vector<UniqueFd> maps;
+    std::vector<std::uint32_t> ids;
+    for (int i = 0; i < 8; ++i) {
+        maps.push_back(must_map("kept_t"));
+        std::string p = m.p("m" + std::to_string(i));
+        REQUIRE(ename(lib_errno(bpffs_obj_pin(maps.back().get(), p.c_str()))) == ename(0));
+        ids.push_back(kernel_id(maps.back().get()));
+    }
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&, t] {
+            std::string p = m.p("m" + std::to_string(t));
+            for (int i = 0; i < 300; ++i) wrong += oneshot_id(p) != ids[static_cast<size_t>(t)];
+        });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(wrong.load() == 0);
+    int kept = broker_connections(m);
+    CHECK(kept >= 1);
+    CHECK(kept <= 8);
+    bpffs_close_kept_connections();
+    CHECK(wait_for([&] { return broker_connections(m) == 0; }));
+}
+
+TEST_CASE(
+    "kept: a kept socket the program closed and whose number it reused is left alone, and the "
+    "next call connects anew",
+    "[client][kept][kernel]") {
+    Mount m;
+    auto map = must_map();
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("m").c_str()))) == ename(0));
+    const std::uint32_t id = kernel_id(map.get());
+    int rc = run_child([&] {
+        bpffs_close_kept_connections();  // the pin's, inherited: a child has none anyway
+        std::set<int> before = socket_fds();
+        if (oneshot_id(m.p("m")) != id) return 10;
+        std::set<int> after = socket_fds();
+        std::vector<int> added;
+        std::set_difference(after.begin(), after.end(), before.begin(), before.end(),
+                            std::back_inserter(added));
+        if (added.size() != 1) return 11;
+        int kept = added.front();
+        int p[2];
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return 12;
+        if (dup2(p[1], kept) != kept) return 13;  // closes the kept socket, takes its number
+        if (oneshot_id(m.p("m")) != id) return 14;
+        struct stat st {};
+        if (fstat(kept, &st) != 0 || !S_ISFIFO(st.st_mode)) return 15;  // still the program's
+        char c;
+        if (read(p[0], &c, 1) != -1 || errno != EAGAIN) return 16;  // nothing was sent on it
+        return 0;
+    });
+    CHECK(rc == 0);
+}
+
+TEST_CASE("kept: a worker killed between two one-shot gets: the second connects to the new one",
+          "[client][kept][kernel]") {
+    Mount m;
+    m.allow_restarts();
+    auto map = must_map();
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("m").c_str()))) == ename(0));
+    const std::uint32_t id = kernel_id(map.get());
+    REQUIRE(oneshot_id(m.p("m")) == id);
+    pid_t worker = worker_of(m.pid());
+    REQUIRE(worker > 0);
+    REQUIRE(kill(worker, SIGKILL) == 0);
+    REQUIRE(wait_for([&] {
+        pid_t w = worker_of(m.pid());
+        return w > 0 && w != worker;
+    }));
+    CHECK(oneshot_id(m.p("m")) == id);
 }

@@ -1347,6 +1347,30 @@ TEST_CASE("get: updates atime to now and leaves mtime", "[fsops][get]") {
     }
 }
 
+TEST_CASE("get: atime moves as on a relatime mount: not after mtime or ctime, or a day old",
+          "[fsops][get]") {
+    Fx f;
+    auto m = pin_ok(f.fs, kRootIno, "m", 1);
+    f.clk.advance(60);
+    REQUIRE(f.fs.get(Caller::root(), m.ino).has_value());  // atime was mtime: it moves
+    const Timespec first = f.clk.get();
+    CHECK(getattr_ok(f.fs, m.ino).atime == first);
+    f.clk.advance(3600);
+    REQUIRE(f.fs.get(Caller::root(), m.ino).has_value());  // after mtime and ctime: it stays
+    CHECK(getattr_ok(f.fs, m.ino).atime == first);
+    SECTION("a day later it moves") {
+        f.clk.advance(24 * 3600);
+        REQUIRE(f.fs.get(Caller::root(), m.ino).has_value());
+        CHECK(getattr_ok(f.fs, m.ino).atime == f.clk.get());
+    }
+    SECTION("after a chmod (ctime now) it moves") {
+        chmod_ok(f.fs, m.ino, 0600);
+        f.clk.advance(1);
+        REQUIRE(f.fs.get(Caller::root(), m.ino).has_value());
+        CHECK(getattr_ok(f.fs, m.ino).atime == f.clk.get());
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // permission()
 

@@ -10,12 +10,12 @@
  * in bpffs(3) and docs/semantics.md.
  *
  * Return values follow libbpf 1.x: 0 or a new fd on success, a negative errno on failure, with
- * errno set to the same (positive) value. Thread-safe; no global state; fds are close-on-exec;
- * no call raises SIGPIPE.
+ * errno set to the same (positive) value. Thread-safe; fds are close-on-exec; no call raises
+ * SIGPIPE.
  *
- * bpffs_obj_pin() and bpffs_obj_get() open one connection per call. A struct bpffs_conn keeps
- * one to a mount's broker for many calls, which saves the connect and the broker's per-connection
- * work (about half the cost of a get).
+ * bpffs_obj_pin() and bpffs_obj_get() keep the connection they make to a mount's broker and
+ * take it again at the next call (below, "Connections"); a struct bpffs_conn is one such
+ * connection the caller holds itself, whatever its credentials do meanwhile.
  *
  * Trust: before it sends anything (or accepts an fd), every call checks the socket it found:
  * a socket on the directory's own FUSE mount (not a symlink, not on another filesystem),
