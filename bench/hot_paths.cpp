@@ -356,6 +356,7 @@ void section_pin(Run& r) {
     // A pinning tool that pins many names keeps a connection: its row is beside the one-shot
     // one (whose socket and connect alone cost about what a FUSE round trip does).
     ConnPtr conn = open_conn(r.m.ours("p"));
+    UniqueFd fsock = connect_floor(r.floor);
     auto s = measure_interleaved(
         {{"pin+unlink (ours)",
           [&](std::uint64_t i) { return pin_unlink_ours(r.map, r.m.ours(name(i))); }},
@@ -366,9 +367,18 @@ void section_pin(Run& r) {
          {"pin+unlink (ours, kept connection)",
           [&](std::uint64_t i) {
               return pin_unlink_conn(conn.get(), r.map, r.m.ours(name(i) + "k"));
+          }},
+         // A pin asks the broker, which makes the name through FUSE: the floor is both round
+         // trips (the "plus one socket round trip").
+         {"mknod+unlink (minimal FUSE) + floor round trip",
+          [&](std::uint64_t i) {
+              if (int e = floor_kept(fsock.get()); e != 0) return e;
+              return mknod_unlink(r.m.min(name(i) + "f"));
           }}},
         r.n, r.warm);
-    r.t.latency("pin + unlink", s[0], "minimal FUSE mknod + unlink", s[2], Target::at_most(1.2));
+    r.t.latency("pin + unlink", s[0], "minimal FUSE mknod + unlink + socket round trip", s[4],
+                Target::at_most(1.2));
+    r.t.latency("pin + unlink", s[0], "minimal FUSE mknod + unlink", s[2], Target{});
     r.t.latency("pin + unlink", s[0], kKernel, s[1], Target{});
     r.t.latency("pin + unlink, kept connection", s[3], "minimal FUSE mknod + unlink", s[2],
                 Target{});
