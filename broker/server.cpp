@@ -408,8 +408,9 @@ int Broker::serve() {
             t_mountinfo = -1;
         }
     } unset;
-    // A change between the table's first read and this open is not reported on this file.
-    if (mountinfo && !refresh_mount_state()) mount_gone_.store(true);
+    // A change between the table's first read and this open is not reported on this file. (As
+    // at the first read, a mount not found here is left to the shared watch to decide.)
+    if (mountinfo) refresh_mount_state();
     while (!stopping_.load() && !ending_.load()) {
         int n = epoll_wait(epoll_.get(), events.data(), events.size(), 1000);
         if (n < 0) {

@@ -89,7 +89,15 @@ struct Served {
         auto caps = effective_caps(0);
         privileged = geteuid() == 0 && caps && cap_in(*caps, kCapSysAdmin);
         thread = std::thread([this] { broker.run(); });
+        // Each serving thread opens its own mountinfo file as it starts: the baseline is the
+        // count once it has stopped changing (100 ms).
         baseline = open_fds();
+        for (int quiet = 0; quiet < 10;) {
+            usleep(10000);
+            std::size_t now = open_fds();
+            quiet = now == baseline ? quiet + 1 : 0;
+            baseline = now;
+        }
     }
     ~Served() {
         broker.stop();
