@@ -123,6 +123,11 @@ private:
     // May a new connection of this peer be let in (under conns_mu_)? 0, or the errno of the
     // refusal (EUSERS: a limit of ServiceLimits).
     int admit_locked(const Peer& peer, bool privileged) const;
+    // A peer whose uid holds its whole share: closes that uid's connection idle longest, if one
+    // has been idle a quarter of the idle timeout or more and is not being served (a kept
+    // connection: its client connects again at its next call). True when one was closed (under
+    // conns_mu_).
+    bool evict_idle_of_uid_locked(const Peer& peer, std::int64_t now);
     bool refuse(Conn& c);
     void serve_conn(std::uint64_t id, std::uint32_t events);
     bool on_readable(Conn& c);  // false: close the connection

@@ -72,6 +72,7 @@ struct Broker::Conn {
     std::atomic<std::int64_t> last_active{0};  // now_ns(); read by the idle sweep
     int refusal = 0;  // over a limit: its first request is answered with this errno, then closed
     bool counted = false;  // holds a place in open_ and conns_of_uid_ (from its admission on)
+    std::atomic<bool> busy{false};  // a thread is serving it (evict_idle_of_uid_locked)
 };
 
 Broker::Broker(fsops::Filesystem& fs, Registry& registry, BrokerHooks hooks, BrokerConfig cfg)
@@ -214,6 +215,29 @@ int Broker::admit_locked(const Peer& peer, bool privileged) const {
     auto it = conns_of_uid_.find(peer.uid);
     if (it != conns_of_uid_.end() && it->second >= limits.max_conns_per_uid) return EUSERS;
     return 0;
+}
+
+bool Broker::evict_idle_of_uid_locked(const Peer& peer, std::int64_t now) {
+    auto held = conns_of_uid_.find(peer.uid);
+    if (held == conns_of_uid_.end() || held->second < cfg_.limits.max_conns_per_uid) return false;
+    // A quarter of the idle timeout: a client between two requests is not idle, one that keeps a
+    // connection for later calls (libbpffs's one-shot calls do) is.
+    const std::int64_t idle_to_evict =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.idle_timeout).count() / 4;
+    auto oldest = conns_.end();
+    for (auto it = conns_.begin(); it != conns_.end(); ++it) {
+        const Conn& c = *it->second;
+        if (c.peer.uid != peer.uid || !c.counted || c.refusal != 0 || c.busy.load()) continue;
+        if (now - c.last_active.load() < idle_to_evict) continue;
+        if (oldest == conns_.end() || c.last_active.load() < oldest->second->last_active.load())
+            oldest = it;
+    }
+    if (oldest == conns_.end()) return false;
+    spdlog::debug("broker: uid {} holds its share; closing its connection idle longest (pid {})",
+                  peer.uid, oldest->second->peer.pid);
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, oldest->second->sock.get(), nullptr);
+    forget_conn_locked(oldest);
+    return true;
 }
 
 // A connection over a limit: its first request is answered with its refusal, so the client can
@@ -478,6 +502,9 @@ int Broker::accept_one() {
     {
         std::lock_guard l(conns_mu_);
         if (refusal == 0) refusal = admit_locked(c->peer, privileged);
+        // Its own kept connections, idle, must not lock a uid out: one gives way.
+        if (refusal == EUSERS && evict_idle_of_uid_locked(c->peer, now_ns()))
+            refusal = admit_locked(c->peer, privileged);
         if (refusal != 0) {
             refused = ++refused_;
             wait_for_request = refusing_ < kMaxRefusing;
@@ -513,6 +540,11 @@ void Broker::serve_conn(std::uint64_t id, std::uint32_t events) {
         c = it->second;
     }
     c->last_active.store(now_ns());
+    c->busy.store(true);
+    struct Idle {
+        Conn& c;
+        ~Idle() { c.busy.store(false); }
+    } idle{*c};
     bool keep =
         (events & (EPOLLIN | EPOLLRDHUP)) ? on_readable(*c) : !(events & (EPOLLHUP | EPOLLERR));
     if (keep) {

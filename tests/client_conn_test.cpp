@@ -975,3 +975,49 @@ TEST_CASE("kept: a worker killed between two one-shot gets: the second connects 
     }));
     CHECK(oneshot_id(m.p("m")) == id);
 }
+
+TEST_CASE(
+    "kept: a uid whose share of connections its own idle kept connections hold still gets in "
+    "(the broker closes the one idle longest)",
+    "[client][kept][kernel][limits]") {
+    Mount m("mode=0755,max_conns_per_uid=4");
+    auto map = must_map();
+    REQUIRE(ename(lib_errno(bpffs_obj_pin(map.get(), m.p("m").c_str()))) == ename(0));
+    REQUIRE(chmod(m.p("m").c_str(), 0666) == 0);
+    bpffs_close_kept_connections();
+    const std::uint32_t id = kernel_id(map.get());
+    const std::string obj = m.p("m");
+    // Four processes of uid 65534 get once and stay, each keeping its connection: the share.
+    int go[2];
+    REQUIRE(pipe2(go, O_CLOEXEC) == 0);
+    UniqueFd go_r(go[0]), go_w(go[1]);
+    std::vector<pid_t> holders;
+    for (int i = 0; i < 4; ++i) {
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            go_w.reset();
+            if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+                setresuid(65534, 65534, 65534) != 0)
+                _exit(10);
+            if (oneshot_id(obj) != id) _exit(11);
+            char c;
+            while (read(go_r.get(), &c, 1) < 0 && errno == EINTR) {}
+            _exit(0);
+        }
+        holders.push_back(pid);
+    }
+    REQUIRE(wait_for([&] { return broker_connections(m) == 4; }));
+    // Within a quarter of the broker's idle timeout (30 s) they count as busy: a fifth is refused.
+    CHECK(ename(run_as(65534, 65534, [&] { return oneshot_errno(obj); })) == ename(EUSERS));
+    // Idle longer than that, the one idle longest gives way.
+    sleep(8);
+    CHECK(ename(run_as(65534, 65534, [&] { return oneshot_errno(obj); })) == ename(0));
+    go_w.reset();  // the holders exit
+    for (pid_t pid : holders) {
+        int status = 0;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}
