@@ -589,66 +589,64 @@ bool Broker::on_readable(Conn& c) {
     // gets them answered one per turn, after the other connections' (the re-armed connection
     // wakes a thread again at once). None once a stop is asked for (a handover leaves it queued
     // for the next worker).
-    for (int round = 0; round < 1 && !stopping_.load(); ++round) {
-        if (closer_.over_share(c.peer.uid)) return false;  // its files do not close: no more
-        std::array<std::uint8_t, protocol::kMaxMessage> buf;
-        Received r = recv_with_fds(fd, buf, protocol::kMaxFds, MSG_DONTWAIT);
-        // Every fd it sent goes to the closer, whatever becomes of the message, and before the
-        // reply (a client that umounts once answered must find the mount unused).
-        struct ToCloser {
-            Closer& closer;
-            uid_t uid;
-            std::vector<UniqueFd>& fds;
-            void now() {
-                for (auto& f : fds) closer.close(std::move(f), uid);
-                fds.clear();
-            }
-            ~ToCloser() { now(); }
-        } to_closer{closer_, c.peer.uid, r.fds};
-        if (r.error == EAGAIN) return true;
-        if (r.error != 0 || r.size == 0) return false;  // error or the peer left
-        if (r.truncated || r.ctruncated) {
-            if (std::uint64_t n = ++bad_messages_; worth_logging(n))
-                spdlog::warn(
-                    "broker: uid {} pid {}: oversized message or too many fds; closing "
-                    "({} malformed messages so far)",
-                    c.peer.uid, c.peer.pid, n);
-            return false;
+    if (stopping_.load()) return true;
+    if (closer_.over_share(c.peer.uid)) return false;  // its files do not close: no more
+    std::array<std::uint8_t, protocol::kMaxMessage> buf;
+    Received r = recv_with_fds(fd, buf, protocol::kMaxFds, MSG_DONTWAIT);
+    // Every fd it sent goes to the closer, whatever becomes of the message, and before the
+    // reply (a client that umounts once answered must find the mount unused).
+    struct ToCloser {
+        Closer& closer;
+        uid_t uid;
+        std::vector<UniqueFd>& fds;
+        void now() {
+            for (auto& f : fds) closer.close(std::move(f), uid);
+            fds.clear();
         }
-        auto req = protocol::decode_request(std::span(buf.data(), r.size));
-        if (!req) {
-            if (std::uint64_t n = ++bad_messages_; worth_logging(n))
-                spdlog::warn(
-                    "broker: uid {} pid {}: malformed request ({}); closing ({} malformed "
-                    "messages so far)",
-                    c.peer.uid, c.peer.pid, strerrorname_np(req.error().value), n);
-            return false;
+        ~ToCloser() { now(); }
+    } to_closer{closer_, c.peer.uid, r.fds};
+    if (r.error == EAGAIN) return true;
+    if (r.error != 0 || r.size == 0) return false;  // error or the peer left
+    if (r.truncated || r.ctruncated) {
+        if (std::uint64_t n = ++bad_messages_; worth_logging(n))
+            spdlog::warn(
+                "broker: uid {} pid {}: oversized message or too many fds; closing "
+                "({} malformed messages so far)",
+                c.peer.uid, c.peer.pid, n);
+        return false;
+    }
+    auto req = protocol::decode_request(std::span(buf.data(), r.size));
+    if (!req) {
+        if (std::uint64_t n = ++bad_messages_; worth_logging(n))
+            spdlog::warn(
+                "broker: uid {} pid {}: malformed request ({}); closing ({} malformed "
+                "messages so far)",
+                c.peer.uid, c.peer.pid, strerrorname_np(req.error().value), n);
+        return false;
+    }
+    if (cfg_.stall_op == req->op) return true;  // a test's worker that dies on this request
+    UniqueFd out_fd;
+    protocol::Reply rep;
+    if (r.fds.size() != protocol::expected_fds(req->op)) {
+        rep = protocol::reply_error(req->op, EINVAL);
+    } else {
+        try {
+            RequestCreds creds(fd, c.peer, r.sender, self_userns_);
+            rep = handle(creds, *req, r.fds, out_fd);
+        } catch (const std::bad_alloc&) {
+            rep = protocol::reply_error(req->op, ENOMEM);
+        } catch (const std::exception& ex) {
+            spdlog::error("broker: {} failed: {}", protocol::op_name(req->op), ex.what());
+            rep = protocol::reply_error(req->op, EIO);
         }
-        if (cfg_.stall_op == req->op) continue;  // a test's worker that dies on this request
-        UniqueFd out_fd;
-        protocol::Reply rep;
-        if (r.fds.size() != protocol::expected_fds(req->op)) {
-            rep = protocol::reply_error(req->op, EINVAL);
-        } else {
-            try {
-                RequestCreds creds(fd, c.peer, r.sender, self_userns_);
-                rep = handle(creds, *req, r.fds, out_fd);
-            } catch (const std::bad_alloc&) {
-                rep = protocol::reply_error(req->op, ENOMEM);
-            } catch (const std::exception& ex) {
-                spdlog::error("broker: {} failed: {}", protocol::op_name(req->op), ex.what());
-                rep = protocol::reply_error(req->op, EIO);
-            }
-        }
-        to_closer.now();
-        auto msg = protocol::encode(rep);
-        std::array<int, 1> one{out_fd.get()};
-        std::span<const int> fds = out_fd ? std::span<const int>(one) : std::span<const int>();
-        if (int e = send_with_fds(fd, msg, fds); e != 0) {
-            spdlog::debug("broker: pid {}: reply not sent ({}); closing", c.peer.pid,
-                          std::strerror(e));
-            return false;
-        }
+    }
+    to_closer.now();
+    auto msg = protocol::encode(rep);
+    std::array<int, 1> one{out_fd.get()};
+    std::span<const int> fds = out_fd ? std::span<const int>(one) : std::span<const int>();
+    if (int e = send_with_fds(fd, msg, fds); e != 0) {
+        spdlog::debug("broker: pid {}: reply not sent ({}); closing", c.peer.pid, std::strerror(e));
+        return false;
     }
     return true;
 }

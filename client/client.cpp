@@ -112,20 +112,29 @@ struct NodeInfo {
     std::uint64_t mnt_id;  // 0 when the kernel gives no unique mount id (before Linux 6.8)
 };
 
-constexpr unsigned kStatxMntIdUnique = 0x4000;  // STATX_MNT_ID_UNIQUE (Linux 6.8)
+// statx of an fd's node from the kernel's cache (AT_STATX_DONT_SYNC: on FUSE, no GETATTR round
+// trip; nothing asked here changes): its type, inode, device and mount ids; an fstat's, without
+// mount ids, where statx is refused (an old seccomp filter). 0 or an errno.
+int statx_node(int fd, struct statx* sx) {
+    constexpr unsigned kMask = STATX_TYPE | STATX_INO | STATX_MNT_ID | kStatxMntIdUnique;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, kMask, sx) == 0) return 0;
+    if (errno != ENOSYS && errno != EPERM) return errno;
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return errno;
+    *sx = {};
+    sx->stx_mask = STATX_TYPE | STATX_INO;
+    sx->stx_mode = static_cast<std::uint16_t>(st.st_mode);
+    sx->stx_ino = st.st_ino;
+    sx->stx_dev_major = major(st.st_dev);
+    sx->stx_dev_minor = minor(st.st_dev);
+    return 0;
+}
 
-// statx without AT_STATX_SYNC: on FUSE, no GETATTR round trip (nothing compared here changes).
 int node_info(int fd, NodeInfo* out) {
     struct statx sx {};
-    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-              STATX_TYPE | STATX_INO | kStatxMntIdUnique, &sx) == 0) {
-        *out = NodeInfo{makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, sx.stx_mode,
-                        (sx.stx_mask & kStatxMntIdUnique) != 0 ? sx.stx_mnt_id : 0};
-        return 0;
-    }
-    struct stat st {};  // statx refused (an old seccomp filter)
-    if (fstat(fd, &st) != 0) return errno;
-    *out = NodeInfo{st.st_dev, st.st_ino, st.st_mode, 0};
+    if (int e = statx_node(fd, &sx); e != 0) return e;
+    *out = NodeInfo{makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, sx.stx_mode,
+                    (sx.stx_mask & kStatxMntIdUnique) != 0 ? sx.stx_mnt_id : 0};
     return 0;
 }
 

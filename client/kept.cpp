@@ -4,7 +4,6 @@
 
 #include "common/caps.hpp"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -12,14 +11,11 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 
 namespace bpffs::client {
 namespace {
-
-constexpr unsigned kStatxMntIdUnique = 0x4000;  // STATX_MNT_ID_UNIQUE (Linux 6.8)
 
 struct Entry {
     MountKey key;
@@ -80,21 +76,6 @@ ThreadCreds ThreadCreds::now() {
     }
     c.known = true;
     return c;
-}
-
-int statx_node(int fd, struct statx* sx) {
-    constexpr unsigned kMask = STATX_TYPE | STATX_INO | STATX_MNT_ID | kStatxMntIdUnique;
-    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, kMask, sx) == 0) return 0;
-    if (errno != ENOSYS && errno != EPERM) return errno;
-    struct stat st {};  // statx refused (an old seccomp filter): no mount id
-    if (fstat(fd, &st) != 0) return errno;
-    *sx = {};
-    sx->stx_mask = STATX_TYPE | STATX_INO;
-    sx->stx_mode = static_cast<std::uint16_t>(st.st_mode);
-    sx->stx_ino = st.st_ino;
-    sx->stx_dev_major = major(st.st_dev);
-    sx->stx_dev_minor = minor(st.st_dev);
-    return 0;
 }
 
 std::optional<MountKey> mount_key(const struct statx& sx, const Trust& trust) {

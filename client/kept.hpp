@@ -57,11 +57,10 @@ struct MountKey {
     bool operator==(const MountKey&) const = default;
 };
 
-// statx of an fd's node from the kernel's cache (AT_STATX_DONT_SYNC: no FUSE round trip): its
-// type, inode, device and mount ids. 0 or an errno.
-int statx_node(int fd, struct statx* sx);
-// The mount a node is on (from statx_node()). nullopt: unknown (no mount id from this kernel),
-// or a socket named by $BPFFS_SOCKET: nothing is kept.
+constexpr unsigned kStatxMntIdUnique = 0x4000;  // STATX_MNT_ID_UNIQUE (Linux 6.8)
+
+// The mount a node is on (from a statx asking STATX_MNT_ID and kStatxMntIdUnique). nullopt:
+// unknown (no mount id from this kernel), or a socket named by $BPFFS_SOCKET: nothing is kept.
 std::optional<MountKey> mount_key(const struct statx& sx, const Trust& trust);
 
 struct Kept {

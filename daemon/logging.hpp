@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Logging set-up, done once in main: spdlog to stderr (plain, without timestamps, when systemd's
 // journal reads it: $JOURNAL_STREAM), or to syslog once the daemon has detached from its
-// terminal (to stderr still where there is no syslog and stderr is a file or the journal), or to a
-// file
-// (--log-file) throughout. libfuse's own messages are routed into the same
-// logger.
+// terminal (to stderr still where there is no syslog and stderr is a file or the journal), or to
+// a file (--log-file) throughout. libfuse's own messages are routed into the same logger.
 #pragma once
 
 #include <string>
